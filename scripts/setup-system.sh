@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages keyward's demo and tests need, only when missing.
+# Usage: scripts/setup-system.sh [base|lab]   (base: swtpm + tpm2-tools; lab: also qemu, OVMF, clang, libbpf)
+set -euo pipefail
+want=(swtpm swtpm-tools tpm2-tools jq openssl)
+if [ "${1:-base}" = lab ]; then
+  want+=(qemu-system-x86 ovmf busybox-static clang llvm libbpf-dev bpftool cpio linux-image-amd64 libelf-dev zlib1g-dev pkg-config)
+fi
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "setup-system: installing ${missing[*]}" >&2
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
