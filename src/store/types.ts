@@ -1,0 +1,231 @@
+// The one repository interface the broker uses. Two implementations (SQLite via
+// better-sqlite3, PostgreSQL via node-postgres), both drizzle-orm, behave identically; the
+// contract tests in test/store run against both. All times are epoch milliseconds.
+
+export interface NonceRow {
+  /** SHA-256 of the nonce, hex: the raw nonce is never stored. */
+  id: string
+  createdAt: number
+  expiresAt: number
+}
+
+export type ConsumeNonceResult = 'ok' | 'unknown' | 'expired' | 'used'
+
+export interface SecretVersionRow {
+  name: string
+  version: number
+  /** AES-256-GCM ciphertext || tag of the value under the data key. */
+  ciphertext: Uint8Array
+  iv: Uint8Array
+  /** The data key wrapped by the KEK provider. */
+  wrappedKey: Uint8Array
+  kekId: string
+  /** A reference instead of a stored value (Vault KV v2), JSON; null for stored values. */
+  source: string | null
+  createdAt: number
+  createdBy: string
+}
+
+export interface SecretSummary {
+  name: string
+  latestVersion: number
+  versions: number
+  deleted: boolean
+  updatedAt: number
+}
+
+export interface PolicyRow {
+  name: string
+  version: number
+  /** The YAML as applied (for review and re-compilation). */
+  source: string
+  sha256: string
+  createdAt: number
+  createdBy: string
+  active: boolean
+}
+
+export interface ReferenceValueRow {
+  id: string
+  /** Reference set name policies refer to, e.g. "snp-measurements". */
+  set: string
+  tee: string
+  /** Lowercase hex or a plain string. */
+  value: string
+  /** Provenance. */
+  source: string
+  createdBy: string
+  createdAt: number
+  expiresAt: number | null
+  revokedAt: number | null
+  revokedBy: string | null
+  note: string | null
+}
+
+export interface SigningKeyRow {
+  kid: string
+  alg: 'ES256'
+  publicJwk: string
+  /** The private JWK sealed by the sealer (JSON of a SealedBlob). */
+  sealedPrivate: string
+  createdAt: number
+  /** Set when a newer key took over; the key stays in the JWKS until retiredAt + max token lifetime. */
+  retiredAt: number | null
+}
+
+export interface AkRow {
+  /** TPM name (nameAlg || H(TPMT_PUBLIC)), hex. */
+  name: string
+  /** TPM2B_PUBLIC (or SPKI DER for pinned keys), base64. */
+  publicArea: string
+  workload: string
+  via: 'credential-activation' | 'pinned'
+  ekFingerprint: string | null
+  createdAt: number
+  revokedAt: number | null
+}
+
+export interface ActivationRow {
+  id: string
+  akName: string
+  /** SHA-256 of the expected credential secret, hex. */
+  secretHash: string
+  workload: string
+  publicArea: string
+  ekFingerprint: string | null
+  expiresAt: number
+  usedAt: number | null
+}
+
+export interface AttestationRow {
+  /** The attestation token's jti. */
+  jti: string
+  jkt: string
+  tee: string
+  policy: string
+  policyVersion: number
+  measurement: string
+  /** Reference value ids the decision relied on, JSON array. */
+  referenceIds: string
+  workload: string
+  issuedAt: number
+  expiresAt: number
+  revokedAt: number | null
+}
+
+export interface WorkloadRow {
+  /** Workload identity: AK name for TPM, measurement for SNP/Nitro, or a configured name. */
+  id: string
+  tee: string
+  lastAttestedAt: number
+  lastDecision: 'allow' | 'deny'
+  /** Actual measured state at the last attestation (JSON). */
+  actual: string
+  /** When actual stopped matching the declared reference, null while in line. */
+  divergedAt: number | null
+}
+
+export interface VaultLeaseRow {
+  accessor: string
+  jti: string
+  jkt: string
+  policy: string
+  referenceIds: string
+  role: string
+  createdAt: number
+  expiresAt: number
+  revokedAt: number | null
+}
+
+export interface AuditInput {
+  type: string
+  /** Who or what the event is about: jkt, workload id, admin, secret name. */
+  subject: string
+  decision: 'allow' | 'deny' | 'info'
+  /** Reasons and non-secret detail, JSON-safe. */
+  detail: Record<string, unknown>
+}
+
+export interface AuditRow extends AuditInput {
+  seq: number
+  at: number
+  prevHash: string
+  hash: string
+}
+
+export interface CredentialRow {
+  /** "admin:<name>" or "rp:<name>" (relying party). */
+  id: string
+  kind: 'admin' | 'relying-party'
+  /** scrypt hash of the credential, encoded "scrypt$N$r$p$salt$hash". */
+  hash: string
+  createdAt: number
+  revokedAt: number | null
+}
+
+/** Storage for everything the broker keeps. Every method is atomic. */
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres'
+  close(): Promise<void>
+
+  // Challenge nonces: consume is exactly-once across every replica sharing the store.
+  insertNonce(row: NonceRow): Promise<void>
+  consumeNonce(id: string, now: number): Promise<ConsumeNonceResult>
+  pruneNonces(before: number): Promise<number>
+
+  // Secrets: versioned; put returns the new version; rm marks every version deleted.
+  putSecretVersion(row: Omit<SecretVersionRow, 'version'>): Promise<number>
+  getSecretVersion(name: string, version?: number): Promise<SecretVersionRow | null>
+  listSecrets(): Promise<SecretSummary[]>
+  deleteSecret(name: string, by: string): Promise<boolean>
+  /** Every live secret version, for KEK rotation. */
+  allSecretVersions(): Promise<SecretVersionRow[]>
+  updateWrappedKey(name: string, version: number, wrappedKey: Uint8Array, kekId: string): Promise<void>
+
+  // Policies: versioned by name; apply makes the new version active.
+  putPolicy(row: Omit<PolicyRow, 'version' | 'active'>): Promise<number>
+  getActivePolicies(): Promise<PolicyRow[]>
+  getPolicy(name: string, version?: number): Promise<PolicyRow | null>
+  deactivatePolicy(name: string): Promise<boolean>
+
+  // Reference values
+  putReferenceValue(row: ReferenceValueRow): Promise<void>
+  listReferenceValues(set?: string): Promise<ReferenceValueRow[]>
+  revokeReferenceValue(id: string, by: string, at: number): Promise<boolean>
+
+  // Token signing keys
+  putSigningKey(row: SigningKeyRow): Promise<void>
+  listSigningKeys(): Promise<SigningKeyRow[]>
+  retireSigningKey(kid: string, at: number): Promise<void>
+
+  // TPM attestation keys and credential activation
+  putAk(row: AkRow): Promise<void>
+  getAk(name: string): Promise<AkRow | null>
+  listAks(): Promise<AkRow[]>
+  revokeAk(name: string, at: number): Promise<boolean>
+  insertActivation(row: ActivationRow): Promise<void>
+  /** Marks the activation used exactly once; returns it, or null when unknown/used/expired. */
+  consumeActivation(id: string, now: number): Promise<ActivationRow | null>
+
+  // Attestations (issued tokens) and workloads
+  insertAttestation(row: AttestationRow): Promise<void>
+  getAttestation(jti: string): Promise<AttestationRow | null>
+  revokeAttestationsByReference(referenceId: string, at: number): Promise<AttestationRow[]>
+  revokeAttestationsByPolicy(policy: string, at: number): Promise<AttestationRow[]>
+  upsertWorkload(row: WorkloadRow): Promise<void>
+  listWorkloads(): Promise<WorkloadRow[]>
+
+  // Vault leases minted for attested workloads
+  insertVaultLease(row: VaultLeaseRow): Promise<void>
+  listLiveVaultLeases(filter: { jkt?: string; referenceId?: string; policy?: string }): Promise<VaultLeaseRow[]>
+  markVaultLeaseRevoked(accessor: string, at: number): Promise<void>
+
+  // Audit: append-only, hash-chained, serialized across replicas.
+  appendAudit(entry: AuditInput, at: number): Promise<AuditRow>
+  listAudit(opts: { afterSeq?: number; limit?: number }): Promise<AuditRow[]>
+
+  // Credentials for the admin API and relying parties
+  putCredential(row: CredentialRow): Promise<void>
+  getCredential(id: string): Promise<CredentialRow | null>
+  listCredentials(): Promise<CredentialRow[]>
+}
