@@ -173,8 +173,10 @@ export interface Store {
   consumeNonce(id: string, now: number): Promise<ConsumeNonceResult>
   pruneNonces(before: number): Promise<number>
 
-  // Secrets: versioned; put returns the new version; rm marks every version deleted.
-  putSecretVersion(row: Omit<SecretVersionRow, 'version'>): Promise<number>
+  // Secrets: versioned; rm marks every version deleted. The caller seals for a version (the AAD
+  // binds it), so put inserts exactly that version and returns false when it exists already
+  // (a concurrent writer won; the caller re-seals for the next version).
+  putSecretVersion(row: SecretVersionRow): Promise<boolean>
   getSecretVersion(name: string, version?: number): Promise<SecretVersionRow | null>
   listSecrets(): Promise<SecretSummary[]>
   deleteSecret(name: string, by: string): Promise<boolean>
