@@ -280,7 +280,7 @@ export interface AkPublic {
 }
 
 /**
- * Reads an attestation key given as PEM SubjectPublicKeyInfo, TPM2B_PUBLIC or TPMT_PUBLIC
+ * Reads an attestation key given as PEM or DER SubjectPublicKeyInfo, TPM2B_PUBLIC or TPMT_PUBLIC
  * (detected). Only the TPM forms carry object attributes and a name; a bare SPKI proves neither.
  */
 export function parseAkPublic(input: Uint8Array): AkPublic {
@@ -293,6 +293,14 @@ export function parseAkPublic(input: Uint8Array): AkPublic {
       return { key }
     } catch (e) {
       throw new EvidenceMalformedError('AK: not a PEM public key', { cause: e })
+    }
+  }
+  // DER SubjectPublicKeyInfo starts with SEQUENCE (0x30); no TPM2B/TPMT_PUBLIC keyward accepts does.
+  if (input[0] === 0x30) {
+    try {
+      return { key: createPublicKey({ key: Buffer.from(input), format: 'der', type: 'spki' }) }
+    } catch (e) {
+      throw new EvidenceMalformedError('AK: not a DER SubjectPublicKeyInfo', { cause: e })
     }
   }
   const p = parseTpmPublic(input)
