@@ -1,0 +1,116 @@
+// The CEL environment every condition is type-checked and evaluated in (docs/policy.md
+// §Variables). One environment, built once: declared variables only (an undeclared name is a
+// type error at apply time), homogeneous literals, structural limits on the AST.
+import { Environment } from '@marcbachmann/cel-js'
+import type { JsonObject, JsonValue, Tee } from '../verifiers/types.js'
+import { toHex } from '../util/bytes.js'
+
+/** The claims a policy sees: VerifiedClaims without binding bytes, nonce or public key. */
+export interface PolicyClaims {
+  tee: Tee
+  measurement: string
+  debug: boolean
+  issuedAt: string | null
+  details: JsonObject
+}
+
+/** What the broker established about the host's exec-allowlist (docs/allowlist-state.md). */
+export interface AllowlistFacts {
+  /** False when the workload presented no allowlist state. */
+  present: boolean
+  mode: 'enforce' | 'audit' | 'none'
+  /** Lowercase hex of the allowlist digest, "" when absent. */
+  allowlistDigest: string
+  /** Denials since load; -1 when absent, so `denials == 0` fails closed. */
+  denials: bigint
+  /** Lowercase hex of the 8-byte BPF program tag, "" when absent. */
+  progTag: string
+  /** Nanoseconds since boot at program load; -1 when absent. */
+  loadTime: bigint
+  /** True when the log replayed to the quoted PCR (TPM); false for binding-only (SNP, Nitro). */
+  replayed: boolean
+  /** Lowercase hex SHA-256 of the current state record, "" when absent. */
+  stateDigest: string
+}
+
+export const ABSENT_ALLOWLIST: Readonly<AllowlistFacts> = Object.freeze({
+  present: false,
+  mode: 'none',
+  allowlistDigest: '',
+  denials: -1n,
+  progTag: '',
+  loadTime: -1n,
+  replayed: false,
+  stateDigest: '',
+})
+
+export const CEL_LIMITS = { maxAstNodes: 2000, maxDepth: 64, maxListElements: 256, maxMapEntries: 256, maxCallArguments: 8 }
+
+function buildEnvironment(): Environment {
+  return new Environment({ unlistedVariablesAreDyn: false, homogeneousAggregateLiterals: true, limits: CEL_LIMITS })
+    .registerVariable({
+      name: 'claims',
+      schema: { tee: 'string', measurement: 'string', debug: 'bool', issuedAt: 'dyn', details: 'dyn' },
+    })
+    .registerVariable('refs', 'map<string, list<string>>')
+    .registerVariable({
+      name: 'allowlist',
+      schema: {
+        present: 'bool',
+        mode: 'string',
+        allowlistDigest: 'string',
+        denials: 'int',
+        progTag: 'string',
+        loadTime: 'int',
+        replayed: 'bool',
+        stateDigest: 'string',
+      },
+    })
+    .registerVariable('now', 'google.protobuf.Timestamp')
+}
+
+let env: Environment | undefined
+/** The shared environment (lazily built: construction is the expensive part). */
+export function policyEnvironment(): Environment {
+  env ??= buildEnvironment()
+  return env
+}
+
+/**
+ * JSON values become CEL values with null-prototype maps (no inherited keys such as
+ * `constructor` are reachable from an expression); integral numbers stay JS numbers, which
+ * cel-js compares with CEL ints through dyn.
+ */
+export function jsonToCel(v: JsonValue): unknown {
+  if (Array.isArray(v)) return v.map(jsonToCel)
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>
+    for (const [k, x] of Object.entries(v)) out[k] = jsonToCel(x)
+    return out
+  }
+  return v
+}
+
+/** CEL results to JSON-safe values for decisions and the audit log. */
+export function celToJson(v: unknown, depth = 0): JsonValue {
+  if (depth > 16) return '…'
+  if (v === null || v === undefined) return null
+  if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString()
+  if (typeof v === 'number') return Number.isFinite(v) ? v : String(v)
+  if (typeof v === 'string' || typeof v === 'boolean') return v
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? String(v) : v.toISOString()
+  if (v instanceof Uint8Array) return toHex(v)
+  if (Array.isArray(v)) return v.slice(0, 64).map((x) => celToJson(x, depth + 1))
+  if (v instanceof Map) {
+    const o: JsonObject = {}
+    for (const [k, x] of v) o[String(k)] = celToJson(x, depth + 1)
+    return o
+  }
+  if (typeof v === 'object') {
+    const o: JsonObject = {}
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) o[k] = celToJson(x, depth + 1)
+    return o
+  }
+  // CEL type values, optionals: their string form is what a reader needs.
+  return String(v)
+}
