@@ -1,0 +1,279 @@
+// Store on PostgreSQL (node-postgres Pool + drizzle-orm). Several `keyward serve` processes share
+// one database and act as one broker, so every exactly-once or ordered operation is decided by
+// the database, never by process memory:
+// - consumeNonce / consumeActivation: one conditional UPDATE ... WHERE used_at IS NULL RETURNING;
+// - putSecretVersion: INSERT ... ON CONFLICT DO NOTHING on the (name, version) primary key;
+// - putPolicy: transaction + per-name advisory lock + partial unique index, retried on conflict;
+// - appendAudit: transaction holding pg_advisory_xact_lock(AUDIT) while it reads the head.
+import pg from 'pg'
+import { and, asc, desc, eq, gt, inArray, isNull, like, lt, max, sql, type SQL } from 'drizzle-orm'
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
+import { migrate } from 'drizzle-orm/node-postgres/migrator'
+import { KeywardError } from '../errors.js'
+import { buildAuditRow, canonicalJson } from '../audit/chain.js'
+import {
+  MAX_TX_ATTEMPTS, backoff, clampLimit, isRetryable, migrationsFolder, parseIdList, summarizeSecrets,
+  toAuditRow, toBuffer, toReferenceRow, toSecretRow, toStoreError,
+} from './common.js'
+import { pgSchema as t } from './schema.js'
+import type { AttestationRow, Store } from './types.js'
+
+// Advisory lock keys (two-int form: class, object). Class 0x6b77 ("kw") is keyward's.
+const LOCK_CLASS = 0x6b77
+const LOCK_MIGRATE = 1
+const LOCK_AUDIT = 2
+const LOCK_POLICY_CLASS = 0x6b78
+
+type Db = NodePgDatabase
+
+/** Connects a pool to `url` and applies the migrations (serialized across processes). */
+export async function openPostgresStore(url: string): Promise<Store> {
+  const pool = new pg.Pool({ connectionString: url, max: 10 })
+  // An idle client losing its connection must not crash the process; the next query reports it.
+  pool.on('error', () => {})
+  try {
+    const client = await pool.connect()
+    try {
+      await client.query('SELECT pg_advisory_lock($1, $2)', [LOCK_CLASS, LOCK_MIGRATE])
+      try {
+        await migrate(drizzle({ client }), { migrationsFolder: migrationsFolder('postgres') })
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_CLASS, LOCK_MIGRATE])
+      }
+    } finally {
+      client.release()
+    }
+  } catch (e) {
+    await pool.end().catch(() => {})
+    throw toStoreError(e, 'migrate')
+  }
+  return createPostgresStore(pool, drizzle({ client: pool }))
+}
+
+function createPostgresStore(pool: pg.Pool, db: Db): Store {
+  let closed = false
+  const run = async <T>(op: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn()
+    } catch (e) {
+      throw toStoreError(e, op)
+    }
+  }
+  /** A transaction retried on unique races, serialization failures and deadlocks. */
+  const tx = async <T>(op: string, fn: (tx: Db) => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await db.transaction((t2) => fn(t2 as unknown as Db))
+      } catch (e) {
+        if (e instanceof KeywardError || attempt >= MAX_TX_ATTEMPTS || !isRetryable(e)) throw toStoreError(e, op)
+        await backoff(attempt)
+      }
+    }
+  }
+
+  const revokeAttestations = (op: string, at: number, where: SQL, keep: (r: AttestationRow) => boolean) =>
+    tx(op, async (q) => {
+      // FOR UPDATE: a concurrent revocation waits, then sees revoked_at set and skips the row.
+      const candidates = await q.select().from(t.attestations)
+        .where(and(isNull(t.attestations.revokedAt), where)).for('update')
+      const hit = candidates.filter(keep)
+      if (hit.length === 0) return []
+      await q.update(t.attestations).set({ revokedAt: at })
+        .where(inArray(t.attestations.jti, hit.map((r) => r.jti)))
+      return hit.map((r) => ({ ...r, revokedAt: at }))
+    })
+
+  return {
+    kind: 'postgres',
+    async close() {
+      if (closed) return
+      closed = true
+      await pool.end()
+    },
+
+    // --- nonces ---
+    insertNonce: (row) => run('insertNonce', async () => {
+      await db.insert(t.nonces).values({ ...row, usedAt: null })
+    }),
+    consumeNonce: (id, now) => run('consumeNonce', async () => {
+      // The conditional UPDATE is the decision: of any number of concurrent callers on any
+      // number of replicas, exactly one gets the row back. The read only explains refusals.
+      const won = await db.update(t.nonces).set({ usedAt: now })
+        .where(and(eq(t.nonces.id, id), isNull(t.nonces.usedAt), gt(t.nonces.expiresAt, now)))
+        .returning({ id: t.nonces.id })
+      if (won.length === 1) return 'ok' as const
+      const [row] = await db.select().from(t.nonces).where(eq(t.nonces.id, id))
+      if (row === undefined) return 'unknown' as const
+      return row.usedAt !== null ? ('used' as const) : ('expired' as const)
+    }),
+    pruneNonces: (before) => run('pruneNonces', async () =>
+      (await db.delete(t.nonces).where(lt(t.nonces.expiresAt, before))).rowCount ?? 0),
+
+    // --- secrets ---
+    putSecretVersion: (row) => run('putSecretVersion', async () => {
+      const r = await db.insert(t.secretVersions).values({
+        ...row,
+        ciphertext: toBuffer(row.ciphertext),
+        iv: toBuffer(row.iv),
+        wrappedKey: toBuffer(row.wrappedKey),
+      }).onConflictDoNothing()
+      return r.rowCount === 1
+    }),
+    getSecretVersion: (name, version) => run('getSecretVersion', async () => {
+      const live = and(eq(t.secretVersions.name, name), isNull(t.secretVersions.deletedAt))
+      const [r] = version === undefined
+        ? await db.select().from(t.secretVersions).where(live).orderBy(desc(t.secretVersions.version)).limit(1)
+        : await db.select().from(t.secretVersions).where(and(live, eq(t.secretVersions.version, version)))
+      return r === undefined ? null : toSecretRow(r)
+    }),
+    listSecrets: () => run('listSecrets', async () =>
+      summarizeSecrets(await db.select({
+        name: t.secretVersions.name,
+        version: t.secretVersions.version,
+        createdAt: t.secretVersions.createdAt,
+        deletedAt: t.secretVersions.deletedAt,
+      }).from(t.secretVersions))),
+    deleteSecret: (name, by) => run('deleteSecret', async () => {
+      const r = await db.update(t.secretVersions).set({ deletedAt: Date.now(), deletedBy: by })
+        .where(and(eq(t.secretVersions.name, name), isNull(t.secretVersions.deletedAt)))
+      return (r.rowCount ?? 0) > 0
+    }),
+    allSecretVersions: () => run('allSecretVersions', async () =>
+      (await db.select().from(t.secretVersions).where(isNull(t.secretVersions.deletedAt))
+        .orderBy(asc(t.secretVersions.name), asc(t.secretVersions.version))).map(toSecretRow)),
+    updateWrappedKey: (name, version, wrappedKey, kekId) => run('updateWrappedKey', async () => {
+      const r = await db.update(t.secretVersions).set({ wrappedKey: toBuffer(wrappedKey), kekId })
+        .where(and(eq(t.secretVersions.name, name), eq(t.secretVersions.version, version)))
+      if ((r.rowCount ?? 0) === 0) throw new KeywardError('ERR_NOT_FOUND', 'secret version not found')
+    }),
+
+    // --- policies ---
+    putPolicy: (row) => tx('putPolicy', async (q) => {
+      await q.execute(sql`SELECT pg_advisory_xact_lock(${LOCK_POLICY_CLASS}, hashtext(${row.name}))`)
+      const [cur] = await q.select({ v: max(t.policies.version) }).from(t.policies).where(eq(t.policies.name, row.name))
+      const version = (cur?.v ?? 0) + 1
+      await q.update(t.policies).set({ active: false })
+        .where(and(eq(t.policies.name, row.name), eq(t.policies.active, true)))
+      await q.insert(t.policies).values({ ...row, version, active: true })
+      return version
+    }),
+    getActivePolicies: () => run('getActivePolicies', () =>
+      db.select().from(t.policies).where(eq(t.policies.active, true)).orderBy(asc(t.policies.name))),
+    getPolicy: (name, version) => run('getPolicy', async () => {
+      const [r] = version === undefined
+        ? await db.select().from(t.policies).where(eq(t.policies.name, name)).orderBy(desc(t.policies.version)).limit(1)
+        : await db.select().from(t.policies).where(and(eq(t.policies.name, name), eq(t.policies.version, version)))
+      return r ?? null
+    }),
+    deactivatePolicy: (name) => run('deactivatePolicy', async () =>
+      ((await db.update(t.policies).set({ active: false })
+        .where(and(eq(t.policies.name, name), eq(t.policies.active, true)))).rowCount ?? 0) > 0),
+
+    // --- reference values ---
+    putReferenceValue: (row) => run('putReferenceValue', async () => {
+      await db.insert(t.referenceValues).values(row)
+    }),
+    listReferenceValues: (set) => run('listReferenceValues', async () =>
+      (await (set === undefined
+        ? db.select().from(t.referenceValues)
+        : db.select().from(t.referenceValues).where(eq(t.referenceValues.set, set)))
+        .orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id))).map(toReferenceRow)),
+    revokeReferenceValue: (id, by, at) => run('revokeReferenceValue', async () =>
+      ((await db.update(t.referenceValues).set({ revokedAt: at, revokedBy: by })
+        .where(and(eq(t.referenceValues.id, id), isNull(t.referenceValues.revokedAt)))).rowCount ?? 0) > 0),
+
+    // --- signing keys ---
+    putSigningKey: (row) => run('putSigningKey', async () => {
+      await db.insert(t.signingKeys).values(row)
+    }),
+    listSigningKeys: () => run('listSigningKeys', () =>
+      db.select().from(t.signingKeys).orderBy(asc(t.signingKeys.createdAt), asc(t.signingKeys.kid))),
+    retireSigningKey: (kid, at) => run('retireSigningKey', async () => {
+      const [found] = await db.select({ kid: t.signingKeys.kid }).from(t.signingKeys).where(eq(t.signingKeys.kid, kid))
+      if (found === undefined) throw new KeywardError('ERR_NOT_FOUND', 'signing key not found')
+      await db.update(t.signingKeys).set({ retiredAt: at })
+        .where(and(eq(t.signingKeys.kid, kid), isNull(t.signingKeys.retiredAt)))
+    }),
+
+    // --- AKs and activation ---
+    putAk: (row) => run('putAk', async () => {
+      await db.insert(t.aks).values(row)
+    }),
+    getAk: (name) => run('getAk', async () => (await db.select().from(t.aks).where(eq(t.aks.name, name)))[0] ?? null),
+    listAks: () => run('listAks', () => db.select().from(t.aks).orderBy(asc(t.aks.createdAt), asc(t.aks.name))),
+    revokeAk: (name, at) => run('revokeAk', async () =>
+      ((await db.update(t.aks).set({ revokedAt: at })
+        .where(and(eq(t.aks.name, name), isNull(t.aks.revokedAt)))).rowCount ?? 0) > 0),
+    insertActivation: (row) => run('insertActivation', async () => {
+      await db.insert(t.activations).values(row)
+    }),
+    consumeActivation: (id, now) => run('consumeActivation', async () => {
+      const won = await db.update(t.activations).set({ usedAt: now })
+        .where(and(eq(t.activations.id, id), isNull(t.activations.usedAt), gt(t.activations.expiresAt, now)))
+        .returning()
+      return won[0] ?? null
+    }),
+
+    // --- attestations and workloads ---
+    insertAttestation: (row) => run('insertAttestation', async () => {
+      await db.insert(t.attestations).values(row)
+    }),
+    getAttestation: (jti) => run('getAttestation', async () =>
+      (await db.select().from(t.attestations).where(eq(t.attestations.jti, jti)))[0] ?? null),
+    // LIKE only narrows the candidates; the JSON list decides (ids may contain % or _).
+    revokeAttestationsByReference: (referenceId, at) =>
+      revokeAttestations('revokeAttestationsByReference', at,
+        like(t.attestations.referenceIds, `%${JSON.stringify(referenceId).slice(1, -1)}%`),
+        (r) => parseIdList(r.referenceIds).includes(referenceId)),
+    revokeAttestationsByPolicy: (policy, at) =>
+      revokeAttestations('revokeAttestationsByPolicy', at, eq(t.attestations.policy, policy), () => true),
+    upsertWorkload: (row) => run('upsertWorkload', async () => {
+      const { id: _id, ...rest } = row
+      await db.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest })
+    }),
+    listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id))),
+
+    // --- Vault leases ---
+    insertVaultLease: (row) => run('insertVaultLease', async () => {
+      await db.insert(t.vaultLeases).values(row)
+    }),
+    listLiveVaultLeases: (filter) => run('listLiveVaultLeases', async () => {
+      const conds = [isNull(t.vaultLeases.revokedAt)]
+      if (filter.jkt !== undefined) conds.push(eq(t.vaultLeases.jkt, filter.jkt))
+      if (filter.policy !== undefined) conds.push(eq(t.vaultLeases.policy, filter.policy))
+      const rows = await db.select().from(t.vaultLeases).where(and(...conds))
+        .orderBy(asc(t.vaultLeases.createdAt), asc(t.vaultLeases.accessor))
+      const ref = filter.referenceId
+      return ref === undefined ? rows : rows.filter((r) => parseIdList(r.referenceIds).includes(ref))
+    }),
+    markVaultLeaseRevoked: (accessor, at) => run('markVaultLeaseRevoked', async () => {
+      const [found] = await db.select({ a: t.vaultLeases.accessor }).from(t.vaultLeases)
+        .where(eq(t.vaultLeases.accessor, accessor))
+      if (found === undefined) throw new KeywardError('ERR_NOT_FOUND', 'vault lease not found')
+      await db.update(t.vaultLeases).set({ revokedAt: at })
+        .where(and(eq(t.vaultLeases.accessor, accessor), isNull(t.vaultLeases.revokedAt)))
+    }),
+
+    // --- audit: the advisory lock serializes head read + append across every replica ---
+    appendAudit: (entry, at) => tx('appendAudit', async (q) => {
+      await q.execute(sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${LOCK_AUDIT})`)
+      const [head] = await q.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
+        .orderBy(desc(t.auditLog.seq)).limit(1)
+      const row = buildAuditRow(head ?? null, entry, at)
+      await q.insert(t.auditLog).values({ ...row, detail: canonicalJson(row.detail) })
+      return row
+    }),
+    listAudit: (opts) => run('listAudit', async () =>
+      (await db.select().from(t.auditLog).where(gt(t.auditLog.seq, opts.afterSeq ?? 0))
+        .orderBy(asc(t.auditLog.seq)).limit(clampLimit(opts.limit))).map(toAuditRow)),
+
+    // --- credentials (put replaces: credential rotation) ---
+    putCredential: (row) => run('putCredential', async () => {
+      const { id: _id, ...rest } = row
+      await db.insert(t.credentials).values(row).onConflictDoUpdate({ target: t.credentials.id, set: rest })
+    }),
+    getCredential: (id) => run('getCredential', async () =>
+      (await db.select().from(t.credentials).where(eq(t.credentials.id, id)))[0] ?? null),
+    listCredentials: () => run('listCredentials', () => db.select().from(t.credentials).orderBy(asc(t.credentials.id))),
+  }
+}

@@ -1,0 +1,274 @@
+// Store on embedded SQLite (better-sqlite3 + drizzle-orm), the default backend.
+// One file <dataDir>/keyward.db in WAL mode. better-sqlite3 is synchronous, so within a process
+// every method is atomic by construction; across processes sharing the file (serve --workers),
+// read-modify-write methods run in BEGIN IMMEDIATE transactions (the write lock is taken up
+// front) and busy_timeout makes the others wait instead of failing.
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { and, asc, desc, eq, gt, inArray, isNull, like, max, sql, type SQL } from 'drizzle-orm'
+import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
+import { KeywardError } from '../errors.js'
+import { buildAuditRow, canonicalJson } from '../audit/chain.js'
+import {
+  parseIdList, summarizeSecrets, toAuditRow, toBuffer, toReferenceRow, toSecretRow, toStoreError,
+  migrationsFolder, clampLimit,
+} from './common.js'
+import { sqliteSchema as t } from './schema.js'
+import type { AttestationRow, Store } from './types.js'
+
+const BUSY_TIMEOUT_MS = 10_000
+
+function openDatabase(file: string): Database.Database {
+  const db = new Database(file)
+  db.pragma('journal_mode = WAL')
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
+  db.pragma('foreign_keys = ON')
+  db.pragma('synchronous = NORMAL') // WAL + NORMAL: durable across process crashes, fsync at checkpoints
+  return db
+}
+
+function runMigrations(db: BetterSQLite3Database): void {
+  // Two processes starting on a fresh file can race the migrator (it reads the applied list
+  // before BEGIN); the loser fails on "already exists" and, re-run, finds everything applied.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      migrate(db, { migrationsFolder: migrationsFolder('sqlite') })
+      return
+    } catch (e) {
+      if (attempt >= 3) throw toStoreError(e, 'migrate')
+    }
+  }
+}
+
+/** Opens (creating and migrating if needed) <dataDir>/keyward.db. */
+export async function openSqliteStore(dataDir: string): Promise<Store> {
+  let sqlite: Database.Database
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+    sqlite = openDatabase(join(dataDir, 'keyward.db'))
+  } catch (e) {
+    throw toStoreError(e, 'open')
+  }
+  const db = drizzle({ client: sqlite })
+  try {
+    runMigrations(db)
+  } catch (e) {
+    sqlite.close()
+    throw e
+  }
+  return createSqliteStore(sqlite, db)
+}
+
+function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database): Store {
+  /** Runs fn, mapping driver errors; sync work wrapped as a promise for the async contract. */
+  const run = async <T>(op: string, fn: () => T): Promise<T> => {
+    try {
+      return fn()
+    } catch (e) {
+      throw toStoreError(e, op)
+    }
+  }
+  const immediate = <T>(op: string, fn: (tx: BetterSQLite3Database) => T): Promise<T> =>
+    run(op, () => db.transaction<T>((tx) => fn(tx as unknown as BetterSQLite3Database), { behavior: 'immediate' }))
+
+  const revokeAttestations = (op: string, at: number, where: SQL, keep: (r: AttestationRow) => boolean) =>
+    immediate(op, (tx) => {
+      const candidates = tx.select().from(t.attestations).where(and(isNull(t.attestations.revokedAt), where)).all()
+      const hit = candidates.filter(keep)
+      if (hit.length === 0) return []
+      tx.update(t.attestations)
+        .set({ revokedAt: at })
+        .where(inArray(t.attestations.jti, hit.map((r) => r.jti)))
+        .run()
+      return hit.map((r) => ({ ...r, revokedAt: at }))
+    })
+
+  return {
+    kind: 'sqlite',
+    async close() {
+      if (sqlite.open) sqlite.close()
+    },
+
+    // --- nonces ---
+    insertNonce: (row) => run('insertNonce', () => {
+      db.insert(t.nonces).values({ ...row, usedAt: null }).run()
+    }),
+    consumeNonce: (id, now) => run('consumeNonce', () => {
+      // One conditional UPDATE decides; the follow-up read only explains a refusal.
+      const won = db.update(t.nonces).set({ usedAt: now })
+        .where(and(eq(t.nonces.id, id), isNull(t.nonces.usedAt), gt(t.nonces.expiresAt, now)))
+        .returning({ id: t.nonces.id }).all()
+      if (won.length === 1) return 'ok' as const
+      const row = db.select().from(t.nonces).where(eq(t.nonces.id, id)).get()
+      if (row === undefined) return 'unknown' as const
+      return row.usedAt !== null ? ('used' as const) : ('expired' as const)
+    }),
+    pruneNonces: (before) => run('pruneNonces', () =>
+      db.delete(t.nonces).where(sql`${t.nonces.expiresAt} < ${before}`).run().changes),
+
+    // --- secrets ---
+    // The caller sealed for row.version (the AAD binds it): insert exactly that version, or
+    // report that a concurrent writer took it (primary key), never overwrite.
+    putSecretVersion: (row) => run('putSecretVersion', () =>
+      db.insert(t.secretVersions).values({
+        ...row,
+        ciphertext: toBuffer(row.ciphertext),
+        iv: toBuffer(row.iv),
+        wrappedKey: toBuffer(row.wrappedKey),
+      }).onConflictDoNothing().run().changes === 1),
+    getSecretVersion: (name, version) => run('getSecretVersion', () => {
+      const live = and(eq(t.secretVersions.name, name), isNull(t.secretVersions.deletedAt))
+      const r = version === undefined
+        ? db.select().from(t.secretVersions).where(live).orderBy(desc(t.secretVersions.version)).limit(1).get()
+        : db.select().from(t.secretVersions).where(and(live, eq(t.secretVersions.version, version))).get()
+      return r === undefined ? null : toSecretRow(r)
+    }),
+    listSecrets: () => run('listSecrets', () =>
+      summarizeSecrets(db.select({
+        name: t.secretVersions.name,
+        version: t.secretVersions.version,
+        createdAt: t.secretVersions.createdAt,
+        deletedAt: t.secretVersions.deletedAt,
+      }).from(t.secretVersions).all())),
+    deleteSecret: (name, by) => immediate('deleteSecret', (tx) => {
+      const now = Date.now()
+      return tx.update(t.secretVersions).set({ deletedAt: now, deletedBy: by })
+        .where(and(eq(t.secretVersions.name, name), isNull(t.secretVersions.deletedAt))).run().changes > 0
+    }),
+    allSecretVersions: () => run('allSecretVersions', () =>
+      db.select().from(t.secretVersions).where(isNull(t.secretVersions.deletedAt))
+        .orderBy(asc(t.secretVersions.name), asc(t.secretVersions.version)).all().map(toSecretRow)),
+    updateWrappedKey: (name, version, wrappedKey, kekId) => run('updateWrappedKey', () => {
+      const n = db.update(t.secretVersions).set({ wrappedKey: toBuffer(wrappedKey), kekId })
+        .where(and(eq(t.secretVersions.name, name), eq(t.secretVersions.version, version))).run().changes
+      if (n === 0) throw new KeywardError('ERR_NOT_FOUND', 'secret version not found')
+    }),
+
+    // --- policies ---
+    putPolicy: (row) => immediate('putPolicy', (tx) => {
+      const cur = tx.select({ v: max(t.policies.version) }).from(t.policies).where(eq(t.policies.name, row.name)).get()
+      const version = (cur?.v ?? 0) + 1
+      tx.update(t.policies).set({ active: false }).where(eq(t.policies.name, row.name)).run()
+      tx.insert(t.policies).values({ ...row, version, active: true }).run()
+      return version
+    }),
+    getActivePolicies: () => run('getActivePolicies', () =>
+      db.select().from(t.policies).where(eq(t.policies.active, true)).orderBy(asc(t.policies.name)).all()),
+    getPolicy: (name, version) => run('getPolicy', () => {
+      const r = version === undefined
+        ? db.select().from(t.policies).where(eq(t.policies.name, name)).orderBy(desc(t.policies.version)).limit(1).get()
+        : db.select().from(t.policies).where(and(eq(t.policies.name, name), eq(t.policies.version, version))).get()
+      return r ?? null
+    }),
+    deactivatePolicy: (name) => run('deactivatePolicy', () =>
+      db.update(t.policies).set({ active: false })
+        .where(and(eq(t.policies.name, name), eq(t.policies.active, true))).run().changes > 0),
+
+    // --- reference values ---
+    putReferenceValue: (row) => run('putReferenceValue', () => {
+      db.insert(t.referenceValues).values(row).run()
+    }),
+    listReferenceValues: (set) => run('listReferenceValues', () =>
+      (set === undefined
+        ? db.select().from(t.referenceValues)
+        : db.select().from(t.referenceValues).where(eq(t.referenceValues.set, set)))
+        .orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).all().map(toReferenceRow)),
+    revokeReferenceValue: (id, by, at) => run('revokeReferenceValue', () =>
+      db.update(t.referenceValues).set({ revokedAt: at, revokedBy: by })
+        .where(and(eq(t.referenceValues.id, id), isNull(t.referenceValues.revokedAt))).run().changes > 0),
+
+    // --- signing keys ---
+    putSigningKey: (row) => run('putSigningKey', () => {
+      db.insert(t.signingKeys).values(row).run()
+    }),
+    listSigningKeys: () => run('listSigningKeys', () =>
+      db.select().from(t.signingKeys).orderBy(asc(t.signingKeys.createdAt), asc(t.signingKeys.kid)).all()),
+    retireSigningKey: (kid, at) => run('retireSigningKey', () => {
+      const found = db.select({ kid: t.signingKeys.kid }).from(t.signingKeys).where(eq(t.signingKeys.kid, kid)).get()
+      if (found === undefined) throw new KeywardError('ERR_NOT_FOUND', 'signing key not found')
+      db.update(t.signingKeys).set({ retiredAt: at })
+        .where(and(eq(t.signingKeys.kid, kid), isNull(t.signingKeys.retiredAt))).run()
+    }),
+
+    // --- AKs and activation ---
+    putAk: (row) => run('putAk', () => {
+      db.insert(t.aks).values(row).run()
+    }),
+    getAk: (name) => run('getAk', () => db.select().from(t.aks).where(eq(t.aks.name, name)).get() ?? null),
+    listAks: () => run('listAks', () => db.select().from(t.aks).orderBy(asc(t.aks.createdAt), asc(t.aks.name)).all()),
+    revokeAk: (name, at) => run('revokeAk', () =>
+      db.update(t.aks).set({ revokedAt: at }).where(and(eq(t.aks.name, name), isNull(t.aks.revokedAt))).run().changes > 0),
+    insertActivation: (row) => run('insertActivation', () => {
+      db.insert(t.activations).values(row).run()
+    }),
+    consumeActivation: (id, now) => run('consumeActivation', () => {
+      const won = db.update(t.activations).set({ usedAt: now })
+        .where(and(eq(t.activations.id, id), isNull(t.activations.usedAt), gt(t.activations.expiresAt, now)))
+        .returning().all()
+      return won[0] ?? null
+    }),
+
+    // --- attestations and workloads ---
+    insertAttestation: (row) => run('insertAttestation', () => {
+      db.insert(t.attestations).values(row).run()
+    }),
+    getAttestation: (jti) => run('getAttestation', () =>
+      db.select().from(t.attestations).where(eq(t.attestations.jti, jti)).get() ?? null),
+    // LIKE only narrows the candidates; the JSON list decides (ids may contain % or _).
+    revokeAttestationsByReference: (referenceId, at) =>
+      revokeAttestations('revokeAttestationsByReference', at,
+        like(t.attestations.referenceIds, `%${JSON.stringify(referenceId).slice(1, -1)}%`),
+        (r) => parseIdList(r.referenceIds).includes(referenceId)),
+    revokeAttestationsByPolicy: (policy, at) =>
+      revokeAttestations('revokeAttestationsByPolicy', at, eq(t.attestations.policy, policy), () => true),
+    upsertWorkload: (row) => run('upsertWorkload', () => {
+      const { id: _id, ...rest } = row
+      db.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest }).run()
+    }),
+    listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id)).all()),
+
+    // --- Vault leases ---
+    insertVaultLease: (row) => run('insertVaultLease', () => {
+      db.insert(t.vaultLeases).values(row).run()
+    }),
+    listLiveVaultLeases: (filter) => run('listLiveVaultLeases', () => {
+      const conds = [isNull(t.vaultLeases.revokedAt)]
+      if (filter.jkt !== undefined) conds.push(eq(t.vaultLeases.jkt, filter.jkt))
+      if (filter.policy !== undefined) conds.push(eq(t.vaultLeases.policy, filter.policy))
+      const rows = db.select().from(t.vaultLeases).where(and(...conds))
+        .orderBy(asc(t.vaultLeases.createdAt), asc(t.vaultLeases.accessor)).all()
+      const ref = filter.referenceId
+      return ref === undefined ? rows : rows.filter((r) => parseIdList(r.referenceIds).includes(ref))
+    }),
+    markVaultLeaseRevoked: (accessor, at) => run('markVaultLeaseRevoked', () => {
+      const found = db.select({ a: t.vaultLeases.accessor }).from(t.vaultLeases).where(eq(t.vaultLeases.accessor, accessor)).get()
+      if (found === undefined) throw new KeywardError('ERR_NOT_FOUND', 'vault lease not found')
+      db.update(t.vaultLeases).set({ revokedAt: at })
+        .where(and(eq(t.vaultLeases.accessor, accessor), isNull(t.vaultLeases.revokedAt))).run()
+    }),
+
+    // --- audit: BEGIN IMMEDIATE serializes the read of the head and the append ---
+    appendAudit: (entry, at) => immediate('appendAudit', (tx) => {
+      const head = tx.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
+        .orderBy(desc(t.auditLog.seq)).limit(1).get()
+      const row = buildAuditRow(head ?? null, entry, at)
+      tx.insert(t.auditLog).values({ ...row, detail: canonicalJson(row.detail) }).run()
+      return row
+    }),
+    listAudit: (opts) => run('listAudit', () =>
+      db.select().from(t.auditLog).where(gt(t.auditLog.seq, opts.afterSeq ?? 0))
+        .orderBy(asc(t.auditLog.seq)).limit(clampLimit(opts.limit)).all().map(toAuditRow)),
+
+    // --- credentials (put replaces: credential rotation) ---
+    putCredential: (row) => run('putCredential', () => {
+      const { id: _id, ...rest } = row
+      db.insert(t.credentials).values(row).onConflictDoUpdate({ target: t.credentials.id, set: rest }).run()
+    }),
+    getCredential: (id) => run('getCredential', () =>
+      db.select().from(t.credentials).where(eq(t.credentials.id, id)).get() ?? null),
+    listCredentials: () => run('listCredentials', () =>
+      db.select().from(t.credentials).orderBy(asc(t.credentials.id)).all()),
+  }
+}
