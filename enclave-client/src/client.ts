@@ -1,0 +1,315 @@
+// The workload's client: challenge → evidence committing to the binding digest → attest →
+// DPoP-authenticated release of secrets, Vault tokens and tool credentials, each a JWE to the
+// session key (docs/protocol.md). Renewal re-attests before the token expires.
+import { z } from 'zod'
+import { bindingDigest, ZERO_STATE } from '../../src/broker/binding.js'
+import { fromB64url } from '../../src/util/bytes.js'
+import type { Tee } from '../../src/verifiers/types.js'
+import type { Collector } from './collectors/types.js'
+import type { TpmCollector } from './collectors/tpm.js'
+import { ClientClosedError, ClientConfigError, ProtocolError, isKeywardError } from './errors.js'
+import { createHttpClient, type HttpClient, type TlsOptions } from './http.js'
+import { createCollector, detectPlatform, type CollectorOptions } from './platform.js'
+import { readRuntimeStateFile, runtimeStateDigest, type RuntimeState, type RuntimeStateSource } from './runtime-state.js'
+import { createSessionKey, type KeyAlg, type SessionKey } from './session-key.js'
+
+export interface ClientOptions {
+  /** Broker base URL, e.g. https://keyward.internal:8443 */
+  broker: string
+  /** PEM text or a file path: CA bundle for the broker's certificate. */
+  ca?: string | Uint8Array
+  /** PEM text or file paths: client certificate and key for mutual TLS. */
+  cert?: string | Uint8Array
+  key?: string | Uint8Array
+  /** A ready collector; otherwise one is built for `platform` (or the detected one). */
+  collector?: Collector
+  platform?: Tee
+  collectorOptions?: CollectorOptions
+  keyAlg?: KeyAlg
+  /** Per-request timeout in ms (default 10 000). */
+  timeoutMs?: number
+  /** Retries on network errors, timeouts and 5xx (default 3). Never on a 4xx. */
+  retries?: number
+  /** Runtime state (allowlist records) to present, or a file path re-read before each attestation. */
+  runtimeState?: RuntimeStateSource | string
+  /** Progress lines (never secrets). */
+  onProgress?: (line: string) => void
+  /** Backoff tuning, mostly for tests. */
+  baseDelayMs?: number
+  maxDelayMs?: number
+}
+
+export interface Attestation {
+  token: string
+  /** The EAR claims the broker returned (appraisal per submodule, cnf.jkt, policy). */
+  claims: Record<string, unknown>
+  expiresAt: Date
+  policy: string
+}
+
+export interface VaultToken {
+  token?: string
+  wrapToken?: string
+  accessor?: string
+  leaseDuration?: number
+}
+
+export interface ToolCredential {
+  tool: string
+  token: string
+  expiresAt: Date
+}
+
+export interface EvidenceRequest {
+  tee: Tee
+  nonce: string
+  key: Record<string, unknown>
+  evidence: Record<string, unknown>
+  runtimeState?: RuntimeState
+}
+
+export interface Renewal {
+  stop(): void
+}
+
+export interface KeywardClient {
+  readonly broker: string
+  /** The platform in use (after the first attestation or evidence call). */
+  platform(): Promise<Tee>
+  attest(): Promise<Attestation>
+  /** The /v1/attest body for a nonce (or a fresh challenge): what `attest()` would send. */
+  evidence(nonce?: Uint8Array): Promise<EvidenceRequest>
+  getSecret(name: string): Promise<Uint8Array>
+  vaultToken(opts?: { wrap?: boolean }): Promise<VaultToken>
+  credential(tool: string): Promise<ToolCredential>
+  /** TPM only: registers the AK for `workload` by credential activation. */
+  register(workload: string): Promise<{ akName: string; workload: string }>
+  /** Re-attests every intervalMs, and always before the token expires. Errors go to onError; renewal continues. */
+  startRenewal(intervalMs: number, onError: (e: Error) => void, onRenew?: (a: Attestation) => void): Renewal
+  close(): Promise<void>
+}
+
+const Challenge = z.object({ nonce: z.string(), expiresAt: z.string() })
+const AttestAnswer = z.object({ token: z.string().min(1), expiresAt: z.string(), policy: z.string().default(''), claims: z.record(z.string(), z.unknown()).default({}) })
+const Released = z.object({ name: z.string(), version: z.number(), jwe: z.string() })
+const VaultAnswer = z.object({ jwe: z.string() })
+const CredentialAnswer = z.object({ tool: z.string(), expiresAt: z.string(), jwe: z.string() })
+const VaultPlain = z.object({
+  token: z.string().optional(),
+  wrapToken: z.string().optional(),
+  accessor: z.string().optional(),
+  leaseDuration: z.number().optional(),
+})
+
+/** Refresh this long before expiry: a fifth of the lifetime, between 1 s and 60 s. */
+function renewMargin(lifetimeMs: number): number {
+  return Math.min(60_000, Math.max(1000, lifetimeMs / 5))
+}
+
+export function createClient(o: ClientOptions): KeywardClient {
+  const progress = o.onProgress ?? (() => undefined)
+  const http: HttpClient = createHttpClient({
+    broker: o.broker,
+    timeoutMs: o.timeoutMs,
+    retries: o.retries,
+    baseDelayMs: o.baseDelayMs,
+    maxDelayMs: o.maxDelayMs,
+    tls: { ca: o.ca, cert: o.cert, key: o.key } satisfies TlsOptions,
+    onRetry: ({ attempt, delayMs, error, path }) => progress(`retry ${attempt} of ${path} in ${delayMs} ms: ${error.message}`),
+  })
+  let closed = false
+  let keyP: Promise<SessionKey> | undefined
+  let collectorP: Promise<Collector> | undefined
+  let current: Attestation | undefined
+  let attestedAt = 0
+  let inflight: Promise<Attestation> | undefined
+  const timers = new Set<Renewal>()
+
+  const sessionKey = (): Promise<SessionKey> => (keyP ??= createSessionKey(o.keyAlg ?? 'ES256'))
+
+  function collector(): Promise<Collector> {
+    collectorP ??= (async () => {
+      if (o.collector) return o.collector
+      const tee = o.platform ?? (await detectPlatform())
+      if (!tee) throw new ClientConfigError('no TEE platform found (no /dev/nsm, configfs-tsm or /dev/tpmrm0); pass one explicitly')
+      return createCollector(tee, o.collectorOptions)
+    })().catch((e: unknown) => {
+      collectorP = undefined
+      throw e
+    })
+    return collectorP
+  }
+
+  async function runtimeState(): Promise<RuntimeState | undefined> {
+    const s = o.runtimeState
+    if (s === undefined) return undefined
+    if (typeof s === 'string') return readRuntimeStateFile(s)
+    return typeof s === 'function' ? s() : s
+  }
+
+  function live(): void {
+    if (closed) throw new ClientClosedError()
+  }
+
+  async function buildRequest(nonce: Uint8Array): Promise<EvidenceRequest> {
+    const [key, col, state] = await Promise.all([sessionKey(), collector(), runtimeState()])
+    const binding = bindingDigest(nonce, key.jktBytes, runtimeStateDigest(state) ?? ZERO_STATE)
+    const evidence = await col.collect({ binding, nonce, publicKeyDer: key.spki })
+    return {
+      tee: col.tee,
+      nonce: Buffer.from(nonce).toString('base64url'),
+      key: { ...key.publicJwk },
+      evidence,
+      ...(state && { runtimeState: state }),
+    }
+  }
+
+  async function challenge(): Promise<Uint8Array> {
+    const c = await http.request({ method: 'POST', path: '/v1/challenge', body: {} }, Challenge)
+    const nonce = fromB64url(c.nonce)
+    if (!nonce || nonce.length !== 32) throw new ProtocolError('challenge nonce is not 32 bytes of base64url')
+    return nonce
+  }
+
+  async function attestOnce(): Promise<Attestation> {
+    live()
+    // The nonce is single use: a retry restarts from a fresh challenge, so the whole flow retries.
+    const a = await http.withRetries('/v1/attest', async () => {
+      const nonce = await challenge()
+      const body = await buildRequest(nonce)
+      progress(`attesting with ${body.tee} evidence`)
+      const r = await http.request({ method: 'POST', path: '/v1/attest', body, retries: 0 }, AttestAnswer)
+      const expiresAt = new Date(r.expiresAt)
+      if (Number.isNaN(expiresAt.getTime())) throw new ProtocolError('attest answer has no valid expiresAt')
+      return { token: r.token, claims: r.claims, expiresAt, policy: r.policy }
+    })
+    current = a
+    attestedAt = Date.now()
+    progress(`attested: policy ${a.policy || '(unnamed)'}, token expires ${a.expiresAt.toISOString()}`)
+    return a
+  }
+
+  function attest(): Promise<Attestation> {
+    inflight ??= attestOnce().finally(() => (inflight = undefined))
+    return inflight
+  }
+
+  /** A token valid for at least a few more seconds, attesting when needed. */
+  async function token(): Promise<string> {
+    if (!current || current.expiresAt.getTime() - Date.now() < 5000) await attest()
+    return current!.token
+  }
+
+  async function release<T>(method: 'GET' | 'POST', path: string, body: unknown, schema: z.ZodType<T>): Promise<T> {
+    live()
+    const [key, tok] = await Promise.all([sessionKey(), token()])
+    return http.request(
+      {
+        method,
+        path,
+        body,
+        headers: async (url) => ({ authorization: `DPoP ${tok}`, dpop: await key.dpopProof(method, url, tok) }),
+      },
+      schema,
+    )
+  }
+
+  const client: KeywardClient = {
+    broker: http.broker,
+
+    async platform() {
+      return (await collector()).tee
+    },
+
+    attest,
+
+    async evidence(nonce) {
+      live()
+      return buildRequest(nonce ?? (await challenge()))
+    },
+
+    async getSecret(name) {
+      const r = await release('GET', `/v1/secrets/${encodeURIComponent(name)}`, undefined, Released)
+      progress(`released secret ${r.name} version ${r.version}`)
+      return (await sessionKey()).decrypt(r.jwe)
+    },
+
+    async vaultToken(opts = {}) {
+      const r = await release('POST', '/v1/vault/token', opts.wrap === undefined ? {} : { wrap: opts.wrap }, VaultAnswer)
+      const plain = new TextDecoder().decode(await (await sessionKey()).decrypt(r.jwe))
+      let v: unknown
+      try {
+        v = JSON.parse(plain)
+      } catch {
+        throw new ProtocolError('Vault token payload is not JSON')
+      }
+      const parsed = VaultPlain.safeParse(v)
+      if (!parsed.success || (!parsed.data.token && !parsed.data.wrapToken)) throw new ProtocolError('Vault token payload has no token')
+      return parsed.data
+    },
+
+    async credential(tool) {
+      const r = await release('POST', `/v1/credentials/${encodeURIComponent(tool)}`, {}, CredentialAnswer)
+      const tok = new TextDecoder().decode(await (await sessionKey()).decrypt(r.jwe))
+      return { tool: r.tool, token: tok, expiresAt: new Date(r.expiresAt) }
+    },
+
+    async register(workload) {
+      live()
+      const col = await collector()
+      if (col.tee !== 'tpm' || !('register' in col)) throw new ClientConfigError('registration by credential activation needs the TPM collector')
+      const post = (path: string, body: unknown): Promise<unknown> => http.request({ method: 'POST', path, body }, z.unknown())
+      const r = await (col as TpmCollector).register(post, workload)
+      progress(`registered AK ${r.akName} for workload ${r.workload}`)
+      return r
+    },
+
+    startRenewal(intervalMs, onError, onRenew) {
+      if (!(intervalMs > 0)) throw new ClientConfigError('renewal interval must be positive')
+      let timer: NodeJS.Timeout | undefined
+      let stopped = false
+      const schedule = (failed: boolean): void => {
+        if (stopped || closed) return
+        let delay = intervalMs
+        if (current) {
+          const left = current.expiresAt.getTime() - Date.now()
+          delay = Math.min(delay, Math.max(0, left - renewMargin(current.expiresAt.getTime() - attestedAt)))
+        }
+        // After a failure try again soon (the current token may still be valid), not in a tight loop.
+        if (failed) delay = Math.min(intervalMs, Math.max(1000, delay))
+        timer = setTimeout(tick, delay)
+        timer.unref()
+      }
+      const tick = (): void => {
+        attest().then(
+          (a) => {
+            onRenew?.(a)
+            schedule(false)
+          },
+          (e: unknown) => {
+            onError(isKeywardError(e) || e instanceof Error ? e : new Error(String(e)))
+            schedule(true)
+          },
+        )
+      }
+      schedule(false)
+      const r: Renewal = {
+        stop() {
+          stopped = true
+          if (timer) clearTimeout(timer)
+          timers.delete(r)
+        },
+      }
+      timers.add(r)
+      return r
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      for (const t of [...timers]) t.stop()
+      await http.close()
+    },
+  }
+  return client
+}
