@@ -3,7 +3,8 @@
 // (ES384, protected header) → COSE signature with the leaf key → certificate path from the pinned
 // root through cabundle to the leaf at ctx.now → payload field rules → nonce / binding.
 // A debug-mode enclave is reported (debug: true), not denied: that is policy's decision.
-import { KeywardError, SignatureInvalidError } from '../../errors.js'
+import type { KeyObject } from 'node:crypto'
+import { EvidenceMalformedError, KeywardError, SignatureInvalidError } from '../../errors.js'
 import { constantTimeEqual, toHex } from '../../util/bytes.js'
 import { parseCertificate, verifyCertificatePath, type CertInfo } from '../common/x509.js'
 import { requireCoseAlg, verifyCoseSign1 } from '../common/cose.js'
@@ -41,7 +42,14 @@ function anchorsOf(ctx: VerifyContext): CertInfo[] {
 
 /** Checks the ES384 signature over the COSE Sig_structure with the leaf certificate's key. Leaves the chain unchecked. */
 export function verifyNitroSignature(ev: NitroEvidence, leaf: CertInfo): void {
-  if (!verifyCoseSign1(ev.cose, leaf.cert.publicKey, 'ES384')) {
+  let key: KeyObject
+  try {
+    // node decodes the SubjectPublicKeyInfo lazily: a certificate can parse yet hold a broken key
+    key = leaf.cert.publicKey
+  } catch (e) {
+    throw new EvidenceMalformedError('nitro certificate: public key is malformed', { cause: e })
+  }
+  if (!verifyCoseSign1(ev.cose, key, 'ES384')) {
     throw new SignatureInvalidError('signature verification failed', { detail: { what: 'nitro COSE_Sign1', leaf: leaf.fingerprint } })
   }
 }
