@@ -3,7 +3,7 @@
 // prints them and maps failures to a non-zero exit with the error code on stderr.
 import { KeywardError, isKeywardError } from '../errors.js'
 import { TEES, type Tee, type VerifiedClaims } from '../verifiers/types.js'
-import { toHex } from '../util/bytes.js'
+import { claimsToJson } from '../verifiers/claims-json.js'
 
 export type VerifyCommand = (argv: string[]) => Promise<VerifiedClaims>
 
@@ -15,19 +15,6 @@ async function loadCommand(tee: Tee): Promise<VerifyCommand> {
       return (await import('./verify-nitro.js')).verifyNitroCommand
     case 'sev-snp':
       return (await import('./verify-sev-snp.js')).verifySevSnpCommand
-  }
-}
-
-export function claimsToJson(c: VerifiedClaims): Record<string, unknown> {
-  return {
-    tee: c.tee,
-    measurement: c.measurement,
-    debug: c.debug,
-    issuedAt: c.issuedAt,
-    bindingData: toHex(c.bindingData),
-    nonce: c.nonce ? toHex(c.nonce) : null,
-    publicKey: c.publicKey ? toHex(c.publicKey) : null,
-    details: c.details,
   }
 }
 

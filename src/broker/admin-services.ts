@@ -1,0 +1,136 @@
+// Administrative operations, shared by the admin HTTP API and the `keyward` CLI so that both
+// take the same path: validation, audit, revocation side effects.
+import { randomUUID, randomBytes } from 'node:crypto'
+import type { z } from 'zod'
+import { KeywardError } from '../errors.js'
+import type { BrokerDeps } from './deps.js'
+import type { PutSecretRequest, ReferenceValueRequest } from './schemas.js'
+import { fromB64, sha256, toHex } from '../util/bytes.js'
+import { verifyAuditChain } from '../audit/chain.js'
+import type { AuditRow } from '../store/types.js'
+import { parseTpmPublic, akName, checkAkAttributes } from '../verifiers/tpm/index.js'
+
+type AdminDeps = Pick<BrokerDeps, 'store' | 'sealer' | 'kek' | 'appraiser' | 'clock' | 'audit' | 'vault' | 'tokens'>
+
+export async function putSecret(deps: AdminDeps, name: string, req: z.infer<typeof PutSecretRequest>, by: string): Promise<number> {
+  const now = deps.clock().getTime()
+  const existing = await deps.store.getSecretVersion(name)
+  const nextVersion = (existing?.version ?? 0) + 1
+  let plaintext: Uint8Array = new Uint8Array(0)
+  let source: string | null = null
+  if (req.vaultKv) source = JSON.stringify({ vaultKv: req.vaultKv })
+  else if (req.text !== undefined) plaintext = new TextEncoder().encode(req.text)
+  else plaintext = fromB64(req.value!) ?? new Uint8Array(0)
+  // The AAD binds the version, so seal for a version and insert exactly it; when a concurrent
+  // writer took it, seal again for the next one.
+  for (let version = nextVersion; version < nextVersion + 5; version++) {
+    const sealed = await deps.sealer.seal(name, version, plaintext)
+    if (await deps.store.putSecretVersion({ name, version, ...sealed, source, createdAt: now, createdBy: by })) {
+      await deps.audit({ type: 'secret.put', subject: name, decision: 'info', detail: { version, by, kind: source ? 'vault-kv' : 'stored' } })
+      return version
+    }
+  }
+  throw new KeywardError('ERR_CONFLICT', `secret ${name} is being written concurrently; retry`)
+}
+
+export async function removeSecret(deps: AdminDeps, name: string, by: string): Promise<void> {
+  if (!(await deps.store.deleteSecret(name, by))) throw new KeywardError('ERR_NOT_FOUND', `secret ${name} not found`)
+  await deps.audit({ type: 'secret.rm', subject: name, decision: 'info', detail: { by } })
+}
+
+export async function applyPolicy(deps: AdminDeps, source: string, by: string): Promise<{ name: string; version: number }> {
+  const { name } = deps.appraiser.validate(source)
+  const version = await deps.store.putPolicy({ name, source, sha256: toHex(sha256(new TextEncoder().encode(source))), createdAt: deps.clock().getTime(), createdBy: by })
+  await deps.audit({ type: 'policy.apply', subject: name, decision: 'info', detail: { version, by } })
+  // Tokens admitted by an older version keep their grants only as the new version states them
+  // (release re-checks grants); Vault tokens minted under the old version are revoked.
+  if (version > 1 && deps.vault) await deps.vault.revokeFor({ policy: name }, `policy ${name} changed to version ${version}`)
+  return { name, version }
+}
+
+export async function addReferenceValue(deps: AdminDeps, req: z.infer<typeof ReferenceValueRequest>, by: string): Promise<string> {
+  const id = randomUUID()
+  const now = deps.clock().getTime()
+  await deps.store.putReferenceValue({
+    id,
+    set: req.set,
+    tee: req.tee,
+    value: req.value.toLowerCase(),
+    source: req.source,
+    createdBy: by,
+    createdAt: now,
+    expiresAt: req.expiresAt ? Date.parse(req.expiresAt) : null,
+    revokedAt: null,
+    revokedBy: null,
+    note: req.note ?? null,
+  })
+  await deps.audit({ type: 'reference.add', subject: req.set, decision: 'info', detail: { id, tee: req.tee, value: req.value, source: req.source, by } })
+  return id
+}
+
+/** Revokes a reference value: it denies at once, and every token and Vault lease granted on it is revoked. */
+export async function revokeReferenceValue(deps: AdminDeps, id: string, by: string): Promise<{ attestations: number; vaultTokens: number }> {
+  const at = deps.clock().getTime()
+  if (!(await deps.store.revokeReferenceValue(id, by, at))) throw new KeywardError('ERR_NOT_FOUND', `reference value ${id} not found`)
+  const revoked = await deps.store.revokeAttestationsByReference(id, at)
+  const vaultTokens = deps.vault ? await deps.vault.revokeFor({ referenceId: id }, `reference value ${id} revoked`) : 0
+  await deps.audit({ type: 'reference.revoke', subject: id, decision: 'info', detail: { by, attestations: revoked.length, vaultTokens } })
+  return { attestations: revoked.length, vaultTokens }
+}
+
+export async function rotateKek(deps: AdminDeps): Promise<{ kekId: string; rewrapped: number }> {
+  const kekId = await deps.kek.rotate()
+  let rewrapped = 0
+  for (const row of await deps.store.allSecretVersions()) {
+    const aad = secretAad(row.name, row.version)
+    const w = await deps.kek.rewrap({ kekId: row.kekId, wrapped: row.wrappedKey }, aad)
+    await deps.store.updateWrappedKey(row.name, row.version, w.wrapped, w.kekId)
+    rewrapped++
+  }
+  await deps.audit({ type: 'keys.rotate-kek', subject: kekId, decision: 'info', detail: { rewrapped } })
+  return { kekId, rewrapped }
+}
+
+export function secretAad(name: string, version: number): Uint8Array {
+  return new TextEncoder().encode(`keyward-secret-v1\0${name}\0${version}`)
+}
+
+export async function rotateSigningKey(deps: AdminDeps): Promise<string> {
+  const kid = await deps.tokens.rotate()
+  await deps.audit({ type: 'keys.rotate-signing', subject: kid, decision: 'info', detail: {} })
+  return kid
+}
+
+export async function allAuditRows(deps: Pick<BrokerDeps, 'store'>): Promise<AuditRow[]> {
+  const rows: AuditRow[] = []
+  let after = 0
+  for (;;) {
+    const page = await deps.store.listAudit({ afterSeq: after, limit: 5000 })
+    rows.push(...page)
+    if (page.length < 5000) return rows
+    after = page[page.length - 1]!.seq
+  }
+}
+
+export async function verifyAudit(deps: Pick<BrokerDeps, 'store'>): Promise<ReturnType<typeof verifyAuditChain>> {
+  return verifyAuditChain(await allAuditRows(deps))
+}
+
+/** Pins an AK (TPM2B_PUBLIC or TPMT_PUBLIC bytes) for a workload: attestations with it are trusted. */
+export async function pinAk(deps: AdminDeps, workload: string, ak: Uint8Array, by: string): Promise<{ name: string; workload: string }> {
+  const pub = parseTpmPublic(ak)
+  checkAkAttributes(pub)
+  const name = toHex(akName(pub))
+  await deps.store.putAk({ name, publicArea: Buffer.from(ak).toString('base64'), workload, via: 'pinned', ekFingerprint: null, createdAt: deps.clock().getTime(), revokedAt: null })
+  await deps.audit({ type: 'ak.pin', subject: name, decision: 'info', detail: { workload, by } })
+  return { name, workload }
+}
+
+/** Creates an admin or relying-party credential; returns the bearer token once (only its hash is kept). */
+export async function createCredential(deps: Pick<BrokerDeps, 'store' | 'clock'>, kind: 'admin' | 'relying-party', name: string, hash: (s: string) => Promise<string>): Promise<string> {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new KeywardError('ERR_BAD_REQUEST', 'credential names are 1–64 of [A-Za-z0-9_-]')
+  const id = `${kind === 'admin' ? 'admin' : 'rp'}:${name}`
+  const secret = randomBytes(32).toString('base64url')
+  await deps.store.putCredential({ id, kind, hash: await hash(secret), createdAt: deps.clock().getTime(), revokedAt: null })
+  return `kw.${kind === 'admin' ? 'admin' : 'rp'}.${name}.${secret}`
+}

@@ -1,0 +1,113 @@
+// Admin API (/v1/admin/…) behind a bearer credential: `kw.<kind>.<name>.<secret>`, looked up by
+// id and checked against its scrypt hash in constant time. Secret values are write-only.
+import { Hono, type Context } from 'hono'
+import { createHash } from 'node:crypto'
+import type { z } from 'zod'
+import { KeywardError } from '../errors.js'
+import type { BrokerDeps } from './deps.js'
+import * as S from './schemas.js'
+import * as A from './admin-services.js'
+import { verifyCredential } from '../store/credentials.js'
+import { fromB64 } from '../util/bytes.js'
+
+type JsonBody = <T extends z.ZodType>(c: Context, schema: T) => Promise<z.infer<T>>
+export type RequireCredential = (authorization: string | undefined, kind?: 'admin' | 'relying-party') => Promise<string>
+
+/** Returns a checker that resolves to the caller's credential id or throws ERR_UNAUTHORIZED. */
+export function createAdminAuth(deps: BrokerDeps): RequireCredential {
+  // scrypt is slow by design; remember recent successes briefly (by token hash, never the token).
+  const recent = new Map<string, { id: string; until: number }>()
+  return async (authorization, kind = 'admin') => {
+    const m = /^Bearer (kw\.(admin|rp)\.([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{20,}))$/.exec(authorization ?? '')
+    const deny = () => new KeywardError('ERR_UNAUTHORIZED', `${kind} credential required`)
+    if (!m) throw deny()
+    const wantPrefix = kind === 'admin' ? 'admin' : 'rp'
+    if (m[2] !== wantPrefix) throw deny()
+    const id = `${wantPrefix}:${m[3]}`
+    const key = createHash('sha256').update(m[1]!).digest('hex')
+    const now = deps.clock().getTime()
+    const hit = recent.get(key)
+    if (hit && hit.until > now) return hit.id
+    const row = await deps.store.getCredential(id)
+    if (!row || row.revokedAt !== null || row.kind !== kind || !(await verifyCredential(m[4]!, row.hash))) throw deny()
+    if (recent.size > 1000) recent.clear()
+    recent.set(key, { id, until: now + 30_000 })
+    return id
+  }
+}
+
+export function adminRoutes(deps: BrokerDeps, requireAdmin: RequireCredential, jsonBody: JsonBody): Hono {
+  const r = new Hono<{ Variables: { admin: string } }>()
+  r.use('*', async (c, next) => {
+    c.set('admin', await requireAdmin(c.req.header('authorization')))
+    await next()
+  })
+
+  r.get('/secrets', async (c) => c.json({ secrets: await deps.store.listSecrets() }))
+  r.put('/secrets/:name', async (c) => {
+    const name = S.SecretName.safeParse(c.req.param('name'))
+    if (!name.success) throw new KeywardError('ERR_BAD_REQUEST', 'invalid secret name')
+    const version = await A.putSecret(deps, name.data, await jsonBody(c, S.PutSecretRequest), c.get('admin'))
+    return c.json({ name: name.data, version }, 201)
+  })
+  r.delete('/secrets/:name', async (c) => {
+    await A.removeSecret(deps, c.req.param('name'), c.get('admin'))
+    return c.body(null, 204)
+  })
+
+  r.get('/policies', async (c) =>
+    c.json({ policies: (await deps.store.getActivePolicies()).map((p) => ({ name: p.name, version: p.version, sha256: p.sha256, createdAt: new Date(p.createdAt).toISOString(), createdBy: p.createdBy })) }),
+  )
+  r.post('/policies', async (c) => c.json(await A.applyPolicy(deps, (await jsonBody(c, S.ApplyPolicyRequest)).source, c.get('admin')), 201))
+  r.delete('/policies/:name', async (c) => {
+    if (!(await deps.store.deactivatePolicy(c.req.param('name')))) throw new KeywardError('ERR_NOT_FOUND', 'no such policy')
+    await deps.audit({ type: 'policy.deactivate', subject: c.req.param('name'), decision: 'info', detail: { by: c.get('admin') } })
+    if (deps.vault) await deps.vault.revokeFor({ policy: c.req.param('name') }, 'policy deactivated')
+    return c.body(null, 204)
+  })
+
+  r.get('/reference-values', async (c) => c.json({ referenceValues: await deps.store.listReferenceValues(c.req.query('set')) }))
+  r.post('/reference-values', async (c) => c.json({ id: await A.addReferenceValue(deps, await jsonBody(c, S.ReferenceValueRequest), c.get('admin')) }, 201))
+  r.delete('/reference-values/:id', async (c) => c.json(await A.revokeReferenceValue(deps, c.req.param('id'), c.get('admin'))))
+
+  r.get('/aks', async (c) => c.json({ aks: await deps.store.listAks() }))
+  r.post('/aks', async (c) => {
+    const body = await jsonBody(c, S.PinAkRequest)
+    return c.json(await A.pinAk(deps, body.workload, fromB64(body.ak) ?? new Uint8Array(0), c.get('admin')), 201)
+  })
+  r.delete('/aks/:name', async (c) => {
+    if (!(await deps.store.revokeAk(c.req.param('name'), deps.clock().getTime()))) throw new KeywardError('ERR_NOT_FOUND', 'no such AK')
+    await deps.audit({ type: 'ak.revoke', subject: c.req.param('name'), decision: 'info', detail: { by: c.get('admin') } })
+    return c.body(null, 204)
+  })
+
+  r.get('/workloads', async (c) => c.json({ workloads: await workloadsView(deps) }))
+  r.get('/audit', async (c) => {
+    const after = Number(c.req.query('after') ?? 0)
+    const limit = Math.min(Number(c.req.query('limit') ?? 100), 1000)
+    if (!Number.isInteger(after) || !Number.isInteger(limit) || after < 0 || limit < 1) throw new KeywardError('ERR_BAD_REQUEST', 'after and limit are integers')
+    return c.json({ entries: await deps.store.listAudit({ afterSeq: after, limit }) })
+  })
+  r.get('/audit/verify', async (c) => c.json(await A.verifyAudit(deps)))
+  r.post('/keys/rotate', async (c) => c.json({ kid: await A.rotateSigningKey(deps) }))
+  r.post('/keys/rotate-kek', async (c) => c.json(await A.rotateKek(deps)))
+  return r as unknown as Hono
+}
+
+/** Declared (reference) versus actual (last attested) state per workload. */
+export async function workloadsView(deps: Pick<BrokerDeps, 'store'>) {
+  const refs = await deps.store.listReferenceValues()
+  return (await deps.store.listWorkloads()).map((w) => {
+    const actual = JSON.parse(w.actual) as { measurement?: string }
+    const declared = refs.filter((r) => r.tee === w.tee && r.revokedAt === null).map((r) => ({ set: r.set, value: r.value }))
+    return {
+      id: w.id,
+      tee: w.tee,
+      lastAttestedAt: new Date(w.lastAttestedAt).toISOString(),
+      lastDecision: w.lastDecision,
+      actual,
+      declaredMatches: actual.measurement ? declared.some((d) => d.value === actual.measurement) : null,
+      divergedAt: w.divergedAt === null ? null : new Date(w.divergedAt).toISOString(),
+    }
+  })
+}

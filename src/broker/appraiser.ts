@@ -1,0 +1,57 @@
+// Adapts the policy engine (src/policy) to the broker: active policies and reference values
+// come from the store on every decision (so an applied policy or a revoked reference value
+// takes effect on the next request, on every replica); compiled policies are cached by their
+// source hash, so nothing is re-parsed on the hot path.
+import { KeywardError } from '../errors.js'
+import type { Store } from '../store/types.js'
+import { compilePolicy, decide, toPolicyClaims, type CompiledPolicy } from '../policy/engine.js'
+import { activeRefs } from '../policy/reference-values.js'
+import type { Appraiser, Appraisal } from './deps.js'
+
+export function createAppraiser(store: Store): Appraiser {
+  const compiled = new Map<string, CompiledPolicy>()
+  const compileCached = (sha: string, source: string): CompiledPolicy => {
+    let p = compiled.get(sha)
+    if (!p) {
+      p = compilePolicy(source)
+      if (compiled.size > 256) compiled.clear()
+      compiled.set(sha, p)
+    }
+    return p
+  }
+
+  return {
+    validate(source) {
+      return { name: compilePolicy(source).name }
+    },
+
+    async appraise({ claims, allowlist, now }): Promise<Appraisal> {
+      const rows = await store.getActivePolicies()
+      const policies = rows.map((r) => ({ row: r, p: compileCached(r.sha256, r.source) }))
+      const refs = activeRefs(await store.listReferenceValues(), now)
+      const d = decide(
+        policies.map((x) => x.p),
+        { claims: toPolicyClaims(claims), refs: refs.refs, refIds: refs.byValue, ...(allowlist ? { allowlist } : {}), now },
+      )
+      // A token is issued under one policy (the first allowing one by name), whose grants it
+      // carries and whose version the release path re-checks; other allowing policies are audited.
+      const chosen = d.decisions.filter((x) => x.allow).sort((a, b) => a.policy.localeCompare(b.policy))[0]
+      if (!d.allow || !chosen) {
+        return { allow: false, policy: d.decisions.map((x) => x.policy).join(',') || '(none)', policyVersion: 0, failures: d.failures, grants: { secrets: [], vault: [], tools: [] }, referenceIds: [] }
+      }
+      const row = policies.find((x) => x.p.name === chosen.policy)!.row
+      return { allow: true, policy: chosen.policy, policyVersion: row.version, failures: [], grants: chosen.grants, referenceIds: chosen.referenceIds }
+    },
+
+    async grantsFor(policy, version) {
+      const row = (await store.getActivePolicies()).find((r) => r.name === policy)
+      // A changed policy invalidates what its older versions granted: re-attest under the new one.
+      if (!row || row.version !== version) return null
+      try {
+        return compileCached(row.sha256, row.source).grants
+      } catch (e) {
+        throw new KeywardError('ERR_INTERNAL', 'stored policy no longer compiles', { cause: e })
+      }
+    },
+  }
+}

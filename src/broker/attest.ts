@@ -1,0 +1,152 @@
+// Attestation: nonce → evidence → binding → runtime state → policy → attestation result.
+// Order matters: the evidence is decoded before the nonce is spent (garbage costs no database
+// write), the nonce is consumed before any signature is checked (one nonce, one attempt, across
+// replicas), and every outcome is audited with its reasons.
+import { createPublicKey } from 'node:crypto'
+import type { JWK } from 'jose'
+import type { z } from 'zod'
+import { KeywardError, isKeywardError } from '../errors.js'
+import { bindingDigest, jwkThumbprint, thumbprintBytes, ZERO_STATE } from './binding.js'
+import { constantTimeEqual, fromB64url, fromHex, sha256, toHex } from '../util/bytes.js'
+import type { AttestRequest } from './schemas.js'
+import type { AllowlistFacts, Appraisal, BrokerDeps } from './deps.js'
+import type { VerifiedClaims, VerifyContext } from '../verifiers/types.js'
+import { EAR_PROFILE, type EarClaims } from './tokens.js'
+import { claimsToJson, jsonSafe } from '../verifiers/claims-json.js'
+import { allowlistFactsFor } from './runtime-state.js'
+
+export const VERIFIER_ID = { developer: 'keyward', build: 'keyward 0.1.0' }
+
+export interface AttestOutcome {
+  token: string
+  jti: string
+  expiresAt: number
+  appraisal: Appraisal
+  claims: VerifiedClaims
+  jkt: string
+  workload: string
+}
+
+export function nonceId(nonce: Uint8Array): string {
+  return toHex(sha256(nonce))
+}
+
+/** Verifies evidence and appraises it; throws KeywardError on any failure (denials carry failures in detail). */
+export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, opts: { audience?: string } = {}): Promise<AttestOutcome> {
+  const verifier = deps.verifiers[req.tee]
+  if (!verifier) throw new KeywardError('ERR_UNKNOWN_TEE', `no verifier for tee ${req.tee}`)
+  const evidence = verifier.decode(req.evidence)
+  const nonce = fromB64url(req.nonce)
+  if (!nonce || nonce.length !== 32) throw new KeywardError('ERR_BAD_REQUEST', 'nonce must be 32 bytes base64url')
+  const jkt = await jwkThumbprint(req.key as JWK)
+  const now = deps.clock()
+
+  const consumed = await deps.store.consumeNonce(nonceId(nonce), now.getTime())
+  if (consumed !== 'ok') {
+    const code = consumed === 'used' ? 'ERR_NONCE_USED' : consumed === 'expired' ? 'ERR_NONCE_EXPIRED' : 'ERR_NONCE_UNKNOWN'
+    throw new KeywardError(code, `challenge nonce ${consumed}`)
+  }
+
+  const records = req.runtimeState?.allowlist.records.map((h) => fromHex(h)!) ?? []
+  const state = records.length > 0 ? sha256(records[records.length - 1]!) : ZERO_STATE
+  const binding = bindingDigest(nonce, thumbprintBytes(jkt), state)
+  const ctx: VerifyContext = {
+    now,
+    clockSkewMs: deps.config.clockSkewSeconds * 1000,
+    expectedBinding: binding,
+    expectedNonce: nonce,
+    trust: {
+      ...(deps.trust.nitroRoots ? { nitro: { roots: deps.trust.nitroRoots } } : {}),
+      tpm: { ekRoots: deps.trust.ekRoots },
+    },
+    resolveAk: async (name) => {
+      const row = await deps.store.getAk(name)
+      return row ? { via: row.via, workload: row.workload, revoked: row.revokedAt !== null } : null
+    },
+  }
+  const claims = await verifier.verify(evidence, ctx)
+
+  // Nitro: a public_key in the document must be the key the workload binds (AWS KMS's model).
+  if (claims.publicKey && claims.publicKey.length > 0) {
+    const spki = new Uint8Array(createPublicKey({ key: req.key as import('node:crypto').JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'der' }))
+    if (!constantTimeEqual(spki, claims.publicKey)) {
+      throw new KeywardError('ERR_BINDING_MISMATCH', 'the attestation document public_key is not the presented key')
+    }
+  }
+
+  let allowlist: AllowlistFacts | undefined
+  if (records.length > 0) allowlist = allowlistFactsFor(claims, records, deps.config.tpm.allowlistPcr)
+
+  const appraisal = await deps.appraiser.appraise({ claims, ...(allowlist ? { allowlist } : {}), now })
+  const workload = workloadId(claims)
+  if (!appraisal.allow) {
+    throw new KeywardError('ERR_POLICY_DENIED', 'policy denied the attestation', {
+      detail: { failures: appraisal.failures, policy: appraisal.policy, workload, jkt, measurement: claims.measurement },
+    })
+  }
+
+  const submods: EarClaims['submods'] = {
+    [claims.tee]: {
+      ear_status: 'affirming',
+      ear_appraisal_policy_id: `keyward:policy:${appraisal.policy}@${appraisal.policyVersion}`,
+      keyward_claims: claimsToJson(claims),
+    },
+  }
+  if (allowlist) {
+    submods['exec-allowlist'] = {
+      ear_status: 'affirming',
+      ear_appraisal_policy_id: `keyward:policy:${appraisal.policy}@${appraisal.policyVersion}`,
+      keyward_claims: jsonSafe({ ...allowlist }),
+    }
+  }
+  const issued = await deps.tokens.issue(
+    {
+      eat_profile: EAR_PROFILE,
+      ear_verifier_id: VERIFIER_ID,
+      eat_nonce: req.nonce,
+      submods,
+      cnf: { jkt },
+      sub: workload,
+      keyward_tee: claims.tee,
+      keyward_policy: appraisal.policy,
+      keyward_measurement: claims.measurement,
+      keyward_workload: workload,
+    },
+    opts.audience ? { audience: opts.audience } : {},
+  )
+  await deps.store.insertAttestation({
+    jti: issued.jti,
+    jkt,
+    tee: claims.tee,
+    policy: appraisal.policy,
+    policyVersion: appraisal.policyVersion,
+    measurement: claims.measurement,
+    referenceIds: JSON.stringify(appraisal.referenceIds),
+    workload,
+    issuedAt: now.getTime(),
+    expiresAt: issued.expiresAt,
+    revokedAt: null,
+  })
+  return { token: issued.token, jti: issued.jti, expiresAt: issued.expiresAt, appraisal, claims, jkt, workload }
+}
+
+/** A stable name for the workload behind the evidence, for drift tracking and audit. */
+export function workloadId(c: VerifiedClaims): string {
+  const d = c.details as Record<string, unknown>
+  if (c.tee === 'tpm' && typeof d.workload === 'string') return d.workload
+  if (c.tee === 'tpm' && typeof d.akName === 'string') return `tpm:${d.akName.slice(0, 24)}`
+  return `${c.tee}:${c.measurement.slice(0, 24)}`
+}
+
+/** Records the measured state of the workload and whether it drifted from an allowing decision. */
+export async function recordWorkload(deps: BrokerDeps, tee: string, workload: string, decision: 'allow' | 'deny', actual: unknown): Promise<void> {
+  const now = deps.clock().getTime()
+  const prev = (await deps.store.listWorkloads()).find((w) => w.id === workload)
+  const divergedAt = decision === 'allow' ? null : (prev?.divergedAt ?? now)
+  await deps.store.upsertWorkload({ id: workload, tee, lastAttestedAt: now, lastDecision: decision, actual: JSON.stringify(actual), divergedAt })
+}
+
+export function errorForAudit(e: unknown): { code: string; message: string; failures?: unknown } {
+  if (isKeywardError(e)) return { code: e.code, message: e.message, ...(e.detail?.failures ? { failures: e.detail.failures } : {}) }
+  return { code: 'ERR_INTERNAL', message: 'internal error' }
+}

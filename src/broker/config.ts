@@ -1,0 +1,96 @@
+// Broker configuration: one zod schema, filled from a config file (YAML or JSON), then the
+// environment, then command-line flags. Only src/main.ts and the CLI read process.env.
+import { readFileSync } from 'node:fs'
+import { parse as parseYaml } from 'yaml'
+import { z } from 'zod'
+import { KeywardError } from '../errors.js'
+
+export const ConfigSchema = z
+  .object({
+    host: z.string().default('127.0.0.1'),
+    port: z.coerce.number().int().min(0).max(65535).default(8080),
+    dataDir: z.string().default('./.data'),
+    /** postgres://… switches storage to PostgreSQL; absent means SQLite in dataDir. */
+    databaseUrl: z.string().url().optional(),
+    workers: z.coerce.number().int().min(1).max(64).default(1),
+    issuer: z.string().default('keyward'),
+    audience: z.string().default('keyward'),
+    nonceTtlSeconds: z.coerce.number().int().min(5).max(3600).default(60),
+    tokenTtlSeconds: z.coerce.number().int().min(30).max(86400).default(300),
+    maxBodyBytes: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(512 * 1024),
+    clockSkewSeconds: z.coerce.number().int().min(0).max(600).default(60),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    tls: z
+      .object({
+        cert: z.string(),
+        key: z.string(),
+        /** When set, admin endpoints require a client certificate from this CA (mTLS). */
+        clientCa: z.string().optional(),
+      })
+      .optional(),
+    kek: z
+      .discriminatedUnion('provider', [
+        z.object({ provider: z.literal('local') }),
+        z.object({ provider: z.literal('vault-transit'), key: z.string().default('keyward') }),
+      ])
+      .default({ provider: 'local' }),
+    vault: z
+      .object({
+        addr: z.string().url(),
+        namespace: z.string().optional(),
+        tokenFile: z.string().optional(),
+        approle: z.object({ roleId: z.string(), secretIdFile: z.string() }).optional(),
+        timeoutMs: z.coerce.number().int().min(100).default(5000),
+      })
+      .optional(),
+    tpm: z
+      .object({
+        /** PEM files of trusted TPM manufacturer (EK) CAs. */
+        ekCaFiles: z.array(z.string()).default([]),
+        allowlistPcr: z.coerce.number().int().min(0).max(23).default(15),
+      })
+      .default({ ekCaFiles: [], allowlistPcr: 15 }),
+    snp: z.object({ certCacheDir: z.string().optional() }).default({}),
+  })
+  .strict()
+
+export type BrokerConfig = z.infer<typeof ConfigSchema>
+
+/** Merges a config file, environment variables (KEYWARD_*) and flags; later sources win. */
+export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Record<string, unknown> }): BrokerConfig {
+  let fromFile: Record<string, unknown> = {}
+  if (opts.file) {
+    let text: string
+    try {
+      text = readFileSync(opts.file, 'utf8')
+    } catch (e) {
+      throw new KeywardError('ERR_CONFIG', `cannot read config file ${opts.file}`, { cause: e })
+    }
+    const parsed: unknown = parseYaml(text)
+    if (parsed !== null && typeof parsed !== 'object') throw new KeywardError('ERR_CONFIG', 'config file must hold a mapping')
+    fromFile = (parsed ?? {}) as Record<string, unknown>
+  }
+  const env = opts.env ?? {}
+  const fromEnv: Record<string, unknown> = {}
+  const envMap: Record<string, string> = {
+    KEYWARD_HOST: 'host',
+    KEYWARD_PORT: 'port',
+    KEYWARD_DATA_DIR: 'dataDir',
+    DATABASE_URL: 'databaseUrl',
+    KEYWARD_WORKERS: 'workers',
+    KEYWARD_LOG_LEVEL: 'logLevel',
+    KEYWARD_ISSUER: 'issuer',
+  }
+  for (const [k, field] of Object.entries(envMap)) if (env[k] !== undefined && env[k] !== '') fromEnv[field] = env[k]
+  const merged = { ...fromFile, ...fromEnv, ...stripUndefined(opts.overrides ?? {}) }
+  const r = ConfigSchema.safeParse(merged)
+  if (!r.success) {
+    const issue = r.error.issues[0]!
+    throw new KeywardError('ERR_CONFIG', `invalid configuration at ${issue.path.join('.') || '(root)'}: ${issue.message}`)
+  }
+  return r.data
+}
+
+function stripUndefined(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined))
+}

@@ -1,0 +1,61 @@
+// What the HTTP app and the CLI are built from. Everything is injected: no module-level
+// singletons, so tests build an app over any store, clock and verifier set.
+import type { Logger } from 'pino'
+import type { X509Certificate } from 'node:crypto'
+import type { BrokerConfig } from './config.js'
+import type { Store, AuditInput, SecretVersionRow } from '../store/types.js'
+import type { Tee, VerifiedClaims, Verifier } from '../verifiers/types.js'
+import type { TokenIssuer, JsonSealer } from './tokens.js'
+import type { Metrics } from './metrics.js'
+import type { KekProvider } from '../sealing/kek.js'
+
+export type { Grants, VaultGrant, ToolGrant, Failure as PolicyFailure, AllowlistFacts } from '../policy/engine.js'
+import type { Grants, VaultGrant, Failure as PolicyFailure, AllowlistFacts } from '../policy/engine.js'
+
+export interface Appraisal {
+  allow: boolean
+  policy: string
+  policyVersion: number
+  failures: PolicyFailure[]
+  grants: Grants
+  referenceIds: string[]
+}
+
+/** The policy engine as the broker sees it (src/broker/appraiser.ts adapts src/policy). */
+export interface Appraiser {
+  appraise(input: { claims: VerifiedClaims; allowlist?: AllowlistFacts; now: Date }): Promise<Appraisal>
+  /** Grants of a policy version as applied now; null when the policy is gone or inactive. */
+  grantsFor(policy: string, version: number): Promise<Grants | null>
+  /** Validates a policy document; throws ERR_POLICY_INVALID with a line-level message. Returns its name. */
+  validate(source: string): { name: string }
+}
+
+export interface SecretSealer extends JsonSealer {
+  seal(name: string, version: number, plaintext: Uint8Array): Promise<Pick<SecretVersionRow, 'ciphertext' | 'iv' | 'wrappedKey' | 'kekId'>>
+  unseal(row: SecretVersionRow): Promise<Uint8Array>
+}
+
+export interface VaultServices {
+  mintToken(
+    attested: { jti: string; jkt: string; tee: string; measurement: string; policy: string; referenceIds: string[]; workload: string },
+    grant: VaultGrant & { wrapTtlSeconds?: number },
+  ): Promise<{ token?: string; wrapToken?: string; accessor: string; leaseDuration: number }>
+  revokeFor(filter: { jkt?: string; referenceId?: string; policy?: string }, reason: string): Promise<number>
+  readKv(ref: { mount: string; path: string; version?: number; field?: string }): Promise<Uint8Array>
+}
+
+export interface BrokerDeps {
+  config: BrokerConfig
+  store: Store
+  kek: KekProvider
+  sealer: SecretSealer
+  tokens: TokenIssuer
+  verifiers: Partial<Record<Tee, Verifier>>
+  appraiser: Appraiser
+  logger: Logger
+  metrics: Metrics
+  clock: () => Date
+  trust: { nitroRoots?: X509Certificate[]; ekRoots: X509Certificate[] }
+  vault?: VaultServices
+  audit(entry: AuditInput): Promise<void>
+}

@@ -1,0 +1,67 @@
+// Release to an attested key: the attestation token plus a DPoP proof by the bound key,
+// the grant re-checked against the admitting policy as it stands now, and the value
+// encrypted as a compact JWE to that same key.
+import { CompactEncrypt, importJWK, type JWK } from 'jose'
+import { KeywardError } from '../errors.js'
+import type { BrokerDeps, Grants } from './deps.js'
+import type { EarClaims } from './tokens.js'
+import type { AttestationRow } from '../store/types.js'
+import { verifyDpopProof, createReplayCache } from './dpop.js'
+
+export interface Attested {
+  claims: EarClaims
+  attestation: AttestationRow
+  key: JWK
+  grants: Grants
+}
+
+export interface AuthInput {
+  authorization: string | undefined
+  dpop: string | undefined
+  method: string
+  url: string
+}
+
+export function createAuthenticator(deps: BrokerDeps) {
+  const replay = createReplayCache()
+  return async function authenticate(a: AuthInput): Promise<Attested> {
+    const m = /^DPoP ([A-Za-z0-9._-]+)$/.exec(a.authorization ?? '')
+    if (!m) throw new KeywardError('ERR_UNAUTHORIZED', 'Authorization: DPoP <attestation token> is required')
+    if (!a.dpop) throw new KeywardError('ERR_DPOP_INVALID', 'a DPoP proof header is required')
+    const token = m[1]!
+    const claims = await deps.tokens.verify(token)
+    const key = await verifyDpopProof(
+      { proof: a.dpop, method: a.method, url: a.url, accessToken: token, jkt: claims.cnf.jkt, now: deps.clock() },
+      replay,
+    )
+    const attestation = await deps.store.getAttestation(claims.jti!)
+    if (!attestation || attestation.revokedAt !== null) {
+      throw new KeywardError('ERR_TOKEN_INVALID', 'attestation revoked')
+    }
+    const grants = await deps.appraiser.grantsFor(attestation.policy, attestation.policyVersion)
+    if (!grants) throw new KeywardError('ERR_NOT_GRANTED', 'the policy that admitted this token is no longer active')
+    return { claims, attestation, key, grants }
+  }
+}
+
+/** Encrypts to the workload key: ECDH-ES+A256KW for EC keys, RSA-OAEP-256 for RSA, A256GCM content. */
+export async function encryptToKey(key: JWK, plaintext: Uint8Array, headers: Record<string, string> = {}): Promise<string> {
+  const alg = key.kty === 'RSA' ? 'RSA-OAEP-256' : 'ECDH-ES+A256KW'
+  const pub = await importJWK({ kty: key.kty, crv: key.crv, x: key.x, y: key.y, n: key.n, e: key.e } as JWK, alg)
+  return new CompactEncrypt(plaintext).setProtectedHeader({ alg, enc: 'A256GCM', ...headers }).encrypt(pub)
+}
+
+/** Reads the newest version of a granted secret (a stored value or a Vault KV reference). */
+export async function readGrantedSecret(deps: BrokerDeps, a: Attested, name: string): Promise<{ version: number; value: Uint8Array }> {
+  if (!a.grants.secrets.includes(name)) {
+    throw new KeywardError('ERR_NOT_GRANTED', `the admitting policy does not grant secret ${name}`)
+  }
+  const row = await deps.store.getSecretVersion(name)
+  if (!row) throw new KeywardError('ERR_NOT_FOUND', `secret ${name} not found`)
+  if (row.source) {
+    if (!deps.vault) throw new KeywardError('ERR_CONFIG', 'secret references Vault but no Vault is configured')
+    const ref = JSON.parse(row.source) as { vaultKv: { mount: string; path: string; version?: number; field?: string } }
+    return { version: row.version, value: await deps.vault.readKv(ref.vaultKv) }
+  }
+  return { version: row.version, value: await deps.sealer.unseal(row) }
+}

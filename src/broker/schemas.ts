@@ -1,0 +1,110 @@
+// Request and response schemas of HTTP API v1. The same schemas validate requests and
+// generate /openapi.json, so the document cannot drift from what the server accepts.
+import { z } from 'zod'
+import { TEES } from '../verifiers/types.js'
+
+const b64url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url without padding')
+const b64 = z.string().max(4 * 1024 * 1024).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64')
+
+export const EcJwk = z
+  .object({
+    kty: z.literal('EC'),
+    crv: z.enum(['P-256', 'P-384']),
+    x: b64url.max(100),
+    y: b64url.max(100),
+    alg: z.string().optional(),
+    use: z.string().optional(),
+    kid: z.string().max(200).optional(),
+  })
+  .strict()
+
+export const RsaJwk = z
+  .object({
+    kty: z.literal('RSA'),
+    n: b64url.min(342, 'RSA keys must be at least 2048 bits').max(1400),
+    e: b64url.max(12),
+    alg: z.string().optional(),
+    use: z.string().optional(),
+    kid: z.string().max(200).optional(),
+  })
+  .strict()
+
+export const PublicJwk = z.discriminatedUnion('kty', [EcJwk, RsaJwk])
+
+export const ChallengeResponse = z.object({ nonce: b64url, expiresAt: z.string() })
+
+export const RuntimeState = z
+  .object({
+    allowlist: z.object({ records: z.array(z.string().regex(/^[0-9a-f]{182}$/, 'a record is 91 bytes of lowercase hex')).min(1).max(10_000) }).strict(),
+  })
+  .strict()
+
+export const AttestRequest = z
+  .object({
+    tee: z.enum(TEES),
+    nonce: b64url.length(43, 'nonce must be 32 bytes'),
+    key: PublicJwk,
+    evidence: z.record(z.string(), z.unknown()),
+    runtimeState: RuntimeState.optional(),
+  })
+  .strict()
+
+export const AttestResponse = z.object({
+  token: z.string(),
+  expiresAt: z.string(),
+  policy: z.string(),
+  claims: z.record(z.string(), z.unknown()),
+})
+
+export const AppraiseRequest = AttestRequest
+
+export const ReleaseResponse = z.object({ name: z.string(), version: z.number(), jwe: z.string() })
+
+export const SecretName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'secret names are 1–128 of [A-Za-z0-9._-]')
+
+export const PutSecretRequest = z
+  .object({
+    /** The value, base64; or `text` for UTF-8 values; or a Vault KV v2 reference. */
+    value: b64.optional(),
+    text: z.string().max(1024 * 1024).optional(),
+    vaultKv: z
+      .object({ mount: z.string().default('secret'), path: z.string().min(1), version: z.number().int().min(1).optional(), field: z.string().optional() })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((r) => [r.value, r.text, r.vaultKv].filter((x) => x !== undefined).length === 1, 'give exactly one of value, text, vaultKv')
+
+export const ApplyPolicyRequest = z.object({ source: z.string().min(1).max(256 * 1024) }).strict()
+
+export const ReferenceValueRequest = z
+  .object({
+    set: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+    tee: z.enum(TEES),
+    value: z.string().min(1).max(256),
+    source: z.string().min(1).max(512),
+    expiresAt: z.string().datetime().optional(),
+    note: z.string().max(1024).optional(),
+  })
+  .strict()
+
+export const PinAkRequest = z
+  .object({ workload: z.string().min(1).max(128), ak: b64 })
+  .strict()
+
+export const TpmRegisterRequest = z
+  .object({
+    workload: z.string().min(1).max(128),
+    ekPub: b64,
+    ekCert: b64.optional(),
+    akPub: b64,
+  })
+  .strict()
+
+export const TpmActivateRequest = z.object({ activationId: z.string().uuid(), secret: b64 }).strict()
+
+export const VaultTokenRequest = z.object({ role: z.string().max(128).optional(), wrap: z.boolean().optional() }).strict()
+
+export const ErrorResponse = z.object({
+  error: z.object({ code: z.string(), message: z.string(), failures: z.array(z.record(z.string(), z.unknown())).optional() }),
+})

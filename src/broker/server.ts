@@ -1,0 +1,147 @@
+// Wires a broker from configuration and runs it: store, KEK and sealer, token keys, verifiers,
+// policy, Vault, HTTP(S) server, and worker processes that share the store.
+import cluster from 'node:cluster'
+import { readFileSync, mkdirSync } from 'node:fs'
+import { createServer as createHttpsServer } from 'node:https'
+import { X509Certificate } from 'node:crypto'
+import { serve, type ServerType } from '@hono/node-server'
+import type { Logger } from 'pino'
+import type { BrokerConfig } from './config.js'
+import type { BrokerDeps, VaultServices } from './deps.js'
+import { KeywardError } from '../errors.js'
+import { openStore } from '../store/index.js'
+import { openLocalKeyring } from '../sealing/keyring.js'
+import { createSealer } from '../sealing/sealer.js'
+import { createTransitKek } from '../sealing/kek-vault-transit.js'
+import { createTokenIssuer } from './tokens.js'
+import { createAppraiser } from './appraiser.js'
+import { createMetrics } from './metrics.js'
+import { createApp } from './app.js'
+import { defaultVerifiers } from '../verifiers/index.js'
+import { parsePemBundle } from '../verifiers/common/x509.js'
+import type { KekProvider } from '../sealing/kek.js'
+import { createVaultServices } from './vault.js'
+
+export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { clock?: () => Date; defaultMetrics?: boolean } = {}): Promise<BrokerDeps> {
+  const clock = opts.clock ?? (() => new Date())
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
+  const store = await openStore({ dataDir: config.dataDir, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) })
+  try {
+    const vault = config.vault ? await createVaultServices(config, store, logger, clock) : undefined
+    let kek: KekProvider
+    if (config.kek.provider === 'vault-transit') {
+      if (!vault) throw new KeywardError('ERR_CONFIG', 'kek.provider vault-transit needs a vault section')
+      kek = createTransitKek(vault.client, config.kek.key)
+    } else {
+      kek = await openLocalKeyring(config.dataDir)
+    }
+    const sealer = createSealer(kek)
+    const audit: BrokerDeps['audit'] = async (entry) => {
+      await store.appendAudit(entry, clock().getTime())
+    }
+    const tokens = await createTokenIssuer({ store, sealer, issuer: config.issuer, audience: config.audience, ttlSeconds: config.tokenTtlSeconds, clock })
+    const ekRoots = config.tpm.ekCaFiles.flatMap((f) => parsePemBundle(readFileSync(f, 'utf8'), f).map((c) => c.cert))
+    return {
+      config,
+      store,
+      kek,
+      sealer,
+      tokens,
+      verifiers: defaultVerifiers({ snpCertCacheDir: config.snp.certCacheDir }),
+      appraiser: createAppraiser(store),
+      logger,
+      metrics: createMetrics({ defaults: opts.defaultMetrics ?? false }),
+      clock,
+      trust: { ekRoots: ekRoots satisfies X509Certificate[] },
+      ...(vault ? { vault: vault.services satisfies VaultServices } : {}),
+      audit,
+    }
+  } catch (e) {
+    await store.close()
+    throw e
+  }
+}
+
+export interface RunningServer {
+  port: number
+  close(): Promise<void>
+}
+
+/** Serves the app; returns once listening. */
+export async function startServer(deps: BrokerDeps): Promise<RunningServer> {
+  const app = createApp(deps)
+  const { config } = deps
+  return new Promise((resolve, reject) => {
+    let server: ServerType
+    const onListen = (info: { port: number }) => {
+      deps.logger.info({ port: info.port, host: config.host, store: deps.store.kind, tls: Boolean(config.tls) }, 'keyward listening')
+      resolve({
+        port: info.port,
+        close: () =>
+          new Promise<void>((res) => {
+            server.close(() => res())
+            // Keep-alive sockets must not hold a shutdown hostage.
+            ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+          }),
+      })
+    }
+    const tls = config.tls
+    server = serve(
+      {
+        fetch: app.fetch,
+        port: config.port,
+        hostname: config.host,
+        ...(tls
+          ? {
+              createServer: createHttpsServer,
+              serverOptions: {
+                cert: readFileSync(tls.cert),
+                key: readFileSync(tls.key),
+                ...(tls.clientCa ? { ca: readFileSync(tls.clientCa), requestCert: true, rejectUnauthorized: false } : {}),
+              },
+            }
+          : {}),
+      },
+      onListen,
+    )
+    server.on('error', reject)
+  })
+}
+
+/** `keyward serve`: one process, or a primary that forks `workers` processes sharing the port and the store. */
+export async function runServe(config: BrokerConfig, logger: Logger): Promise<void> {
+  if (config.workers > 1 && cluster.isPrimary) {
+    // Initialise the store (migrations, signing key, keyring) once before workers race for it.
+    const deps = await buildDeps(config, logger)
+    await deps.store.close()
+    for (let i = 0; i < config.workers; i++) cluster.fork()
+    cluster.on('exit', (w, code, signal) => {
+      logger.warn({ worker: w.process.pid, code, signal }, 'worker exited')
+      if (!shuttingDown) cluster.fork()
+    })
+    let shuttingDown = false
+    const stop = () => {
+      shuttingDown = true
+      for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGTERM')
+    }
+    process.once('SIGTERM', stop)
+    process.once('SIGINT', stop)
+    return
+  }
+  const deps = await buildDeps(config, logger, { defaultMetrics: true })
+  const server = await startServer(deps)
+  const prune = setInterval(() => {
+    deps.store.pruneNonces(deps.clock().getTime() - 3600_000).catch((e: unknown) => logger.warn({ err: String(e) }, 'nonce prune failed'))
+  }, 60_000)
+  prune.unref()
+  const shutdown = async () => {
+    logger.info('shutting down')
+    clearInterval(prune)
+    await server.close()
+    await deps.store.close()
+    process.exit(0)
+  }
+  process.once('SIGTERM', () => void shutdown())
+  process.once('SIGINT', () => void shutdown())
+  if (process.send) process.send({ keyward: 'listening', port: server.port })
+}

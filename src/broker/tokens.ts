@@ -1,0 +1,218 @@
+// Attestation-result tokens: EAR (draft-ietf-rats-ear) claims in a JWT signed with ES256.
+// Signing keys live in the store with their private half sealed, so every replica signs with
+// the same key and serves the same JWKS. A rotated key stays published until every token it
+// signed has expired.
+import { randomUUID } from 'node:crypto'
+import {
+  SignJWT,
+  jwtVerify,
+  generateKeyPair,
+  exportJWK,
+  importJWK,
+  calculateJwkThumbprint,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  type JWK,
+  type JWTPayload,
+} from 'jose'
+import { KeywardError } from '../errors.js'
+import type { SigningKeyRow, Store } from '../store/types.js'
+
+export const EAR_PROFILE = 'tag:github.com,2023:veraison/ear'
+
+/** What keyward puts in an attestation result besides the registered JWT claims. */
+export interface EarClaims extends JWTPayload {
+  eat_profile: string
+  ear_verifier_id: { developer: string; build: string }
+  eat_nonce: string
+  submods: Record<string, EarSubmod>
+  cnf: { jkt: string }
+  /** Flat copies for relying parties that match single claims (Vault JWT auth bound_claims). */
+  keyward_tee: string
+  keyward_policy: string
+  keyward_measurement: string
+  keyward_workload: string
+}
+
+export interface EarSubmod {
+  ear_status: 'affirming' | 'warning' | 'contraindicated' | 'none'
+  ear_appraisal_policy_id: string
+  keyward_claims: Record<string, unknown>
+}
+
+/** Seals and unseals the private JWK at rest (implemented by src/sealing). */
+export interface JsonSealer {
+  sealJson(purpose: string, value: unknown): Promise<string>
+  unsealJson<T>(purpose: string, sealed: string): Promise<T>
+}
+
+type JoseKey = Awaited<ReturnType<typeof importJWK>>
+
+interface LoadedKey {
+  kid: string
+  publicJwk: JWK
+  verifyKey: JoseKey
+  signKey?: JoseKey
+  createdAt: number
+  retiredAt: number | null
+}
+
+export interface TokenIssuerOptions {
+  store: Store
+  sealer: JsonSealer
+  issuer: string
+  audience: string
+  ttlSeconds: number
+  clock: () => Date
+}
+
+export interface TokenIssuer {
+  issue(claims: Omit<EarClaims, 'iat' | 'exp' | 'iss' | 'aud' | 'jti'>, opts?: { audience?: string; ttlSeconds?: number }): Promise<{ token: string; jti: string; expiresAt: number }>
+  verify(token: string, opts?: { audience?: string }): Promise<EarClaims>
+  jwks(): Promise<{ keys: JWK[] }>
+  rotate(): Promise<string>
+  /** Signs an arbitrary JWT with the current key (tool credentials). */
+  signJwt(payload: JWTPayload, opts: { audience: string; ttlSeconds: number; subject?: string; typ?: string }): Promise<{ token: string; jti: string; expiresAt: number }>
+}
+
+const SEAL_PURPOSE = 'token-signing-key'
+
+export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<TokenIssuer> {
+  let keys: LoadedKey[] = []
+  let loadedAt = 0
+
+  async function load(): Promise<void> {
+    const rows = await opts.store.listSigningKeys()
+    const next: LoadedKey[] = []
+    for (const row of rows) next.push(await loadRow(row, keys.find((k) => k.kid === row.kid)))
+    next.sort((a, b) => b.createdAt - a.createdAt)
+    keys = next
+    loadedAt = opts.clock().getTime()
+  }
+
+  async function loadRow(row: SigningKeyRow, cached: LoadedKey | undefined): Promise<LoadedKey> {
+    if (cached) return { ...cached, retiredAt: row.retiredAt }
+    const publicJwk = JSON.parse(row.publicJwk) as JWK
+    return {
+      kid: row.kid,
+      publicJwk,
+      verifyKey: await importJWK(publicJwk, 'ES256'),
+      createdAt: row.createdAt,
+      retiredAt: row.retiredAt,
+    }
+  }
+
+  async function active(): Promise<LoadedKey> {
+    // Other replicas may have rotated: reload at most every 30 s on the signing path.
+    if (opts.clock().getTime() - loadedAt > 30_000) await load()
+    let k = keys.find((x) => x.retiredAt === null)
+    if (!k) {
+      await createKey()
+      await load()
+      k = keys.find((x) => x.retiredAt === null)
+      if (!k) throw new KeywardError('ERR_INTERNAL', 'no active signing key')
+    }
+    if (!k.signKey) {
+      const row = (await opts.store.listSigningKeys()).find((r) => r.kid === k!.kid)
+      if (!row) throw new KeywardError('ERR_INTERNAL', 'signing key vanished')
+      const priv = await opts.sealer.unsealJson<JWK>(SEAL_PURPOSE, row.sealedPrivate)
+      k.signKey = await importJWK(priv, 'ES256')
+    }
+    return k
+  }
+
+  async function createKey(): Promise<string> {
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true })
+    const pub = await exportJWK(publicKey)
+    const kid = await calculateJwkThumbprint(pub, 'sha256')
+    const publicJwk = { ...pub, kid, alg: 'ES256', use: 'sig' }
+    const priv = await exportJWK(privateKey)
+    await opts.store.putSigningKey({
+      kid,
+      alg: 'ES256',
+      publicJwk: JSON.stringify(publicJwk),
+      sealedPrivate: await opts.sealer.sealJson(SEAL_PURPOSE, priv),
+      createdAt: opts.clock().getTime(),
+      retiredAt: null,
+    })
+    return kid
+  }
+
+  async function sign(payload: JWTPayload, audience: string, ttlSeconds: number, typ: string, subject?: string) {
+    const k = await active()
+    const now = Math.floor(opts.clock().getTime() / 1000)
+    const jti = randomUUID()
+    const jwt = new SignJWT(payload)
+      .setProtectedHeader({ alg: 'ES256', kid: k.kid, typ })
+      .setIssuer(opts.issuer)
+      .setAudience(audience)
+      .setIssuedAt(now)
+      .setExpirationTime(now + ttlSeconds)
+      .setJti(jti)
+    if (subject) jwt.setSubject(subject)
+    return { token: await jwt.sign(k.signKey!), jti, expiresAt: (now + ttlSeconds) * 1000 }
+  }
+
+  await load()
+  if (!keys.some((k) => k.retiredAt === null)) {
+    await createKey()
+    await load()
+  }
+
+  return {
+    async issue(claims, o = {}) {
+      return sign(claims, o.audience ?? opts.audience, o.ttlSeconds ?? opts.ttlSeconds, 'JWT')
+    },
+    async signJwt(payload, o) {
+      return sign(payload, o.audience, o.ttlSeconds, o.typ ?? 'JWT', o.subject)
+    },
+    async verify(token, o = {}) {
+      let kid: string | undefined
+      try {
+        kid = decodeProtectedHeader(token).kid
+      } catch {
+        throw new KeywardError('ERR_TOKEN_INVALID', 'token is not a JWS')
+      }
+      let k = keys.find((x) => x.kid === kid)
+      if (!k) {
+        await load()
+        k = keys.find((x) => x.kid === kid)
+      }
+      if (!k) throw new KeywardError('ERR_TOKEN_INVALID', 'token signed by an unknown key')
+      try {
+        const { payload } = await jwtVerify(token, k.verifyKey, {
+          issuer: opts.issuer,
+          audience: o.audience ?? opts.audience,
+          algorithms: ['ES256'],
+          currentDate: opts.clock(),
+          requiredClaims: ['exp', 'iat', 'jti'],
+        })
+        if (payload.eat_profile !== EAR_PROFILE || typeof (payload.cnf as { jkt?: unknown } | undefined)?.jkt !== 'string') {
+          throw new KeywardError('ERR_TOKEN_INVALID', 'token is not a keyward attestation result')
+        }
+        return payload as EarClaims
+      } catch (e) {
+        if (e instanceof KeywardError) throw e
+        if (e instanceof joseErrors.JWTExpired) throw new KeywardError('ERR_TOKEN_INVALID', 'token expired')
+        throw new KeywardError('ERR_TOKEN_INVALID', 'token verification failed', { cause: e })
+      }
+    },
+    async jwks() {
+      await load()
+      const now = opts.clock().getTime()
+      // A retired key stays published while tokens it signed may still be valid.
+      const grace = opts.ttlSeconds * 1000 + 60_000
+      return {
+        keys: keys.filter((k) => k.retiredAt === null || now - k.retiredAt < grace).map((k) => k.publicJwk),
+      }
+    },
+    async rotate() {
+      await load()
+      const kid = await createKey()
+      const at = opts.clock().getTime()
+      for (const k of keys) if (k.retiredAt === null) await opts.store.retireSigningKey(k.kid, at)
+      await load()
+      return kid
+    },
+  }
+}

@@ -1,0 +1,76 @@
+// TPM attestation-key registration by credential activation (the Keylime registrar's flow):
+// the EK certificate must chain to a configured TPM manufacturer CA, the AK must be a
+// restricted signing key, and the AK is admitted only after the workload returns the secret that
+// only its TPM could recover with TPM2_ActivateCredential.
+import { Hono, type Context } from 'hono'
+import { randomBytes, randomUUID } from 'node:crypto'
+import type { z } from 'zod'
+import { KeywardError } from '../errors.js'
+import type { BrokerDeps } from './deps.js'
+import * as S from './schemas.js'
+import { constantTimeEqual, fromB64, fromHex, sha256, toHex } from '../util/bytes.js'
+import { parseTpmPublic, akName, checkAkAttributes, makeCredentialFile, verifyEkCertificate } from '../verifiers/tpm/index.js'
+
+type JsonBody = <T extends z.ZodType>(c: Context, schema: T) => Promise<z.infer<T>>
+
+const ACTIVATION_TTL_MS = 120_000
+
+export function tpmRoutes(deps: BrokerDeps, jsonBody: JsonBody): Hono {
+  const r = new Hono()
+  r.post('/register', async (c) => {
+    const body = await jsonBody(c, S.TpmRegisterRequest)
+    const ekPub = parseTpmPublic(decode(body.ekPub, 'ekPub'))
+    const akPubBytes = decode(body.akPub, 'akPub')
+    const akPub = parseTpmPublic(akPubBytes)
+    checkAkAttributes(akPub)
+    const ekFingerprint = body.ekCert
+      ? verifyEkCertificate(decode(body.ekCert, 'ekCert'), ekPub, { roots: deps.trust.ekRoots, now: deps.clock() })
+      : null
+    if (!ekFingerprint) throw new KeywardError('ERR_EK_UNTRUSTED', 'an EK certificate from a trusted TPM manufacturer CA is required')
+    const name = akName(akPub)
+    const secret = randomBytes(32)
+    const credential = makeCredentialFile(ekPub, name, secret)
+    const id = randomUUID()
+    const now = deps.clock().getTime()
+    await deps.store.insertActivation({
+      id,
+      akName: toHex(name),
+      secretHash: toHex(sha256(secret)),
+      workload: body.workload,
+      publicArea: body.akPub,
+      ekFingerprint,
+      expiresAt: now + ACTIVATION_TTL_MS,
+      usedAt: null,
+    })
+    await deps.audit({ type: 'tpm.register', subject: toHex(name), decision: 'info', detail: { workload: body.workload, ekFingerprint, activationId: id } })
+    return c.json({ activationId: id, credential: Buffer.from(credential).toString('base64'), expiresAt: new Date(now + ACTIVATION_TTL_MS).toISOString() })
+  })
+
+  r.post('/activate', async (c) => {
+    const body = await jsonBody(c, S.TpmActivateRequest)
+    const row = await deps.store.consumeActivation(body.activationId, deps.clock().getTime())
+    const got = decode(body.secret, 'secret')
+    if (!row || !constantTimeEqual(sha256(got), fromHex(row.secretHash)!)) {
+      await deps.audit({ type: 'tpm.activate', subject: row?.akName ?? body.activationId, decision: 'deny', detail: { code: 'ERR_CREDENTIAL_ACTIVATION' } })
+      throw new KeywardError('ERR_CREDENTIAL_ACTIVATION', 'credential activation failed')
+    }
+    await deps.store.putAk({
+      name: row.akName,
+      publicArea: row.publicArea,
+      workload: row.workload,
+      via: 'credential-activation',
+      ekFingerprint: row.ekFingerprint,
+      createdAt: deps.clock().getTime(),
+      revokedAt: null,
+    })
+    await deps.audit({ type: 'tpm.activate', subject: row.akName, decision: 'allow', detail: { workload: row.workload } })
+    return c.json({ akName: row.akName, workload: row.workload })
+  })
+  return r
+}
+
+function decode(s: string, what: string): Uint8Array {
+  const b = fromB64(s)
+  if (!b) throw new KeywardError('ERR_BAD_REQUEST', `${what} is not base64`)
+  return b
+}
