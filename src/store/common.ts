@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { DrizzleQueryError } from 'drizzle-orm'
 import { KeywardError } from '../errors.js'
 import type { AuditRow, ReferenceValueRow, SecretSummary, SecretVersionRow } from './types.js'
 
@@ -9,7 +10,7 @@ import type { AuditRow, ReferenceValueRow, SecretSummary, SecretVersionRow } fro
 export function driverError(e: unknown): unknown {
   let cur: unknown = e
   for (let i = 0; i < 5; i++) {
-    if (cur instanceof Error && cur.name === 'DrizzleQueryError' && cur.cause !== undefined) cur = cur.cause
+    if (cur instanceof DrizzleQueryError && cur.cause !== undefined) cur = cur.cause
     else break
   }
   return cur

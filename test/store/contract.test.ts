@@ -1,0 +1,424 @@
+// The Store contract, run against both backends: every method, the exactly-once and ordering
+// guarantees under concurrency, tamper detection on the audit chain, and restart.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { randomBytes } from 'node:crypto'
+import { createLocation, type Backend, type TestLocation } from './helpers.js'
+import { verifyAuditChain } from '../../src/audit/chain.js'
+import type {
+  AttestationRow, ReferenceValueRow, SecretVersionRow, Store, VaultLeaseRow,
+} from '../../src/store/types.js'
+
+const T0 = 1_790_000_000_000
+
+function secretRow(name: string, version: number, extra: Partial<SecretVersionRow> = {}): SecretVersionRow {
+  return {
+    name,
+    version,
+    ciphertext: new Uint8Array(randomBytes(40)),
+    iv: new Uint8Array(randomBytes(12)),
+    wrappedKey: new Uint8Array(randomBytes(60)),
+    kekId: 'local:1',
+    source: null,
+    createdAt: T0 + version,
+    createdBy: 'admin:test',
+    ...extra,
+  }
+}
+
+function attestation(jti: string, policy: string, refs: string[]): AttestationRow {
+  return {
+    jti, jkt: `jkt-${jti}`, tee: 'tpm', policy, policyVersion: 1, measurement: 'ab'.repeat(32),
+    referenceIds: JSON.stringify(refs), workload: 'w1', issuedAt: T0, expiresAt: T0 + 300_000, revokedAt: null,
+  }
+}
+
+function lease(accessor: string, jkt: string, policy: string, refs: string[]): VaultLeaseRow {
+  return {
+    accessor, jti: `jti-${accessor}`, jkt, policy, referenceIds: JSON.stringify(refs), role: 'db',
+    createdAt: T0, expiresAt: T0 + 3_600_000, revokedAt: null,
+  }
+}
+
+function refValue(id: string, set: string): ReferenceValueRow {
+  return {
+    id, set, tee: 'sev-snp', value: 'cd'.repeat(48), source: 'test', createdBy: 'admin:test', createdAt: T0,
+    expiresAt: null, revokedAt: null, revokedBy: null, note: null,
+  }
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p
+    return undefined
+  } catch (e) {
+    return (e as { code?: string }).code
+  }
+}
+
+describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) => {
+  let loc: TestLocation
+  let store: Store
+
+  beforeAll(async () => {
+    loc = await createLocation(backend)
+    store = await loc.open()
+  })
+  afterAll(async () => {
+    await store?.close()
+    await loc?.cleanup()
+  })
+
+  it('reports its kind', () => {
+    expect(store.kind).toBe(backend)
+  })
+
+  describe('nonces', () => {
+    it('consumes once and tells unknown, expired and used apart', async () => {
+      await store.insertNonce({ id: 'n-ok', createdAt: T0, expiresAt: T0 + 60_000 })
+      await store.insertNonce({ id: 'n-old', createdAt: T0, expiresAt: T0 + 60_000 })
+      expect(await store.consumeNonce('n-ok', T0 + 1)).toBe('ok')
+      expect(await store.consumeNonce('n-ok', T0 + 2)).toBe('used')
+      expect(await store.consumeNonce('n-missing', T0)).toBe('unknown')
+      expect(await store.consumeNonce('n-old', T0 + 60_000)).toBe('expired')
+      // Expiry is judged at `now`; refusing an expired nonce does not consume it.
+      expect(await store.consumeNonce('n-old', T0 + 59_999)).toBe('ok')
+    })
+
+    it('refuses a duplicate nonce id', async () => {
+      await store.insertNonce({ id: 'n-dup', createdAt: T0, expiresAt: T0 + 1 })
+      expect(await codeOf(store.insertNonce({ id: 'n-dup', createdAt: T0, expiresAt: T0 + 1 }))).toBe('ERR_CONFLICT')
+    })
+
+    it('gives exactly one of 50 concurrent consumers the nonce', async () => {
+      await store.insertNonce({ id: 'n-race', createdAt: T0, expiresAt: T0 + 60_000 })
+      const results = await Promise.all(Array.from({ length: 50 }, () => store.consumeNonce('n-race', T0 + 5)))
+      expect(results.filter((r) => r === 'ok')).toHaveLength(1)
+      expect(results.filter((r) => r === 'used')).toHaveLength(49)
+    })
+
+    it('prunes nonces that expired before a time', async () => {
+      await store.insertNonce({ id: 'p-1', createdAt: 0, expiresAt: 10 })
+      await store.insertNonce({ id: 'p-2', createdAt: 0, expiresAt: 20 })
+      expect(await store.pruneNonces(15)).toBe(1)
+      expect(await store.consumeNonce('p-1', 5)).toBe('unknown')
+      expect(await store.consumeNonce('p-2', 5)).toBe('ok')
+    })
+  })
+
+  describe('secrets', () => {
+    it('stores exact versions, refuses a taken version and returns bytes intact', async () => {
+      const v1 = secretRow('db', 1)
+      expect(await store.putSecretVersion(v1)).toBe(true)
+      expect(await store.putSecretVersion(secretRow('db', 1))).toBe(false)
+      const v2 = secretRow('db', 2, { source: '{"vault":"kv/db"}' })
+      expect(await store.putSecretVersion(v2)).toBe(true)
+      expect(await store.getSecretVersion('db')).toEqual(v2)
+      expect(await store.getSecretVersion('db', 1)).toEqual(v1)
+      expect(await store.getSecretVersion('db', 3)).toBeNull()
+      expect(await store.getSecretVersion('nope')).toBeNull()
+    })
+
+    it('summarizes, deletes every version and continues numbering after rm', async () => {
+      await store.putSecretVersion(secretRow('api', 1))
+      await store.putSecretVersion(secretRow('api', 2))
+      const before = (await store.listSecrets()).find((s) => s.name === 'api')
+      expect(before).toMatchObject({ latestVersion: 2, versions: 2, deleted: false, updatedAt: T0 + 2 })
+      expect(await store.deleteSecret('api', 'admin:test')).toBe(true)
+      expect(await store.deleteSecret('api', 'admin:test')).toBe(false)
+      expect(await store.getSecretVersion('api')).toBeNull()
+      expect(await store.getSecretVersion('api', 1)).toBeNull()
+      const after = (await store.listSecrets()).find((s) => s.name === 'api')
+      expect(after).toMatchObject({ latestVersion: 2, versions: 2, deleted: true })
+      expect((await store.allSecretVersions()).some((r) => r.name === 'api')).toBe(false)
+      expect(await store.putSecretVersion(secretRow('api', 2))).toBe(false)
+      expect(await store.putSecretVersion(secretRow('api', 3))).toBe(true)
+      expect((await store.getSecretVersion('api'))?.version).toBe(3)
+      expect((await store.listSecrets()).find((s) => s.name === 'api')).toMatchObject({ deleted: false, latestVersion: 3 })
+    })
+
+    it('lists live versions and updates a wrapped key', async () => {
+      await store.putSecretVersion(secretRow('wrap', 1))
+      const all = await store.allSecretVersions()
+      expect(all.map((r) => `${r.name}@${r.version}`)).toContain('wrap@1')
+      const wk = new Uint8Array(randomBytes(61))
+      await store.updateWrappedKey('wrap', 1, wk, 'local:2')
+      const r = await store.getSecretVersion('wrap', 1)
+      expect(r?.wrappedKey).toEqual(wk)
+      expect(r?.kekId).toBe('local:2')
+      expect(await codeOf(store.updateWrappedKey('wrap', 9, wk, 'local:2'))).toBe('ERR_NOT_FOUND')
+    })
+
+    it('allocates distinct versions to 20 concurrent writers (retrying on a taken version)', async () => {
+      const writer = async (): Promise<number> => {
+        for (;;) {
+          const latest = (await store.listSecrets()).find((s) => s.name === 'race')?.latestVersion ?? 0
+          if (await store.putSecretVersion(secretRow('race', latest + 1))) return latest + 1
+        }
+      }
+      const versions = await Promise.all(Array.from({ length: 20 }, writer))
+      expect([...versions].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
+    })
+  })
+
+  describe('policies', () => {
+    it('versions by name and keeps one active version', async () => {
+      const base = { name: 'p1', source: 'a: 1', sha256: 'aa', createdAt: T0, createdBy: 'admin:test' }
+      expect(await store.putPolicy(base)).toBe(1)
+      expect(await store.putPolicy({ ...base, source: 'a: 2', sha256: 'bb' })).toBe(2)
+      expect(await store.putPolicy({ ...base, name: 'p2' })).toBe(1)
+      const active = await store.getActivePolicies()
+      expect(active.map((p) => `${p.name}@${p.version}`).sort()).toEqual(['p1@2', 'p2@1'])
+      expect(await store.getPolicy('p1')).toMatchObject({ version: 2, source: 'a: 2', active: true })
+      expect(await store.getPolicy('p1', 1)).toMatchObject({ version: 1, source: 'a: 1', active: false })
+      expect(await store.getPolicy('p1', 7)).toBeNull()
+      expect(await store.getPolicy('zz')).toBeNull()
+      expect(await store.deactivatePolicy('p1')).toBe(true)
+      expect(await store.deactivatePolicy('p1')).toBe(false)
+      expect((await store.getActivePolicies()).map((p) => p.name)).toEqual(['p2'])
+    })
+
+    it('allocates distinct versions to 20 concurrent applies, exactly one active', async () => {
+      const base = { name: 'prace', source: 'x', sha256: 'cc', createdAt: T0, createdBy: 'admin:test' }
+      const versions = await Promise.all(Array.from({ length: 20 }, () => store.putPolicy(base)))
+      expect([...versions].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
+      const active = (await store.getActivePolicies()).filter((p) => p.name === 'prace')
+      expect(active).toHaveLength(1)
+      expect(active[0]?.version).toBe(20)
+    })
+  })
+
+  describe('reference values', () => {
+    it('puts, lists by set and revokes once', async () => {
+      await store.putReferenceValue(refValue('r1', 'snp'))
+      await store.putReferenceValue({ ...refValue('r2', 'tpm-pcrs'), note: 'n', expiresAt: T0 + 9 })
+      expect(await codeOf(store.putReferenceValue(refValue('r1', 'snp')))).toBe('ERR_CONFLICT')
+      expect((await store.listReferenceValues()).map((r) => r.id)).toEqual(['r1', 'r2'])
+      expect(await store.listReferenceValues('tpm-pcrs')).toEqual([{ ...refValue('r2', 'tpm-pcrs'), note: 'n', expiresAt: T0 + 9 }])
+      expect(await store.revokeReferenceValue('r1', 'admin:x', T0 + 5)).toBe(true)
+      expect(await store.revokeReferenceValue('r1', 'admin:x', T0 + 6)).toBe(false)
+      expect(await store.revokeReferenceValue('none', 'admin:x', T0)).toBe(false)
+      expect((await store.listReferenceValues('snp'))[0]).toMatchObject({ revokedAt: T0 + 5, revokedBy: 'admin:x' })
+    })
+  })
+
+  describe('signing keys', () => {
+    it('puts, lists and retires', async () => {
+      const k = { kid: 'k1', alg: 'ES256' as const, publicJwk: '{"kty":"EC"}', sealedPrivate: '{"v":1}', createdAt: T0, retiredAt: null }
+      await store.putSigningKey(k)
+      await store.putSigningKey({ ...k, kid: 'k2', createdAt: T0 + 1 })
+      expect(await codeOf(store.putSigningKey(k))).toBe('ERR_CONFLICT')
+      await store.retireSigningKey('k1', T0 + 100)
+      await store.retireSigningKey('k1', T0 + 200) // first retirement time stands
+      expect(await store.listSigningKeys()).toEqual([{ ...k, retiredAt: T0 + 100 }, { ...k, kid: 'k2', createdAt: T0 + 1 }])
+      expect(await codeOf(store.retireSigningKey('kx', T0))).toBe('ERR_NOT_FOUND')
+    })
+  })
+
+  describe('AKs and credential activation', () => {
+    it('puts, gets, lists and revokes AKs', async () => {
+      const ak = { name: '000b' + 'aa'.repeat(32), publicArea: 'AQID', workload: 'w1', via: 'pinned' as const, ekFingerprint: null, createdAt: T0, revokedAt: null }
+      await store.putAk(ak)
+      expect(await store.getAk(ak.name)).toEqual(ak)
+      expect(await store.getAk('none')).toBeNull()
+      expect(await store.listAks()).toEqual([ak])
+      expect(await codeOf(store.putAk(ak))).toBe('ERR_CONFLICT')
+      expect(await store.revokeAk(ak.name, T0 + 1)).toBe(true)
+      expect(await store.revokeAk(ak.name, T0 + 2)).toBe(false)
+      expect((await store.getAk(ak.name))?.revokedAt).toBe(T0 + 1)
+    })
+
+    it('consumes an activation exactly once, never when expired or unknown', async () => {
+      const a = { id: 'act1', akName: 'ak', secretHash: 'ff'.repeat(32), workload: 'w', publicArea: 'AQ', ekFingerprint: 'ek', expiresAt: T0 + 100, usedAt: null }
+      await store.insertActivation(a)
+      await store.insertActivation({ ...a, id: 'act2' })
+      await store.insertActivation({ ...a, id: 'act3' })
+      expect(await store.consumeActivation('act1', T0)).toEqual({ ...a, usedAt: T0 })
+      expect(await store.consumeActivation('act1', T0)).toBeNull()
+      expect(await store.consumeActivation('act2', T0 + 100)).toBeNull()
+      expect(await store.consumeActivation('nope', T0)).toBeNull()
+      const results = await Promise.all(Array.from({ length: 30 }, () => store.consumeActivation('act3', T0)))
+      expect(results.filter((r) => r !== null)).toHaveLength(1)
+    })
+  })
+
+  describe('attestations and workloads', () => {
+    it('inserts, gets and revokes by exact reference id or by policy', async () => {
+      await store.insertAttestation(attestation('j1', 'pa', ['ref_1', 'ref-2']))
+      await store.insertAttestation(attestation('j2', 'pa', ['ref-10']))
+      await store.insertAttestation(attestation('j3', 'pb', ['refX1']))
+      expect(await store.getAttestation('j1')).toEqual(attestation('j1', 'pa', ['ref_1', 'ref-2']))
+      expect(await store.getAttestation('none')).toBeNull()
+      expect(await codeOf(store.insertAttestation(attestation('j1', 'pa', [])))).toBe('ERR_CONFLICT')
+      // "ref_1" must not match "refX1" (LIKE wildcard) and "ref-1" must not match "ref-10".
+      const byRef = await store.revokeAttestationsByReference('ref_1', T0 + 1)
+      expect(byRef.map((r) => r.jti)).toEqual(['j1'])
+      expect(byRef[0]?.revokedAt).toBe(T0 + 1)
+      expect(await store.revokeAttestationsByReference('ref_1', T0 + 2)).toEqual([])
+      expect(await store.revokeAttestationsByReference('ref-1', T0 + 2)).toEqual([])
+      const byPolicy = await store.revokeAttestationsByPolicy('pa', T0 + 3)
+      expect(byPolicy.map((r) => r.jti)).toEqual(['j2'])
+      expect((await store.getAttestation('j3'))?.revokedAt).toBeNull()
+      expect((await store.getAttestation('j1'))?.revokedAt).toBe(T0 + 1)
+    })
+
+    it('upserts workloads', async () => {
+      const w = { id: 'w1', tee: 'tpm', lastAttestedAt: T0, lastDecision: 'allow' as const, actual: '{}', divergedAt: null }
+      await store.upsertWorkload(w)
+      await store.upsertWorkload({ ...w, lastAttestedAt: T0 + 5, lastDecision: 'deny', divergedAt: T0 + 5 })
+      await store.upsertWorkload({ ...w, id: 'w0' })
+      expect(await store.listWorkloads()).toEqual([
+        { ...w, id: 'w0' },
+        { ...w, lastAttestedAt: T0 + 5, lastDecision: 'deny', divergedAt: T0 + 5 },
+      ])
+    })
+  })
+
+  describe('vault leases', () => {
+    it('filters live leases and marks them revoked', async () => {
+      await store.insertVaultLease(lease('l1', 'jA', 'pa', ['r1']))
+      await store.insertVaultLease(lease('l2', 'jA', 'pb', ['r2', 'r1']))
+      await store.insertVaultLease(lease('l3', 'jB', 'pa', ['r3']))
+      const ids = async (f: Parameters<Store['listLiveVaultLeases']>[0]) =>
+        (await store.listLiveVaultLeases(f)).map((l) => l.accessor).sort()
+      expect(await ids({})).toEqual(['l1', 'l2', 'l3'])
+      expect(await ids({ jkt: 'jA' })).toEqual(['l1', 'l2'])
+      expect(await ids({ policy: 'pa' })).toEqual(['l1', 'l3'])
+      expect(await ids({ referenceId: 'r1' })).toEqual(['l1', 'l2'])
+      expect(await ids({ jkt: 'jA', referenceId: 'r2' })).toEqual(['l2'])
+      await store.markVaultLeaseRevoked('l1', T0 + 1)
+      expect(await ids({ referenceId: 'r1' })).toEqual(['l2'])
+      expect(await codeOf(store.markVaultLeaseRevoked('lx', T0))).toBe('ERR_NOT_FOUND')
+    })
+  })
+
+  describe('credentials', () => {
+    it('puts (replacing on rotation), gets and lists', async () => {
+      const c = { id: 'admin:ops', kind: 'admin' as const, hash: 'scrypt$16384$8$1$AA$BB', createdAt: T0, revokedAt: null }
+      await store.putCredential(c)
+      await store.putCredential({ ...c, id: 'rp:vault', kind: 'relying-party' })
+      await store.putCredential({ ...c, hash: 'scrypt$16384$8$1$CC$DD', createdAt: T0 + 1 })
+      expect(await store.getCredential('admin:ops')).toEqual({ ...c, hash: 'scrypt$16384$8$1$CC$DD', createdAt: T0 + 1 })
+      expect(await store.getCredential('admin:none')).toBeNull()
+      expect((await store.listCredentials()).map((x) => x.id)).toEqual(['admin:ops', 'rp:vault'])
+    })
+  })
+
+  describe('audit chain', () => {
+    it('appends a verifiable chain and pages through it', async () => {
+      const r1 = await store.appendAudit({ type: 'challenge', subject: 'n1', decision: 'info', detail: { b: 1, a: [1, { z: 2, y: 1 }] } }, T0)
+      expect(r1.seq).toBe(1)
+      expect(r1.prevHash).toBe('0'.repeat(64))
+      const r2 = await store.appendAudit({ type: 'attest', subject: 'jkt', decision: 'deny', detail: { reasons: ['pcr 7'] } }, T0 + 1)
+      expect(r2.prevHash).toBe(r1.hash)
+      const rows = await store.listAudit({})
+      expect(rows).toEqual([r1, r2])
+      expect(verifyAuditChain(rows)).toMatchObject({ ok: true, count: 2 })
+      expect(await store.listAudit({ afterSeq: 1, limit: 5 })).toEqual([r2])
+      expect(await store.listAudit({ limit: 1 })).toEqual([r1])
+    })
+
+    it('refuses detail keys that name secret material', async () => {
+      for (const detail of [{ value: 'x' }, { secret: 'x' }, { nested: { privateKey: 'x' } }, { list: [{ access_token: 'x' }] }, { Token: 1 }]) {
+        expect(await codeOf(store.appendAudit({ type: 't', subject: 's', decision: 'info', detail }, T0))).toBe('ERR_BAD_REQUEST')
+      }
+      expect((await store.listAudit({})).length).toBe(2)
+    })
+
+    it('stays one valid chain under 40 concurrent writers', async () => {
+      await Promise.all(Array.from({ length: 40 }, (_, i) =>
+        store.appendAudit({ type: 'release', subject: `s${i}`, decision: 'allow', detail: { i } }, T0 + 10 + i)))
+      const rows = await store.listAudit({})
+      expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 42 }, (_, i) => i + 1))
+      expect(verifyAuditChain(rows)).toMatchObject({ ok: true, count: 42 })
+    })
+  })
+})
+
+// Direct edits of the database, as an attacker with write access would make them.
+describe.each<Backend>(['sqlite', 'postgres'])('audit tamper detection and restart (%s)', (backend) => {
+  let loc: TestLocation
+  beforeAll(async () => {
+    loc = await createLocation(backend)
+  })
+  afterAll(async () => {
+    await loc?.cleanup()
+  })
+
+  async function seed(): Promise<void> {
+    const s = await loc.open()
+    try {
+      await loc.exec('DELETE FROM audit_log')
+      for (let i = 1; i <= 5; i++) {
+        await s.appendAudit({ type: 'attest', subject: `w${i}`, decision: i % 2 ? 'allow' : 'deny', detail: { i } }, T0 + i)
+      }
+    } finally {
+      await s.close()
+    }
+  }
+  async function verify() {
+    const s = await loc.open()
+    try {
+      return verifyAuditChain(await s.listAudit({}))
+    } finally {
+      await s.close()
+    }
+  }
+
+  it('detects an edited row', async () => {
+    await seed()
+    expect(await verify()).toMatchObject({ ok: true, count: 5 })
+    await loc.exec('UPDATE audit_log SET detail = ? WHERE seq = ?', ['{"i":99}', 3])
+    expect(await verify()).toMatchObject({ ok: false, seq: 3 })
+    await seed()
+    await loc.exec('UPDATE audit_log SET decision = ? WHERE seq = ?', ['allow', 4])
+    expect(await verify()).toMatchObject({ ok: false, seq: 4 })
+  })
+
+  it('detects a removed row', async () => {
+    await seed()
+    await loc.exec('DELETE FROM audit_log WHERE seq = ?', [2])
+    expect(await verify()).toMatchObject({ ok: false, seq: 3 })
+    await seed()
+    await loc.exec('DELETE FROM audit_log WHERE seq = ?', [1])
+    expect(await verify()).toMatchObject({ ok: false, seq: 2 })
+  })
+
+  it('detects two swapped rows', async () => {
+    await seed()
+    const s = await loc.open()
+    const rows = await s.listAudit({})
+    await s.close()
+    const [a, b] = [rows[1]!, rows[2]!]
+    const set = 'UPDATE audit_log SET at = ?, type = ?, subject = ?, decision = ?, detail = ?, prev_hash = ?, hash = ? WHERE seq = ?'
+    await loc.exec(set, [b.at, b.type, b.subject, b.decision, JSON.stringify(b.detail), b.prevHash, b.hash, a.seq])
+    await loc.exec(set, [a.at, a.type, a.subject, a.decision, JSON.stringify(a.detail), a.prevHash, a.hash, b.seq])
+    expect(await verify()).toMatchObject({ ok: false, seq: 2 })
+  })
+
+  it('keeps every kind of state across close and reopen', async () => {
+    await seed()
+    let s = await loc.open()
+    await s.insertNonce({ id: 'keep-n', createdAt: T0, expiresAt: T0 + 60_000 })
+    await s.insertNonce({ id: 'keep-used', createdAt: T0, expiresAt: T0 + 60_000 })
+    expect(await s.consumeNonce('keep-used', T0)).toBe('ok')
+    const sec = secretRow('keep', 1)
+    await s.putSecretVersion(sec)
+    await s.putPolicy({ name: 'keep', source: 's', sha256: 'h', createdAt: T0, createdBy: 'a' })
+    await s.putCredential({ id: 'admin:keep', kind: 'admin', hash: 'h', createdAt: T0, revokedAt: null })
+    await s.close()
+
+    s = await loc.open()
+    try {
+      expect(await s.consumeNonce('keep-used', T0)).toBe('used')
+      expect(await s.consumeNonce('keep-n', T0)).toBe('ok')
+      expect(await s.getSecretVersion('keep')).toEqual(sec)
+      expect((await s.getActivePolicies()).map((p) => p.name)).toEqual(['keep'])
+      expect(await s.getCredential('admin:keep')).not.toBeNull()
+      const next = await s.appendAudit({ type: 'restart', subject: 'x', decision: 'info', detail: {} }, T0 + 100)
+      expect(next.seq).toBe(6)
+      expect(verifyAuditChain(await s.listAudit({}))).toMatchObject({ ok: true, count: 6 })
+    } finally {
+      await s.close()
+    }
+  })
+})
