@@ -1,0 +1,86 @@
+// Two separate Node processes on one store (PostgreSQL as shared by broker replicas, and one
+// SQLite file as shared by `serve --workers`): each nonce is consumed by exactly one of them, and
+// concurrent audit appends from both form one valid chain.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { fork, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { createLocation, type Backend, type TestLocation } from './helpers.js'
+import { verifyAuditChain } from '../../src/audit/chain.js'
+
+const WORKER = fileURLToPath(new URL('./fixtures/store-worker.ts', import.meta.url))
+const T0 = 1_790_000_000_000
+
+interface Worker {
+  child: ChildProcess
+  next(): Promise<Record<string, unknown>>
+}
+
+function spawnWorker(backend: Backend, where: string): Worker {
+  const child = fork(WORKER, [backend, where], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const queue: Record<string, unknown>[] = []
+  const waiters: ((m: Record<string, unknown>) => void)[] = []
+  child.on('message', (m) => {
+    const w = waiters.shift()
+    if (w) w(m as Record<string, unknown>)
+    else queue.push(m as Record<string, unknown>)
+  })
+  return {
+    child,
+    next: () => {
+      const m = queue.shift()
+      return m ? Promise.resolve(m) : new Promise((r) => waiters.push(r))
+    },
+  }
+}
+
+async function twoReady(loc: TestLocation): Promise<[Worker, Worker]> {
+  const ws: [Worker, Worker] = [spawnWorker(loc.backend, loc.where), spawnWorker(loc.backend, loc.where)]
+  for (const w of ws) expect(await w.next()).toEqual({ ready: true })
+  return ws
+}
+
+describe.each<Backend>(['postgres', 'sqlite'])('two processes on one store (%s)', (backend) => {
+  let loc: TestLocation
+  beforeAll(async () => {
+    loc = await createLocation(backend)
+    const s = await loc.open() // migrate once up front; the workers then race only on the data
+    await s.close()
+  })
+  afterAll(async () => {
+    await loc?.cleanup()
+  })
+
+  it('consumes each nonce exactly once across both processes', async () => {
+    const ids = Array.from({ length: 20 }, (_, i) => `xp-${i}`)
+    const s = await loc.open()
+    for (const id of ids) await s.insertNonce({ id, createdAt: T0, expiresAt: T0 + 60_000 })
+    await s.close()
+
+    const ws = await twoReady(loc)
+    for (const w of ws) w.child.send({ kind: 'consume', ids, perId: 5, now: T0 + 1 })
+    const replies = await Promise.all(ws.map((w) => w.next()))
+    const results = replies.flatMap((r) => (r.results ?? []) as [string, string][])
+    expect(results).toHaveLength(ids.length * 5 * 2)
+    for (const id of ids) {
+      const forId = results.filter(([x]) => x === id).map(([, r]) => r)
+      expect(forId.filter((r) => r === 'ok'), id).toHaveLength(1)
+      expect(forId.filter((r) => r === 'used'), id).toHaveLength(9)
+    }
+    // Every nonce was won by exactly one process (which one depends on scheduling).
+    const wins = replies.map((r) => ((r.results ?? []) as [string, string][]).filter(([, x]) => x === 'ok').length)
+    expect(wins.reduce((a, b) => a + b, 0)).toBe(ids.length)
+  })
+
+  it('keeps one valid audit chain with both processes appending', async () => {
+    const ws = await twoReady(loc)
+    ws[0].child.send({ kind: 'audit', count: 25, tag: 'a', at: T0 })
+    ws[1].child.send({ kind: 'audit', count: 25, tag: 'b', at: T0 })
+    for (const r of await Promise.all(ws.map((w) => w.next()))) expect(r).toEqual({ done: true })
+    const s = await loc.open()
+    const rows = await s.listAudit({})
+    await s.close()
+    expect(rows).toHaveLength(50)
+    expect(verifyAuditChain(rows)).toMatchObject({ ok: true, count: 50 })
+    expect(new Set(rows.map((r) => r.subject)).size).toBe(50)
+  })
+})
