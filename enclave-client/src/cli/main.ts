@@ -1,0 +1,114 @@
+// keyward-client: the workload's CLI. Progress goes to stderr; stdout carries only command
+// output (`get` the secret, `credential` the token, JSON for evidence/attest/register).
+import { randomBytes } from 'node:crypto'
+import { createClient, type ClientOptions } from '../client.js'
+import { BrokerError, DeniedError, KeywardError, isKeywardError } from '../errors.js'
+import { USAGE, parseCli, type CliArgs } from './args.js'
+import { runCommand } from './run.js'
+import { writeSecretFile } from './secret-files.js'
+
+export interface CliIo {
+  stdout: (data: string | Uint8Array) => void
+  stderr: (line: string) => void
+}
+
+const defaultIo: CliIo = {
+  stdout: (d) => process.stdout.write(d),
+  stderr: (l) => process.stderr.write(`${l}\n`),
+}
+
+function describe(e: unknown): string[] {
+  if (e instanceof BrokerError) {
+    return [`${e.code}: ${e.message}`, ...e.failures.map((f) => `  - ${typeof f.message === 'string' ? f.message : JSON.stringify(f)}`)]
+  }
+  if (isKeywardError(e)) return [`${e.code}: ${e.message}`]
+  return [`ERR_INTERNAL: ${e instanceof Error ? e.message : String(e)}`]
+}
+
+export function clientOptions(a: CliArgs, progress: (l: string) => void): ClientOptions {
+  return {
+    broker: a.broker ?? 'http://127.0.0.1:9', // `evidence` without a broker never contacts it
+    ca: a.ca,
+    cert: a.cert,
+    key: a.key,
+    platform: a.tee,
+    keyAlg: a.keyAlg,
+    timeoutMs: a.timeoutMs,
+    retries: a.retries,
+    runtimeState: a.runtimeState,
+    onProgress: progress,
+    collectorOptions: {
+      tpm: { stateDir: a.stateDir, tcti: a.tcti, pcrs: a.pcrs, ekAlg: a.ekAlg, akAlg: a.akAlg },
+    },
+  }
+}
+
+export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    io.stderr(USAGE.trimEnd())
+    return argv.length === 0 ? 2 : 0
+  }
+  const progress = (l: string): void => io.stderr(`keyward-client: ${l}`)
+  let a: CliArgs
+  try {
+    a = parseCli(argv)
+  } catch (e) {
+    for (const l of describe(e)) progress(l)
+    io.stderr(USAGE.trimEnd())
+    return 2
+  }
+  const client = createClient(clientOptions(a, progress))
+  const fail = (prefix: string, e: unknown): void => {
+    const [first, ...rest] = describe(e)
+    progress(`${prefix}: ${first}`)
+    for (const l of rest) io.stderr(l)
+  }
+  try {
+    switch (a.command) {
+      case 'run':
+        return await runCommand(client, a, { progress, failure: fail })
+      case 'get': {
+        const v = await client.getSecret(a.positionals[0]!)
+        if (a.out) {
+          await writeSecretFile(a.out, v)
+          progress(`wrote ${a.out} (0600)`)
+        } else io.stdout(v)
+        return 0
+      }
+      case 'credential': {
+        const c = await client.credential(a.positionals[0]!)
+        progress(`credential for ${c.tool} expires ${c.expiresAt.toISOString()}`)
+        io.stdout(`${c.token}\n`)
+        return 0
+      }
+      case 'evidence': {
+        const body = await client.evidence(a.broker ? undefined : new Uint8Array(randomBytes(32)))
+        io.stdout(`${JSON.stringify(body, null, 2)}\n`)
+        return 0
+      }
+      case 'attest': {
+        try {
+          const r = await client.attest()
+          io.stdout(`${JSON.stringify({ decision: 'allow', policy: r.policy, expiresAt: r.expiresAt.toISOString(), claims: r.claims }, null, 2)}\n`)
+          return 0
+        } catch (e) {
+          if (!(e instanceof DeniedError)) throw e
+          io.stdout(`${JSON.stringify({ decision: 'deny', code: e.code, message: e.message, failures: e.failures }, null, 2)}\n`)
+          fail('attestation denied', e)
+          return 1
+        }
+      }
+      case 'register': {
+        const r = await client.register(a.workload!)
+        io.stdout(`${JSON.stringify(r)}\n`)
+        return 0
+      }
+    }
+  } catch (e) {
+    const what = a.command === 'run' ? 'not starting the command' : `${a.command} failed`
+    fail(what, e instanceof KeywardError || e instanceof Error ? e : new Error(String(e)))
+    return 1
+  } finally {
+    await client.close()
+  }
+}
