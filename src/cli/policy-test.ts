@@ -75,8 +75,20 @@ function parseTime(s: string, what: string): Date {
 }
 
 async function loadVerifier(tee: Tee): Promise<Verifier> {
-  // Verifier modules are loaded only when evidence needs them (src/verifiers/<tee>/index.ts).
-  const mod = (await import(`../verifiers/${tee}/index.js`)) as Record<string, unknown>
+  // Verifier modules are loaded only when evidence needs them (src/verifiers/<tee>/index.ts);
+  // literal specifiers so bundlers and vitest resolve them.
+  let mod: Record<string, unknown>
+  switch (tee) {
+    case 'tpm':
+      mod = await import('../verifiers/tpm/index.js')
+      break
+    case 'nitro':
+      mod = await import('../verifiers/nitro/index.js')
+      break
+    case 'sev-snp':
+      mod = await import('../verifiers/sev-snp/index.js')
+      break
+  }
   for (const v of Object.values(mod)) {
     const c = v as Partial<Verifier> | null
     if (c && typeof c === 'object' && c.tee === tee && typeof c.decode === 'function' && typeof c.verify === 'function') return c as Verifier
