@@ -102,6 +102,41 @@ describe('keyward policy test', () => {
     expect(bad.err).toMatch(/^ERR_ALLOWLIST_REPLAY: /)
   })
 
+  // Real SEV-SNP reports, verified offline at their recorded time through the SNP verifier.
+  interface SnpManifest {
+    vectors: Array<{ name: string; report: string; vcek?: string; verify_at: string; measurement: string; reported_tcb: Record<string, number> }>
+  }
+  const snp = (name: string) => readManifest<SnpManifest>('sev-snp').vectors.find((v) => v.name === name)!
+  const writeSnp = (name: string) => {
+    const v = snp(name)
+    write(`${name}.json`, {
+      tee: 'sev-snp',
+      evidence: { report: Buffer.from(readVector('sev-snp', v.report)).toString('base64'), vcek: Buffer.from(readVector('sev-snp', v.vcek!)).toString('base64') },
+      at: v.verify_at,
+    })
+    return path(`${name}.json`)
+  }
+  const SNP_POLICY = resolve(REPO_ROOT, 'policies/sev-snp-guest.yaml')
+
+  it('SEV-SNP: admits a known VMPL 0 guest, denies the same image at VMPL 1 and a debug guest on old TCB', async () => {
+    write('snp-refs.json', { 'snp-measurements': [snp('milan-v5-gcp').measurement, snp('milan-v2-gosev-debug').measurement] })
+    const ok = await run([SNP_POLICY, writeSnp('milan-v5-gcp'), '--refs', path('snp-refs.json')])
+    expect(ok.err).toBe('')
+    expect(ok.out).toMatch(/^ALLOW policy snp-database/)
+    expect(ok.rc).toBe(0)
+    const vmpl1 = await run([SNP_POLICY, writeSnp('milan-v5-gcp-vmpl1'), '--refs', path('snp-refs.json'), '--json'])
+    expect(vmpl1.rc).toBe(3)
+    expect(JSON.parse(vmpl1.out).failures).toEqual([expect.objectContaining({ condition: 'vmpl-0', actual: 1, expected: 0 })])
+    const dbg = await run([SNP_POLICY, writeSnp('milan-v2-gosev-debug'), '--refs', path('snp-refs.json'), '--json'])
+    expect(dbg.rc).toBe(3)
+    const failures = JSON.parse(dbg.out).failures as Array<{ condition: string; actual: unknown; expected: unknown }>
+    expect(failures.map((f) => f.condition)).toEqual(['debug-denied', 'tcb-bootloader-min', 'tcb-snp-min', 'tcb-microcode-min', 'debug-off'])
+    const tcb = snp('milan-v2-gosev-debug').reported_tcb
+    expect(failures[1]).toMatchObject({ actual: tcb.bootloader, expected: 3 })
+    expect(failures[2]).toMatchObject({ actual: tcb.snp, expected: 8 })
+    expect(failures[3]).toMatchObject({ actual: tcb.microcode, expected: 115 })
+  })
+
   it('exits 2 on invalid input', async () => {
     write('bad-policy.yaml', readFileSync(NITRO_POLICY, 'utf8').replace('claims.details.kind == "enclave"', 'claims.debug > 3'))
     const p = await run([path('bad-policy.yaml'), path(`${prod.file}.json`)])
