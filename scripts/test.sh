@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, then runs the whole suite:
+# unit and integration tests (SQLite and PostgreSQL, swtpm, vectors), then the lab VM scenarios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-deps.sh lab --postgres
+npx vitest run
+npm run test:lab

@@ -1,0 +1,66 @@
+// Wires Vault (src/vault) into the broker: keyward's own Vault session, the lease manager that
+// mints and revokes attestation-bound tokens, and KV v2 as a secret source.
+import type { Logger } from 'pino'
+import type { BrokerConfig } from './config.js'
+import type { Store } from '../store/types.js'
+import type { VaultServices } from './deps.js'
+import { KeywardError } from '../errors.js'
+import { createVaultClient, type VaultClient } from '../vault/client.js'
+import { createLeaseManager } from '../vault/leases.js'
+import { readKvSecret } from '../vault/kv-source.js'
+
+export async function createVaultServices(
+  config: BrokerConfig,
+  store: Store,
+  logger: Logger,
+  clock: () => Date,
+): Promise<{ client: VaultClient; services: VaultServices }> {
+  const v = config.vault!
+  const auth = v.approle
+    ? ({ kind: 'approle', roleId: v.approle.roleId, secretIdFile: v.approle.secretIdFile } as const)
+    : v.tokenFile
+      ? ({ kind: 'token-file', path: v.tokenFile } as const)
+      : undefined
+  if (!auth) throw new KeywardError('ERR_CONFIG', 'vault needs tokenFile or approle')
+  const client = createVaultClient({
+    addr: v.addr,
+    ...(v.namespace ? { namespace: v.namespace } : {}),
+    auth,
+    timeoutMs: v.timeoutMs,
+    logger: { info: (o, m) => logger.info(o, m), warn: (o, m) => logger.warn(o, m) },
+    now: () => clock().getTime(),
+  })
+  const leases = createLeaseManager({
+    client,
+    store,
+    audit: (entry) => store.appendAudit(entry, clock().getTime()),
+    now: () => clock().getTime(),
+  })
+  return {
+    client,
+    services: {
+      async mintToken(attested, grant) {
+        const minted = await leases.mintForAttestation(attested, {
+          role: grant.role,
+          policies: grant.policies,
+          ttl: grant.ttlSeconds,
+          num_uses: grant.numUses,
+          ...(grant.wrapTtlSeconds ? { wrap_ttl: grant.wrapTtlSeconds } : {}),
+        })
+        return {
+          ...(minted.token ? { token: minted.token } : {}),
+          ...(minted.wrapToken ? { wrapToken: minted.wrapToken } : {}),
+          accessor: minted.accessor,
+          leaseDuration: minted.leaseDuration,
+        }
+      },
+      async revokeFor(filter, reason) {
+        const f = filter.jkt ? { jkt: filter.jkt } : filter.referenceId ? { referenceId: filter.referenceId } : { policy: filter.policy! }
+        const out = await leases.revokeFor(f, reason)
+        if (out.failed.length > 0) logger.warn({ failed: out.failed.length }, 'some Vault tokens could not be revoked; they stay listed as live and are retried')
+        return out.revoked.length
+      },
+      readKv: (ref) => readKvSecret(client, { mount: ref.mount, path: ref.path, ...(ref.version ? { version: ref.version } : {}), ...(ref.field ? { field: ref.field } : {}) }),
+    },
+  }
+}

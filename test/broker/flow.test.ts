@@ -1,0 +1,229 @@
+// Integration: the real HTTP server over SQLite and PostgreSQL, the full challenge → attest →
+// release flow with the real Nitro verifier (testOnly PKI), and every rejection the foundation
+// issue lists.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { SignJWT, exportJWK, generateKeyPair, decodeJwt } from 'jose'
+import { randomUUID } from 'node:crypto'
+import { startHarness, testOnlyNitroCollector, type Harness } from './harness.js'
+import { createClient } from '../../enclave-client/src/index.js'
+import { createSessionKey } from '../../enclave-client/src/session-key.js'
+import { bindingDigest } from '../../src/broker/binding.js'
+import * as A from '../../src/broker/admin-services.js'
+
+async function post(h: Harness, path: string, body: unknown, headers: Record<string, string> = {}) {
+  const r = await fetch(h.url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) })
+  return { status: r.status, body: (await r.json()) as Record<string, any> }
+}
+
+/** Builds an attest body by hand (as the client would) so tests can replay or alter it. */
+async function attestBody(h: Harness, opts: { nonce?: string } = {}) {
+  const key = await createSessionKey('ES256')
+  const nonce = opts.nonce ?? (await post(h, '/v1/challenge', {})).body.nonce
+  const binding = bindingDigest(Buffer.from(nonce, 'base64url'), key.jktBytes)
+  const evidence = await testOnlyNitroCollector(h.pki).collect({ binding, nonce: Buffer.from(nonce, 'base64url') })
+  return { key, body: { tee: 'nitro', nonce, key: key.publicJwk, evidence } }
+}
+
+describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) => {
+  let h: Harness
+  beforeAll(async () => {
+    h = await startHarness(backend)
+  })
+  afterAll(async () => {
+    await h?.stop()
+  })
+
+  it('challenge → attest → release delivers the secret, JWE-encrypted to the bound key', async () => {
+    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const a = await client.attest()
+    expect(a.policy).toBe('test-enclave')
+    const claims = decodeJwt(a.token) as Record<string, any>
+    expect(claims.eat_profile).toBe('tag:github.com,2023:veraison/ear')
+    expect(claims.submods.nitro.ear_status).toBe('affirming')
+    expect(typeof claims.cnf.jkt).toBe('string')
+    expect(claims.exp - claims.iat).toBe(300)
+    expect(new TextDecoder().decode(await client.getSecret('db-password'))).toBe('testOnly-db-password-9f2c')
+    await client.close()
+  })
+
+  it('a nonce is single use, and unknown or expired nonces are refused', async () => {
+    const { body } = await attestBody(h)
+    expect((await post(h, '/v1/attest', body)).status).toBe(200)
+    const again = await post(h, '/v1/attest', body)
+    expect(again.status).toBe(403)
+    expect(again.body.error.code).toBe('ERR_NONCE_USED')
+    const unknown = await attestBody(h, { nonce: Buffer.alloc(32, 7).toString('base64url') })
+    expect((await post(h, '/v1/attest', unknown.body)).body.error.code).toBe('ERR_NONCE_UNKNOWN')
+    const late = await attestBody(h)
+    h.advance(61_000)
+    try {
+      expect((await post(h, '/v1/attest', late.body)).body.error.code).toBe('ERR_NONCE_EXPIRED')
+    } finally {
+      h.advance(-61_000)
+    }
+  })
+
+  it('concurrent attestations with one nonce: exactly one succeeds', async () => {
+    const { body } = await attestBody(h)
+    const results = await Promise.all(Array.from({ length: 8 }, () => post(h, '/v1/attest', body)))
+    expect(results.filter((r) => r.status === 200)).toHaveLength(1)
+    expect(results.filter((r) => r.body.error?.code === 'ERR_NONCE_USED')).toHaveLength(7)
+  })
+
+  it('evidence bound to another key is refused', async () => {
+    const { body } = await attestBody(h)
+    const other = await createSessionKey('ES256')
+    const r = await post(h, '/v1/attest', { ...body, key: other.publicJwk })
+    expect(r.status).toBe(403)
+    expect(r.body.error.code).toBe('ERR_BINDING_MISMATCH')
+  })
+
+  it('a token without proof of possession, or with a proof by another key, gets nothing', async () => {
+    const { key, body } = await attestBody(h)
+    const { token } = (await post(h, '/v1/attest', body)).body
+    const url = `${h.url}/v1/secrets/db-password`
+    const noProof = await fetch(url, { headers: { authorization: `DPoP ${token}` } })
+    expect(noProof.status).toBe(401)
+    expect(((await noProof.json()) as any).error.code).toBe('ERR_DPOP_INVALID')
+    const bearer = await fetch(url, { headers: { authorization: `Bearer ${token}` } })
+    expect(bearer.status).toBe(401)
+    const thief = await createSessionKey('ES256')
+    const stolen = await fetch(url, { headers: { authorization: `DPoP ${token}`, dpop: await thief.dpopProof('GET', url, token) } })
+    expect(stolen.status).toBe(401)
+    expect(((await stolen.json()) as any).error.code).toBe('ERR_DPOP_INVALID')
+    // The rightful key succeeds, once per proof.
+    const proof = await key.dpopProof('GET', url, token)
+    const ok = await fetch(url, { headers: { authorization: `DPoP ${token}`, dpop: proof } })
+    expect(ok.status).toBe(200)
+    const replay = await fetch(url, { headers: { authorization: `DPoP ${token}`, dpop: proof } })
+    expect(((await replay.json()) as any).error.code).toBe('ERR_DPOP_INVALID')
+    // A proof for another URL does not open this one.
+    const wrongUrl = await fetch(url, { headers: { authorization: `DPoP ${token}`, dpop: await key.dpopProof('GET', `${h.url}/v1/secrets/api-key`, token) } })
+    expect(wrongUrl.status).toBe(401)
+  })
+
+  it('a forged token (signed by another key) is refused', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256')
+    const forged = await new SignJWT({ eat_profile: 'tag:github.com,2023:veraison/ear', cnf: { jkt: 'x'.repeat(43) } })
+      .setProtectedHeader({ alg: 'ES256', kid: 'testOnly', jwk: await exportJWK(publicKey) } as never)
+      .setIssuer('keyward').setAudience('keyward').setIssuedAt().setExpirationTime('5m').setJti(randomUUID())
+      .sign(privateKey)
+    const r = await fetch(`${h.url}/v1/secrets/db-password`, { headers: { authorization: `DPoP ${forged}`, dpop: 'x.y.z' } })
+    expect(r.status).toBe(401)
+    expect(((await r.json()) as any).error.code).toBe('ERR_TOKEN_INVALID')
+  })
+
+  it('a secret the admitting policy does not grant is refused', async () => {
+    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    await expect(client.getSecret('not-granted')).rejects.toMatchObject({ code: 'ERR_NOT_GRANTED' })
+    await client.close()
+  })
+
+  it('policy denial lists the failing condition with expected and actual values', async () => {
+    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki, { pcrs: new Map([[0, new Uint8Array(48).fill(9)], [1, new Uint8Array(48).fill(2)], [2, new Uint8Array(48).fill(3)]]) }), retries: 0 })
+    const err = await client.attest().then(() => null, (e: unknown) => e as { code: string; failures: Array<Record<string, unknown>> })
+    expect(err?.code).toBe('ERR_POLICY_DENIED')
+    const f = err!.failures.find((x) => x.condition === 'pcr0-known')!
+    expect(f.actual).toBe('09'.repeat(48))
+    await client.close()
+  })
+
+  it('admin endpoints refuse requests without a valid credential', async () => {
+    for (const auth of [undefined, 'Bearer nope', `Bearer ${h.adminToken}x`, `Bearer ${h.adminToken.replace('kw.admin.', 'kw.rp.')}`]) {
+      const r = await fetch(`${h.url}/v1/admin/secrets`, { headers: auth ? { authorization: auth } : {} })
+      expect(r.status).toBe(401)
+      expect(((await r.json()) as any).error.code).toBe('ERR_UNAUTHORIZED')
+    }
+    const ok = await fetch(`${h.url}/v1/admin/secrets`, { headers: { authorization: `Bearer ${h.adminToken}` } })
+    expect(ok.status).toBe(200)
+    const listed = JSON.stringify(await ok.json())
+    expect(listed).toContain('db-password')
+    expect(listed).not.toContain('testOnly-db-password')
+  })
+
+  it('malformed bodies, unknown TEEs, wrong-size nonces and oversized requests get 4xx JSON errors', async () => {
+    const cases: Array<[string | object, number, string]> = [
+      ['{not json', 400, 'ERR_BAD_REQUEST'],
+      [{ tee: 'sgx', nonce: 'a'.repeat(43), key: {}, evidence: {} }, 400, 'ERR_BAD_REQUEST'],
+      [{ tee: 'nitro', nonce: 'AAAA', key: { kty: 'EC', crv: 'P-256', x: 'a', y: 'b' }, evidence: {} }, 400, 'ERR_BAD_REQUEST'],
+      [{ tee: 'nitro', nonce: 'a'.repeat(43), key: { kty: 'EC', crv: 'P-256', x: 'a', y: 'b' }, evidence: { document: '!!' } }, 400, 'ERR_EVIDENCE_MALFORMED'],
+      ['x'.repeat(600 * 1024), 413, 'ERR_BODY_TOO_LARGE'],
+    ]
+    for (const [body, status, code] of cases) {
+      const r = await post(h, '/v1/attest', body)
+      expect(r.status, JSON.stringify(r.body)).toBe(status)
+      expect(r.body.error.code).toBe(code)
+      expect(JSON.stringify(r.body)).not.toMatch(/at .*\.ts:\d+/)
+    }
+    const wrongType = await fetch(`${h.url}/v1/attest`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' })
+    expect(wrongType.status).toBe(415)
+    const nothing = await fetch(`${h.url}/v1/nothing`)
+    expect(nothing.status).toBe(404)
+    expect(((await nothing.json()) as any).error.code).toBe('ERR_NOT_FOUND')
+  })
+
+  it('KEK rotation re-wraps every data key and keeps every secret readable', async () => {
+    const before = await h.deps.store.allSecretVersions()
+    const r = await A.rotateKek(h.deps)
+    expect(r.rewrapped).toBe(before.length)
+    const after = await h.deps.store.allSecretVersions()
+    for (const row of after) expect(row.kekId).toBe(r.kekId)
+    // Ciphertext at rest is untouched; only the wrapped data keys change.
+    expect(after.map((x) => Buffer.from(x.ciphertext).toString('hex')).sort()).toEqual(before.map((x) => Buffer.from(x.ciphertext).toString('hex')).sort())
+    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    expect(new TextDecoder().decode(await client.getSecret('api-key'))).toBe('testOnly-api-key-77aa')
+    await client.close()
+  })
+
+  it('signing-key rotation keeps tokens of the old key valid and publishes both keys', async () => {
+    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    await client.attest()
+    const kid = await A.rotateSigningKey(h.deps)
+    const jwks = (await (await fetch(`${h.url}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> }
+    expect(jwks.keys.map((k) => k.kid)).toContain(kid)
+    expect(jwks.keys.length).toBeGreaterThanOrEqual(2)
+    expect(new TextDecoder().decode(await client.getSecret('db-password'))).toBe('testOnly-db-password-9f2c')
+    await client.close()
+  })
+
+  it('restart keeps all state: tokens, secrets, policies, audit', async () => {
+    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const a = await client.attest()
+    const auditBefore = (await A.allAuditRows(h.deps)).length
+    await h.restart()
+    const c2 = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    expect(new TextDecoder().decode(await c2.getSecret('db-password'))).toBe('testOnly-db-password-9f2c')
+    expect((await A.allAuditRows(h.deps)).length).toBeGreaterThan(auditBefore)
+    expect((await A.verifyAudit(h.deps)).ok).toBe(true)
+    expect(a.token).toBeTruthy()
+    await client.close()
+    await c2.close()
+  })
+
+  it('revoking a reference value denies at once and revokes tokens granted on it', async () => {
+    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    await client.attest()
+    const ref = (await h.deps.store.listReferenceValues('nitro-pcr0')).find((r) => r.revokedAt === null)!
+    const r = await A.revokeReferenceValue(h.deps, ref.id, 'test')
+    expect(r.attestations).toBeGreaterThanOrEqual(1)
+    await expect(client.getSecret('db-password')).rejects.toMatchObject({ code: 'ERR_TOKEN_INVALID' })
+    const fresh = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    await expect(fresh.attest()).rejects.toMatchObject({ code: 'ERR_POLICY_DENIED' })
+    await A.addReferenceValue(h.deps, { set: 'nitro-pcr0', tee: 'nitro', value: ref.value, source: 're-approved' }, 'test')
+    await client.close()
+    await fresh.close()
+  })
+
+  it('the audit chain detects an edited row; no secret value, token or key reaches the logs or the audit', async () => {
+    const rows = await A.allAuditRows(h.deps)
+    expect((await A.verifyAudit(h.deps)).ok).toBe(true)
+    const text = JSON.stringify(rows) + h.logs.join('')
+    for (const secret of ['testOnly-db-password-9f2c', 'testOnly-api-key-77aa', h.adminToken.split('.').pop()!]) expect(text).not.toContain(secret)
+    expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.eyJ/) // no JWT
+    expect(text).not.toMatch(/"d":"/) // no private JWK
+    const victim = rows[Math.floor(rows.length / 2)]!
+    await h.location.exec(`UPDATE audit SET subject = 'tampered' WHERE seq = ${victim.seq}`)
+    const v = await A.verifyAudit(h.deps)
+    expect(v.ok).toBe(false)
+  })
+})
