@@ -1,0 +1,41 @@
+// The policy module's public surface (docs/policy.md).
+export {
+  compilePolicy,
+  evaluatePolicy,
+  selectPolicies,
+  decide,
+  toPolicyClaims,
+  unionGrants,
+  emptyGrants,
+  TEE_CONDITION,
+  DEBUG_CONDITION,
+} from './engine.js'
+export type { CompiledPolicy, CompiledCondition, PolicyInput, Decision, CombinedDecision, Failure, Grants, VaultGrant, ToolGrant } from './engine.js'
+export { ABSENT_ALLOWLIST, type AllowlistFacts, type PolicyClaims } from './cel.js'
+export { POLICY_API_VERSION, POLICY_KIND, parseDuration, type PolicyDocument } from './schema.js'
+export {
+  activeRefs,
+  isActive,
+  importNitroMeasurements,
+  importSnpMeasurement,
+  importTpmPcrs,
+  importTpmEventLog,
+  referenceValue,
+  tpmPcrSet,
+  type ActiveRefs,
+  type ImportOptions,
+} from './reference-values.js'
+export {
+  ALLOWLIST_RECORD_SIZE,
+  ALLOWLIST_STATE_LABEL,
+  DEFAULT_ALLOWLIST_PCR,
+  allowlistDigest,
+  allowlistFacts,
+  decodeAllowlistState,
+  encodeAllowlistState,
+  parseAllowlistLog,
+  replayAllowlistLog,
+  stateDigest,
+  type AllowlistMode,
+  type AllowlistState,
+} from './allowlist-state.js'
