@@ -2,7 +2,7 @@
 // (e.g. the swtpm local CA, GCE's tpm_ek_root_1 → tpm_ek_intermediate_2), and its public key
 // must equal the EK public the workload presents. Not checked: revocation (no CRLs configured),
 // the TCG EK Credential Profile's SAN/policy contents.
-import { createPublicKey, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import { KeywardError, isKeywardError } from '../../errors.js'
 import { parseCertificate, verifyCertificatePath, type CertInfo } from '../common/x509.js'
 import { concatBytes, constantTimeEqual, fromHex } from '../../util/bytes.js'
@@ -79,7 +79,7 @@ const EK_POLICY = '837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b33146
  */
 export function ekPublicFromCertificate(cert: CertInfo | KeyObject): TpmPublic {
   const key = 'cert' in cert ? cert.cert.publicKey : cert
-  const jwk = createPublicKey(key).export({ format: 'jwk' })
+  const jwk = key.export({ format: 'jwk' })
   const hex = (s: string | undefined): string => Buffer.from(s ?? '', 'base64url').toString('hex')
   let tpl: string
   if (jwk.kty === 'RSA' && Buffer.from(jwk.n ?? '', 'base64url').length === 256 && hex(jwk.e) === '010001') {
