@@ -25,6 +25,8 @@ export interface VaultClientConfig {
   /** Base address, e.g. "https://vault.internal:8200". */
   addr: string
   namespace?: string
+  /** PEM CA bundle for Vault's TLS certificate (default: system roots). */
+  caPem?: string
   auth: VaultAuthConfig
   /** Per-request timeout (default 5000 ms). */
   timeoutMs?: number
@@ -139,14 +141,24 @@ export function createVaultClient(cfg: VaultClientConfig): VaultClient {
   const now = cfg.now ?? Date.now
   const common = {
     endpoint: cfg.addr,
-    namespace: cfg.namespace,
     // node-vault's debug output would print request bodies (plaintexts, secret_ids): silenced.
     debug: () => undefined,
-    requestOptions: { timeout: cfg.timeoutMs ?? 5000 },
+    // node-vault turns TLS verification off when VAULT_SKIP_VERIFY is set; keyward never does.
+    rpDefaults: { strictSSL: true },
+    requestOptions: { timeout: cfg.timeoutMs ?? 5000, ...(cfg.caPem ? { ca: cfg.caPem } : {}) },
   }
-  const api = nodeVault({ ...common, token: '' })
+  // node-vault falls back to VAULT_TOKEN, VAULT_NAMESPACE and VAULT_PREFIX from the environment;
+  // keyward's configuration is explicit (only main.ts reads the environment), so all are reset.
+  const explicit = (c: ReturnType<typeof nodeVault>): ReturnType<typeof nodeVault> => {
+    const o = c as unknown as { token: string; namespace: string | undefined; pathPrefix: string }
+    o.token = ''
+    o.namespace = cfg.namespace
+    o.pathPrefix = ''
+    return c
+  }
+  const api = explicit(nodeVault(common))
   // Logins go through a token-less instance so no stale X-Vault-Token is sent with them.
-  const loginApi = nodeVault({ ...common, token: '' })
+  const loginApi = explicit(nodeVault(common))
   const retry: RetryOptions = {
     retries: cfg.retries ?? 2,
     baseDelayMs: cfg.backoff?.baseDelayMs ?? 100,

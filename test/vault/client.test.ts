@@ -251,3 +251,28 @@ describe('failure modes', () => {
     }
   })
 })
+
+describe('configuration is explicit', () => {
+  it('ignores VAULT_TOKEN, VAULT_NAMESPACE and VAULT_PREFIX from the environment', async () => {
+    const saved = { t: process.env.VAULT_TOKEN, n: process.env.VAULT_NAMESPACE, p: process.env.VAULT_PREFIX }
+    process.env.VAULT_TOKEN = 'hvs.from-env'
+    process.env.VAULT_NAMESPACE = 'env-ns'
+    process.env.VAULT_PREFIX = '/env-prefix'
+    try {
+      const ids = rig.vault.addAppRole('keyward', { policies: ['keyward'], token_ttl: 60, token_max_ttl: 60 })
+      const c = rig.client({ auth: { kind: 'approle', roleId: ids.roleId, secretIdFile: writeFile(rig.dir, 'sid', ids.secretId) } })
+      await c.start()
+      rig.vault.kvPut('secret', 'x', { v: 1 })
+      await c.kvRead('secret', 'x')
+      expect(rig.vault.log.map((l) => [l.path, l.hadToken, l.namespace])).toEqual([
+        ['auth/approle/login', false, undefined],
+        ['secret/data/x', true, undefined],
+      ])
+    } finally {
+      for (const [k, v] of [['VAULT_TOKEN', saved.t], ['VAULT_NAMESPACE', saved.n], ['VAULT_PREFIX', saved.p]] as const) {
+        if (v === undefined) delete process.env[k]
+        else process.env[k] = v
+      }
+    }
+  })
+})
