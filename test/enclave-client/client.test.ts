@@ -53,11 +53,11 @@ async function startBroker(): Promise<Broker> {
   const bound = new Map<string, JWK>() // token -> key
   const b: Broker = { srv: undefined as unknown as TestServer, tokens: [], attestFailures: 0, ttlMs: 60_000, revoked: false }
   const err = (status: number, code: string, message: string, failures?: unknown[]): Reply => ({ status, body: { error: { code, message, failures } } })
-  async function authed(r: Recorded): Promise<JWK | Reply> {
+  async function authed(r: Recorded): Promise<{ key: JWK } | { reply: Reply }> {
     const m = /^DPoP (.+)$/.exec(String(r.headers.authorization ?? ''))
     const key = m ? bound.get(m[1]!) : undefined
-    if (!m || !key) return err(401, 'ERR_TOKEN_INVALID', 'unknown token')
-    if (b.revoked) return err(403, 'ERR_REFERENCE_REVOKED', 'reference value revoked')
+    if (!m || !key) return { reply: err(401, 'ERR_TOKEN_INVALID', 'unknown token') }
+    if (b.revoked) return { reply: err(403, 'ERR_REFERENCE_REVOKED', 'reference value revoked') }
     const proof = String(r.headers.dpop ?? '')
     const { payload } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256', 'ES384', 'PS256'] })
     const jwk = decodeProtectedHeader(proof).jwk as JWK
@@ -65,7 +65,7 @@ async function startBroker(): Promise<Broker> {
     expect(payload.htm).toBe(r.method)
     expect(payload.htu).toBe(r.url.split('?')[0])
     expect(payload.ath).toBe(createHash('sha256').update(m[1]!).digest('base64url'))
-    return key
+    return { key }
   }
   b.srv = await startServer(async (r) => {
     if (r.path === '/v1/challenge') {
@@ -91,8 +91,9 @@ async function startBroker(): Promise<Broker> {
       bound.set(token, body.key)
       return { status: 200, body: { token, expiresAt: new Date(Date.now() + b.ttlMs).toISOString(), policy: 'web', claims: { cnf: { jkt: await calculateJwkThumbprint(body.key) } } } }
     }
-    const key = await authed(r)
-    if (!('kty' in key)) return key
+    const auth = await authed(r)
+    if ('reply' in auth) return auth.reply
+    const key = auth.key
     const sm = /^\/v1\/secrets\/(.+)$/.exec(r.path)
     if (sm && r.method === 'GET') {
       const v = secrets[sm[1]!]
