@@ -45,6 +45,11 @@ describe('operators', () => {
     ['lowerAscii', 'claims.details.chip.model.lowerAscii() == "milan"', 'claims.details.chip.model.lowerAscii() == "MILAN"'],
     ['exists/all', 'claims.details.chip.ids.exists(x, x == "b") && claims.details.chip.ids.all(x, size(x) == 1)', 'claims.details.chip.ids.all(x, x == "a")'],
     ['timestamp', 'now > timestamp("2026-01-01T00:00:00Z")', 'now > timestamp("2027-01-01T00:00:00Z")'],
+    ['duration', 'now - timestamp("2026-01-15T11:55:00Z") < duration("10m")', 'now - timestamp("2026-01-15T11:00:00Z") < duration("10m")'],
+    ['upperAscii/indexOf/substring', 'claims.details.chip.model.upperAscii() == "MILAN" && claims.measurement.indexOf("ba") == 1 && claims.measurement.substring(0, 2) == "ab"', 'claims.measurement.substring(0, 2) == "ba"'],
+    ['split', '"a,b".split(",") == ["a", "b"]', 'size(claims.details.chip.model.split("l")) == 1'],
+    ['?:', '(claims.tee == "nitro" ? 1 : claims.details.vmpl) == 0', '(claims.tee == "sev-snp" ? 1 : 0) == 0'],
+    ['int()/string()', 'int(claims.details.guestSvn) == 2 && string(claims.details.vmpl) == "0"', 'string(claims.details.guestSvn) == "3"'],
   ])('%s', (_name, pass, fail) => {
     const ok = one(pass)
     expect(ok.failures).toEqual([])
@@ -234,6 +239,27 @@ describe('allowlist facts in policy', () => {
   it('fails closed when no allowlist state was presented', () => {
     const d = evaluatePolicy(p, base)
     expect(d.failures.map((f) => f.condition)).toEqual(['replayed', 'enforce', 'approved', 'no-denials'])
+  })
+})
+
+describe('example AI agent policy', () => {
+  it('requires a recent hardware timestamp on Nitro and grants scoped tool credentials', async () => {
+    const { readFileSync } = await import('node:fs')
+    const { resolve } = await import('node:path')
+    const { REPO_ROOT } = await import('../helpers/vectors.js')
+    const p = compilePolicy(readFileSync(resolve(REPO_ROOT, 'policies/ai-agent.yaml'), 'utf8'))
+    const refs = { 'agent-images': ['ab'.repeat(48)] }
+    const at = (iso: string | null) => evaluatePolicy(p, { claims: claims('nitro', {}, { issuedAt: iso }), refs, now: NOW })
+    const fresh = at('2026-01-15T11:55:00.000Z')
+    expect(fresh.allow).toBe(true)
+    expect(fresh.grants.tools).toEqual([
+      { name: 'github', audience: 'https://api.github.com', scopes: ['repo:read'], ttlSeconds: 600 },
+      { name: 'tickets', audience: 'https://tickets.example.com', scopes: ['tickets:read', 'tickets:comment'], ttlSeconds: 300 },
+    ])
+    expect(at('2026-01-15T11:00:00.000Z').failures.map((f) => f.condition)).toEqual(['attested-recently'])
+    expect(at(null).failures.map((f) => f.condition)).toEqual(['attested-recently'])
+    // SNP reports carry no time: the condition does not apply
+    expect(evaluatePolicy(p, { claims: claims('sev-snp'), refs, now: NOW }).allow).toBe(true)
   })
 })
 
