@@ -1,0 +1,135 @@
+// Lab scenario 2: the eBPF exec allowlist enforced by the guest kernel (BPF LSM + IMA), its
+// state measured into PCR 15 and logged by the agent, and the host's replay of that log
+// against a verified quote (src/policy/allowlist-state.ts, src/verifiers/tpm).
+import { beforeAll, describe, expect, it } from 'vitest'
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync, writeFileSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { isKeywardError } from '../../src/errors.js'
+import { fromHex, sha256, toHex } from '../../src/util/bytes.js'
+import {
+  allowlistDigest, decodeAllowlistState, encodeAllowlistState, parseAllowlistLog, replayAllowlistLog, stateDigest,
+  type AllowlistMode,
+} from '../../src/policy/allowlist-state.js'
+import { parseAkPublic, parseAttest, parsePcrsFile, parseSignature, verifyQuote } from '../../src/verifiers/tpm/index.js'
+import { REPO_ROOT } from '../helpers/vectors.js'
+import { checkQuoteWithTpm2Tools, runLab, type LabRun } from './lab.js'
+
+const run = promisify(execFile)
+const nonce = randomBytes(32)
+let lab: LabRun
+
+interface AgentStatus {
+  mode: AllowlistMode
+  entries: number
+  allowlistDigest: string
+  progTag: string
+  denials: number
+  loadTime: number
+  record: string
+  stateDigest: string
+}
+
+const digestsOf = (sha256sumText: string): string[] =>
+  sha256sumText.trim().split('\n').map((l) => l.slice(0, 64))
+
+beforeAll(async () => {
+  lab = await runLab('exec-allowlist', { nonce: nonce.toString('hex') })
+})
+
+describe('lab: exec allowlist in the guest kernel', () => {
+  it('before load, the unlisted binary runs', () => {
+    expect(lab.text('before-node.txt').trim()).toBe('status=0')
+    expect(lab.text('before-sh.rc').trim()).toBe('0')
+  })
+
+  it('enforce mode: exec of an unlisted binary fails with EPERM; listed binaries run', () => {
+    expect(lab.text('enforce-node.txt').trim()).toBe('EPERM') // spawnSync error code: errno from execve
+    expect(lab.text('enforce-sh.rc').trim()).toBe('126')
+    expect(lab.text('enforce-sh.err')).toContain('Operation not permitted')
+    expect(lab.text('enforce-listed.rc').trim()).toBe('0')
+  })
+
+  it('enforce mode counts both refusals; update-denials measures once, then reports unchanged', () => {
+    const s = lab.json<AgentStatus>('status-enforce.json')
+    expect(s.mode).toBe('enforce')
+    expect(s.entries).toBe(4)
+    expect(s.denials).toBe(2)
+    expect(lab.text('update-enforce-1.txt').trim()).toBe('measured seq=1 denials=2')
+    expect(lab.text('update-enforce-2.txt').trim()).toBe('unchanged seq=1 denials=2')
+  })
+
+  it('audit mode: the unlisted binary runs and is counted', () => {
+    expect(lab.text('audit-node.txt').trim()).toBe('status=0')
+    expect(lab.text('audit-sh.rc').trim()).toBe('0')
+    const s = lab.json<AgentStatus>('status-audit.json')
+    expect(s.mode).toBe('audit')
+    expect(s.denials).toBe(2)
+    expect(s.loadTime).toBeGreaterThan(lab.json<AgentStatus>('load-enforce.json').loadTime)
+  })
+
+  it("the kernel map's digest equals allowlist_digest of the declared file (and not of one with the unlisted binary)", () => {
+    const declared = digestsOf(lab.text('allowlist.txt'))
+    const s = lab.json<AgentStatus>('status-enforce.json')
+    expect(s.allowlistDigest).toBe(toHex(allowlistDigest(declared)))
+    const withUnlisted = [...declared, ...digestsOf(lab.text('unlisted.txt'))]
+    expect(s.allowlistDigest).not.toBe(toHex(allowlistDigest(withUnlisted)))
+  })
+
+  it('the TypeScript encoder reproduces every record and digest the agent printed (C and TS agree)', () => {
+    for (const f of ['load-enforce.json', 'status-enforce.json', 'load-audit.json', 'status-audit.json']) {
+      const s = lab.json<AgentStatus>(f)
+      const rec = encodeAllowlistState({
+        allowlistDigest: fromHex(s.allowlistDigest)!, mode: s.mode, progTag: fromHex(s.progTag)!,
+        denials: BigInt(s.denials), loadTime: BigInt(s.loadTime),
+      })
+      expect(toHex(rec), f).toBe(s.record)
+      expect(toHex(stateDigest(rec)), f).toBe(s.stateDigest)
+    }
+    const [recLine, digLine] = lab.text('print-state-audit.txt').trim().split('\n')
+    expect(recLine).toBe(`record ${lab.json<AgentStatus>('status-audit.json').record}`)
+    expect(digLine).toBe(`digest ${toHex(sha256(fromHex(recLine!.slice(7))!))}`)
+  })
+
+  it("the host build of the agent's offline encoder gives the guest's live record", async () => {
+    const agent = join(REPO_ROOT, '.lab-cache/ebpf/keyward-allowlist')
+    expect(existsSync(agent)).toBe(true)
+    const s = lab.json<AgentStatus>('status-audit.json')
+    const dir = mkdtempSync(join(tmpdir(), 'kw-allow-'))
+    writeFileSync(join(dir, 'allowlist.txt'), lab.text('allowlist.txt'))
+    const { stdout } = await run(agent, ['encode', '--allowlist', join(dir, 'allowlist.txt'), '--mode', s.mode,
+      '--tag', s.progTag, '--denials', String(s.denials), '--load-time', String(s.loadTime), '--print-state'])
+    expect(stdout).toBe(`record ${s.record}\ndigest ${s.stateDigest}\n`)
+  })
+
+  it('the log has one record per measured change, in order', () => {
+    const recs = parseAllowlistLog(lab.text('allowlist.log')).map(decodeAllowlistState)
+    expect(recs.map((r) => [r.mode, r.denials])).toEqual([['enforce', 0n], ['enforce', 2n], ['audit', 0n], ['audit', 2n]])
+    expect(new Set(recs.map((r) => toHex(r.progTag))).size).toBe(1) // same program, loaded twice
+  })
+
+  it('PCR 15 from a verified quote replays from the log; an extend missing from the log is denied', async () => {
+    const q = verifyQuote(
+      { ak: parseAkPublic(lab.bytes('ak.pub')), attest: parseAttest(lab.bytes('quote.msg')), signature: parseSignature(lab.bytes('quote.sig')), pcrs: parsePcrsFile(lab.bytes('quote.pcrs')) },
+      { value: nonce, code: 'ERR_NONCE_MISMATCH' },
+    )
+    expect(await checkQuoteWithTpm2Tools(lab, nonce.toString('hex'))).toBe(true)
+    const pcr15 = toHex(q.pcrs.sha256!.get(15)!)
+    const records = parseAllowlistLog(lab.text('allowlist.log'))
+    const facts = replayAllowlistLog(records, pcr15)
+    expect(facts).toMatchObject({ present: true, replayed: true, mode: 'audit', denials: 2n })
+    for (const drop of [0, 1, 3]) {
+      const partial = records.filter((_, i) => i !== drop)
+      let code = ''
+      try {
+        replayAllowlistLog(partial, pcr15)
+      } catch (e) {
+        code = isKeywardError(e) ? e.code : 'not a KeywardError'
+      }
+      expect(code, `record ${drop} dropped`).toBe('ERR_ALLOWLIST_REPLAY')
+    }
+  })
+})
