@@ -39,6 +39,8 @@ export interface SnpEvidence {
 export interface SevSnpVerifierOptions extends SnpAppraisal {
   /** Directory of the KDS certificate cache (kds.ts); used when the evidence carries no VCEK. */
   kdsDir?: string
+  /** Alias of kdsDir (the name the broker's verifier registry uses). */
+  certCacheDir?: string
   /** Fetch for KDS misses; without it the cache is read-only (offline broker). */
   kdsFetch?: KdsFetch
   /** A ready cache (takes precedence over kdsDir). */
@@ -153,7 +155,8 @@ async function leafFromCache(kds: KdsCache, r: AttestationReport): Promise<{ lea
 }
 
 export function createSevSnpVerifier(opts: SevSnpVerifierOptions = {}): Verifier<SnpEvidence> {
-  const kds = opts.kds ?? (opts.kdsDir ? createKdsCache({ dir: opts.kdsDir, ...(opts.kdsFetch ? { fetch: opts.kdsFetch } : {}) }) : undefined)
+  const dir = opts.kdsDir ?? opts.certCacheDir
+  const kds = opts.kds ?? (dir ? createKdsCache({ dir, ...(opts.kdsFetch ? { fetch: opts.kdsFetch } : {}) }) : undefined)
   return {
     tee: 'sev-snp',
     decode: decodeSnpEvidence,

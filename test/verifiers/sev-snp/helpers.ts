@@ -46,7 +46,7 @@ export function evidenceOf(v: SnpVector): Record<string, unknown> {
 }
 
 const subtle = webcrypto.subtle
-px509.cryptoProvider.set(webcrypto as unknown as Crypto)
+px509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof px509.cryptoProvider.set>[0])
 const PSS = { name: 'RSA-PSS', hash: 'SHA-384', saltLength: 48 }
 const rsaGen = { name: 'RSA-PSS', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-384' }
 const AMD_DN = 'OU=Engineering, C=US, L=Santa Clara, ST=CA, O=Advanced Micro Devices'
@@ -55,16 +55,16 @@ const derInt = (n: number): Uint8Array => (n < 0x80 ? new Uint8Array([2, 1, n]) 
 const derIa5 = (s: string): Uint8Array => new Uint8Array([0x16, s.length, ...Buffer.from(s)])
 
 export interface TestOnlyPki {
-  arkKeys: CryptoKeyPair
+  arkKeys: webcrypto.CryptoKeyPair
   ark: CertInfo
   ask: CertInfo
-  askKeys: CryptoKeyPair
+  askKeys: webcrypto.CryptoKeyPair
   askSerial: string
   arkSubject: string
   /** Issues a VCEK with the given TCB/hwID; returns the cert and its private key. */
   issueVcek(o: { product?: string; tcb: { bl: number; tee: number; snp: number; ucode: number; fmc?: number }; hwId: Uint8Array }): Promise<{ vcek: CertInfo; key: KeyObject }>
   /** A CRL signed by this ARK listing `serials`. */
-  crl(serials: string[], signer?: CryptoKey): Promise<Uint8Array>
+  crl(serials: string[], signer?: webcrypto.CryptoKey): Promise<Uint8Array>
 }
 
 const notBefore = new Date('2024-01-01T00:00:00Z')
@@ -73,8 +73,8 @@ export const TEST_NOW = new Date('2025-06-01T00:00:00Z')
 
 /** A testOnly ARK/ASK pair named like AMD's (`arkCn` default "ARK-Milan"). */
 export async function testOnlyPki(product = 'Milan', arkCn = `ARK-${product}`): Promise<TestOnlyPki> {
-  const arkKeys = (await subtle.generateKey(rsaGen, true, ['sign', 'verify'])) as CryptoKeyPair
-  const askKeys = (await subtle.generateKey(rsaGen, true, ['sign', 'verify'])) as CryptoKeyPair
+  const arkKeys = (await subtle.generateKey(rsaGen, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair
+  const askKeys = (await subtle.generateKey(rsaGen, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair
   const arkSubject = `${AMD_DN}, CN=${arkCn}`
   const arkCert = await px509.X509CertificateGenerator.createSelfSigned({
     serialNumber: '01',
@@ -110,7 +110,7 @@ export async function testOnlyPki(product = 'Milan', arkCn = `ARK-${product}`): 
     askSerial,
     arkSubject: arkCert.subject,
     async issueVcek({ product: pn = product, tcb, hwId }) {
-      const keys = (await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign', 'verify'])) as CryptoKeyPair
+      const keys = (await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair
       const ext = (oid: string, v: Uint8Array): px509.Extension => new px509.Extension(oid, false, v)
       const exts = [
         ext(OID.STRUCT_VERSION, derInt(tcb.fmc === undefined ? 0 : 1)),

@@ -126,7 +126,7 @@ describe('parseAttestationReport rejects malformed input with typed errors', () 
     let parsed = 0
     for (let i = 0; i < 3000; i++) {
       const b = i % 2 === 0 ? new Uint8Array(randomBytes(REPORT_SIZE)) : v5.slice()
-      if (i % 2 === 1) for (let k = 0; k < 1 + (i % 5); k++) b[(i * 131 + k * 977) % 0x2a0] ^= 1 << (i + k) % 8
+      if (i % 2 === 1) for (let k = 0; k < 1 + (i % 5); k++) b[(i * 131 + k * 977) % 0x2a0]! ^= 1 << (i + k) % 8
       if (codeOf(() => parseAttestationReport(b)) === 'ok') parsed++
     }
     expect(parsed).toBeGreaterThan(0)

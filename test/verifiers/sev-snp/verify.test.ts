@@ -273,7 +273,7 @@ describe('KDS certificate cache', () => {
       const hwid = Buffer.from(r.chipId).toString('hex')
       expect(urls[0]).toBe(`https://kdsintf.amd.com/vcek/v1/Milan/${hwid}?blSPL=4&teeSPL=0&snpSPL=24&ucodeSPL=219`)
       // Offline: the same directory, no fetch → served from disk.
-      const offline = createSevSnpVerifier({ kdsDir: dir })
+      const offline = createSevSnpVerifier({ certCacheDir: dir })
       const c = await offline.verify(offline.decode({ report: b64(report) }), { now: new Date(v.verify_at) })
       expect(c.measurement).toBe(v.measurement)
       // Another chip's report finds no VCEK offline.
