@@ -87,5 +87,10 @@ jq -n --arg key "$KEY" --arg kernel "$KPKG" --arg kver "$KVER" --argjson node "$
   '{key:$key, kernel:$kernel, kernelRelease:$kver, node:($node==1), initrdBytes:($bytes|tonumber)}' > "$OUT/manifest.json"
 rm -rf "$R"
 touch "$OUT/.done"
+# Keep one guest per node/no-node variant: drop stale builds of older inputs.
+for old in "$CACHE"/guest-*; do
+  [[ $old != "$OUT" && -f $old/manifest.json ]] || continue
+  [[ $(jq -r .node "$old/manifest.json") == $(jq -r .node "$OUT/manifest.json") ]] && rm -rf "$old"
+done
 log "guest $KEY: $(jq -c . "$OUT/manifest.json")"
 echo "$OUT"
