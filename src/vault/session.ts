@@ -83,12 +83,17 @@ export function createSession(o: SessionOptions): Session {
 
   function scheduleRenewal(leaseSeconds: number, renewable: boolean): void {
     st.expiresAt = leaseSeconds > 0 ? o.now() + leaseSeconds * 1000 : null
-    if (leaseSeconds <= 0) return
     const wait = leaseSeconds * 1000 * o.renewFraction
-    // A non-renewable or max-TTL-capped AppRole token is replaced by a fresh login instead.
-    const capped = o.auth.kind === 'approle' && (!renewable || leaseSeconds < loginLease)
-    if (o.auth.kind === 'approle' && capped) schedule(wait, () => refresh(true))
-    else if (renewable) schedule(wait, () => refresh(false))
+    if (o.auth.kind === 'approle') {
+      // A non-renewable token, or one whose renewal came back shorter than asked for (capped by
+      // token_max_ttl, Vault API docs auth/approle), is replaced by a fresh login instead.
+      if (!renewable || leaseSeconds < loginLease) schedule(wait, () => refresh(true))
+      else schedule(wait, () => refresh(false))
+      return
+    }
+    // A token with ttl 0 never expires (root); a non-renewable one is replaced through its file.
+    if (leaseSeconds <= 0) return
+    schedule(wait, () => refresh(!renewable))
   }
 
   async function login(): Promise<void> {
