@@ -56,10 +56,14 @@ async function readOrUndefined(path: string): Promise<Uint8Array | undefined> {
 }
 
 async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true })
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
-  await writeFile(tmp, data)
-  await rename(tmp, path)
+  try {
+    await mkdir(dirname(path), { recursive: true })
+    const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`
+    await writeFile(tmp, data)
+    await rename(tmp, path)
+  } catch (e) {
+    throw new KeywardError('ERR_CONFIG', `KDS cache: cannot write ${path}`, { cause: e })
+  }
 }
 
 export function createKdsCache(opts: KdsCacheOptions): KdsCache {
