@@ -2,18 +2,18 @@
 // commits to equals src/broker/binding.ts over (nonce, jkt, state); releases carry valid DPoP
 // proofs and decrypt; denials surface as DeniedError without retry; 5xx restarts the flow.
 import { describe, it, expect, afterEach } from 'vitest'
-import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CompactEncrypt, EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose'
+import { calculateJwkThumbprint, type JWK } from 'jose'
 import { createClient, type KeywardClient } from '../../enclave-client/src/client.js'
 import type { Collector, CollectRequest } from '../../enclave-client/src/collectors/types.js'
 import { ClientClosedError, ClientConfigError, DeniedError, ProtocolError } from '../../enclave-client/src/errors.js'
-import { bindingDigest, ZERO_STATE } from '../../src/broker/binding.js'
+import { bindingDigest } from '../../src/broker/binding.js'
 import { encodeAllowlistState, stateDigest } from '../../src/policy/allowlist-state.js'
 import { fromB64url, toHex } from '../../src/util/bytes.js'
-import { startServer, type Recorded, type Reply, type TestServer } from './helpers/http-server.js'
+import { startServer } from './helpers/http-server.js'
+import { secrets, startBroker, type Broker } from './helpers/stand-in-broker.js'
 
 /** A collector that puts the binding in its evidence, so the stand-in can check it. */
 function echoCollector(): Collector & { requests: CollectRequest[] } {
@@ -29,86 +29,6 @@ function echoCollector(): Collector & { requests: CollectRequest[] } {
       return { binding: toHex(req.binding) }
     },
   }
-}
-
-interface Broker {
-  srv: TestServer
-  tokens: string[]
-  deny?: { code: string; failures: unknown[] }
-  attestFailures: number
-  ttlMs: number
-  revoked: boolean
-}
-
-const secrets: Record<string, Uint8Array> = { db: new TextEncoder().encode('hunter2\n'), bin: new Uint8Array(randomBytes(64)) }
-
-async function encrypt(jwk: JWK, plaintext: Uint8Array): Promise<string> {
-  const alg = jwk.kty === 'RSA' ? 'RSA-OAEP-256' : 'ECDH-ES+A256KW'
-  return new CompactEncrypt(plaintext).setProtectedHeader({ alg, enc: 'A256GCM' }).encrypt(await importJWK(jwk, alg))
-}
-
-/** Minimal broker: challenge, attest (binding checked), DPoP-checked release. */
-async function startBroker(): Promise<Broker> {
-  const nonces = new Set<string>()
-  const bound = new Map<string, JWK>() // token -> key
-  const b: Broker = { srv: undefined as unknown as TestServer, tokens: [], attestFailures: 0, ttlMs: 60_000, revoked: false }
-  const err = (status: number, code: string, message: string, failures?: unknown[]): Reply => ({ status, body: { error: { code, message, failures } } })
-  async function authed(r: Recorded): Promise<{ key: JWK } | { reply: Reply }> {
-    const m = /^DPoP (.+)$/.exec(String(r.headers.authorization ?? ''))
-    const key = m ? bound.get(m[1]!) : undefined
-    if (!m || !key) return { reply: err(401, 'ERR_TOKEN_INVALID', 'unknown token') }
-    if (b.revoked) return { reply: err(403, 'ERR_REFERENCE_REVOKED', 'reference value revoked') }
-    const proof = String(r.headers.dpop ?? '')
-    const { payload } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256', 'ES384', 'PS256'] })
-    const jwk = decodeProtectedHeader(proof).jwk as JWK
-    expect(await calculateJwkThumbprint(jwk)).toBe(await calculateJwkThumbprint(key))
-    expect(payload.htm).toBe(r.method)
-    expect(payload.htu).toBe(r.url.split('?')[0])
-    expect(payload.ath).toBe(createHash('sha256').update(m[1]!).digest('base64url'))
-    return { key }
-  }
-  b.srv = await startServer(async (r) => {
-    if (r.path === '/v1/challenge') {
-      const n = randomBytes(32).toString('base64url')
-      nonces.add(n)
-      return { status: 200, body: { nonce: n, expiresAt: new Date(Date.now() + 60_000).toISOString() } }
-    }
-    if (r.path === '/v1/attest') {
-      const body = r.body as { tee: string; nonce: string; key: JWK; evidence: { binding: string }; runtimeState?: { allowlist: { records: string[] } } }
-      if (!nonces.delete(body.nonce)) return err(403, 'ERR_NONCE_USED', 'nonce unknown or used')
-      if (b.attestFailures > 0) {
-        b.attestFailures--
-        return err(503, 'ERR_STORE', 'database busy')
-      }
-      if (b.deny) return err(403, b.deny.code, 'denied by policy web', b.deny.failures)
-      const jkt = fromB64url(await calculateJwkThumbprint(body.key))!
-      const last = body.runtimeState?.allowlist.records.at(-1)
-      const state = last ? stateDigest(Buffer.from(last, 'hex')) : ZERO_STATE
-      const expected = toHex(bindingDigest(fromB64url(body.nonce)!, jkt, state))
-      if (body.evidence.binding !== expected) return err(403, 'ERR_BINDING_MISMATCH', 'binding mismatch')
-      const token = `tok-${b.tokens.length + 1}`
-      b.tokens.push(token)
-      bound.set(token, body.key)
-      return { status: 200, body: { token, expiresAt: new Date(Date.now() + b.ttlMs).toISOString(), policy: 'web', claims: { cnf: { jkt: await calculateJwkThumbprint(body.key) } } } }
-    }
-    const auth = await authed(r)
-    if ('reply' in auth) return auth.reply
-    const key = auth.key
-    const sm = /^\/v1\/secrets\/(.+)$/.exec(r.path)
-    if (sm && r.method === 'GET') {
-      const v = secrets[sm[1]!]
-      if (!v) return err(403, 'ERR_NOT_GRANTED', 'not granted')
-      return { status: 200, body: { name: sm[1], version: 3, jwe: await encrypt(key, v) } }
-    }
-    if (r.path === '/v1/vault/token') {
-      const payload = { token: 'hvs.test', wrapToken: (r.body as { wrap?: boolean }).wrap ? 'hvs.wrap' : undefined, accessor: 'acc', leaseDuration: 300 }
-      return { status: 200, body: { jwe: await encrypt(key, new TextEncoder().encode(JSON.stringify(payload))), accessor: 'acc', leaseDuration: 300 } }
-    }
-    const cm = /^\/v1\/credentials\/(.+)$/.exec(r.path)
-    if (cm) return { status: 200, body: { tool: cm[1], expiresAt: new Date(Date.now() + 60_000).toISOString(), jwe: await encrypt(key, new TextEncoder().encode('eyJ.tool.cred')) } }
-    return err(404, 'ERR_NOT_FOUND', 'no route')
-  })
-  return b
 }
 
 let broker: Broker | undefined

@@ -1,0 +1,135 @@
+// `keyward-client run` as a process: real swtpm quotes, a stand-in broker that checks the quote's
+// qualifying data is the binding digest, and a child that must see its secrets (or never start).
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { REPO_ROOT } from '../helpers/vectors.js'
+import { startSwtpm, type Swtpm } from './helpers/swtpm.js'
+import { secrets, startBroker, type Broker } from './helpers/stand-in-broker.js'
+
+let tpm: Swtpm
+let broker: Broker
+let dir: string
+
+beforeAll(async () => {
+  ;[tpm, broker] = await Promise.all([startSwtpm(), startBroker()])
+  dir = await mkdtemp(join(tmpdir(), 'kw-clirun-'))
+})
+
+afterAll(async () => {
+  await broker?.srv.close()
+  await tpm?.stop()
+  if (dir) await rm(dir, { recursive: true, force: true })
+})
+
+interface Result {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function cli(args: string[], opts: { onSpawn?: (pid: number) => void; onStderr?: (s: string) => void } = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [join(REPO_ROOT, 'bin/keyward-client.js'), ...args], {
+      env: { ...process.env, KEYWARD_DEV: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString()
+      opts.onStderr?.(stderr)
+    })
+    if (p.pid) opts.onSpawn?.(p.pid)
+    p.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+const globals = (): string[] => ['--broker', broker.srv.url, '--tee', 'tpm', '--tcti', tpm.tcti, '--state-dir', join(dir, 'state'), '--retries', '0']
+
+const CHILD = `
+const fs = require('fs')
+const rel = process.env.KEYWARD_SECRETS_DIR + '/bin.secret'
+console.log(JSON.stringify({
+  db: process.env.DB,
+  bin: fs.readFileSync(rel).toString('hex'),
+  relMode: (fs.statSync(rel).mode & 0o777).toString(8),
+  abs: fs.readFileSync(process.argv[1], 'utf8'),
+  absMode: (fs.statSync(process.argv[1]).mode & 0o777).toString(8),
+  dir: process.env.KEYWARD_SECRETS_DIR,
+}))
+process.exit(7)
+`
+
+describe('keyward-client run', () => {
+  it('attests with a real quote, hands the child its secrets in env and files, exits with its code', async () => {
+    const abs = join(dir, 'run', 'db.txt')
+    const r = await cli([...globals(), 'run', '--secret', 'db=env:DB', '--secret', 'bin=file:bin.secret', '--secret', `db=file:${abs}`, '--renew-interval', '0', '--', process.execPath, '-e', CHILD, abs])
+    expect(r.stderr).toContain('starting')
+    expect(r.code).toBe(7)
+    const seen = JSON.parse(r.stdout) as Record<string, string>
+    expect(seen.db).toBe(new TextDecoder().decode(secrets.db))
+    expect(seen.bin).toBe(Buffer.from(secrets.bin!).toString('hex'))
+    expect(seen.abs).toBe(new TextDecoder().decode(secrets.db))
+    expect(seen.relMode).toBe('600')
+    expect(seen.absMode).toBe('600')
+    // Secrets never appear on the client's own output, and the files are gone afterwards.
+    expect(r.stderr).not.toContain('hunter2')
+    expect(existsSync(abs)).toBe(false)
+    expect(existsSync(seen.dir!)).toBe(false)
+  })
+
+  it('never starts the child when attestation is denied, and prints the reasons', async () => {
+    broker.deny = { code: 'ERR_POLICY_DENIED', failures: [{ condition: 'pcr7-golden', message: 'PCR 7 is not an approved value' }] }
+    const marker = join(dir, 'started')
+    try {
+      const r = await cli([...globals(), 'run', '--secret', 'db=env:DB', '--', process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'x')`])
+      expect(r.code).toBe(1)
+      expect(r.stderr).toContain('not starting the command: ERR_POLICY_DENIED')
+      expect(r.stderr).toContain('PCR 7 is not an approved value')
+      expect(existsSync(marker)).toBe(false)
+    } finally {
+      broker.deny = undefined
+    }
+  })
+
+  it('never starts the child when a secret is not granted', async () => {
+    const marker = join(dir, 'started2')
+    const r = await cli([...globals(), 'run', '--secret', 'nope=env:X', '--', process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'x')`])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('ERR_NOT_GRANTED')
+    expect(existsSync(marker)).toBe(false)
+  })
+
+  it('forwards SIGTERM to the child and exits 128+15 when it dies of it', async () => {
+    let pid = 0
+    let sent = false
+    const r = await cli([...globals(), 'run', '--secret', 'db=env:DB', '--', process.execPath, '-e', "process.on('SIGTERM', () => { console.log('child got SIGTERM'); process.removeAllListeners('SIGTERM'); process.kill(process.pid, 'SIGTERM') }); setInterval(() => {}, 1000)"], {
+      onSpawn: (p) => (pid = p),
+      onStderr: (s) => {
+        if (!sent && s.includes('starting')) {
+          sent = true
+          setTimeout(() => process.kill(pid, 'SIGTERM'), 300)
+        }
+      },
+    })
+    expect(r.stdout).toContain('child got SIGTERM')
+    expect(r.code).toBe(143)
+  })
+
+  it('get writes the secret to stdout; evidence prints the body it would send', async () => {
+    const g = await cli([...globals(), 'get', 'db'])
+    expect(g.code).toBe(0)
+    expect(g.stdout).toBe(new TextDecoder().decode(secrets.db))
+    const e = await cli(['--tee', 'tpm', '--tcti', tpm.tcti, '--state-dir', join(dir, 'state'), 'evidence'])
+    expect(e.code).toBe(0)
+    const body = JSON.parse(e.stdout) as { tee: string; key: { kty: string }; evidence: Record<string, string> }
+    expect(body.tee).toBe('tpm')
+    expect(body.key.kty).toBe('EC')
+    expect(Object.keys(body.evidence).sort()).toEqual(['ak', 'pcrs', 'quote', 'signature'])
+  })
+})
