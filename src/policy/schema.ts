@@ -2,7 +2,7 @@
 // with zod. Every rejection is ERR_POLICY_INVALID with the line:column of the offending node,
 // so `keyward policy apply` can point a reviewer at the exact line.
 import { z } from 'zod'
-import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml'
+import { LineCounter, parseDocument, isMap, isPair, isScalar, visit, type Document, type Node } from 'yaml'
 import { KeywardError } from '../errors.js'
 import { TEES } from '../verifiers/types.js'
 
@@ -152,6 +152,20 @@ export function parsePolicySource(source: string, file = 'policy'): ParsedPolicy
     throw policyInvalid(file, pos, `YAML: ${yamlErr.message.split('\n')[0]}`, {
       kind: 'yaml',
     })
+  }
+  // Complex (collection) keys would be stringified by toJS; a policy has only scalar keys.
+  let complexKey: Node | undefined
+  visit(yaml, {
+    Pair(_, pair) {
+      if (pair.key !== null && !isScalar(pair.key)) {
+        complexKey = pair.key as Node
+        return visit.BREAK
+      }
+      return undefined
+    },
+  })
+  if (complexKey) {
+    throw policyInvalid(file, complexKey.range ? posOf(lines, complexKey.range[0]) : undefined, 'YAML: mapping keys must be scalars', { kind: 'yaml' })
   }
   let raw: unknown
   try {

@@ -130,3 +130,14 @@ describe('policy schema', () => {
     expect(parseDuration('10')).toBeUndefined()
   })
 })
+
+describe('policy schema: YAML edge cases', () => {
+  it('rejects collection keys instead of stringifying them', () => {
+    const src = GOOD.replace('metadata:\n  name: payments-api', 'metadata:\n  ? [a, b]\n  : x\n  name: payments-api')
+    expect(rejection(src).message).toBe('p.yaml:4:5: YAML: mapping keys must be scalars')
+  })
+  it('rejects alias bombs', () => {
+    const bomb = 'a: &a ["x","x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n'
+    expect(rejection(bomb).message).toMatch(/^p\.yaml: YAML: Excessive alias count/)
+  })
+})
