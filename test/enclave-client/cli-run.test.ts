@@ -1,13 +1,12 @@
 // `keyward-client run` as a process: real swtpm quotes, a stand-in broker that checks the quote's
 // qualifying data is the binding digest, and a child that must see its secrets (or never start).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { REPO_ROOT } from '../helpers/vectors.js'
 import { startSwtpm, type Swtpm } from './helpers/swtpm.js'
+import { runBin, type ProcResult } from './helpers/proc.js'
 import { secrets, startBroker, type Broker } from './helpers/stand-in-broker.js'
 
 let tpm: Swtpm
@@ -25,28 +24,8 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true })
 })
 
-interface Result {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function cli(args: string[], opts: { onSpawn?: (pid: number) => void; onStderr?: (s: string) => void } = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [join(REPO_ROOT, 'bin/keyward-client.js'), ...args], {
-      env: { ...process.env, KEYWARD_DEV: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    p.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString()
-      opts.onStderr?.(stderr)
-    })
-    if (p.pid) opts.onSpawn?.(p.pid)
-    p.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
+function cli(args: string[], opts: { onSpawn?: (pid: number) => void; onStderr?: (s: string) => void } = {}): Promise<ProcResult> {
+  return runBin('keyward-client', args, { onStderr: opts.onStderr, onSpawn: (p) => p.pid && opts.onSpawn?.(p.pid) })
 }
 
 const globals = (): string[] => ['--broker', broker.srv.url, '--tee', 'tpm', '--tcti', tpm.tcti, '--state-dir', join(dir, 'state'), '--retries', '0']
