@@ -59,22 +59,26 @@ export function decodeCborStrict(bytes: Uint8Array, opts: StrictCborOptions = {}
   } catch (e) {
     throw new EvidenceMalformedError(`${what}: malformed CBOR (${e instanceof Error ? e.message.replace(/^CBOR decode error: /, '') : 'error'})`, { cause: e })
   }
-  checkKeys(value, what)
+  checkValues(value, what)
   return value as CborValue
 }
 
 // cborg's duplicate check compares keys with Map#has, which is only sound for primitives:
 // restrict keys to integers and text (all COSE labels and Nitro fields are one of these).
-function checkKeys(v: unknown, what: string): void {
+// With indefinite lengths enabled, cborg stores a stray break (0xff) in a map value position as a
+// Symbol instead of failing (`a1 01 ff` decodes to {1: BREAK}): reject any non-CBOR value.
+function checkValues(v: unknown, what: string): void {
   if (v instanceof Map) {
     for (const [k, x] of v) {
       if (typeof k !== 'string' && typeof k !== 'bigint' && !(typeof k === 'number' && Number.isInteger(k))) {
         throw new EvidenceMalformedError(`${what}: map key of unsupported type`)
       }
-      checkKeys(x, what)
+      checkValues(x, what)
     }
   } else if (Array.isArray(v)) {
-    for (const x of v) checkKeys(x, what)
+    for (const x of v) checkValues(x, what)
+  } else if (typeof v === 'symbol' || v === undefined) {
+    throw new EvidenceMalformedError(`${what}: malformed CBOR (misplaced break)`)
   }
 }
 

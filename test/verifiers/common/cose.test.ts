@@ -56,6 +56,12 @@ describe('strict CBOR', () => {
     expect(decodeCborStrict(hex('bf 01 02 ff'), { allowIndefiniteMaps: true })).toEqual(new Map([[1, 2]]))
     expect(codeOf(() => decodeCborStrict(hex('bf 01 02 01 03 ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
     expect(codeOf(() => decodeCborStrict(hex('bf 01 9f ff ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(codeOf(() => decodeCborStrict(hex('bf 01 5f 41 00 ff ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(codeOf(() => decodeCborStrict(hex('bf 01 7f 61 61 ff ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(codeOf(() => decodeCborStrict(hex('bf 01 02'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(codeOf(() => decodeCborStrict(hex('a1 01 ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(codeOf(() => decodeCborStrict(hex('bf 01 ff ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(codeOf(() => decodeCborStrict(hex('82 a1 01 ff 02'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 
   it('turns deep nesting and oversize input into a typed error, never a RangeError', () => {
