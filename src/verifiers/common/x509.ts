@@ -17,7 +17,7 @@ export interface CertInfo {
   isCA: boolean
   /** basicConstraints pathLenConstraint, undefined when absent. */
   pathLen: number | undefined
-  /** keyUsage bits (RFC 5280 order, digitalSignature = 0x80 of the first byte) or undefined when absent. */
+  /** keyUsage as @peculiar/x509 KeyUsageFlags (digitalSignature = 1, keyCertSign = 32, cRLSign = 64; not the DER bit-string byte), undefined when absent. */
   keyUsage: number | undefined
 }
 
