@@ -1,7 +1,8 @@
 // Facts from a replayed event log. Only events in PCRs that replayed to the quote are read
 // (ReplayResult.verified), and data-bearing events are trusted only where the PC Client spec
 // says the digest covers the data (§10.4.4 EV_EFI_VARIABLE_*, EV_SEPARATOR) and it does.
-import { constantTimeEqual, digest, toHex, type HashName } from '../../util/bytes.js'
+import { constantTimeEqual, toHex, type HashName } from '../../util/bytes.js'
+import { hashOf } from './hash.js'
 import type { JsonObject } from '../types.js'
 import { EV } from './layout.js'
 import type { EventLog, ReplayResult, TcgEvent } from './eventlog.js'
@@ -39,7 +40,7 @@ function utf16(b: Uint8Array): string {
 
 function digestCovers(e: TcgEvent, bank: HashName, data: Uint8Array): boolean {
   const d = e.digests[bank]
-  return d !== undefined && constantTimeEqual(d, digest(bank, data))
+  return d !== undefined && constantTimeEqual(d, hashOf(bank, data))
 }
 
 // UEFI_VARIABLE_DATA (PC Client §10.4.4.1): GUID, u64 name length (chars), u64 data length, name (UTF-16), data.

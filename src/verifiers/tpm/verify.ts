@@ -5,7 +5,8 @@
 // (eventlog.ts), the TPM clock (not wall time) and qualifiedSigner (needs the AK's parent).
 import { constants, verify as cryptoVerify } from 'node:crypto'
 import { KeywardError, SignatureInvalidError, type ErrorCode } from '../../errors.js'
-import { concatBytes, constantTimeEqual, digest, toHex, type HashName } from '../../util/bytes.js'
+import { concatBytes, constantTimeEqual, toHex, type HashName } from '../../util/bytes.js'
+import { hashOf } from './hash.js'
 import { AK_REQUIRED_ATTRIBUTES, TPMA_OBJECT, hashAlgId } from './layout.js'
 import {
   leftPad,
@@ -20,7 +21,7 @@ import {
 /** TPM name of an object: nameAlg (u16 BE) ‖ H_nameAlg(TPMT_PUBLIC) (Part 1 §16). */
 export function akName(p: TpmPublic): Uint8Array {
   const id = hashAlgId(p.nameAlg)
-  return concatBytes(new Uint8Array([id >> 8, id & 0xff]), digest(p.nameAlg, p.raw))
+  return concatBytes(new Uint8Array([id >> 8, id & 0xff]), hashOf(p.nameAlg, p.raw))
 }
 
 /**
@@ -78,7 +79,7 @@ export function computePcrDigest(alg: HashName, selection: PcrSelection[], pcrs:
       parts.push(v)
     }
   }
-  return digest(alg, ...parts)
+  return new Uint8Array(hashOf(alg, ...parts))
 }
 
 export interface ExpectedExtraData {
