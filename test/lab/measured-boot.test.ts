@@ -14,6 +14,8 @@ import {
 } from '../../src/verifiers/tpm/index.js'
 import { createPublicKey } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { REPO_ROOT } from '../helpers/vectors.js'
 import { checkQuoteWithTpm2Tools, runLab, type LabRun } from './lab.js'
@@ -38,11 +40,31 @@ function codeOf(f: () => unknown): { code: string; detail: Record<string, unknow
   throw new Error('expected a KeywardError')
 }
 
+const challengesServed: string[] = []
+
 beforeAll(async () => {
-  lab = await runLab('measured-boot', { nonce: nonce.toString('hex'), pcr: '15' })
+  // A stand-in for the broker's challenge route, reached only through the virtio-serial relay:
+  // the guest has no network, so a quote over this nonce proves the channel end to end.
+  const server = createServer((req, res) => {
+    challengesServed.push(`${req.method} ${req.url}`)
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({ nonce: nonce.toString('hex') }))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const { port } = server.address() as AddressInfo
+  try {
+    lab = await runLab('measured-boot', { relay: '1', pcr: '15' }, { relay: `http://127.0.0.1:${port}` })
+  } finally {
+    server.close()
+  }
 })
 
 describe('lab: measured boot (OVMF + swtpm + /dev/tpmrm0)', () => {
+  it('the guest fetched its nonce from the host over virtio-serial (no network in the guest)', () => {
+    expect(challengesServed).toEqual(['POST /v1/challenge'])
+    expect(lab.text('nonce.hex').trim()).toBe(nonce.toString('hex'))
+  })
+
   it('quote verifies with the nonce (our verifier and tpm2_checkquote) and covers PCR 0-7 and 15', async () => {
     const q = verify(lab, nonce)
     expect(q.akAttributesVerified).toBe(true)

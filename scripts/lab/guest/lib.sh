@@ -15,3 +15,16 @@ kw_quote() {
   tpm2_quote -c $d/ak.ctx -l "$sel" -q "$nonce" -g sha256 -m "$OUT/quote.msg" \
     -s "$OUT/quote.sig" -o "$OUT/quote.pcrs" > "$OUT/quote.yaml" || return 1
 }
+# kw_request METHOD PATH BODY: one request over the virtio-serial port "keyward" to the host
+# relay (scripts/lab/relay.mjs); prints the response line ({"id","status","headers","body"}).
+kw_request() {
+  local p= d
+  for d in /sys/class/virtio-ports/*; do [ "$(cat "$d/name")" = keyward ] && p=/dev/${d##*/}; done
+  [ -n "$p" ] || { echo "lab: no virtio-serial port named keyward" >&2; return 1; }
+  exec 3<>"$p"
+  printf '{"id":1,"method":"%s","path":"%s","headers":{"content-type":"application/json"},"body":"%s"}\n' \
+    "$1" "$2" "$(echo "$3" | sed 's/"/\\"/g')" >&3
+  read -r line <&3
+  exec 3>&-
+  echo "$line"
+}
