@@ -17,7 +17,7 @@ const openssl = (args: string[], cwd: string) => promisify(execFile)('openssl', 
 let dir: string
 let server: Server
 let url: string
-const seen: Array<string | undefined> = []
+const seen: string[] = []
 
 async function issue(cwd: string, name: string, subj: string, ext: string): Promise<void> {
   await openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], cwd)
@@ -33,7 +33,7 @@ beforeAll(async () => {
   const r = (f: string) => readFile(join(dir, f))
   server = createServer({ key: await r('server.key'), cert: await r('server.pem'), ca: await r('ca.pem'), requestCert: true, rejectUnauthorized: true }, (req, res) => {
     const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate()
-    seen.push(peer.subject?.CN)
+    seen.push(String(peer.subject?.CN))
     res.writeHead(200, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ ok: true }))
   })
