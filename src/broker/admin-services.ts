@@ -6,6 +6,7 @@ import { KeywardError } from '../errors.js'
 import type { BrokerDeps } from './deps.js'
 import type { PutSecretRequest, ReferenceValueRequest } from './schemas.js'
 import { fromB64, sha256, toHex } from '../util/bytes.js'
+import { storeSecret, type RewrapResult } from '../sealing/sealer.js'
 import { verifyAuditChain } from '../audit/chain.js'
 import type { AuditRow } from '../store/types.js'
 import { parseTpmPublic, akName, checkAkAttributes } from '../verifiers/tpm/index.js'
@@ -13,24 +14,14 @@ import { parseTpmPublic, akName, checkAkAttributes } from '../verifiers/tpm/inde
 type AdminDeps = Pick<BrokerDeps, 'store' | 'sealer' | 'kek' | 'appraiser' | 'clock' | 'audit' | 'vault' | 'tokens'>
 
 export async function putSecret(deps: AdminDeps, name: string, req: z.infer<typeof PutSecretRequest>, by: string): Promise<number> {
-  const now = deps.clock().getTime()
-  const existing = await deps.store.getSecretVersion(name)
-  const nextVersion = (existing?.version ?? 0) + 1
-  let plaintext: Uint8Array = new Uint8Array(0)
+  let value: Uint8Array = new Uint8Array(0)
   let source: string | null = null
   if (req.vaultKv) source = JSON.stringify({ vaultKv: req.vaultKv })
-  else if (req.text !== undefined) plaintext = new TextEncoder().encode(req.text)
-  else plaintext = fromB64(req.value!) ?? new Uint8Array(0)
-  // The AAD binds the version, so seal for a version and insert exactly it; when a concurrent
-  // writer took it, seal again for the next one.
-  for (let version = nextVersion; version < nextVersion + 5; version++) {
-    const sealed = await deps.sealer.seal(name, version, plaintext)
-    if (await deps.store.putSecretVersion({ name, version, ...sealed, source, createdAt: now, createdBy: by })) {
-      await deps.audit({ type: 'secret.put', subject: name, decision: 'info', detail: { version, by, kind: source ? 'vault-kv' : 'stored' } })
-      return version
-    }
-  }
-  throw new KeywardError('ERR_CONFLICT', `secret ${name} is being written concurrently; retry`)
+  else if (req.text !== undefined) value = new TextEncoder().encode(req.text)
+  else value = fromB64(req.value!) ?? new Uint8Array(0)
+  const version = await storeSecret(deps.store, deps.sealer, { name, value, source, createdBy: by, createdAt: deps.clock().getTime() })
+  await deps.audit({ type: 'secret.put', subject: name, decision: 'info', detail: { version, by, kind: source ? 'vault-kv' : 'stored' } })
+  return version
 }
 
 export async function removeSecret(deps: AdminDeps, name: string, by: string): Promise<void> {
@@ -64,7 +55,7 @@ export async function addReferenceValue(deps: AdminDeps, req: z.infer<typeof Ref
     revokedBy: null,
     note: req.note ?? null,
   })
-  await deps.audit({ type: 'reference.add', subject: req.set, decision: 'info', detail: { id, tee: req.tee, value: req.value, source: req.source, by } })
+  await deps.audit({ type: 'reference.add', subject: req.set, decision: 'info', detail: { id, tee: req.tee, referenceValue: req.value, source: req.source, by } })
   return id
 }
 
@@ -78,21 +69,12 @@ export async function revokeReferenceValue(deps: AdminDeps, id: string, by: stri
   return { attestations: revoked.length, vaultTokens }
 }
 
-export async function rotateKek(deps: AdminDeps): Promise<{ kekId: string; rewrapped: number }> {
-  const kekId = await deps.kek.rotate()
-  let rewrapped = 0
-  for (const row of await deps.store.allSecretVersions()) {
-    const aad = secretAad(row.name, row.version)
-    const w = await deps.kek.rewrap({ kekId: row.kekId, wrapped: row.wrappedKey }, aad)
-    await deps.store.updateWrappedKey(row.name, row.version, w.wrapped, w.kekId)
-    rewrapped++
-  }
-  await deps.audit({ type: 'keys.rotate-kek', subject: kekId, decision: 'info', detail: { rewrapped } })
-  return { kekId, rewrapped }
-}
-
-export function secretAad(name: string, version: number): Uint8Array {
-  return new TextEncoder().encode(`keyward-secret-v1\0${name}\0${version}`)
+/** Rotates the KEK and re-wraps every data key; plaintext at rest is never touched. */
+export async function rotateKek(deps: AdminDeps): Promise<RewrapResult> {
+  const r = await deps.sealer.rewrapAll(deps.store)
+  await deps.audit({ type: 'keys.rotate-kek', subject: r.kekId, decision: r.failed.length ? 'deny' : 'info', detail: { total: r.total, rewrapped: r.rewrapped, failed: r.failed } })
+  if (r.failed.length) throw new KeywardError('ERR_UNSEAL', `${r.failed.length} secret versions could not be re-wrapped`, { detail: { failed: r.failed } })
+  return r
 }
 
 export async function rotateSigningKey(deps: AdminDeps): Promise<string> {

@@ -7,7 +7,7 @@ import { KeywardError } from '../errors.js'
 import type { BrokerDeps } from './deps.js'
 import * as S from './schemas.js'
 import * as A from './admin-services.js'
-import { verifyCredential } from '../store/credentials.js'
+import { verifyCredential } from '../sealing/credentials.js'
 import { fromB64 } from '../util/bytes.js'
 
 type JsonBody = <T extends z.ZodType>(c: Context, schema: T) => Promise<z.infer<T>>

@@ -3,9 +3,10 @@
 import type { Logger } from 'pino'
 import type { X509Certificate } from 'node:crypto'
 import type { BrokerConfig } from './config.js'
-import type { Store, AuditInput, SecretVersionRow } from '../store/types.js'
+import type { Store, AuditInput } from '../store/types.js'
 import type { Tee, VerifiedClaims, Verifier } from '../verifiers/types.js'
-import type { TokenIssuer, JsonSealer } from './tokens.js'
+import type { TokenIssuer } from './tokens.js'
+import type { Sealer } from '../sealing/sealer.js'
 import type { Metrics } from './metrics.js'
 import type { KekProvider } from '../sealing/kek.js'
 
@@ -30,11 +31,6 @@ export interface Appraiser {
   validate(source: string): { name: string }
 }
 
-export interface SecretSealer extends JsonSealer {
-  seal(name: string, version: number, plaintext: Uint8Array): Promise<Pick<SecretVersionRow, 'ciphertext' | 'iv' | 'wrappedKey' | 'kekId'>>
-  unseal(row: SecretVersionRow): Promise<Uint8Array>
-}
-
 export interface VaultServices {
   mintToken(
     attested: { jti: string; jkt: string; tee: string; measurement: string; policy: string; referenceIds: string[]; workload: string },
@@ -48,7 +44,7 @@ export interface BrokerDeps {
   config: BrokerConfig
   store: Store
   kek: KekProvider
-  sealer: SecretSealer
+  sealer: Sealer
   tokens: TokenIssuer
   verifiers: Partial<Record<Tee, Verifier>>
   appraiser: Appraiser

@@ -12,7 +12,7 @@ import * as A from '../broker/admin-services.js'
 import { workloadsView } from '../broker/admin.js'
 import { runVerify } from './verify.js'
 import { policyTestCommand } from './policy-test.js'
-import { hashCredential } from '../store/credentials.js'
+import { hashCredential } from '../sealing/credentials.js'
 import { TEES } from '../verifiers/types.js'
 
 const USAGE = `keyward — attestation-gated key broker

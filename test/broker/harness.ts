@@ -12,7 +12,7 @@ import { buildDeps, startServer, type RunningServer } from '../../src/broker/ser
 import { createLogger } from '../../src/broker/logger.js'
 import type { BrokerDeps } from '../../src/broker/deps.js'
 import * as A from '../../src/broker/admin-services.js'
-import { hashCredential } from '../../src/store/credentials.js'
+import { hashCredential } from '../../src/sealing/credentials.js'
 import { createLocation, type Backend, type TestLocation } from '../store/helpers.js'
 import { testOnlyPki, testOnlyPayload, signCose, type TestOnlyPki } from '../verifiers/nitro/fixtures.js'
 import type { Collector } from '../../enclave-client/src/collectors/types.js'
