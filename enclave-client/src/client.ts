@@ -7,7 +7,7 @@ import { fromB64url } from '../../src/util/bytes.js'
 import type { Tee } from '../../src/verifiers/types.js'
 import type { Collector } from './collectors/types.js'
 import type { TpmCollector } from './collectors/tpm.js'
-import { ClientClosedError, ClientConfigError, ProtocolError, isKeywardError } from './errors.js'
+import { ClientClosedError, ClientConfigError, DeniedError, ProtocolError, isKeywardError } from './errors.js'
 import { createHttpClient, type HttpClient, type TlsOptions } from './http.js'
 import { createCollector, detectPlatform, type CollectorOptions } from './platform.js'
 import { readRuntimeStateFile, runtimeStateDigest, type RuntimeState, type RuntimeStateSource } from './runtime-state.js'
@@ -202,16 +202,20 @@ export function createClient(o: ClientOptions): KeywardClient {
 
   async function release<T>(method: 'GET' | 'POST', path: string, body: unknown, schema: z.ZodType<T>): Promise<T> {
     live()
-    const [key, tok] = await Promise.all([sessionKey(), token()])
-    return http.request(
-      {
-        method,
-        path,
-        body,
-        headers: async (url) => ({ authorization: `DPoP ${tok}`, dpop: await key.dpopProof(method, url, tok) }),
-      },
-      schema,
-    )
+    const key = await sessionKey()
+    const send = (tok: string): Promise<T> =>
+      http.request({ method, path, body, headers: async (url) => ({ authorization: `DPoP ${tok}`, dpop: await key.dpopProof(method, url, tok) }) }, schema)
+    const tok = await token()
+    try {
+      return await send(tok)
+    } catch (e) {
+      // The broker no longer accepts this token (expired by its clock, or its attestation was
+      // revoked): attest afresh once, so the current policy decides, then try again.
+      if (!(e instanceof DeniedError) || e.code !== 'ERR_TOKEN_INVALID' || current?.token !== tok) throw e
+      progress('token refused by the broker, re-attesting')
+      current = undefined
+      return send(await token())
+    }
   }
 
   const client: KeywardClient = {

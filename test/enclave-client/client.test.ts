@@ -130,6 +130,21 @@ describe('createClient', () => {
     expect(broker.tokens).toEqual(['tok-1', 'tok-2'])
   })
 
+  it('re-attests once when the broker refuses a token it issued (ERR_TOKEN_INVALID), not for other denials', async () => {
+    broker = await startBroker()
+    client = createClient({ broker: broker.srv.url, collector: echoCollector(), retries: 0 })
+    await client.attest()
+    broker.revoked = true
+    const err = await client.getSecret('db').catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(DeniedError)
+    expect((err as DeniedError).code).toBe('ERR_REFERENCE_REVOKED')
+    expect(broker.tokens).toEqual(['tok-1'])
+    broker.revoked = false
+    broker.forget = true
+    expect(await client.getSecret('db')).toEqual(secrets.db)
+    expect(broker.tokens).toEqual(['tok-1', 'tok-2'])
+  })
+
   it('rejects malformed broker answers and use after close', async () => {
     const srv = await startServer(() => ({ status: 200, body: { nonce: 'short', expiresAt: 'x' } }))
     client = createClient({ broker: srv.url, collector: echoCollector(), retries: 0 })

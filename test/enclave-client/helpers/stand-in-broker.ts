@@ -24,6 +24,8 @@ export interface Broker {
   attestFailures: number
   ttlMs: number
   revoked: boolean
+  /** Forget every issued token once (the broker's ERR_TOKEN_INVALID). */
+  forget?: boolean
 }
 
 export const secrets: Record<string, Uint8Array> = { db: new TextEncoder().encode('hunter2\n'), bin: new Uint8Array(randomBytes(64)) }
@@ -41,6 +43,10 @@ export async function startBroker(): Promise<Broker> {
   const err = (status: number, code: string, message: string, failures?: unknown[]): Reply => ({ status, body: { error: { code, message, failures } } })
   async function authed(r: Recorded): Promise<{ key: JWK } | { reply: Reply }> {
     const m = /^DPoP (.+)$/.exec(String(r.headers.authorization ?? ''))
+    if (b.forget) {
+      bound.clear()
+      b.forget = false
+    }
     const key = m ? bound.get(m[1]!) : undefined
     if (!m || !key) return { reply: err(401, 'ERR_TOKEN_INVALID', 'unknown token') }
     if (b.revoked) return { reply: err(403, 'ERR_REFERENCE_REVOKED', 'reference value revoked') }
