@@ -243,8 +243,23 @@ export function parseTpmPublic(bytes: Uint8Array): TpmPublic {
   return parseTpmtPublic(bytes)
 }
 
-/** The public key of a TPMT_PUBLIC as a node KeyObject. */
+// Importing a key (JWK → KeyObject) costs more than verifying a signature with it (P-256: ~2x);
+// AKs repeat across requests, so KeyObjects (immutable) are memoized by the public area's bytes.
+const KEY_CACHE_MAX = 1024
+const keyCache = new Map<string, KeyObject>()
+
+/** The public key of a TPMT_PUBLIC as a node KeyObject (memoized by the TPMT_PUBLIC bytes). */
 export function publicKeyOf(p: TpmPublic): KeyObject {
+  const id = Buffer.from(p.raw).toString('base64')
+  const hit = keyCache.get(id)
+  if (hit) return hit
+  const key = importKey(p)
+  if (keyCache.size >= KEY_CACHE_MAX) keyCache.delete(keyCache.keys().next().value!)
+  keyCache.set(id, key)
+  return key
+}
+
+function importKey(p: TpmPublic): KeyObject {
   return wrap('TPMT_PUBLIC', () => {
     if (p.rsa) {
       const e = Buffer.alloc(4)
