@@ -140,3 +140,7 @@ export { parseEventLog, replayEventLog, replayBank, extendReplay } from './event
 export type { EventLog, TcgEvent, ReplayResult } from './eventlog.js'
 export { extractFacts } from './eventlog-facts.js'
 export type { EventLogFacts } from './eventlog-facts.js'
+export { makeCredential, checkActivatedCredential, kdfa, kdfe } from './make-credential.js'
+export type { MadeCredential } from './make-credential.js'
+export { verifyEkCertificate, ekPublicFromCertificate } from './ek.js'
+export type { EkCertificateInput, EkTrustOptions, VerifiedEk } from './ek.js'
