@@ -11,7 +11,7 @@ import { verifyNitroEvidence } from './verify.js'
 
 export type { NitroEvidence, NitroDocument } from './parse.js'
 export type { NitroDetails } from './verify.js'
-export { parseNitroDocument, readAttestationDocument, readCertificates } from './parse.js'
+export { parseNitroDocument, readAttestationDocument, readCertificates, readSigningCertificate, readCaBundle } from './parse.js'
 export { verifyNitroEvidence, verifyNitroSignature, verifyNitroChain, checkNitroBinding } from './verify.js'
 export { AWS_NITRO_ROOT_G1, AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256 } from './roots/index.js'
 

@@ -5,7 +5,7 @@ import { EvidenceMalformedError } from '../../errors.js'
 import { decodeCborStrict, cborTypeName, isCborMap, type CborMap, type CborValue } from '../common/cbor.js'
 import { decodeCoseSign1, type CoseSign1 } from '../common/cose.js'
 import {
-  CERT_MAX, CERT_MIN, DIGEST_SHA384, FIELD, KNOWN_FIELDS, MAX_DOCUMENT_BYTES, MODULE_ID_MAX,
+  CERT_MAX, CERT_MIN, DIGEST_SHA384, ENCLAVE_MEASUREMENT_PCR, FIELD, NITROTPM_MEASUREMENT_PCR, KNOWN_FIELDS, MAX_DOCUMENT_BYTES, MODULE_ID_MAX,
   PCR_INDEX_MAX, PCR_SIZES, TIMESTAMP_MAX_MS, USER_DATA_MAX, type NitroKind,
 } from './layout.js'
 
@@ -67,18 +67,26 @@ function optionalBytes(m: CborMap, name: string): Uint8Array | null | undefined 
   return bytesField(m, name, 0, USER_DATA_MAX)
 }
 
-/** The signing certificate and CA bundle (`cert = bytes .size (1..1024)`, cabundle non-empty), needed before anything else is trusted. */
-export function readCertificates(payload: CborMap): { certificate: Uint8Array; cabundle: Uint8Array[] } {
-  const certificate = bytesField(payload, FIELD.certificate, CERT_MIN, CERT_MAX)
+/** The signing certificate (`cert = bytes .size (1..1024)`): all the signature check needs. */
+export function readSigningCertificate(payload: CborMap): Uint8Array {
+  return bytesField(payload, FIELD.certificate, CERT_MIN, CERT_MAX)
+}
+
+/** The CA bundle, root first (`cabundle: [* cert]`, non-empty: the root is always there). */
+export function readCaBundle(payload: CborMap): Uint8Array[] {
   const cb = field(payload, FIELD.cabundle)
   if (!Array.isArray(cb)) throw new EvidenceMalformedError(`${WHAT}: cabundle is ${cborTypeName(cb)}, expected array`)
   if (cb.length === 0) throw new EvidenceMalformedError(`${WHAT}: cabundle is empty`)
-  const cabundle = cb.map((c, i) => {
+  return cb.map((c, i) => {
     if (!(c instanceof Uint8Array)) throw new EvidenceMalformedError(`${WHAT}: cabundle[${i}] is ${cborTypeName(c)}, expected bytes`)
     if (c.length < CERT_MIN || c.length > CERT_MAX) throw new EvidenceMalformedError(`${WHAT}: cabundle[${i}] is ${c.length} bytes, allowed ${CERT_MIN}..${CERT_MAX}`)
     return c
   })
-  return { certificate, cabundle }
+}
+
+/** Both certificate fields. */
+export function readCertificates(payload: CborMap): { certificate: Uint8Array; cabundle: Uint8Array[] } {
+  return { certificate: readSigningCertificate(payload), cabundle: readCaBundle(payload) }
 }
 
 function readPcrs(v: CborValue | undefined, name: string): Map<number, Uint8Array> {
@@ -98,7 +106,8 @@ function readPcrs(v: CborValue | undefined, name: string): Map<number, Uint8Arra
 }
 
 /**
- * Reads every payload field with its CDDL type and size. Unknown fields are rejected (a new field
+ * Reads every payload field with its CDDL type and size, and requires the PCR that claims use as
+ * the measurement (PCR0 for enclaves, PCR4 for NitroTPM). Unknown fields are rejected (a new field
  * means a format change to review, not something to pass through). Exactly one of `pcrs`
  * (enclave) and `nitrotpm_pcrs` (NitroTPM) must be present. Does not judge PCR values.
  */
@@ -123,6 +132,8 @@ export function readAttestationDocument(payload: CborMap): NitroDocument {
   }
   const kind: NitroKind = enclavePcrs !== undefined ? 'enclave' : 'nitrotpm'
   const pcrs = kind === 'enclave' ? readPcrs(enclavePcrs, FIELD.pcrs) : readPcrs(tpmPcrs, FIELD.nitrotpmPcrs)
+  const measured = kind === 'enclave' ? ENCLAVE_MEASUREMENT_PCR : NITROTPM_MEASUREMENT_PCR
+  if (!pcrs.has(measured)) throw new EvidenceMalformedError(`${WHAT}: PCR${measured} missing`)
   const { certificate, cabundle } = readCertificates(payload)
   const absent: string[] = []
   const opt = (name: string): Uint8Array | null => {

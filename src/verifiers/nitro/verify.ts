@@ -10,7 +10,7 @@ import { parseCertificate, verifyCertificatePath, type CertInfo } from '../commo
 import { requireCoseAlg, verifyCoseSign1 } from '../common/cose.js'
 import type { VerifiedClaims, VerifyContext } from '../types.js'
 import { DEBUG_ZERO_PCRS, ENCLAVE_MEASUREMENT_PCR, NITRO_ALGS, NITROTPM_MEASUREMENT_PCR, type NitroKind } from './layout.js'
-import { readAttestationDocument, readCertificates, type NitroDocument, type NitroEvidence } from './parse.js'
+import { readAttestationDocument, readCaBundle, readSigningCertificate, type NitroDocument, type NitroEvidence } from './parse.js'
 import { AWS_NITRO_ROOT_G1 } from './roots/index.js'
 
 export type NitroDetails = {
@@ -86,19 +86,15 @@ function isZero(b: Uint8Array | undefined): boolean {
 /** The whole check; see the module comment for the order. Returns claims or throws a KeywardError. */
 export async function verifyNitroEvidence(ev: NitroEvidence, ctx: VerifyContext): Promise<VerifiedClaims<NitroDetails>> {
   requireCoseAlg(ev.cose, NITRO_ALGS, 'nitro attestation document')
-  const certs = readCertificates(ev.untrustedPayload)
-  const leaf = parseCertificate(certs.certificate, 'nitro certificate')
+  const leaf = parseCertificate(readSigningCertificate(ev.untrustedPayload), 'nitro certificate')
   verifyNitroSignature(ev, leaf)
-  const bundle = certs.cabundle.map((c, i) => parseCertificate(c, `nitro cabundle[${i}]`))
+  const bundle = readCaBundle(ev.untrustedPayload).map((c, i) => parseCertificate(c, `nitro cabundle[${i}]`))
   verifyNitroChain(leaf, bundle, anchorsOf(ctx), ctx)
   const doc = readAttestationDocument(ev.untrustedPayload)
   checkNitroBinding(doc, ctx)
 
-  const measurementPcr = doc.kind === 'enclave' ? ENCLAVE_MEASUREMENT_PCR : NITROTPM_MEASUREMENT_PCR
-  const measurement = doc.pcrs.get(measurementPcr)
-  if (measurement === undefined) {
-    throw new KeywardError('ERR_EVIDENCE_MALFORMED', `nitro attestation document: PCR${measurementPcr} missing`)
-  }
+  // readAttestationDocument guarantees the measured PCR is present
+  const measurement = doc.pcrs.get(doc.kind === 'enclave' ? ENCLAVE_MEASUREMENT_PCR : NITROTPM_MEASUREMENT_PCR)!
   const pcrs: { [index: string]: string } = {}
   for (const [i, v] of doc.pcrs) pcrs[String(i)] = toHex(v)
   return {

@@ -65,6 +65,8 @@ describe('nitro tampering of a genuine document', () => {
     ['cabundle swapped 1<->2', (m) => { const c = m.get('cabundle') as Uint8Array[]; [c[1], c[2]] = [c[2]!, c[1]!] }],
     ['cabundle reversed', (m) => (m.get('cabundle') as Uint8Array[]).reverse()],
     ['cabundle last dropped', (m) => (m.get('cabundle') as Uint8Array[]).pop()],
+    ['cabundle null', (m) => m.set('cabundle', null)],
+    ['cabundle removed', (m) => m.delete('cabundle')],
     ['certificate replaced by the instance CA', (m) => m.set('certificate', (m.get('cabundle') as Uint8Array[])[3]!)],
   ]
   it.each(edits)('changed %s (payload re-encoded, signature kept) → ERR_SIGNATURE_INVALID', async (_n, edit) => {
@@ -248,6 +250,7 @@ describe('nitro chain and payload rules (test-only PKI)', () => {
     ['pcrs empty', { pcrs: new Map() }],
     ['pcrs as array', { pcrs: [new Uint8Array(48)] }],
     ['PCR0 missing', { pcrs: new Map([[1, new Uint8Array(48)]]) }],
+    ['NitroTPM without PCR4', { pcrs: undefined, nitrotpm_pcrs: pcr(1, new Uint8Array(48)) }],
     ['both pcr maps', { nitrotpm_pcrs: pcr(1, new Uint8Array(48)) }],
     ['no pcr map', { pcrs: undefined }],
     ['user_data 1025 bytes', { user_data: big }],
