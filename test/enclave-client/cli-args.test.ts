@@ -31,7 +31,7 @@ describe('parseCli', () => {
   it('parses get, credential, register and numeric options', () => {
     expect(parseCli(['get', 'db', '--out', '/tmp/x', '--timeout', '500', '--retries', '0'], env)).toMatchObject({ command: 'get', positionals: ['db'], out: '/tmp/x', timeoutMs: 500, retries: 0 })
     expect(parseCli(['credential', 'github', '--key-alg', 'RSA-OAEP-256'], env)).toMatchObject({ command: 'credential', positionals: ['github'], keyAlg: 'RSA-OAEP-256' })
-    expect(parseCli(['register', '--workload', 'web', '--ek-alg', 'ecc'], env)).toMatchObject({ command: 'register', workload: 'web', ekAlg: 'ecc' })
+    expect(parseCli(['register', '--workload', 'web', '--ek-alg', 'ecc', '--ek-handle', '0x81010001'], env)).toMatchObject({ command: 'register', workload: 'web', ekAlg: 'ecc', ekHandle: '0x81010001' })
     expect(parseCli(['evidence'], {})).toMatchObject({ command: 'evidence', broker: undefined })
   })
 
@@ -50,6 +50,7 @@ describe('parseCli', () => {
     [['attest', '--key-alg', 'HS256']],
     [['attest', '--cert', 'c.pem']],
     [['attest', '--ek-alg', 'dsa']],
+    [['attest', '--ek-handle', '0x01c00002']],
   ])('rejects %j', (argv) => {
     expect(() => parseCli(argv, env)).toThrow(ClientConfigError)
   })

@@ -121,6 +121,14 @@ describe('TPM collector on swtpm', () => {
     await expect(collector.activateCredential(await readFile(join(dir, 'bad.out')))).rejects.toBeInstanceOf(CollectorError)
   })
 
+  it('uses a persistent EK handle (swtpm_setup persists the RSA EK at 0x81010001): same EK as the derived one', async () => {
+    const persistent = createTpmCollector({ tcti: tpm.tcti, stateDir: join(dir, 'state-persistent'), ekHandle: '0x81010001', eventLogPath: null })
+    const reg = await persistent.registration()
+    expect(reg.ekPub).toBe((await collector.registration()).ekPub)
+    const ev = await persistent.collect({ binding: new Uint8Array(32).fill(3), nonce: new Uint8Array(32) })
+    expect(ev.ak).toBe(reg.akPub)
+  })
+
   it('reports tool failures as CollectorError with the tool name', async () => {
     const dead = createTpmCollector({ tcti: 'swtpm:host=127.0.0.1,port=1', stateDir: join(dir, 'dead') })
     const err = await dead.collect({ binding: new Uint8Array(32), nonce: new Uint8Array(32) }).catch((e: unknown) => e)

@@ -31,6 +31,8 @@ export interface CliArgs {
   runtimeState?: string
   pcrs?: string
   ekAlg?: 'rsa' | 'ecc'
+  /** A persistent EK handle (e.g. 0x81010001) instead of re-deriving the EK. */
+  ekHandle?: string
   akAlg?: 'rsa' | 'ecc'
   keyAlg?: KeyAlg
   timeoutMs?: number
@@ -56,7 +58,7 @@ commands:
   register --workload W   register this TPM's AK by credential activation
 options:
   --broker URL (env KEYWARD_BROKER)   --tee tpm|nitro|sev-snp (default: detected)
-  --tcti TCTI (default device:/dev/tpmrm0)   --state-dir DIR   --pcrs SEL   --ek-alg/--ak-alg rsa|ecc
+  --tcti TCTI (default device:/dev/tpmrm0)   --state-dir DIR   --pcrs SEL   --ek-alg/--ak-alg rsa|ecc   --ek-handle 0x81010001
   --ca FILE   --cert FILE --key FILE   --timeout MS   --retries N   --key-alg ES256|ES384|RSA-OAEP-256
   --runtime-state FILE (allowlist records)   --renew-interval MS (run; 0: off)   --exit-on-renew-failure
 `
@@ -78,6 +80,13 @@ function int(v: string | undefined, what: string, min = 0): number | undefined {
   if (v === undefined) return undefined
   if (!/^\d+$/.test(v) || Number(v) < min) throw new ClientConfigError(`${what} must be an integer >= ${min}`)
   return Number(v)
+}
+
+function handleOf(v: string | undefined): string | undefined {
+  if (v === undefined) return undefined
+  // TPM 2.0 Part 2 §7.2: persistent object handles are 0x81xxxxxx.
+  if (!/^0x81[0-9a-fA-F]{6}$/.test(v)) throw new ClientConfigError(`--ek-handle must be a persistent handle 0x81xxxxxx, not ${v}`)
+  return v
 }
 
 function keyAlgOf(v: string | undefined): 'rsa' | 'ecc' | undefined {
@@ -112,6 +121,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         'runtime-state': { type: 'string' },
         pcrs: { type: 'string' },
         'ek-alg': { type: 'string' },
+        'ek-handle': { type: 'string' },
         'ak-alg': { type: 'string' },
         'key-alg': { type: 'string' },
         timeout: { type: 'string' },
@@ -146,6 +156,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     runtimeState: v['runtime-state'],
     pcrs: v.pcrs,
     ekAlg: keyAlgOf(v['ek-alg']),
+    ekHandle: handleOf(v['ek-handle']),
     akAlg: keyAlgOf(v['ak-alg']),
     keyAlg: keyAlg as KeyAlg | undefined,
     timeoutMs: int(v.timeout, '--timeout', 1),

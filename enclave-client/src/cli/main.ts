@@ -38,7 +38,7 @@ export function clientOptions(a: CliArgs, progress: (l: string) => void): Client
     runtimeState: a.runtimeState,
     onProgress: progress,
     collectorOptions: {
-      tpm: { stateDir: a.stateDir, tcti: a.tcti, pcrs: a.pcrs, ekAlg: a.ekAlg, akAlg: a.akAlg },
+      tpm: { stateDir: a.stateDir, tcti: a.tcti, pcrs: a.pcrs, ekAlg: a.ekAlg, akAlg: a.akAlg, ekHandle: a.ekHandle },
     },
   }
 }
