@@ -57,7 +57,7 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
     expectedNonce: nonce,
     trust: {
       ...(deps.trust.nitroRoots ? { nitro: { roots: deps.trust.nitroRoots } } : {}),
-      tpm: { ekRoots: deps.trust.ekRoots },
+      tpm: { ekRoots: deps.trust.ekRoots.map((c) => c.cert) },
     },
     resolveAk: async (name) => {
       const row = await deps.store.getAk(name)

@@ -15,6 +15,8 @@ export const ConfigSchema = z
     workers: z.coerce.number().int().min(1).max(64).default(1),
     issuer: z.string().default('keyward'),
     audience: z.string().default('keyward'),
+    /** More audiences every attestation token carries, e.g. "vault" for Vault's JWT auth (docs/vault.md). */
+    extraAudiences: z.array(z.string().min(1)).default([]),
     nonceTtlSeconds: z.coerce.number().int().min(5).max(3600).default(60),
     tokenTtlSeconds: z.coerce.number().int().min(30).max(86400).default(300),
     maxBodyBytes: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(512 * 1024),

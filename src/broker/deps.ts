@@ -9,6 +9,7 @@ import type { TokenIssuer } from './tokens.js'
 import type { Sealer } from '../sealing/sealer.js'
 import type { Metrics } from './metrics.js'
 import type { KekProvider } from '../sealing/kek.js'
+import type { CertInfo } from '../verifiers/common/x509.js'
 
 export type { Grants, VaultGrant, ToolGrant, Failure as PolicyFailure, AllowlistFacts } from '../policy/engine.js'
 import type { Grants, VaultGrant, Failure as PolicyFailure, AllowlistFacts } from '../policy/engine.js'
@@ -51,7 +52,8 @@ export interface BrokerDeps {
   logger: Logger
   metrics: Metrics
   clock: () => Date
-  trust: { nitroRoots?: X509Certificate[]; ekRoots: X509Certificate[] }
+  /** EK CAs from tpm.ekCaFiles: self-signed ones are roots, the rest intermediates. */
+  trust: { nitroRoots?: X509Certificate[]; ekRoots: CertInfo[]; ekIntermediates: CertInfo[] }
   vault?: VaultServices
   audit(entry: AuditInput): Promise<void>
 }

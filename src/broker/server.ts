@@ -3,7 +3,6 @@
 import cluster from 'node:cluster'
 import { readFileSync, mkdirSync } from 'node:fs'
 import { createServer as createHttpsServer } from 'node:https'
-import { X509Certificate } from 'node:crypto'
 import { serve, type ServerType } from '@hono/node-server'
 import type { Logger } from 'pino'
 import type { BrokerConfig } from './config.js'
@@ -18,7 +17,7 @@ import { createAppraiser } from './appraiser.js'
 import { createMetrics } from './metrics.js'
 import { createApp } from './app.js'
 import { defaultVerifiers } from '../verifiers/index.js'
-import { parsePemBundle } from '../verifiers/common/x509.js'
+import { parsePemBundle, type CertInfo } from '../verifiers/common/x509.js'
 import type { KekProvider } from '../sealing/kek.js'
 import { createVaultServices } from './vault.js'
 
@@ -39,8 +38,9 @@ export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { cl
     const audit: BrokerDeps['audit'] = async (entry) => {
       await store.appendAudit(entry, clock().getTime())
     }
-    const tokens = await createTokenIssuer({ store, sealer, issuer: config.issuer, audience: config.audience, ttlSeconds: config.tokenTtlSeconds, clock })
-    const ekRoots = config.tpm.ekCaFiles.flatMap((f) => parsePemBundle(readFileSync(f, 'utf8'), f).map((c) => c.cert))
+    const tokens = await createTokenIssuer({ store, sealer, issuer: config.issuer, audience: config.audience, extraAudiences: config.extraAudiences, ttlSeconds: config.tokenTtlSeconds, clock })
+    const ekCas = config.tpm.ekCaFiles.flatMap((f) => parsePemBundle(readFileSync(f, 'utf8'), f))
+    const selfSigned = (c: CertInfo) => c.cert.subject === c.cert.issuer && c.cert.checkIssued(c.cert)
     return {
       config,
       store,
@@ -52,7 +52,7 @@ export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { cl
       logger,
       metrics: createMetrics({ defaults: opts.defaultMetrics ?? false }),
       clock,
-      trust: { ekRoots: ekRoots satisfies X509Certificate[] },
+      trust: { ekRoots: ekCas.filter(selfSigned), ekIntermediates: ekCas.filter((c) => !selfSigned(c)) },
       ...(vault ? { vault: vault.services satisfies VaultServices } : {}),
       audit,
     }

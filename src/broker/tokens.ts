@@ -62,6 +62,8 @@ export interface TokenIssuerOptions {
   sealer: JsonSealer
   issuer: string
   audience: string
+  /** Further audiences attestation tokens carry besides `audience` (verification still requires `audience`). */
+  extraAudiences?: string[]
   ttlSeconds: number
   clock: () => Date
 }
@@ -138,7 +140,7 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
     return kid
   }
 
-  async function sign(payload: JWTPayload, audience: string, ttlSeconds: number, typ: string, subject?: string) {
+  async function sign(payload: JWTPayload, audience: string | string[], ttlSeconds: number, typ: string, subject?: string) {
     const k = await active()
     const now = Math.floor(opts.clock().getTime() / 1000)
     const jti = randomUUID()
@@ -161,7 +163,9 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
 
   return {
     async issue(claims, o = {}) {
-      return sign(claims, o.audience ?? opts.audience, o.ttlSeconds ?? opts.ttlSeconds, 'JWT')
+      const extra = opts.extraAudiences ?? []
+      const aud = o.audience ?? (extra.length > 0 ? [opts.audience, ...extra] : opts.audience)
+      return sign(claims, aud, o.ttlSeconds ?? opts.ttlSeconds, 'JWT')
     },
     async signJwt(payload, o) {
       return sign(payload, o.audience, o.ttlSeconds, o.typ ?? 'JWT', o.subject)

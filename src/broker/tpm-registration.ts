@@ -9,7 +9,7 @@ import { KeywardError } from '../errors.js'
 import type { BrokerDeps } from './deps.js'
 import * as S from './schemas.js'
 import { constantTimeEqual, fromB64, fromHex, sha256, toHex } from '../util/bytes.js'
-import { parseTpmPublic, akName, checkAkAttributes, makeCredentialFile, verifyEkCertificate } from '../verifiers/tpm/index.js'
+import { parseTpmPublic, akName, checkAkAttributes, makeCredential, verifyEkCertificate } from '../verifiers/tpm/index.js'
 
 type JsonBody = <T extends z.ZodType>(c: Context, schema: T) => Promise<z.infer<T>>
 
@@ -23,13 +23,15 @@ export function tpmRoutes(deps: BrokerDeps, jsonBody: JsonBody): Hono {
     const akPubBytes = decode(body.akPub, 'akPub')
     const akPub = parseTpmPublic(akPubBytes)
     checkAkAttributes(akPub)
-    const ekFingerprint = body.ekCert
-      ? verifyEkCertificate(decode(body.ekCert, 'ekCert'), ekPub, { roots: deps.trust.ekRoots, now: deps.clock() })
-      : null
-    if (!ekFingerprint) throw new KeywardError('ERR_EK_UNTRUSTED', 'an EK certificate from a trusted TPM manufacturer CA is required')
+    if (!body.ekCert) throw new KeywardError('ERR_EK_UNTRUSTED', 'an EK certificate from a trusted TPM manufacturer CA is required')
+    const ek = verifyEkCertificate(
+      { certificate: decode(body.ekCert, 'ekCert'), ekPublic: ekPub },
+      { roots: deps.trust.ekRoots, intermediates: deps.trust.ekIntermediates, now: deps.clock(), skewMs: deps.config.clockSkewSeconds * 1000 },
+    )
+    const ekFingerprint = ek.certificate.fingerprint
     const name = akName(akPub)
     const secret = randomBytes(32)
-    const credential = makeCredentialFile(ekPub, name, secret)
+    const credential = makeCredential(ekPub, name, secret).file
     const id = randomUUID()
     const now = deps.clock().getTime()
     await deps.store.insertActivation({
