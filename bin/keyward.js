@@ -1,14 +1,16 @@
 #!/usr/bin/env node
-// Runs the compiled CLI (npm run build); falls back to the TypeScript sources through tsx in a checkout.
+// keyward: runs the compiled CLI (dist/) when built, else the TypeScript sources through tsx
+// (development). KEYWARD_DEV=1 forces the sources.
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-const compiled = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url))
+
+const built = new URL('../dist/src/cli/main.js', import.meta.url)
 let mod
-if (existsSync(compiled)) {
-  mod = await import(compiled)
+if (!process.env.KEYWARD_DEV && existsSync(fileURLToPath(built))) {
+  mod = await import(built.href)
 } else {
   const { register } = await import('tsx/esm/api')
   register()
-  mod = await import('../src/cli/main.ts')
+  mod = await import(new URL('../src/cli/main.ts', import.meta.url).href)
 }
 await mod.runCli(process.argv.slice(2))
