@@ -20,10 +20,16 @@ export async function runCommand(client: KeywardClient, a: CliArgs, io: RunIo): 
   const env: Record<string, string> = {}
   const files = await createSecretDir()
   const written: string[] = []
+  // Each secret is released once, however many targets it has.
+  const values = new Map<string, Uint8Array>()
   try {
     await client.attest()
     for (const s of a.secrets) {
-      const value = await client.getSecret(s.name)
+      let value = values.get(s.name)
+      if (!value) {
+        value = await client.getSecret(s.name)
+        values.set(s.name, value)
+      }
       if (s.kind === 'env') {
         if (value.includes(0)) throw new ClientConfigError(`secret ${s.name} contains a NUL byte and cannot be an environment variable; use file:`)
         env[s.target] = new TextDecoder().decode(value)
@@ -34,7 +40,6 @@ export async function runCommand(client: KeywardClient, a: CliArgs, io: RunIo): 
         written.push(path)
         io.progress(`secret ${s.name} -> file ${path} (0600)`)
       }
-      value.fill(0)
     }
     if (a.vaultRole) {
       const v = await client.vaultToken()
@@ -47,6 +52,8 @@ export async function runCommand(client: KeywardClient, a: CliArgs, io: RunIo): 
   } catch (e) {
     await files.cleanup(written)
     throw e
+  } finally {
+    for (const v of values.values()) v.fill(0)
   }
 
   const [cmd, ...args] = a.exec as [string, ...string[]]
