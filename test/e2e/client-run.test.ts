@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { REPO_ROOT } from '../helpers/vectors.js'
@@ -32,8 +32,9 @@ metadata:
 spec:
   tees: [tpm]
   conditions:
-    - name: tpm-quote
-      expr: claims.tee == "tpm"
+    - name: registered-workload
+      description: the AK was admitted by credential activation for this workload
+      expr: claims.details.akTrust.workload == "svc-e2e" && claims.details.akTrust.via == "credential-activation"
     - name: pcr7-golden
       expr: claims.details.pcrs.sha256["7"] in refs["e2e-pcr7"]
   grants:
@@ -121,6 +122,18 @@ describe('keyward-client against a real broker on swtpm', () => {
     expect(r.code).toBe(1)
     expect(r.stderr).toContain('not starting the command: ERR_AK_UNTRUSTED')
     expect(existsSync(marker)).toBe(false)
+  })
+
+  it('get writes a granted secret (0600) and refuses an ungranted one with ERR_NOT_GRANTED', async () => {
+    const out = join(dir, 'got', 'db')
+    const g = await client(['--state-dir', join(dir, 'state'), 'get', 'db-password', '--out', out])
+    expect(g.code).toBe(0)
+    expect(await readFile(out, 'utf8')).toBe(SECRET)
+    expect((await stat(out)).mode & 0o777).toBe(0o600)
+    const denied = await client(['--state-dir', join(dir, 'state'), 'get', 'other-secret'])
+    expect(denied.code).toBe(1)
+    expect(denied.stderr).toContain('get failed: ERR_NOT_GRANTED')
+    expect(denied.stdout).toBe('')
   })
 
   it('run hands the child the secret, renews, and reports the failed renewal after the reference is revoked', async () => {
