@@ -8,6 +8,8 @@ import { TEES } from '../../src/verifiers/types.js'
 import type { Collector } from './collectors/types.js'
 import { createTpmCollector, DEFAULT_TCTI, type TpmCollectorOptions } from './collectors/tpm.js'
 import { ClientConfigError } from './errors.js'
+import type { NitroCollectorOptions } from './collectors/nitro.js'
+import type { SevSnpCollectorOptions } from './collectors/sev-snp.js'
 
 export const PLATFORM_PROBES: ReadonlyArray<{ tee: Tee; path: string }> = [
   { tee: 'nitro', path: '/dev/nsm' },
@@ -40,31 +42,24 @@ export function parseTee(s: string): Tee {
 export interface CollectorOptions {
   /** TPM collector options; stateDir is required for TPM. */
   tpm?: Partial<TpmCollectorOptions>
-  /** Options passed to the Nitro / SEV-SNP collector factories. */
-  [tee: string]: unknown
+  nitro?: NitroCollectorOptions
+  'sev-snp'?: SevSnpCollectorOptions
 }
 
 /**
- * Builds the collector for a platform. The Nitro and SEV-SNP collectors live in their own
- * modules (collectors/nitro.ts, collectors/sev-snp.ts) and are loaded only when used; each
- * exports one `create…Collector(options)` factory.
+ * Builds the collector for a platform. The Nitro and SEV-SNP collectors (collectors/nitro.ts,
+ * collectors/sev-snp.ts) are loaded only when used.
  */
 export async function createCollector(tee: Tee, opts: CollectorOptions = {}): Promise<Collector> {
-  if (tee === 'tpm') {
-    const t = opts.tpm ?? {}
-    if (!t.stateDir) throw new ClientConfigError('the TPM collector needs a state dir (--state-dir)')
-    return createTpmCollector({ tcti: DEFAULT_TCTI, ...t, stateDir: t.stateDir })
+  switch (tee) {
+    case 'tpm': {
+      const t = opts.tpm ?? {}
+      if (!t.stateDir) throw new ClientConfigError('the TPM collector needs a state dir (--state-dir)')
+      return createTpmCollector({ tcti: DEFAULT_TCTI, ...t, stateDir: t.stateDir })
+    }
+    case 'nitro':
+      return (await import('./collectors/nitro.js')).createNitroCollector(opts.nitro)
+    case 'sev-snp':
+      return (await import('./collectors/sev-snp.js')).createSevSnpCollector(opts['sev-snp'])
   }
-  const file = tee === 'nitro' ? './collectors/nitro.js' : './collectors/sev-snp.js'
-  let mod: Record<string, unknown>
-  try {
-    mod = (await import(file)) as Record<string, unknown>
-  } catch (e) {
-    throw new ClientConfigError(`no ${tee} collector in this build`, { cause: e })
-  }
-  const factory = Object.entries(mod).find(([k, v]) => typeof v === 'function' && /^create\w*Collector$/.test(k))?.[1] as
-    | ((o: unknown) => Collector | Promise<Collector>)
-    | undefined
-  if (!factory) throw new ClientConfigError(`the ${tee} collector module exports no create…Collector factory`)
-  return factory(opts[tee] ?? {})
 }

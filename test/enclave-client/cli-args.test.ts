@@ -113,4 +113,9 @@ describe('platform detection', () => {
     expect(c.tee).toBe('tpm')
     expect(await c.available()).toBe(false)
   })
+
+  it('builds the Nitro and SEV-SNP collectors on demand', async () => {
+    expect((await createCollector('nitro')).tee).toBe('nitro')
+    expect((await createCollector('sev-snp')).tee).toBe('sev-snp')
+  })
 })
