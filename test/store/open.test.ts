@@ -1,0 +1,73 @@
+// Opening stores: the SQLite file and its settings, openStore's backend choice, failures as
+// typed errors, migrations applied once and idempotent on restart.
+import { describe, it, expect } from 'vitest'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { openStore } from '../../src/store/index.js'
+import { createLocation } from './helpers.js'
+
+async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    const s = (await p) as { close?: () => Promise<void> }
+    await s.close?.()
+    return undefined
+  } catch (e) {
+    return (e as { code?: string }).code
+  }
+}
+
+describe('opening stores', () => {
+  it('creates <dataDir>/keyward.db in WAL mode with migrations applied once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyward-open-'))
+    try {
+      const data = join(dir, 'nested', 'data')
+      const s1 = await openStore({ dataDir: data })
+      expect(s1.kind).toBe('sqlite')
+      expect(existsSync(join(data, 'keyward.db'))).toBe(true)
+      // a second process-like opener on the same file while the first is open
+      const s2 = await openStore({ dataDir: data, databaseUrl: '' })
+      await s1.insertNonce({ id: 'a', createdAt: 0, expiresAt: 10 })
+      expect(await s2.consumeNonce('a', 1)).toBe('ok')
+      await s1.close()
+      await s2.close()
+      await s1.close() // idempotent
+      const db = new Database(join(data, 'keyward.db'), { readonly: true })
+      try {
+        expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
+        expect((db.prepare('SELECT count(*) AS n FROM __drizzle_migrations').get() as { n: number }).n).toBe(1)
+      } finally {
+        db.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('selects PostgreSQL for a postgres:// URL and re-opening does not re-run migrations', async () => {
+    const loc = await createLocation('postgres')
+    try {
+      const s = await openStore({ dataDir: '/nonexistent', databaseUrl: loc.where })
+      expect(s.kind).toBe('postgres')
+      await s.close()
+      await s.close()
+      const again = await openStore({ dataDir: '/nonexistent', databaseUrl: loc.where })
+      await again.close()
+    } finally {
+      await loc.cleanup()
+    }
+  })
+
+  it('fails with typed errors', async () => {
+    expect(await codeOf(openStore({ dataDir: '/tmp', databaseUrl: 'mysql://x' }))).toBe('ERR_CONFIG')
+    expect(await codeOf(openStore({ dataDir: '/tmp', databaseUrl: 'postgres://postgres@127.0.0.1:1/none' }))).toBe('ERR_STORE')
+    const dir = mkdtempSync(join(tmpdir(), 'keyward-open-'))
+    try {
+      writeFileSync(join(dir, 'file'), '')
+      expect(await codeOf(openStore({ dataDir: join(dir, 'file', 'data') }))).toBe('ERR_STORE')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
