@@ -81,11 +81,14 @@ beforeAll(async () => {
   url = `http://127.0.0.1:${port}`
 
   await writeFile(join(dir, 'policy.yaml'), POLICY)
-  await admin('policy', 'apply', join(dir, 'policy.yaml'))
-  await admin('secret', 'put', 'db-password', '--text', SECRET)
-  referenceId = (JSON.parse(await admin('reference', 'add', '--set', 'e2e-pcr7', '--tee', 'tpm', '--value', PCR7, '--source', 'e2e test')) as { id: string }).id
-
-  const reg = await client(['--state-dir', join(dir, 'state'), 'register', '--workload', 'svc-e2e'])
+  // Independent admin steps and the registration run side by side (the store serializes writers).
+  const [, , ref, reg] = await Promise.all([
+    admin('policy', 'apply', join(dir, 'policy.yaml')),
+    admin('secret', 'put', 'db-password', '--text', SECRET),
+    admin('reference', 'add', '--set', 'e2e-pcr7', '--tee', 'tpm', '--value', PCR7, '--source', 'e2e test'),
+    client(['--state-dir', join(dir, 'state'), 'register', '--workload', 'svc-e2e']),
+  ])
+  referenceId = (JSON.parse(ref) as { id: string }).id
   if (reg.code !== 0) throw new Error(`register failed: ${reg.stderr}`)
   expect(JSON.parse(reg.stdout)).toMatchObject({ workload: 'svc-e2e', akName: expect.stringMatching(/^000b[0-9a-f]{64}$/) })
 }, 120_000)

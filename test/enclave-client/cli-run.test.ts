@@ -24,8 +24,8 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true })
 })
 
-function cli(args: string[], opts: { onSpawn?: (pid: number) => void; onStderr?: (s: string) => void } = {}): Promise<ProcResult> {
-  return runBin('keyward-client', args, { onStderr: opts.onStderr, onSpawn: (p) => p.pid && opts.onSpawn?.(p.pid) })
+function cli(args: string[], opts: { onSpawn?: (pid: number) => void; onStdout?: (s: string) => void } = {}): Promise<ProcResult> {
+  return runBin('keyward-client', args, { onStdout: opts.onStdout, onSpawn: (p) => p.pid && opts.onSpawn?.(p.pid) })
 }
 
 const globals = (): string[] => ['--broker', broker.srv.url, '--tee', 'tpm', '--tcti', tpm.tcti, '--state-dir', join(dir, 'state'), '--retries', '0']
@@ -87,12 +87,14 @@ describe('keyward-client run', () => {
   it('forwards SIGTERM to the child and exits 128+15 when it dies of it', async () => {
     let pid = 0
     let sent = false
-    const r = await cli([...globals(), 'run', '--secret', 'db=env:DB', '--', process.execPath, '-e', "process.on('SIGTERM', () => { console.log('child got SIGTERM'); process.removeAllListeners('SIGTERM'); process.kill(process.pid, 'SIGTERM') }); setInterval(() => {}, 1000)"], {
+    const child = "process.on('SIGTERM', () => { console.log('child got SIGTERM'); process.removeAllListeners('SIGTERM'); process.kill(process.pid, 'SIGTERM') }); console.log('ready'); setInterval(() => {}, 1000)"
+    const r = await cli([...globals(), 'run', '--secret', 'db=env:DB', '--', process.execPath, '-e', child], {
       onSpawn: (p) => (pid = p),
-      onStderr: (s) => {
-        if (!sent && s.includes('starting')) {
+      // Signal the client (not the child) once the child has its handler installed.
+      onStdout: (s) => {
+        if (!sent && s.includes('ready')) {
           sent = true
-          setTimeout(() => process.kill(pid, 'SIGTERM'), 300)
+          process.kill(pid, 'SIGTERM')
         }
       },
     })

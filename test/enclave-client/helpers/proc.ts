@@ -15,6 +15,8 @@ export interface ProcOptions {
   onSpawn?: (p: ChildProcess) => void
   /** Called with the whole stderr so far after every chunk. */
   onStderr?: (all: string) => void
+  /** Called with the whole stdout so far after every chunk. */
+  onStdout?: (all: string) => void
 }
 
 export function runBin(bin: 'keyward' | 'keyward-client', args: string[], opts: ProcOptions = {}): Promise<ProcResult> {
@@ -25,7 +27,10 @@ export function runBin(bin: 'keyward' | 'keyward-client', args: string[], opts: 
     })
     let stdout = ''
     let stderr = ''
-    p.stdout!.on('data', (d: Buffer) => (stdout += d.toString()))
+    p.stdout!.on('data', (d: Buffer) => {
+      stdout += d.toString()
+      opts.onStdout?.(stdout)
+    })
     p.stderr!.on('data', (d: Buffer) => {
       stderr += d.toString()
       opts.onStderr?.(stderr)
