@@ -41,10 +41,22 @@ MODDIR=$KDIR/pkg/lib/modules/$KVER/kernel
 # --- eBPF agent against the guest kernel's BTF (make is incremental) -------------------
 make -s -C "$ROOT/enclave-client/ebpf" OUT="$CACHE/ebpf" VMLINUX_BTF="$KDIR/vmlinux" >&2
 
+# --- keyward-client as one ESM file for the payload disk (esbuild comes with tsx) ---------
+# ~0.5 s and deterministic, so it is rebuilt every time and enters the key by its hash. The
+# banner gives bundled CommonJS dependencies (undici) a real require for Node's built-ins.
+CLIENT=$CACHE/client/keyward-client.mjs
+if ((WITH_NODE)); then
+  mkdir -p "$CACHE/client"
+  "$ROOT/node_modules/.bin/esbuild" "$ROOT/enclave-client/src/cli/bin.ts" --bundle --platform=node \
+    --target=node20 --format=esm --minify-whitespace --minify-syntax --legal-comments=none \
+    --log-level=warning --outfile="$CLIENT" \
+    --banner:js="import{createRequire as __kwReq}from'node:module';const require=__kwReq(import.meta.url);" >&2
+fi
+
 # --- cache key over every input ---------------------------------------------------------
 MODS=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_console virtio_blk)
 BINS=(/bin/busybox /usr/bin/tpm2 "$CACHE/ebpf/keyward-allowlist")
-((WITH_NODE)) && BINS+=("$(command -v node)")
+((WITH_NODE)) && BINS+=("$(command -v node)" "$CLIENT")
 KEY=$( { echo "v2 $KPKG node=$WITH_NODE"; sha256sum "${BINS[@]}" "$0";
          find "$ROOT/scripts/lab/guest" -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
 OUT=$CACHE/guest-$KEY
@@ -79,6 +91,7 @@ mv "$R/lab/init" "$R/init"; chmod +x "$R/init" "$R"/lab/scenarios/*.sh
 if ((WITH_NODE)); then
   rm -rf "$R"; mkdir -p "$R"
   copy_with_libs "$(command -v node)" /usr/bin/node
+  mkdir -p "$R/usr/lib/keyward" && cp "$CLIENT" "$R/usr/lib/keyward/keyward-client.mjs"
   (cd "$R" && find . -print0 | sort -z | cpio --null -o -H newc --quiet > "$OUT/payload.cpio")
 fi
 ln -sf "$KDIR/vmlinuz" "$OUT/vmlinuz"

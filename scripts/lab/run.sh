@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Boots the lab guest under OVMF with a software TPM and runs one scenario.
 #   scripts/lab/run.sh SCENARIO [--out DIR] [--arg KEY=VALUE]... [--timeout SEC]
-#                               [--relay URL] [--no-node]
+#                               [--relay URL] [--no-node] [--guest DIR]
 # SCENARIO is scripts/lab/guest/scenarios/SCENARIO.sh; --arg KEY=VALUE reaches the guest as
 # kernel parameter kw.KEY=VALUE (env KW_KEY). Outputs in DIR (default: a new temp dir, printed
 # on stdout): serial.log (console), results.txt (raw result channel), files/ (the guest's
 # /tmp/out), tpm/ (EK certificate chain: ek.cert.der, ca-root.pem, ca-intermediate.pem),
 # timing.json. With --relay URL, the guest's virtio-serial port "keyward" is relayed to URL
-# (scripts/lab/relay.mjs). Everything started here is stopped by pid on exit.
+# (scripts/lab/relay.mjs). --guest DIR boots a guest build.sh already printed (skips the
+# build check). Everything started here is stopped by pid on exit.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${KEYWARD_LAB_CACHE:-$ROOT/.lab-cache}
@@ -16,7 +17,7 @@ die() { echo "lab-run: $*" >&2; exit 1; }
 T0=$(now_ms)
 SCENARIO=${1:-}; [[ -n $SCENARIO && $SCENARIO != -* ]] || die "usage: run.sh SCENARIO [--out DIR] [--arg K=V]... [--timeout SEC] [--relay URL] [--no-node]"
 shift
-OUTDIR='' ARGS=() TIMEOUT=240 RELAY='' BUILD_ARGS=()
+OUTDIR='' ARGS=() TIMEOUT=240 RELAY='' BUILD_ARGS=() GUEST=
 while (($#)); do
   case $1 in
     --out) OUTDIR=$2; shift ;;
@@ -24,12 +25,17 @@ while (($#)); do
     --timeout) TIMEOUT=$2; shift ;;
     --relay) RELAY=$2; shift ;;
     --no-node) BUILD_ARGS+=(--no-node) ;;
+    --guest) GUEST=$2; shift ;;
     *) die "unknown argument $1" ;;
   esac
   shift
 done
 [[ -f $ROOT/scripts/lab/guest/scenarios/$SCENARIO.sh ]] || die "no scenario $SCENARIO"
-GUEST=$("$ROOT/scripts/lab/build.sh" "${BUILD_ARGS[@]}")
+if [[ -n $GUEST ]]; then
+  [[ -f $GUEST/.done ]] || die "no guest build in $GUEST"
+else
+  GUEST=$("$ROOT/scripts/lab/build.sh" "${BUILD_ARGS[@]}")
+fi
 T_BUILD=$(now_ms)
 
 OUTDIR=${OUTDIR:-$(mktemp -d /tmp/keyward-lab.XXXXXX)}
@@ -47,27 +53,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- TPM: a provisioned template (EK + platform certs from a local CA, swtpm_localca) is
-# made once and copied per run, so each boot starts from a fresh TPM with the same EK.
-TPL=$CACHE/tpm-template
-if [[ ! -f $TPL/.done ]]; then
-  rm -rf "$TPL"; mkdir -p "$TPL/state" "$TPL/ca"
-  cat > "$TPL/localca.conf" <<CONF
-statedir = $TPL/ca
-signingkey = $TPL/ca/signkey.pem
-issuercert = $TPL/ca/issuercert.pem
-certserial = $TPL/ca/certserial
-CONF
-  cat > "$TPL/swtpm_setup.conf" <<CONF
-create_certs_tool = $(command -v swtpm_localca)
-create_certs_tool_config = $TPL/localca.conf
-create_certs_tool_options = /etc/swtpm-localca.options
-CONF
-  swtpm_setup --tpm2 --tpmstate "$TPL/state" --config "$TPL/swtpm_setup.conf" \
-    --create-ek-cert --create-platform-cert --pcr-banks sha256 \
-    --logfile "$TPL/setup.log" >/dev/null || { cat "$TPL/setup.log" >&2; die "swtpm_setup failed"; }
-  touch "$TPL/.done"
-fi
+# --- TPM: a provisioned template (scripts/lab/tpm-template.sh) copied per run, so each boot
+# starts from a fresh TPM with the same EK.
+TPL=$("$ROOT/scripts/lab/tpm-template.sh")
 cp -r "$TPL/state" "$TMP/tpm"
 cp "$TPL/ca/swtpm-localca-rootca-cert.pem" "$OUTDIR/tpm/ca-root.pem"
 cp "$TPL/ca/issuercert.pem" "$OUTDIR/tpm/ca-intermediate.pem"

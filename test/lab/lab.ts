@@ -30,13 +30,17 @@ export interface LabRun {
   hostText(name: string): string
 }
 
-/** `relay`: an http://127.0.0.1:PORT origin the guest's virtio-serial port is relayed to. */
-export async function runLab(scenario: string, args: Record<string, string> = {}, opts: { relay?: string; timeoutS?: number } = {}): Promise<LabRun> {
+/**
+ * `relay`: an http://127.0.0.1:PORT origin the guest's virtio-serial port is relayed to;
+ * `guest`: a build dir from buildGuest() (broker.ts), so run.sh skips its build check.
+ */
+export async function runLab(scenario: string, args: Record<string, string> = {}, opts: { relay?: string; timeoutS?: number; guest?: string } = {}): Promise<LabRun> {
   const timeoutS = opts.timeoutS ?? 300
   const dir = mkdtempSync(join(tmpdir(), `keyward-lab-${scenario}-`))
   const argv = [scenario, '--out', dir, '--timeout', String(timeoutS)]
   for (const [k, v] of Object.entries(args)) argv.push('--arg', `${k}=${v}`)
   if (opts.relay) argv.push('--relay', opts.relay)
+  if (opts.guest) argv.push('--guest', opts.guest)
   const t0 = Date.now()
   try {
     await run(join(REPO_ROOT, 'scripts/lab/run.sh'), argv, { cwd: REPO_ROOT, timeout: (timeoutS + 240) * 1000, maxBuffer: 16 << 20 })

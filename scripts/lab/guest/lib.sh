@@ -28,3 +28,29 @@ kw_request() {
   exec 3>&-
   echo "$line"
 }
+# kw_broker_up PORT: the broker at http://127.0.0.1:PORT inside the guest (only lo is up),
+# served by /lab/vport-http.mjs over the virtio-serial port; sets KW_BROKER and KW_SHIM_PID.
+kw_broker_up() {
+  ip link set lo up || return 1
+  node /lab/vport-http.mjs "$1" > /tmp/vport-http.out 2>&1 &
+  KW_SHIM_PID=$!
+  local i
+  for i in $(seq 300); do grep -q ready /tmp/vport-http.out 2>/dev/null && break; sleep 0.1; done
+  grep -q ready /tmp/vport-http.out || { cat /tmp/vport-http.out >&2; return 1; }
+  export KW_BROKER=http://127.0.0.1:$1
+}
+# kwc ARGS...: the bundled keyward-client (payload disk) against the relayed broker, with this
+# guest's TPM and one state dir (so every command uses the AK that was registered).
+kwc() {
+  node /usr/lib/keyward/keyward-client.mjs --broker "$KW_BROKER" --tee tpm --tcti device:/dev/tpmrm0 \
+    --state-dir /run/kwc --retries 0 --timeout 120000 "$@"
+}
+# kw_step NAME ARGS...: kwc with stdout/stderr/exit status kept in $OUT/NAME.{out,err,rc};
+# "NAME rc seconds" (guest uptime) appended to $OUT/steps.txt.
+kw_step() {
+  local n=$1 t0; shift
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  kwc "$@" > "$OUT/$n.out" 2> "$OUT/$n.err"; echo $? > "$OUT/$n.rc"
+  echo "$n $(cat "$OUT/$n.rc") $(awk -v a="$t0" '{printf "%.2f", $1 - a}' /proc/uptime)" >> "$OUT/steps.txt"
+  echo "lab: $(tail -n1 "$OUT/steps.txt")"
+}

@@ -1,15 +1,20 @@
-# Scenario 1, measured boot: quote PCR 0-7 and the allowlist PCR with the host's nonce and
-# return the quote with the firmware's UEFI event log. The host verifies both.
-# With kw.relay=1 the nonce is the broker's challenge, fetched over virtio-serial
-# (POST /v1/challenge answering {"nonce": "<64 hex>"}); else kw.nonce=HEX.
-set -eu
+# Scenario 1, measured boot: (a) tpm2-tools quotes PCR 0-7 and the allowlist PCR with the
+# host's nonce (kw.nonce) and returns it with the firmware's UEFI event log; (b) with
+# kw.broker_port=P, keyward-client talks to the broker through the virtio-serial relay: it
+# registers its AK by credential activation against the swtpm EK certificate, attests (quote
+# with the binding digest + event log; the broker verifies and replays it), and prints one more
+# /v1/attest body (`evidence`) that the host alters and posts itself.
+set -u
 . /lab/lib.sh
 NONCE=${KW_NONCE:-}
-if [ "${KW_RELAY:-0}" = 1 ]; then
-  kw_request POST /v1/challenge '{}' > "$OUT/challenge.json"
-  NONCE=$(sed -n 's/.*nonce\\":\\"\([0-9a-f]*\)\\".*/\1/p' "$OUT/challenge.json")
-fi
-[ ${#NONCE} -eq 64 ] || { echo "lab: no 32-byte nonce"; exit 2; }
+[ ${#NONCE} -eq 64 ] || { echo "lab: kw.nonce must be 32 bytes hex"; exit 2; }
 echo "$NONCE" > "$OUT/nonce.hex"
-kw_quote "$NONCE" "sha256:0,1,2,3,4,5,6,7,${KW_PCR:-15}"
+kw_quote "$NONCE" "sha256:0,1,2,3,4,5,6,7,${KW_PCR:-15}" || exit 3
 cp /sys/kernel/security/tpm0/binary_bios_measurements "$OUT/eventlog.bin"
+[ -n "${KW_BROKER_PORT:-}" ] || exit 0
+kw_broker_up "$KW_BROKER_PORT" || exit 4
+kw_step register register --workload lab-measured-boot
+kw_step attest attest
+kw_step evidence evidence
+kill "$KW_SHIM_PID"
+exit 0

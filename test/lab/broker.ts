@@ -1,0 +1,95 @@
+// A real broker for the lab (`keyward serve`, SQLite in a temp data dir, on 127.0.0.1), trusting
+// the lab swtpm's EK CA, administered with the `keyward` CLI on its data dir, and the guest
+// build the scenarios will boot (built first, so the approved allowlist can be hashed from it).
+import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { REPO_ROOT } from '../helpers/vectors.js'
+import { runBin } from '../enclave-client/helpers/proc.js'
+
+const run = promisify(execFile)
+
+export interface LabBroker {
+  /** http://127.0.0.1:PORT — give it to runLab as `relay` and PORT to the guest as `broker_port`. */
+  url: string
+  port: number
+  dir: string
+  /** `keyward ARGS… --data-dir DIR`; stdout, or throws with stderr. */
+  admin(...args: string[]): Promise<string>
+  /** POST a JSON body; the parsed answer and status. */
+  post(path: string, body: unknown): Promise<{ status: number; json: unknown }>
+  stop(): Promise<void>
+}
+
+/** scripts/lab/build.sh: the guest build dir (cached). */
+export async function buildGuest(): Promise<string> {
+  const { stdout } = await run(join(REPO_ROOT, 'scripts/lab/build.sh'), [], { cwd: REPO_ROOT, timeout: 600_000, maxBuffer: 16 << 20 })
+  return stdout.trim().split('\n').at(-1)!
+}
+
+/** scripts/lab/tpm-template.sh: the EK CA chain (intermediate + root PEM) of the lab's swtpm. */
+export async function labEkCaBundle(): Promise<string> {
+  const { stdout } = await run(join(REPO_ROOT, 'scripts/lab/tpm-template.sh'), [], { cwd: REPO_ROOT, timeout: 120_000 })
+  const tpl = stdout.trim().split('\n').at(-1)!
+  return `${readFileSync(join(tpl, 'ca/issuercert.pem'), 'utf8')}\n${readFileSync(join(tpl, 'ca/swtpm-localca-rootca-cert.pem'), 'utf8')}`
+}
+
+export async function startBroker(): Promise<LabBroker> {
+  const dir = mkdtempSync(join(tmpdir(), 'keyward-lab-broker-'))
+  const ca = join(dir, 'ek-ca.pem')
+  writeFileSync(ca, await labEkCaBundle())
+  const config = join(dir, 'keyward.yaml')
+  // Guest crypto under TCG is slow: a generous nonce lifetime for register → quote → attest.
+  writeFileSync(config, `host: 127.0.0.1\nport: 0\ndataDir: ${join(dir, 'data')}\nlogLevel: warn\nnonceTtlSeconds: 300\ntpm:\n  ekCaFiles: [${ca}]\n`)
+  const p: ChildProcess = spawn(process.execPath, [join(REPO_ROOT, 'bin/keyward.js'), 'serve', '--config', config], {
+    env: { ...process.env, KEYWARD_DEV: '1' },
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  })
+  let stderr = ''
+  p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  const stop = async (): Promise<void> => {
+    if (p.pid && p.exitCode === null && p.signalCode === null) {
+      const exited = new Promise((r) => p.once('exit', r))
+      p.kill('SIGTERM')
+      await exited
+    }
+    rmSync(dir, { recursive: true, force: true })
+  }
+  let port: number
+  try {
+    port = await new Promise<number>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`broker did not start: ${stderr}`)), 60_000)
+      p.on('message', (m: { keyward?: string; port?: number }) => {
+        if (m.keyward === 'listening' && m.port) {
+          clearTimeout(t)
+          resolve(m.port)
+        }
+      })
+      p.once('exit', (code) => {
+        clearTimeout(t)
+        reject(new Error(`broker exited ${code}: ${stderr}`))
+      })
+    })
+  } catch (e) {
+    await stop()
+    throw e
+  }
+  const url = `http://127.0.0.1:${port}`
+  return {
+    url,
+    port,
+    dir,
+    async admin(...args) {
+      const r = await runBin('keyward', [...args, '--data-dir', join(dir, 'data')])
+      if (r.code !== 0) throw new Error(`keyward ${args.join(' ')} failed (${r.code}): ${r.stderr}`)
+      return r.stdout
+    },
+    async post(path, body) {
+      const res = await fetch(new URL(path, url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+      return { status: res.status, json: (await res.json()) as unknown }
+    },
+    stop,
+  }
+}
