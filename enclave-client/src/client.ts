@@ -164,8 +164,8 @@ export function createClient(o: ClientOptions): KeywardClient {
     }
   }
 
-  async function challenge(): Promise<Uint8Array> {
-    const c = await http.request({ method: 'POST', path: '/v1/challenge', body: {} }, Challenge)
+  async function challenge(retries?: number): Promise<Uint8Array> {
+    const c = await http.request({ method: 'POST', path: '/v1/challenge', body: {}, retries }, Challenge)
     const nonce = fromB64url(c.nonce)
     if (!nonce || nonce.length !== 32) throw new ProtocolError('challenge nonce is not 32 bytes of base64url')
     return nonce
@@ -175,7 +175,7 @@ export function createClient(o: ClientOptions): KeywardClient {
     live()
     // The nonce is single use: a retry restarts from a fresh challenge, so the whole flow retries.
     const a = await http.withRetries('/v1/attest', async () => {
-      const nonce = await challenge()
+      const nonce = await challenge(0) // the enclosing loop retries
       const body = await buildRequest(nonce)
       progress(`attesting with ${body.tee} evidence`)
       const r = await http.request({ method: 'POST', path: '/v1/attest', body, retries: 0 }, AttestAnswer)

@@ -102,6 +102,17 @@ describe('createClient', () => {
     expect(new Set(col.requests.map((r) => toHex(r.nonce))).size).toBe(3)
   })
 
+  it('retries a failing challenge within the flow, not nested (retries + 1 attempts in all)', async () => {
+    broker = await startBroker()
+    broker.challengeFailures = 3
+    client = createClient({ broker: broker.srv.url, collector: echoCollector(), retries: 3, baseDelayMs: 1 })
+    await client.attest()
+    expect(broker.srv.requests.map((r) => r.path)).toEqual(['/v1/challenge', '/v1/challenge', '/v1/challenge', '/v1/challenge', '/v1/attest'])
+    broker.challengeFailures = 4
+    await expect(client.attest()).rejects.toMatchObject({ httpStatus: 502, code: 'ERR_STORE' })
+    expect(broker.srv.requests).toHaveLength(9)
+  })
+
   it('re-attests before expiry and reports a failed renewal', async () => {
     broker = await startBroker()
     broker.ttlMs = 1500 // renewal margin is 1 s: renews about 0.5 s after each attestation

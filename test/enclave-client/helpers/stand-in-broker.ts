@@ -22,6 +22,7 @@ export interface Broker {
   tokens: string[]
   deny?: { code: string; failures: unknown[] }
   attestFailures: number
+  challengeFailures?: number
   ttlMs: number
   revoked: boolean
   /** Forget every issued token once (the broker's ERR_TOKEN_INVALID). */
@@ -61,6 +62,10 @@ export async function startBroker(): Promise<Broker> {
   }
   b.srv = await startServer(async (r) => {
     if (r.path === '/v1/challenge') {
+      if (b.challengeFailures) {
+        b.challengeFailures--
+        return err(502, 'ERR_STORE', 'database busy')
+      }
       const n = randomBytes(32).toString('base64url')
       nonces.add(n)
       return { status: 200, body: { nonce: n, expiresAt: new Date(Date.now() + 60_000).toISOString() } }
