@@ -2,11 +2,13 @@
 // qualifying data is the binding digest, and a child that must see its secrets (or never start).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startSwtpm, type Swtpm } from './helpers/swtpm.js'
 import { runBin, type ProcResult } from './helpers/proc.js'
+import { encodeAllowlistState } from '../../src/policy/allowlist-state.js'
+import { toHex } from '../../src/util/bytes.js'
 import { secrets, startBroker, type Broker } from './helpers/stand-in-broker.js'
 
 let tpm: Swtpm
@@ -100,6 +102,29 @@ describe('keyward-client run', () => {
     })
     expect(r.stdout).toContain('child got SIGTERM')
     expect(r.code).toBe(143)
+  })
+
+  it('run --vault-role puts the Vault token in VAULT_TOKEN; credential prints the tool token', async () => {
+    const r = await cli([...globals(), 'run', '--vault-role', 'web', '--', process.execPath, '-e', 'console.log(process.env.VAULT_TOKEN)'])
+    expect(r.code).toBe(0)
+    expect(r.stdout.trim()).toBe('hvs.test')
+    const c = await cli([...globals(), 'credential', 'github'])
+    expect(c.code).toBe(0)
+    expect(c.stdout).toBe('eyJ.tool.cred\n')
+  })
+
+  it('binds the runtime state: the quote commits to the last allowlist record and the body carries the log', async () => {
+    const rec = (n: bigint): string =>
+      toHex(encodeAllowlistState({ allowlistDigest: new Uint8Array(32).fill(4), mode: 'enforce', progTag: new Uint8Array(8).fill(2), denials: n, loadTime: 5n }))
+    const log = join(dir, 'allowlist.log')
+    await writeFile(log, `{"seq":0,"record":"${rec(0n)}"}\n{"seq":1,"record":"${rec(1n)}"}\n`)
+    const before = broker.srv.requests.length
+    // The stand-in refuses the attestation unless the quote's extraData is the binding over this state.
+    const r = await cli([...globals(), '--runtime-state', log, 'attest'])
+    expect(r.stderr).not.toContain('ERR_BINDING_MISMATCH')
+    expect(r.code).toBe(0)
+    const sent = broker.srv.requests.slice(before).find((q) => q.path === '/v1/attest')!.body as { runtimeState: unknown }
+    expect(sent.runtimeState).toEqual({ allowlist: { records: [rec(0n), rec(1n)] } })
   })
 
   it('get writes the secret to stdout; evidence prints the body it would send', async () => {
