@@ -104,6 +104,25 @@ describe('keyward-client run', () => {
     expect(r.code).toBe(143)
   })
 
+  it('--exit-on-renew-failure stops the child when re-attestation is denied', async () => {
+    let denied = false
+    try {
+      const r = await cli([...globals(), 'run', '--renew-interval', '300', '--exit-on-renew-failure', '--secret', 'db=env:DB', '--', process.execPath, '-e', "console.log('ready'); setInterval(() => {}, 1000)"], {
+        onStdout: (s) => {
+          if (!denied && s.includes('ready')) {
+            denied = true
+            broker.deny = { code: 'ERR_REFERENCE_REVOKED', failures: [{ message: 'reference value revoked' }] }
+          }
+        },
+      })
+      expect(r.stderr).toContain('renewal failed: ERR_REFERENCE_REVOKED')
+      expect(r.stderr).toContain('(--exit-on-renew-failure)')
+      expect(r.code).toBe(143)
+    } finally {
+      broker.deny = undefined
+    }
+  })
+
   it('run --vault-role puts the Vault token in VAULT_TOKEN; credential prints the tool token', async () => {
     const r = await cli([...globals(), 'run', '--vault-role', 'web', '--', process.execPath, '-e', 'console.log(process.env.VAULT_TOKEN)'])
     expect(r.code).toBe(0)
