@@ -2,10 +2,14 @@
 // allowlist PCR over /dev/tpmrm0 with our nonce and returns the quote and the firmware's UEFI
 // event log; the host verifies the quote (src/verifiers/tpm and tpm2_checkquote), the EK
 // certificate against the swtpm local CA, and replays the event log against the quoted PCRs.
-import { beforeAll, describe, expect, it } from 'vitest'
+// Then the broker half: `keyward serve` on 127.0.0.1, reached by keyward-client in the guest
+// only through the virtio-serial relay, admits the AK by credential activation against the
+// swtpm EK certificate, admits the attestation (quote over the binding digest, event log
+// replayed), and denies an altered event log with the PCR named.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { isKeywardError, type KeywardError } from '../../src/errors.js'
-import { toHex } from '../../src/util/bytes.js'
+import { fromB64, fromB64url, toHex } from '../../src/util/bytes.js'
 import { parseCertificate } from '../../src/verifiers/common/x509.js'
 import { verifyEkCertificate } from '../../src/verifiers/tpm/ek.js'
 import {
@@ -13,12 +17,13 @@ import {
   type VerifiedQuote,
 } from '../../src/verifiers/tpm/index.js'
 import { createPublicKey } from 'node:crypto'
-import { readFileSync } from 'node:fs'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { REPO_ROOT } from '../helpers/vectors.js'
 import { checkQuoteWithTpm2Tools, runLab, type LabRun } from './lab.js'
+import { buildGuest, startBroker, type LabBroker } from './broker.js'
+import { bindingDigest, jwkThumbprint, thumbprintBytes } from '../../src/broker/binding.js'
 
 const nonce = randomBytes(32)
 let lab: LabRun
@@ -40,31 +45,45 @@ function codeOf(f: () => unknown): { code: string; detail: Record<string, unknow
   throw new Error('expected a KeywardError')
 }
 
-const challengesServed: string[] = []
+let broker: LabBroker
+
+// The broker admits any TPM quote whose event log it could replay (the verifier replays the log
+// against the quoted PCRs before it reports eventLog facts), from an AK it admitted.
+const POLICY = `apiVersion: keyward.dev/v1
+kind: ReleasePolicy
+metadata:
+  name: lab-measured-boot
+spec:
+  tees: [tpm]
+  conditions:
+    - name: event-log-replayed
+      expr: has(claims.details.eventLog)
+  grants:
+    secrets: [lab-boot-secret]
+`
 
 beforeAll(async () => {
-  // A stand-in for the broker's challenge route, reached only through the virtio-serial relay:
-  // the guest has no network, so a quote over this nonce proves the channel end to end.
-  const server = createServer((req, res) => {
-    challengesServed.push(`${req.method} ${req.url}`)
-    res.setHeader('content-type', 'application/json')
-    res.end(JSON.stringify({ nonce: nonce.toString('hex') }))
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const { port } = server.address() as AddressInfo
-  try {
-    lab = await runLab('measured-boot', { relay: '1', pcr: '15' }, { relay: `http://127.0.0.1:${port}` })
-  } finally {
-    server.close()
-  }
+  const guest = await buildGuest()
+  broker = await startBroker()
+  const dir = mkdtempSync(join(tmpdir(), 'kw-lab-mb-'))
+  writeFileSync(join(dir, 'policy.yaml'), POLICY)
+  await broker.admin('policy', 'apply', join(dir, 'policy.yaml'))
+  await broker.admin('secret', 'put', 'lab-boot-secret', '--text', 'testOnly-lab-boot-secret')
+  lab = await runLab('measured-boot', { nonce: nonce.toString('hex'), pcr: '15', broker_port: String(broker.port) }, { relay: broker.url, guest })
 })
 
-describe('lab: measured boot (OVMF + swtpm + /dev/tpmrm0)', () => {
-  it('the guest fetched its nonce from the host over virtio-serial (no network in the guest)', () => {
-    expect(challengesServed).toEqual(['POST /v1/challenge'])
-    expect(lab.text('nonce.hex').trim()).toBe(nonce.toString('hex'))
-  })
+afterAll(async () => {
+  await broker?.stop()
+})
 
+interface EvidenceBody {
+  tee: string
+  nonce: string
+  key: Record<string, string>
+  evidence: { ak: string; quote: string; signature: string; pcrs: string; eventLog?: string }
+}
+
+describe('lab: measured boot (OVMF + swtpm + /dev/tpmrm0)', () => {
   it('quote verifies with the nonce (our verifier and tpm2_checkquote) and covers PCR 0-7 and 15', async () => {
     const q = verify(lab, nonce)
     expect(q.akAttributesVerified).toBe(true)
@@ -133,5 +152,55 @@ describe('lab: measured boot (OVMF + swtpm + /dev/tpmrm0)', () => {
     expect(tried.length).toBeGreaterThanOrEqual(5)
     expect(tried).toContain(0)
     expect(tried).toContain(4)
+  })
+
+  it('the guest talked to the broker only through the virtio-serial relay, in protocol order', () => {
+    const calls = [...lab.hostText('relay.log').matchAll(/relay: (\w+ \S+) -> (\d+)/g)].map((m) => `${m[1]} ${m[2]}`)
+    expect(calls).toEqual([
+      'POST /v1/tpm/register 200', 'POST /v1/tpm/activate 200', // register (credential activation)
+      'POST /v1/challenge 200', 'POST /v1/attest 200', // attest
+      'POST /v1/challenge 200', // evidence (posted by the host below)
+    ])
+  })
+
+  it('the broker admitted the AK by credential activation against the swtpm EK certificate', async () => {
+    expect(lab.text('register.rc').trim()).toBe('0')
+    const reg = JSON.parse(lab.text('register.out')) as { akName: string; workload: string }
+    expect(reg).toEqual({ akName: expect.stringMatching(/^000b[0-9a-f]{64}$/), workload: 'lab-measured-boot' })
+    const { aks } = JSON.parse(await broker.admin('ak', 'list')) as { aks: { name: string; via: string; workload: string; ekFingerprint: string | null }[] }
+    expect(aks).toHaveLength(1)
+    expect(aks[0]).toMatchObject({ name: reg.akName, via: 'credential-activation', workload: 'lab-measured-boot' })
+    // The EK certificate the broker checked is the one in the guest TPM's NV (swtpm_localca's).
+    expect(aks[0]!.ekFingerprint).toBe(parseCertificate(lab.bytes('ek.cert.der')).fingerprint)
+  })
+
+  it('the attestation (quote of PCR 0-7 + 15 over the binding, OVMF event log) is admitted', () => {
+    expect(lab.text('attest.rc').trim()).toBe('0')
+    const out = JSON.parse(lab.text('attest.out')) as { decision: string; policy: string; claims: { tee: string } }
+    expect(out).toMatchObject({ decision: 'allow', policy: 'lab-measured-boot', claims: { tee: 'tpm' } })
+  })
+
+  it('the quote the client made carries the binding digest of the challenge nonce and its key', async () => {
+    const body = JSON.parse(lab.text('evidence.out')) as EvidenceBody
+    const q = verifyQuote(
+      { ak: parseAkPublic(fromB64(body.evidence.ak)!), attest: parseAttest(fromB64(body.evidence.quote)!), signature: parseSignature(fromB64(body.evidence.signature)!), pcrs: parsePcrsFile(fromB64(body.evidence.pcrs)!) },
+      { value: bindingDigest(fromB64url(body.nonce)!, thumbprintBytes(await jwkThumbprint(body.key))), code: 'ERR_BINDING_MISMATCH' },
+    )
+    expect([...q.pcrs.sha256!.keys()].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 15])
+    expect(fromB64(body.evidence.eventLog!)).toEqual(lab.bytes('eventlog.bin'))
+  })
+
+  it('the broker denies the same evidence with one altered event, naming its PCR (ERR_EVENTLOG_REPLAY)', async () => {
+    const body = JSON.parse(lab.text('evidence.out')) as EvidenceBody
+    const raw = fromB64(body.evidence.eventLog!)!
+    const hay = Buffer.from(raw)
+    // PCR 4 (EV_EFI_BOOT_SERVICES_APPLICATION: the kernel OVMF loaded), an event whose digest is unique.
+    const ev = parseEventLog(raw).events.find((e) => e.pcr === 4 && e.digests.sha256 && hay.indexOf(Buffer.from(e.digests.sha256)) === hay.lastIndexOf(Buffer.from(e.digests.sha256)))!
+    expect(ev).toBeDefined()
+    const altered = Buffer.from(raw)
+    altered[altered.indexOf(Buffer.from(ev.digests.sha256!)) + 7]! ^= 0x80
+    const r = await broker.post('/v1/attest', { ...body, evidence: { ...body.evidence, eventLog: altered.toString('base64') } })
+    expect(r.status).toBe(403)
+    expect(r.json).toMatchObject({ error: { code: 'ERR_EVENTLOG_REPLAY', message: expect.stringContaining('quoted PCR 4 ') } })
   })
 })
