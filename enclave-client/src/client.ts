@@ -80,7 +80,8 @@ export interface KeywardClient {
   /** The /v1/attest body for a nonce (or a fresh challenge): what `attest()` would send. */
   evidence(nonce?: Uint8Array): Promise<EvidenceRequest>
   getSecret(name: string): Promise<Uint8Array>
-  vaultToken(opts?: { wrap?: boolean }): Promise<VaultToken>
+  /** A Vault token for the policy's Vault grant (`role` picks one when the policy grants several). */
+  vaultToken(opts?: { wrap?: boolean; role?: string }): Promise<VaultToken>
   credential(tool: string): Promise<ToolCredential>
   /** TPM only: registers the AK for `workload` by credential activation. */
   register(workload: string): Promise<{ akName: string; workload: string }>
@@ -239,7 +240,8 @@ export function createClient(o: ClientOptions): KeywardClient {
     },
 
     async vaultToken(opts = {}) {
-      const r = await release('POST', '/v1/vault/token', opts.wrap === undefined ? {} : { wrap: opts.wrap }, VaultAnswer)
+      const body = { ...(opts.wrap === undefined ? {} : { wrap: opts.wrap }), ...(opts.role ? { role: opts.role } : {}) }
+      const r = await release('POST', '/v1/vault/token', body, VaultAnswer)
       const plain = new TextDecoder().decode(await (await sessionKey()).decrypt(r.jwe))
       let v: unknown
       try {

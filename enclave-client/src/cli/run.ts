@@ -42,7 +42,7 @@ export async function runCommand(client: KeywardClient, a: CliArgs, io: RunIo): 
       }
     }
     if (a.vaultRole) {
-      const v = await client.vaultToken()
+      const v = await client.vaultToken({ role: a.vaultRole })
       const token = v.token ?? v.wrapToken
       if (token) env.VAULT_TOKEN = token
       io.progress(`Vault token for role ${a.vaultRole} -> env VAULT_TOKEN (lease ${v.leaseDuration ?? '?'} s)`)
