@@ -106,21 +106,33 @@ export function assertAuditDetailSafe(detail: Record<string, unknown>): void {
   }
 }
 
-/** Builds the next row of the chain (validates the detail, normalizes it to plain JSON). */
+/**
+ * Validates an entry before it is chained: the detail must be a JSON object without secret-named
+ * keys and `at` an integer. Returns the entry with its detail normalized to plain JSON.
+ */
+export function normalizeAuditEntry(entry: AuditInput, at: number): AuditInput {
+  if (entry.detail === null || typeof entry.detail !== 'object' || Array.isArray(entry.detail)) {
+    throw new KeywardError('ERR_BAD_REQUEST', 'audit detail must be an object')
+  }
+  if (typeof entry.type !== 'string' || typeof entry.subject !== 'string' || !['allow', 'deny', 'info'].includes(entry.decision)) {
+    throw new KeywardError('ERR_BAD_REQUEST', 'audit entry is malformed')
+  }
+  assertAuditDetailSafe(entry.detail)
+  if (!Number.isSafeInteger(at)) throw new KeywardError('ERR_BAD_REQUEST', 'audit time must be an integer')
+  const detail = toJsonValue(entry.detail) as Record<string, unknown>
+  return { type: entry.type, subject: entry.subject, decision: entry.decision, detail }
+}
+
+/** Builds the next row of the chain (validates the entry, normalizes its detail to plain JSON). */
 export function buildAuditRow(
   prev: { seq: number; hash: string } | null,
   entry: AuditInput,
   at: number,
 ): AuditRow {
-  if (entry.detail === null || typeof entry.detail !== 'object' || Array.isArray(entry.detail)) {
-    throw new KeywardError('ERR_BAD_REQUEST', 'audit detail must be an object')
-  }
-  assertAuditDetailSafe(entry.detail)
-  if (!Number.isSafeInteger(at)) throw new KeywardError('ERR_BAD_REQUEST', 'audit time must be an integer')
-  const detail = toJsonValue(entry.detail) as Record<string, unknown>
+  const e = normalizeAuditEntry(entry, at)
   const seq = prev === null ? 1 : prev.seq + 1
   const prevHash = prev === null ? GENESIS_HASH : prev.hash
-  const fields: ChainFields = { seq, at, type: entry.type, subject: entry.subject, decision: entry.decision, detail }
+  const fields: ChainFields = { seq, at, type: e.type, subject: e.subject, decision: e.decision, detail: e.detail }
   return { ...fields, prevHash, hash: auditHash(prevHash, fields) }
 }
 

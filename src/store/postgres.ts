@@ -4,19 +4,29 @@
 // - consumeNonce / consumeActivation: one conditional UPDATE ... WHERE used_at IS NULL RETURNING;
 // - putSecretVersion: INSERT ... ON CONFLICT DO NOTHING on the (name, version) primary key;
 // - putPolicy: transaction + per-name advisory lock + partial unique index, retried on conflict;
-// - appendAudit: transaction holding pg_advisory_xact_lock(AUDIT) while it reads the head.
+// - appendAudit: transaction holding pg_advisory_xact_lock(AUDIT) while it reads the head and
+//   appends; appends arriving meanwhile are group-committed in the next transaction.
 import pg from 'pg'
 import { and, asc, desc, eq, gt, inArray, isNull, like, lt, max, sql, type SQL } from 'drizzle-orm'
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import { KeywardError } from '../errors.js'
-import { buildAuditRow, canonicalJson } from '../audit/chain.js'
+import { buildAuditRow, canonicalJson, normalizeAuditEntry } from '../audit/chain.js'
 import {
   MAX_TX_ATTEMPTS, backoff, clampLimit, isRetryable, migrationsFolder, parseIdList, summarizeSecrets,
   toAuditRow, toBuffer, toReferenceRow, toSecretRow, toStoreError,
 } from './common.js'
 import { pgSchema as t } from './schema.js'
-import type { AttestationRow, Store } from './types.js'
+import type { AttestationRow, AuditInput, AuditRow, Store } from './types.js'
+
+interface PendingAudit {
+  entry: AuditInput
+  at: number
+  resolve(row: AuditRow): void
+  reject(e: unknown): void
+}
+
+const AUDIT_BATCH_MAX = 500
 
 // Advisory lock keys (two-int form: class, object). Class 0x6b77 ("kw") is keyward's.
 const LOCK_CLASS = 0x6b77
@@ -83,11 +93,48 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
       return hit.map((r) => ({ ...r, revokedAt: at }))
     })
 
+  // Appends waiting for the current audit transaction are written together in the next one:
+  // one lock, one head read, one multi-row INSERT and one commit for the whole batch.
+  const auditQueue: PendingAudit[] = []
+  let auditFlush: Promise<void> | null = null
+  const flushAudit = async (): Promise<void> => {
+    try {
+      while (auditQueue.length > 0) {
+        const batch = auditQueue.splice(0, AUDIT_BATCH_MAX)
+        let rows: AuditRow[]
+        try {
+          rows = await tx('appendAudit', async (q) => {
+            await q.execute(sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${LOCK_AUDIT})`)
+            const [head] = await q.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
+              .orderBy(desc(t.auditLog.seq)).limit(1)
+            let prev: { seq: number; hash: string } | null = head ?? null
+            const built = batch.map((p) => {
+              const row = buildAuditRow(prev, p.entry, p.at)
+              prev = row
+              return row
+            })
+            await q.insert(t.auditLog).values(built.map((r) => ({ ...r, detail: canonicalJson(r.detail) })))
+            return built
+          })
+        } catch (e) {
+          for (const p of batch) p.reject(e)
+          continue
+        }
+        batch.forEach((p, i) => p.resolve(rows[i]!))
+      }
+    } finally {
+      // Reached with no await after the queue was seen empty: a caller woken by this batch runs
+      // later, finds the flag clear and starts the next flush, so no append is ever stranded.
+      auditFlush = null
+    }
+  }
+
   return {
     kind: 'postgres',
     async close() {
       if (closed) return
       closed = true
+      if (auditFlush !== null) await auditFlush
       await pool.end()
     },
 
@@ -254,14 +301,17 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
         .where(and(eq(t.vaultLeases.accessor, accessor), isNull(t.vaultLeases.revokedAt)))
     }),
 
-    // --- audit: the advisory lock serializes head read + append across every replica ---
-    appendAudit: (entry, at) => tx('appendAudit', async (q) => {
-      await q.execute(sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${LOCK_AUDIT})`)
-      const [head] = await q.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
-        .orderBy(desc(t.auditLog.seq)).limit(1)
-      const row = buildAuditRow(head ?? null, entry, at)
-      await q.insert(t.auditLog).values({ ...row, detail: canonicalJson(row.detail) })
-      return row
+    // --- audit: group commit; the advisory lock serializes head read + append across replicas ---
+    appendAudit: (entry, at) => new Promise<AuditRow>((resolve, reject) => {
+      let normalized: AuditInput
+      try {
+        normalized = normalizeAuditEntry(entry, at) // a bad entry fails alone, never its batch
+      } catch (e) {
+        reject(e)
+        return
+      }
+      auditQueue.push({ entry: normalized, at, resolve, reject })
+      if (auditFlush === null) auditFlush = flushAudit()
     }),
     listAudit: (opts) => run('listAudit', async () =>
       (await db.select().from(t.auditLog).where(gt(t.auditLog.seq, opts.afterSeq ?? 0))

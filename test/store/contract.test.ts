@@ -324,9 +324,11 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       expect((await store.listAudit({})).length).toBe(2)
     })
 
-    it('stays one valid chain under 40 concurrent writers', async () => {
-      await Promise.all(Array.from({ length: 40 }, (_, i) =>
-        store.appendAudit({ type: 'release', subject: `s${i}`, decision: 'allow', detail: { i } }, T0 + 10 + i)))
+    it('stays one valid chain under 40 concurrent writers; a bad entry among them fails alone', async () => {
+      const settled = await Promise.allSettled(Array.from({ length: 41 }, (_, i) =>
+        store.appendAudit({ type: 'release', subject: `s${i}`, decision: 'allow', detail: i === 20 ? { token: 'x' } : { i } }, T0 + 10 + i)))
+      expect(settled.filter((r) => r.status === 'fulfilled')).toHaveLength(40)
+      expect(settled[20]).toMatchObject({ status: 'rejected', reason: { code: 'ERR_BAD_REQUEST' } })
       const rows = await store.listAudit({})
       expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 42 }, (_, i) => i + 1))
       expect(verifyAuditChain(rows)).toMatchObject({ ok: true, count: 42 })
