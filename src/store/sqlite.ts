@@ -73,6 +73,24 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
   const immediate = <T>(op: string, fn: (tx: BetterSQLite3Database) => T): Promise<T> =>
     run(op, () => db.transaction<T>((tx) => fn(tx as unknown as BetterSQLite3Database), { behavior: 'immediate' }))
 
+  // Statements on the per-request paths, prepared once (drizzle re-renders SQL on every call
+  // otherwise, which costs more than SQLite's own work for these point queries).
+  const ph = sql.placeholder
+  const liveSecret = and(eq(t.secretVersions.name, ph('name')), isNull(t.secretVersions.deletedAt))
+  const hot = {
+    insertNonce: db.insert(t.nonces)
+      .values({ id: ph('id'), createdAt: ph('createdAt'), expiresAt: ph('expiresAt'), usedAt: null }).prepare(),
+    consumeNonce: db.update(t.nonces).set({ usedAt: sql`${ph('now')}` })
+      .where(and(eq(t.nonces.id, ph('id')), isNull(t.nonces.usedAt), gt(t.nonces.expiresAt, ph('now'))))
+      .returning({ id: t.nonces.id }).prepare(),
+    getNonce: db.select().from(t.nonces).where(eq(t.nonces.id, ph('id'))).prepare(),
+    latestSecret: db.select().from(t.secretVersions).where(liveSecret)
+      .orderBy(desc(t.secretVersions.version)).limit(1).prepare(),
+    secretVersion: db.select().from(t.secretVersions)
+      .where(and(liveSecret, eq(t.secretVersions.version, ph('version')))).prepare(),
+    getAttestation: db.select().from(t.attestations).where(eq(t.attestations.jti, ph('jti'))).prepare(),
+  }
+
   const revokeAttestations = (op: string, at: number, where: SQL, keep: (r: AttestationRow) => boolean) =>
     immediate(op, (tx) => {
       const candidates = tx.select().from(t.attestations).where(and(isNull(t.attestations.revokedAt), where)).all()
@@ -93,15 +111,13 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
 
     // --- nonces ---
     insertNonce: (row) => run('insertNonce', () => {
-      db.insert(t.nonces).values({ ...row, usedAt: null }).run()
+      hot.insertNonce.run({ id: row.id, createdAt: row.createdAt, expiresAt: row.expiresAt })
     }),
     consumeNonce: (id, now) => run('consumeNonce', () => {
       // One conditional UPDATE decides; the follow-up read only explains a refusal.
-      const won = db.update(t.nonces).set({ usedAt: now })
-        .where(and(eq(t.nonces.id, id), isNull(t.nonces.usedAt), gt(t.nonces.expiresAt, now)))
-        .returning({ id: t.nonces.id }).all()
+      const won = hot.consumeNonce.all({ id, now })
       if (won.length === 1) return 'ok' as const
-      const row = db.select().from(t.nonces).where(eq(t.nonces.id, id)).get()
+      const row = hot.getNonce.get({ id })
       if (row === undefined) return 'unknown' as const
       return row.usedAt !== null ? ('used' as const) : ('expired' as const)
     }),
@@ -119,10 +135,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
         wrappedKey: toBuffer(row.wrappedKey),
       }).onConflictDoNothing().run().changes === 1),
     getSecretVersion: (name, version) => run('getSecretVersion', () => {
-      const live = and(eq(t.secretVersions.name, name), isNull(t.secretVersions.deletedAt))
-      const r = version === undefined
-        ? db.select().from(t.secretVersions).where(live).orderBy(desc(t.secretVersions.version)).limit(1).get()
-        : db.select().from(t.secretVersions).where(and(live, eq(t.secretVersions.version, version))).get()
+      const r = version === undefined ? hot.latestSecret.get({ name }) : hot.secretVersion.get({ name, version })
       return r === undefined ? null : toSecretRow(r)
     }),
     listSecrets: () => run('listSecrets', () =>
@@ -214,8 +227,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     insertAttestation: (row) => run('insertAttestation', () => {
       db.insert(t.attestations).values(row).run()
     }),
-    getAttestation: (jti) => run('getAttestation', () =>
-      db.select().from(t.attestations).where(eq(t.attestations.jti, jti)).get() ?? null),
+    getAttestation: (jti) => run('getAttestation', () => hot.getAttestation.get({ jti }) ?? null),
     // LIKE only narrows the candidates; the JSON list decides (ids may contain % or _).
     revokeAttestationsByReference: (referenceId, at) =>
       revokeAttestations('revokeAttestationsByReference', at,
