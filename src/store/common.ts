@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { DrizzleQueryError } from 'drizzle-orm'
+import { DrizzleQueryError, sql, type SQL, type SQLWrapper } from 'drizzle-orm'
 import { KeywardError } from '../errors.js'
 import type { AuditRow, ReferenceValueRow, SecretSummary, SecretVersionRow } from './types.js'
 
@@ -176,4 +176,13 @@ export function backoff(attempt: number): Promise<void> {
 export function clampLimit(limit: number | undefined): number {
   if (limit === undefined || !Number.isFinite(limit)) return 1000
   return Math.max(0, Math.min(100_000, Math.floor(limit)))
+}
+
+/**
+ * `col LIKE '%needle%'` with the needle taken literally (backslash, % and _ escaped with
+ * ESCAPE '\' on both dialects; PostgreSQL would otherwise treat a backslash as an escape). Used only to narrow candidates; callers decide on the parsed value.
+ */
+export function containsLiteral(col: SQLWrapper, needle: string): SQL {
+  const pattern = `%${needle.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+  return sql`${col} LIKE ${pattern} ESCAPE '\\'`
 }

@@ -7,14 +7,14 @@
 // - appendAudit: transaction holding pg_advisory_xact_lock(AUDIT) while it reads the head and
 //   appends; appends arriving meanwhile are group-committed in the next transaction.
 import pg from 'pg'
-import { and, asc, desc, eq, gt, inArray, isNull, like, lt, max, sql, type SQL } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, inArray, isNull, lt, max, sql, type SQL } from 'drizzle-orm'
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import { KeywardError } from '../errors.js'
 import { buildAuditRow, canonicalJson, normalizeAuditEntry } from '../audit/chain.js'
 import {
   MAX_TX_ATTEMPTS, backoff, clampLimit, isRetryable, migrationsFolder, parseIdList, summarizeSecrets,
-  toAuditRow, toBuffer, toReferenceRow, toSecretRow, toStoreError,
+  containsLiteral, toAuditRow, toBuffer, toReferenceRow, toSecretRow, toStoreError,
 } from './common.js'
 import { pgSchema as t } from './schema.js'
 import type { AttestationRow, AuditInput, AuditRow, Store } from './types.js'
@@ -267,10 +267,10 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
     }),
     getAttestation: (jti) => run('getAttestation', async () =>
       (await db.select().from(t.attestations).where(eq(t.attestations.jti, jti)))[0] ?? null),
-    // LIKE only narrows the candidates; the JSON list decides (ids may contain % or _).
+    // LIKE only narrows the candidates (on the JSON-escaped id); the parsed JSON list decides.
     revokeAttestationsByReference: (referenceId, at) =>
       revokeAttestations('revokeAttestationsByReference', at,
-        like(t.attestations.referenceIds, `%${JSON.stringify(referenceId).slice(1, -1)}%`),
+        containsLiteral(t.attestations.referenceIds, JSON.stringify(referenceId).slice(1, -1)),
         (r) => parseIdList(r.referenceIds).includes(referenceId)),
     revokeAttestationsByPolicy: (policy, at) =>
       revokeAttestations('revokeAttestationsByPolicy', at, eq(t.attestations.policy, policy), () => true),

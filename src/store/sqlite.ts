@@ -6,14 +6,14 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { and, asc, desc, eq, gt, inArray, isNull, like, max, sql, type SQL } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, inArray, isNull, max, sql, type SQL } from 'drizzle-orm'
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { KeywardError } from '../errors.js'
 import { buildAuditRow, canonicalJson } from '../audit/chain.js'
 import {
   parseIdList, summarizeSecrets, toAuditRow, toBuffer, toReferenceRow, toSecretRow, toStoreError,
-  migrationsFolder, clampLimit,
+  migrationsFolder, clampLimit, containsLiteral,
 } from './common.js'
 import { sqliteSchema as t } from './schema.js'
 import type { AttestationRow, Store } from './types.js'
@@ -228,10 +228,10 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       db.insert(t.attestations).values(row).run()
     }),
     getAttestation: (jti) => run('getAttestation', () => hot.getAttestation.get({ jti }) ?? null),
-    // LIKE only narrows the candidates; the JSON list decides (ids may contain % or _).
+    // LIKE only narrows the candidates (on the JSON-escaped id); the parsed JSON list decides.
     revokeAttestationsByReference: (referenceId, at) =>
       revokeAttestations('revokeAttestationsByReference', at,
-        like(t.attestations.referenceIds, `%${JSON.stringify(referenceId).slice(1, -1)}%`),
+        containsLiteral(t.attestations.referenceIds, JSON.stringify(referenceId).slice(1, -1)),
         (r) => parseIdList(r.referenceIds).includes(referenceId)),
     revokeAttestationsByPolicy: (policy, at) =>
       revokeAttestations('revokeAttestationsByPolicy', at, eq(t.attestations.policy, policy), () => true),

@@ -261,6 +261,15 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       expect((await store.getAttestation('j1'))?.revokedAt).toBe(T0 + 1)
     })
 
+    it('revokes by reference ids holding quotes, backslashes and LIKE wildcards', async () => {
+      const odd = ['q"u\\ote', '50%_x', 'back\\slash']
+      for (const [i, id] of odd.entries()) await store.insertAttestation(attestation(`odd${i}`, 'podd', ['x', id]))
+      for (const [i, id] of odd.entries()) {
+        expect((await store.revokeAttestationsByReference(id, T0 + 10)).map((r) => r.jti)).toEqual([`odd${i}`])
+      }
+      expect(await store.revokeAttestationsByReference('50%', T0 + 11)).toEqual([])
+    })
+
     it('upserts workloads', async () => {
       const w = { id: 'w1', tee: 'tpm', lastAttestedAt: T0, lastDecision: 'allow' as const, actual: '{}', divergedAt: null }
       await store.upsertWorkload(w)
