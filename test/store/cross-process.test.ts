@@ -39,6 +39,22 @@ async function twoReady(loc: TestLocation): Promise<[Worker, Worker]> {
   return ws
 }
 
+describe.each<Backend>(['postgres', 'sqlite'])('three processes starting on a fresh store (%s)', (backend) => {
+  it('both apply or find the migrations and open', async () => {
+    const loc = await createLocation(backend)
+    try {
+      const ws = [0, 1, 2].map(() => fork(WORKER, [backend, loc.where, 'open-only'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
+      const replies = await Promise.all(ws.map((c) => new Promise((r) => c.once('message', r))))
+      expect(replies).toEqual([{ ready: true }, { ready: true }, { ready: true }])
+      const s = await loc.open()
+      expect(await s.listAudit({})).toEqual([])
+      await s.close()
+    } finally {
+      await loc.cleanup()
+    }
+  })
+})
+
 describe.each<Backend>(['postgres', 'sqlite'])('two processes on one store (%s)', (backend) => {
   let loc: TestLocation
   beforeAll(async () => {
