@@ -210,7 +210,10 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
     const ref = (await h.deps.store.listReferenceValues('nitro-pcr0')).find((r) => r.revokedAt === null)!
     const r = await A.revokeReferenceValue(h.deps, ref.id, 'test')
     expect(r.attestations).toBeGreaterThanOrEqual(1)
-    await expect(client.getSecret('db-password')).rejects.toMatchObject({ code: 'ERR_TOKEN_INVALID' })
+    // The token is revoked (ERR_TOKEN_INVALID); the client re-attests once and is denied.
+    await expect(client.getSecret('db-password')).rejects.toMatchObject({ code: 'ERR_POLICY_DENIED' })
+    const audit = await A.allAuditRows(h.deps)
+    expect(audit.some((e) => e.type === 'release:secret' && e.decision === 'deny' && (e.detail as { code?: string }).code === 'ERR_TOKEN_INVALID')).toBe(true)
     const fresh = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
     await expect(fresh.attest()).rejects.toMatchObject({ code: 'ERR_POLICY_DENIED' })
     await A.addReferenceValue(h.deps, { set: 'nitro-pcr0', tee: 'nitro', value: ref.value, source: 're-approved' }, 'test')
