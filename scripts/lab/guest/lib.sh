@@ -39,10 +39,11 @@ kw_broker_up() {
   grep -q ready /tmp/vport-http.out || { cat /tmp/vport-http.out >&2; return 1; }
   export KW_BROKER=http://127.0.0.1:$1
 }
-# kwc ARGS...: the bundled keyward-client (payload disk) against the relayed broker, with this
-# guest's TPM and one state dir (so every command uses the AK that was registered).
+# kwc ARGS...: the bundled keyward-client (payload disk, build.sh) against the relayed broker,
+# with this guest's TPM and one state dir (so every command uses the AK that was registered).
+# Its stderr starts with "code cache used|rejected|absent" (scripts/lab/client/load.cjs).
 kwc() {
-  node /usr/lib/keyward/keyward-client.mjs --broker "$KW_BROKER" --tee tpm --tcti device:/dev/tpmrm0 \
+  KW_CODE_CACHE_STATUS=1 node /usr/lib/keyward/load.cjs --broker "$KW_BROKER" --tee tpm --tcti device:/dev/tpmrm0 \
     --state-dir /run/kwc --retries 0 --timeout 120000 "$@"
 }
 # kw_step NAME ARGS...: kwc with stdout/stderr/exit status kept in $OUT/NAME.{out,err,rc};
