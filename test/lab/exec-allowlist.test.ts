@@ -75,9 +75,8 @@ beforeAll(async () => {
   const bins = ['/bin/busybox', process.execPath, '/usr/bin/tpm2', join(cache, 'ebpf/keyward-allowlist')]
   approved = toHex(allowlistDigest(bins.map((f) => sha256(readFileSync(f)))))
   broker = await startBroker()
-  const dir = mkdtempSync(join(tmpdir(), 'kw-lab-ea-'))
-  writeFileSync(join(dir, 'policy.yaml'), POLICY)
-  await broker.admin('policy', 'apply', join(dir, 'policy.yaml'))
+  writeFileSync(join(broker.dir, 'policy.yaml'), POLICY)
+  await broker.admin('policy', 'apply', join(broker.dir, 'policy.yaml'))
   await broker.admin('secret', 'put', 'lab-secret', '--text', SECRET)
   await broker.admin('reference', 'add', '--set', 'approved-allowlists', '--tee', 'tpm', '--value', approved, '--source', 'lab: host copies of the guest binaries')
   lab = await runLab('exec-allowlist', { nonce: nonce.toString('hex'), broker_port: String(broker.port) }, { relay: broker.url, guest })

@@ -17,8 +17,7 @@ import {
   type VerifiedQuote,
 } from '../../src/verifiers/tpm/index.js'
 import { createPublicKey } from 'node:crypto'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { REPO_ROOT } from '../helpers/vectors.js'
 import { checkQuoteWithTpm2Tools, runLab, type LabRun } from './lab.js'
@@ -65,9 +64,8 @@ spec:
 beforeAll(async () => {
   const guest = await buildGuest()
   broker = await startBroker()
-  const dir = mkdtempSync(join(tmpdir(), 'kw-lab-mb-'))
-  writeFileSync(join(dir, 'policy.yaml'), POLICY)
-  await broker.admin('policy', 'apply', join(dir, 'policy.yaml'))
+  writeFileSync(join(broker.dir, 'policy.yaml'), POLICY)
+  await broker.admin('policy', 'apply', join(broker.dir, 'policy.yaml'))
   await broker.admin('secret', 'put', 'lab-boot-secret', '--text', 'testOnly-lab-boot-secret')
   lab = await runLab('measured-boot', { nonce: nonce.toString('hex'), pcr: '15', broker_port: String(broker.port) }, { relay: broker.url, guest })
 })
