@@ -7,7 +7,8 @@ import type { BrokerDeps } from './deps.js'
 import type { PutSecretRequest, ReferenceValueRequest } from './schemas.js'
 import { fromB64, sha256, toHex } from '../util/bytes.js'
 import { storeSecret, type RewrapResult } from '../sealing/sealer.js'
-import { verifyAuditChain } from '../audit/chain.js'
+import type { AuditChainResult } from '../audit/chain.js'
+import { verifyStoredAuditChain } from '../audit/verify-store.js'
 import type { AuditRow } from '../store/types.js'
 import { parseTpmPublic, akName, checkAkAttributes } from '../verifiers/tpm/index.js'
 
@@ -94,8 +95,8 @@ export async function allAuditRows(deps: Pick<BrokerDeps, 'store'>): Promise<Aud
   }
 }
 
-export async function verifyAudit(deps: Pick<BrokerDeps, 'store'>): Promise<ReturnType<typeof verifyAuditChain>> {
-  return verifyAuditChain(await allAuditRows(deps))
+export async function verifyAudit(deps: Pick<BrokerDeps, 'store'>): Promise<AuditChainResult> {
+  return verifyStoredAuditChain(deps.store)
 }
 
 /** Pins an AK (TPM2B_PUBLIC or TPMT_PUBLIC bytes) for a workload: attestations with it are trusted. */

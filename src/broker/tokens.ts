@@ -17,6 +17,7 @@ import {
 } from 'jose'
 import { KeywardError } from '../errors.js'
 import type { SigningKeyRow, Store } from '../store/types.js'
+import { SIGNING_KEY_LABEL } from '../sealing/sealer.js'
 
 export const EAR_PROFILE = 'tag:github.com,2023:veraison/ear'
 
@@ -77,7 +78,7 @@ export interface TokenIssuer {
   signJwt(payload: JWTPayload, opts: { audience: string; ttlSeconds: number; subject?: string; typ?: string }): Promise<{ token: string; jti: string; expiresAt: number }>
 }
 
-const SEAL_PURPOSE = 'token-signing-key'
+const SEAL_PURPOSE = SIGNING_KEY_LABEL
 
 export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<TokenIssuer> {
   let keys: LoadedKey[] = []

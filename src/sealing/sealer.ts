@@ -45,6 +45,9 @@ const SealedBlobSchema = z.object({
   ciphertext: z.string(),
 }).strict()
 
+/** The label the broker seals its token-signing private keys under (AAD), so KEK rotation can re-wrap them. */
+export const SIGNING_KEY_LABEL = 'token-signing-key'
+
 export interface RewrapResult {
   /** The KEK version every data key is now wrapped under. */
   kekId: string
@@ -53,8 +56,10 @@ export interface RewrapResult {
   rewrapped: number
   /** Already under the new KEK (written by a concurrent put). */
   unchanged: number
-  /** "name@version" of rows that could not be unwrapped; left as they were. */
+  /** "name@version" of rows (or "signing-key:kid") that could not be unwrapped; left as they were. */
   failed: string[]
+  /** Token-signing keys re-wrapped. */
+  signingKeys: number
 }
 
 export type SealedRow = Pick<SecretVersionRow, 'name' | 'version' | 'ciphertext' | 'iv' | 'wrappedKey' | 'kekId'>
@@ -123,6 +128,8 @@ export function createSealer(kek: KekProvider): Sealer {
     try {
       dataKey = await kek.unwrap({ kekId: s.kekId, wrapped: s.wrappedKey }, aad)
     } catch (e) {
+      // An unreachable or sealed KEK service is a 503 the caller can retry, not a broken secret.
+      if (e instanceof KeywardError && e.code.startsWith('ERR_VAULT_')) throw e
       throw unsealError(e)
     }
     try {
@@ -146,7 +153,7 @@ export function createSealer(kek: KekProvider): Sealer {
 
     async rewrapAll(store) {
       const kekId = await kek.rotate()
-      const result: RewrapResult = { kekId, total: 0, rewrapped: 0, unchanged: 0, failed: [] }
+      const result: RewrapResult = { kekId, total: 0, rewrapped: 0, unchanged: 0, failed: [], signingKeys: 0 }
       for (const row of await store.allSecretVersions()) {
         result.total++
         if (row.kekId === kekId) {
@@ -162,6 +169,20 @@ export function createSealer(kek: KekProvider): Sealer {
         }
         await store.updateWrappedKey(row.name, row.version, w.wrapped, w.kekId)
         result.rewrapped++
+      }
+      // The broker's sealed signing keys move to the new KEK too: only their data keys are re-wrapped.
+      for (const key of await store.listSigningKeys()) {
+        try {
+          const blob = SealedBlobSchema.parse(JSON.parse(key.sealedPrivate))
+          if (blob.kekId === kekId) continue
+          const wrapped = fromB64url(blob.wrappedKey)
+          if (wrapped === undefined) throw unsealError()
+          const w = await kek.rewrap({ kekId: blob.kekId, wrapped }, jsonAad(SIGNING_KEY_LABEL))
+          await store.updateSigningKeySealed(key.kid, JSON.stringify({ ...blob, kekId: w.kekId, wrappedKey: toB64url(w.wrapped) }))
+          result.signingKeys++
+        } catch {
+          result.failed.push(`signing-key:${key.kid}`)
+        }
       }
       return result
     },

@@ -242,6 +242,9 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
         .where(and(eq(t.signingKeys.kid, kid), isNull(t.signingKeys.retiredAt)))
     }),
 
+    updateSigningKeySealed: (kid, sealedPrivate) => run('updateSigningKeySealed', async () =>
+      ((await db.update(t.signingKeys).set({ sealedPrivate }).where(eq(t.signingKeys.kid, kid))).rowCount ?? 0) > 0),
+
     // --- AKs and activation ---
     putAk: (row) => run('putAk', async () => {
       await db.insert(t.aks).values(row)

@@ -25,7 +25,7 @@ function openDatabase(file: string): Database.Database {
   db.pragma('journal_mode = WAL')
   db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
   db.pragma('foreign_keys = ON')
-  db.pragma('synchronous = NORMAL') // WAL + NORMAL: durable across process crashes, fsync at checkpoints
+  db.pragma('synchronous = FULL') // WAL + FULL: a committed nonce use or audit row survives power loss too
   return db
 }
 
@@ -204,6 +204,9 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       db.update(t.signingKeys).set({ retiredAt: at })
         .where(and(eq(t.signingKeys.kid, kid), isNull(t.signingKeys.retiredAt))).run()
     }),
+
+    updateSigningKeySealed: (kid, sealedPrivate) => run('updateSigningKeySealed', () =>
+      db.update(t.signingKeys).set({ sealedPrivate }).where(eq(t.signingKeys.kid, kid)).run().changes > 0),
 
     // --- AKs and activation ---
     putAk: (row) => run('putAk', () => {

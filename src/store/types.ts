@@ -199,6 +199,8 @@ export interface Store {
   putSigningKey(row: SigningKeyRow): Promise<void>
   listSigningKeys(): Promise<SigningKeyRow[]>
   retireSigningKey(kid: string, at: number): Promise<void>
+  /** Replaces the sealed private key (KEK rotation re-wraps it); false when the kid is unknown. */
+  updateSigningKeySealed(kid: string, sealedPrivate: string): Promise<boolean>
 
   // TPM attestation keys and credential activation
   putAk(row: AkRow): Promise<void>

@@ -172,6 +172,9 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
     expect(r.rewrapped).toBe(before.length)
     const after = await h.deps.store.allSecretVersions()
     for (const row of after) expect(row.kekId).toBe(r.kekId)
+    // The sealed token-signing keys moved to the new KEK as well.
+    expect(r.signingKeys).toBeGreaterThanOrEqual(1)
+    for (const k of await h.deps.store.listSigningKeys()) expect(JSON.parse(k.sealedPrivate).kekId).toBe(r.kekId)
     // Ciphertext at rest is untouched; only the wrapped data keys change.
     expect(after.map((x) => Buffer.from(x.ciphertext).toString('hex')).sort()).toEqual(before.map((x) => Buffer.from(x.ciphertext).toString('hex')).sort())
     const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
