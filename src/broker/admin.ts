@@ -39,6 +39,11 @@ export function createAdminAuth(deps: BrokerDeps): RequireCredential {
 export function adminRoutes(deps: BrokerDeps, requireAdmin: RequireCredential, jsonBody: JsonBody): Hono {
   const r = new Hono<{ Variables: { admin: string } }>()
   r.use('*', async (c, next) => {
+    // With tls.clientCa, the admin API also requires a client certificate from that CA (mTLS).
+    if (deps.config.tls?.clientCa) {
+      const socket = (c.env as { incoming?: { socket?: { authorized?: boolean } } } | undefined)?.incoming?.socket
+      if (socket?.authorized !== true) throw new KeywardError('ERR_UNAUTHORIZED', 'admin API requires a client certificate')
+    }
     c.set('admin', await requireAdmin(c.req.header('authorization')))
     await next()
   })
