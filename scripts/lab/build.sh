@@ -48,7 +48,9 @@ make -s -C "$ROOT/enclave-client/ebpf" OUT="$CACHE/ebpf" VMLINUX_BTF="$KDIR/vmli
 CLIENT=$CACHE/client
 if ((WITH_NODE)); then
   mkdir -p "$CLIENT"
-  "$ROOT/node_modules/.bin/esbuild" "$ROOT/scripts/lab/client/entry.ts" --bundle --platform=node \
+  ESBUILD=$ROOT/node_modules/.bin/esbuild
+  [[ -x $ESBUILD ]] || ESBUILD=$ROOT/node_modules/tsx/node_modules/.bin/esbuild
+  "$ESBUILD" "$ROOT/scripts/lab/client/entry.ts" --bundle --platform=node \
     --target=node20 --format=cjs --minify --legal-comments=none --log-level=warning \
     --define:import.meta.url=__kwMetaUrl \
     --banner:js="const __kwMetaUrl=require('node:url').pathToFileURL(__filename).href;" \
