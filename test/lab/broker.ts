@@ -49,7 +49,11 @@ export async function startBroker(): Promise<LabBroker> {
   })
   let stderr = ''
   p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  // If the test process ends without afterAll (crash, kill), take the broker with it.
+  const killOnExit = (): void => void p.kill('SIGTERM')
+  process.once('exit', killOnExit)
   const stop = async (): Promise<void> => {
+    process.off('exit', killOnExit)
     if (p.pid && p.exitCode === null && p.signalCode === null) {
       const exited = new Promise((r) => p.once('exit', r))
       p.kill('SIGTERM')
