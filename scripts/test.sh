@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh lab --postgres
+npx tsc -p tsconfig.test.json   # sources, tests, benches and scripts type-check strictly
 npx vitest run
 npm run test:lab

@@ -133,7 +133,8 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
 /** A stable name for the workload behind the evidence, for drift tracking and audit. */
 export function workloadId(c: VerifiedClaims): string {
   const d = c.details as Record<string, unknown>
-  if (c.tee === 'tpm' && typeof d.workload === 'string') return d.workload
+  const registered = (d.akTrust as { workload?: unknown } | null | undefined)?.workload
+  if (c.tee === 'tpm' && typeof registered === 'string') return registered
   if (c.tee === 'tpm' && typeof d.akName === 'string') return `tpm:${d.akName.slice(0, 24)}`
   return `${c.tee}:${c.measurement.slice(0, 24)}`
 }

@@ -14,6 +14,7 @@ import { nitroVerifier } from '../../src/verifiers/nitro/index.js'
 import { KeywardError } from '../../src/errors.js'
 import { concatBytes, toHex } from '../../src/util/bytes.js'
 import { readManifest, readVector } from '../helpers/vectors.js'
+import { errorCodeOf } from '../helpers/errors.js'
 
 const binding = new Uint8Array(32).fill(0xbb)
 const nonce = new Uint8Array(32).fill(0xaa)
@@ -23,15 +24,6 @@ const text = (s: string): string => {
   return (0x60 + b.length).toString(16) + b.toString('hex')
 }
 
-async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string> {
-  try {
-    await (typeof p === 'function' ? p() : p)
-    return 'OK'
-  } catch (e) {
-    if (!(e instanceof KeywardError)) throw e
-    return e.code
-  }
-}
 
 const manifest = readManifest<{ vectors: { file: string; timestamp_ms: number; nonce: { encoding: string } }[] }>('nitro')
 const vec = manifest.vectors.find((v) => v.file === 'anjuna-20240124-181425-debug.cbor')!
@@ -58,10 +50,10 @@ describe('NSM Attestation request', () => {
   })
 
   it('rejects wrong sizes with ERR_COLLECTOR', async () => {
-    expect(await codeOf(() => encodeAttestationRequest({ binding: binding.subarray(1), nonce }))).toBe('ERR_COLLECTOR')
-    expect(await codeOf(() => encodeAttestationRequest({ binding, nonce: new Uint8Array(64) }))).toBe('ERR_COLLECTOR')
-    expect(await codeOf(() => encodeAttestationRequest({ binding, nonce, publicKeyDer: new Uint8Array(1025) }))).toBe('ERR_COLLECTOR')
-    expect(await codeOf(() => encodeAttestationRequest({ binding, nonce, publicKeyDer: new Uint8Array(0) }))).toBe('ERR_COLLECTOR')
+    expect(await errorCodeOf(() => encodeAttestationRequest({ binding: binding.subarray(1), nonce }))).toBe('ERR_COLLECTOR')
+    expect(await errorCodeOf(() => encodeAttestationRequest({ binding, nonce: new Uint8Array(64) }))).toBe('ERR_COLLECTOR')
+    expect(await errorCodeOf(() => encodeAttestationRequest({ binding, nonce, publicKeyDer: new Uint8Array(1025) }))).toBe('ERR_COLLECTOR')
+    expect(await errorCodeOf(() => encodeAttestationRequest({ binding, nonce, publicKeyDer: new Uint8Array(0) }))).toBe('ERR_COLLECTOR')
   })
 })
 
@@ -86,7 +78,7 @@ describe('NSM Attestation response', () => {
       encode([1, 2]),
       new Uint8Array(0x3001),
     ]
-    for (const b of bad) expect(await codeOf(() => decodeAttestationResponse(b)), toHex(b.subarray(0, 12))).toBe('ERR_COLLECTOR')
+    for (const b of bad) expect(await errorCodeOf(() => decodeAttestationResponse(b)), toHex(b.subarray(0, 12))).toBe('ERR_COLLECTOR')
   })
 })
 
@@ -128,12 +120,12 @@ describe('nitro collector', () => {
     const failing = fakeDevice(() => {
       throw Object.assign(new Error('ioctl(NSM_IO_REQUEST): Input/output error'), { code: 'NSM_ERRNO_5' })
     })
-    expect(await codeOf(createNitroCollector({ openTransport: failing.open }).collect({ binding, nonce }))).toBe('ERR_COLLECTOR')
+    expect(await errorCodeOf(createNitroCollector({ openTransport: failing.open }).collect({ binding, nonce }))).toBe('ERR_COLLECTOR')
     expect(failing.log[0]!.closed).toBe(true)
     const nsmErr = fakeDevice(() => encode(new Map([['Error', 'InputTooLarge']])))
-    expect(await codeOf(createNitroCollector({ openTransport: nsmErr.open }).collect({ binding, nonce }))).toBe('ERR_COLLECTOR')
+    expect(await errorCodeOf(createNitroCollector({ openTransport: nsmErr.open }).collect({ binding, nonce }))).toBe('ERR_COLLECTOR')
     const noOpen = createNitroCollector({ openTransport: () => { throw new Error('open: No such file or directory') } })
-    expect(await codeOf(noOpen.collect({ binding, nonce }))).toBe('ERR_COLLECTOR')
+    expect(await errorCodeOf(noOpen.collect({ binding, nonce }))).toBe('ERR_COLLECTOR')
   })
 
   it('is available only where the device exists', async () => {
@@ -148,8 +140,8 @@ describe('nitro collector', () => {
   })
 
   it('without /dev/nsm (or without the built addon) collecting fails with ERR_COLLECTOR, not a crash', async () => {
-    expect(await codeOf(() => loadNsmAddon('/nonexistent/nsm.node'))).toBe('ERR_COLLECTOR')
-    expect(await codeOf(createNitroCollector({ devicePath: '/nonexistent/nsm' }).collect({ binding, nonce }))).toBe('ERR_COLLECTOR')
+    expect(await errorCodeOf(() => loadNsmAddon('/nonexistent/nsm.node'))).toBe('ERR_COLLECTOR')
+    expect(await errorCodeOf(createNitroCollector({ devicePath: '/nonexistent/nsm' }).collect({ binding, nonce }))).toBe('ERR_COLLECTOR')
   })
 
   const built = fileURLToPath(new URL('../../enclave-client/native/nsm/build/Release/nsm.node', import.meta.url))

@@ -16,6 +16,7 @@ import {
   stateDigest,
 } from '../../src/policy/allowlist-state.js'
 import { KeywardError } from '../../src/errors.js'
+import { errorCode } from '../helpers/errors.js'
 
 const h = (...parts: Buffer[]): Buffer => {
   const x = createHash('sha256')
@@ -36,15 +37,6 @@ function handRecord(digest: Buffer, mode: number, tag: Buffer, denials: bigint, 
   return Buffer.concat([Buffer.from('keyward-allowlist-state-v1', 'ascii'), Buffer.from([0]), digest, Buffer.from([mode]), tag, den, lt, Buffer.alloc(7)])
 }
 
-function code(f: () => unknown): string {
-  try {
-    f()
-  } catch (e) {
-    expect(e).toBeInstanceOf(KeywardError)
-    return (e as KeywardError).code
-  }
-  throw new Error('no error')
-}
 
 describe('allowlist digest', () => {
   it('hashes the distinct entries sorted bytewise', () => {
@@ -56,8 +48,8 @@ describe('allowlist digest', () => {
   })
 
   it('rejects entries that are not 32 bytes', () => {
-    expect(code(() => allowlistDigest([E1.subarray(1)]))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(code(() => allowlistDigest(['zz']))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => allowlistDigest([E1.subarray(1)]))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => allowlistDigest(['zz']))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 })
 
@@ -96,13 +88,13 @@ describe('state record', () => {
     ['reserved', (b: Buffer) => (b[90] = 1, b)],
   ])('rejects a bad record: %s', (_n, mutate) => {
     const b = mutate(Buffer.from(hand))
-    expect(code(() => decodeAllowlistState(new Uint8Array(b)))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(code(() => stateDigest(new Uint8Array(b)))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => decodeAllowlistState(new Uint8Array(b)))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => stateDigest(new Uint8Array(b)))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 
   it('refuses to encode out-of-range values', () => {
-    expect(code(() => encodeAllowlistState({ ...state, denials: -1n }))).toBe('ERR_BAD_REQUEST')
-    expect(code(() => encodeAllowlistState({ ...state, progTag: new Uint8Array(7) }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => encodeAllowlistState({ ...state, denials: -1n }))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => encodeAllowlistState({ ...state, progTag: new Uint8Array(7) }))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 })
 
@@ -135,23 +127,23 @@ describe('PCR replay', () => {
 
   it('no records replays only to the zero PCR, as an absent allowlist', () => {
     expect(replayAllowlistLog([], '00'.repeat(32))).toMatchObject({ present: false, replayed: true, mode: 'none', denials: -1n })
-    expect(code(() => replayAllowlistLog([], pcr.toString('hex')))).toBe('ERR_ALLOWLIST_REPLAY')
+    expect(errorCode(() => replayAllowlistLog([], pcr.toString('hex')))).toBe('ERR_ALLOWLIST_REPLAY')
   })
 
   it('rejects a malformed PCR value or record', () => {
-    expect(code(() => replayAllowlistLog([r1], 'ab'))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(code(() => replayAllowlistLog(['xyz'], pcr.toString('hex')))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(code(() => replayAllowlistLog([r1.subarray(1)], pcr.toString('hex')))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => replayAllowlistLog([r1], 'ab'))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => replayAllowlistLog(['xyz'], pcr.toString('hex')))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => replayAllowlistLog([r1.subarray(1)], pcr.toString('hex')))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 
   it('parses the agent log (JSON lines, consecutive seq)', () => {
     const log = [r1, r2, r3].map((r, i) => JSON.stringify({ seq: i + 4, record: r.toString('hex') })).join('\n') + '\n'
     expect(parseAllowlistLog(log).map((b) => Buffer.from(b))).toEqual([r1, r2, r3])
     const gap = [r1, r3].map((r, i) => JSON.stringify({ seq: i * 2, record: r.toString('hex') })).join('\n')
-    expect(code(() => parseAllowlistLog(gap))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(code(() => parseAllowlistLog('{"seq":0}'))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(code(() => parseAllowlistLog('nope'))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(code(() => parseAllowlistLog(JSON.stringify({ seq: 0, record: 'abcd' })))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => parseAllowlistLog(gap))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => parseAllowlistLog('{"seq":0}'))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => parseAllowlistLog('nope'))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => parseAllowlistLog(JSON.stringify({ seq: 0, record: 'abcd' })))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 })
 

@@ -13,18 +13,10 @@ import {
 import { KeywardError } from '../../src/errors.js'
 import { readManifest, readVector, vectorPath } from '../helpers/vectors.js'
 import { NOW } from './helpers.js'
+import { errorCode } from '../helpers/errors.js'
 
 const opts = { createdBy: 'testOnlyAdmin', now: NOW }
 
-function code(f: () => unknown): string {
-  try {
-    f()
-  } catch (e) {
-    expect(e).toBeInstanceOf(KeywardError)
-    return (e as KeywardError).code
-  }
-  throw new Error('no error')
-}
 
 interface NitroManifest {
   vectors: Array<{ file: string; pcrs?: Record<string, string>; debug_mode?: boolean; genuine: boolean }>
@@ -50,11 +42,11 @@ describe('Nitro measurements (nitro-cli build-enclave / describe-eif)', () => {
   })
 
   it('rejects a non-SHA384 or incomplete measurements file', () => {
-    expect(code(() => importNitroMeasurements({ Measurements: { ...measurements.Measurements, HashAlgorithm: 'Sha256' } }, opts))).toBe('ERR_BAD_REQUEST')
-    expect(code(() => importNitroMeasurements({ Measurements: { HashAlgorithm: 'Sha384 { ... }', PCR0: v.pcrs!.PCR0 } }, opts))).toBe('ERR_BAD_REQUEST')
-    expect(code(() => importNitroMeasurements({ Measurements: { ...measurements.Measurements, PCR1: 'abcd' } }, opts))).toBe('ERR_BAD_REQUEST')
-    expect(code(() => importNitroMeasurements('{', opts))).toBe('ERR_BAD_REQUEST')
-    expect(code(() => importNitroMeasurements(null, opts))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => importNitroMeasurements({ Measurements: { ...measurements.Measurements, HashAlgorithm: 'Sha256' } }, opts))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => importNitroMeasurements({ Measurements: { HashAlgorithm: 'Sha384 { ... }', PCR0: v.pcrs!.PCR0 } }, opts))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => importNitroMeasurements({ Measurements: { ...measurements.Measurements, PCR1: 'abcd' } }, opts))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => importNitroMeasurements('{', opts))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => importNitroMeasurements(null, opts))).toBe('ERR_BAD_REQUEST')
   })
 })
 
@@ -65,8 +57,8 @@ describe('SEV-SNP launch measurement', () => {
     expect(importSnpMeasurement(Buffer.from(hex, 'hex').toString('base64'), { ...opts, set: 'snp-db' })[0]).toMatchObject({ set: 'snp-db', value: hex })
   })
   it('rejects other lengths', () => {
-    expect(code(() => importSnpMeasurement(hex.slice(2), opts))).toBe('ERR_BAD_REQUEST')
-    expect(code(() => importSnpMeasurement('', opts))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => importSnpMeasurement(hex.slice(2), opts))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => importSnpMeasurement('', opts))).toBe('ERR_BAD_REQUEST')
   })
 })
 
@@ -91,10 +83,10 @@ describe('TPM golden PCRs', () => {
   })
 
   it('rejects unknown banks, indices and sizes', () => {
-    expect(code(() => importTpmPcrs('{"md5": {"0": "00"}}', opts))).toBe('ERR_BAD_REQUEST')
-    expect(code(() => importTpmPcrs(`{"sha256": {"24": "${'00'.repeat(32)}"}}`, opts))).toBe('ERR_BAD_REQUEST')
-    expect(code(() => importTpmPcrs(`{"sha256": {"7": "${'00'.repeat(20)}"}}`, opts))).toBe('ERR_BAD_REQUEST')
-    expect(code(() => importTpmPcrs('[1]', opts))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => importTpmPcrs('{"md5": {"0": "00"}}', opts))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => importTpmPcrs(`{"sha256": {"24": "${'00'.repeat(32)}"}}`, opts))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => importTpmPcrs(`{"sha256": {"7": "${'00'.repeat(20)}"}}`, opts))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => importTpmPcrs('[1]', opts))).toBe('ERR_BAD_REQUEST')
   })
 
   // The replay comes from the TPM verifier (src/verifiers/tpm/eventlog.ts); the stated PCR
@@ -111,7 +103,7 @@ describe('TPM golden PCRs', () => {
 
   it('rejects a truncated event log with a typed error', () => {
     const bytes = readVector('tpm', 'eventlogs', 'rhel8-uefi.bin')
-    expect(code(() => importTpmEventLog(bytes.subarray(0, 100), opts))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => importTpmEventLog(bytes.subarray(0, 100), opts))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 })
 
@@ -134,6 +126,6 @@ describe('activeRefs', () => {
   })
 
   it('rejects bad set names', () => {
-    expect(code(() => referenceValue('Bad Set', 'tpm', 'x', opts))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => referenceValue('Bad Set', 'tpm', 'x', opts))).toBe('ERR_BAD_REQUEST')
   })
 })

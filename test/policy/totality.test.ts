@@ -65,7 +65,7 @@ describe('totality', () => {
     for (let i = 0; i < 2000; i++) {
       const len = rnd() < 0.5 ? 91 : Math.floor(rnd() * 200)
       const b = rnd() < 0.5 ? new Uint8Array(len).map(() => Math.floor(rnd() * 256)) : good.slice()
-      if (b === good || b.length === 91) b[Math.floor(rnd() * b.length)] ^= 1 << Math.floor(rnd() * 8)
+      if (b === good || b.length === 91) b[Math.floor(rnd() * b.length)]! ^= 1 << Math.floor(rnd() * 8)
       total(() => decodeAllowlistState(b))
     }
     for (const s of ['', '\n\n', '{}', 'null', '[]', '{"seq":"1","record":"00"}', '{"seq":1e400,"record":""}']) total(() => parseAllowlistLog(s))

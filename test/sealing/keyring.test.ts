@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { openLocalKeyring, KEYRING_FILE } from '../../src/sealing/keyring.js'
+import { errorCodeOf } from '../helpers/errors.js'
 
 const enc = new TextEncoder()
 let dir: string
@@ -17,14 +18,6 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p
-    return undefined
-  } catch (e) {
-    return (e as { code?: string }).code
-  }
-}
 
 describe('local keyring', () => {
   it('creates keyring.json with mode 0600 and one KEK on first start', async () => {
@@ -44,14 +37,14 @@ describe('local keyring', () => {
   it.each([0o640, 0o604, 0o644, 0o660])('refuses to start when the file mode is %o', async (mode) => {
     await openLocalKeyring(dir)
     chmodSync(join(dir, KEYRING_FILE), mode)
-    expect(await codeOf(openLocalKeyring(dir))).toBe('ERR_CONFIG')
+    expect(await errorCodeOf(openLocalKeyring(dir))).toBe('ERR_CONFIG')
   })
 
   it('refuses a malformed keyring', async () => {
     writeFileSync(join(dir, KEYRING_FILE), '{"format":"keyward-keyring-v1","keys":[]}', { mode: 0o600 })
-    expect(await codeOf(openLocalKeyring(dir))).toBe('ERR_CONFIG')
+    expect(await errorCodeOf(openLocalKeyring(dir))).toBe('ERR_CONFIG')
     writeFileSync(join(dir, KEYRING_FILE), 'not json', { mode: 0o600 })
-    expect(await codeOf(openLocalKeyring(dir))).toBe('ERR_CONFIG')
+    expect(await errorCodeOf(openLocalKeyring(dir))).toBe('ERR_CONFIG')
   })
 
   it('binds the AAD and the KEK id, and rejects tampered wraps with ERR_UNSEAL', async () => {
@@ -62,17 +55,17 @@ describe('local keyring', () => {
     expect(w.kekId).toBe('local:1')
     expect(w.wrapped).toHaveLength(12 + 32 + 16)
     expect(await k.unwrap(w, aad)).toEqual(dk)
-    expect(await codeOf(k.unwrap(w, enc.encode('keyward-secret-v1\0db\x002')))).toBe('ERR_UNSEAL')
+    expect(await errorCodeOf(k.unwrap(w, enc.encode('keyward-secret-v1\0db\x002')))).toBe('ERR_UNSEAL')
     for (const i of [0, 20, w.wrapped.length - 1]) {
       const bad = new Uint8Array(w.wrapped)
       bad[i]! ^= 1
-      expect(await codeOf(k.unwrap({ ...w, wrapped: bad }, aad))).toBe('ERR_UNSEAL')
+      expect(await errorCodeOf(k.unwrap({ ...w, wrapped: bad }, aad))).toBe('ERR_UNSEAL')
     }
-    expect(await codeOf(k.unwrap({ ...w, wrapped: w.wrapped.subarray(0, 20) }, aad))).toBe('ERR_UNSEAL')
-    expect(await codeOf(k.unwrap({ ...w, kekId: 'local:9' }, aad))).toBe('ERR_UNSEAL')
+    expect(await errorCodeOf(k.unwrap({ ...w, wrapped: w.wrapped.subarray(0, 20) }, aad))).toBe('ERR_UNSEAL')
+    expect(await errorCodeOf(k.unwrap({ ...w, kekId: 'local:9' }, aad))).toBe('ERR_UNSEAL')
     // relabelling under another (real) KEK id fails as well
     await k.rotate()
-    expect(await codeOf(k.unwrap({ ...w, kekId: 'local:2' }, aad))).toBe('ERR_UNSEAL')
+    expect(await errorCodeOf(k.unwrap({ ...w, kekId: 'local:2' }, aad))).toBe('ERR_UNSEAL')
   })
 
   it('rotates: later wraps use the new version, old wraps still open, rewrap moves them', async () => {

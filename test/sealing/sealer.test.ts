@@ -9,19 +9,12 @@ import { openLocalKeyring, type LocalKeyring } from '../../src/sealing/keyring.j
 import { createSealer, storeSecret, secretAad, type Sealer } from '../../src/sealing/sealer.js'
 import { createLocation, type Backend, type TestLocation } from '../store/helpers.js'
 import type { Store } from '../../src/store/types.js'
+import { errorCodeOf } from '../helpers/errors.js'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
 const T0 = 1_790_000_000_000
 
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p
-    return undefined
-  } catch (e) {
-    return (e as { code?: string }).code
-  }
-}
 
 function flip(b: Uint8Array, i: number): Uint8Array {
   const c = new Uint8Array(b)
@@ -56,12 +49,12 @@ describe('sealer', () => {
 
   it('binds name and version: a row moved elsewhere fails with ERR_UNSEAL', async () => {
     const s = await sealer.seal('db', 2, enc.encode('v'))
-    expect(await codeOf(sealer.unseal({ name: 'db', version: 3, ...s }))).toBe('ERR_UNSEAL')
-    expect(await codeOf(sealer.unseal({ name: 'dc', version: 2, ...s }))).toBe('ERR_UNSEAL')
+    expect(await errorCodeOf(sealer.unseal({ name: 'db', version: 3, ...s }))).toBe('ERR_UNSEAL')
+    expect(await errorCodeOf(sealer.unseal({ name: 'dc', version: 2, ...s }))).toBe('ERR_UNSEAL')
     expect(dec.decode(secretAad('db', 2))).toBe('keyward-secret-v1\0db\x002')
     // ciphertext of one version with the wrapped key of another fails too
     const other = await sealer.seal('db', 2, enc.encode('w'))
-    expect(await codeOf(sealer.unseal({ name: 'db', version: 2, ...s, wrappedKey: other.wrappedKey }))).toBe('ERR_UNSEAL')
+    expect(await errorCodeOf(sealer.unseal({ name: 'db', version: 2, ...s, wrappedKey: other.wrappedKey }))).toBe('ERR_UNSEAL')
   })
 
   it('rejects every tampered field with ERR_UNSEAL and a fixed message', async () => {
@@ -84,7 +77,7 @@ describe('sealer', () => {
   })
 
   it('refuses a version that is not a positive integer', async () => {
-    for (const v of [0, -1, 1.5, Number.NaN]) expect(await codeOf(sealer.seal('x', v, enc.encode('v')))).toBe('ERR_BAD_REQUEST')
+    for (const v of [0, -1, 1.5, Number.NaN]) expect(await errorCodeOf(sealer.seal('x', v, enc.encode('v')))).toBe('ERR_BAD_REQUEST')
   })
 
   it('seals JSON bound to a label', async () => {
@@ -93,15 +86,15 @@ describe('sealer', () => {
     expect(blob).not.toContain('testOnlyPrivateScalar')
     expect(JSON.parse(blob)).toMatchObject({ v: 1, kekId: kek.currentId() })
     expect(await sealer.unsealJson('kid-1', blob)).toEqual(jwk)
-    expect(await codeOf(sealer.unsealJson('kid-2', blob))).toBe('ERR_UNSEAL')
+    expect(await errorCodeOf(sealer.unsealJson('kid-2', blob))).toBe('ERR_UNSEAL')
     const parsed = JSON.parse(blob) as { ciphertext: string }
     const c = Buffer.from(parsed.ciphertext, 'base64url')
     c[0]! ^= 1
-    expect(await codeOf(sealer.unsealJson('kid-1', JSON.stringify({ ...parsed, ciphertext: c.toString('base64url') })))).toBe('ERR_UNSEAL')
+    expect(await errorCodeOf(sealer.unsealJson('kid-1', JSON.stringify({ ...parsed, ciphertext: c.toString('base64url') })))).toBe('ERR_UNSEAL')
     for (const junk of ['', 'null', '{}', '{"v":2}', blob.slice(0, -5), JSON.stringify({ ...parsed, iv: '***' })]) {
-      expect(await codeOf(sealer.unsealJson('kid-1', junk))).toBe('ERR_UNSEAL')
+      expect(await errorCodeOf(sealer.unsealJson('kid-1', junk))).toBe('ERR_UNSEAL')
     }
-    expect(await codeOf(sealer.sealJson('k', undefined))).toBe('ERR_SEAL')
+    expect(await errorCodeOf(sealer.sealJson('k', undefined))).toBe('ERR_SEAL')
   })
 })
 

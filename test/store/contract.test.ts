@@ -7,6 +7,7 @@ import { verifyAuditChain } from '../../src/audit/chain.js'
 import type {
   AttestationRow, ReferenceValueRow, SecretVersionRow, Store, VaultLeaseRow,
 } from '../../src/store/types.js'
+import { errorCodeOf } from '../helpers/errors.js'
 
 const T0 = 1_790_000_000_000
 
@@ -46,14 +47,6 @@ function refValue(id: string, set: string): ReferenceValueRow {
   }
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p
-    return undefined
-  } catch (e) {
-    return (e as { code?: string }).code
-  }
-}
 
 describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) => {
   let loc: TestLocation
@@ -86,7 +79,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
 
     it('refuses a duplicate nonce id', async () => {
       await store.insertNonce({ id: 'n-dup', createdAt: T0, expiresAt: T0 + 1 })
-      expect(await codeOf(store.insertNonce({ id: 'n-dup', createdAt: T0, expiresAt: T0 + 1 }))).toBe('ERR_CONFLICT')
+      expect(await errorCodeOf(store.insertNonce({ id: 'n-dup', createdAt: T0, expiresAt: T0 + 1 }))).toBe('ERR_CONFLICT')
     })
 
     it('gives exactly one of 50 concurrent consumers the nonce', async () => {
@@ -145,7 +138,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       const r = await store.getSecretVersion('wrap', 1)
       expect(r?.wrappedKey).toEqual(wk)
       expect(r?.kekId).toBe('local:2')
-      expect(await codeOf(store.updateWrappedKey('wrap', 9, wk, 'local:2'))).toBe('ERR_NOT_FOUND')
+      expect(await errorCodeOf(store.updateWrappedKey('wrap', 9, wk, 'local:2'))).toBe('ERR_NOT_FOUND')
     })
 
     it('allocates distinct versions to 20 concurrent writers (retrying on a taken version)', async () => {
@@ -191,7 +184,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
     it('puts, lists by set and revokes once', async () => {
       await store.putReferenceValue(refValue('r1', 'snp'))
       await store.putReferenceValue({ ...refValue('r2', 'tpm-pcrs'), note: 'n', expiresAt: T0 + 9 })
-      expect(await codeOf(store.putReferenceValue(refValue('r1', 'snp')))).toBe('ERR_CONFLICT')
+      expect(await errorCodeOf(store.putReferenceValue(refValue('r1', 'snp')))).toBe('ERR_CONFLICT')
       expect((await store.listReferenceValues()).map((r) => r.id)).toEqual(['r1', 'r2'])
       expect(await store.listReferenceValues('tpm-pcrs')).toEqual([{ ...refValue('r2', 'tpm-pcrs'), note: 'n', expiresAt: T0 + 9 }])
       expect(await store.revokeReferenceValue('r1', 'admin:x', T0 + 5)).toBe(true)
@@ -206,11 +199,11 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       const k = { kid: 'k1', alg: 'ES256' as const, publicJwk: '{"kty":"EC"}', sealedPrivate: '{"v":1}', createdAt: T0, retiredAt: null }
       await store.putSigningKey(k)
       await store.putSigningKey({ ...k, kid: 'k2', createdAt: T0 + 1 })
-      expect(await codeOf(store.putSigningKey(k))).toBe('ERR_CONFLICT')
+      expect(await errorCodeOf(store.putSigningKey(k))).toBe('ERR_CONFLICT')
       await store.retireSigningKey('k1', T0 + 100)
       await store.retireSigningKey('k1', T0 + 200) // first retirement time stands
       expect(await store.listSigningKeys()).toEqual([{ ...k, retiredAt: T0 + 100 }, { ...k, kid: 'k2', createdAt: T0 + 1 }])
-      expect(await codeOf(store.retireSigningKey('kx', T0))).toBe('ERR_NOT_FOUND')
+      expect(await errorCodeOf(store.retireSigningKey('kx', T0))).toBe('ERR_NOT_FOUND')
     })
   })
 
@@ -221,7 +214,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       expect(await store.getAk(ak.name)).toEqual(ak)
       expect(await store.getAk('none')).toBeNull()
       expect(await store.listAks()).toEqual([ak])
-      expect(await codeOf(store.putAk(ak))).toBe('ERR_CONFLICT')
+      expect(await errorCodeOf(store.putAk(ak))).toBe('ERR_CONFLICT')
       expect(await store.revokeAk(ak.name, T0 + 1)).toBe(true)
       expect(await store.revokeAk(ak.name, T0 + 2)).toBe(false)
       expect((await store.getAk(ak.name))?.revokedAt).toBe(T0 + 1)
@@ -248,7 +241,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       await store.insertAttestation(attestation('j3', 'pb', ['refX1']))
       expect(await store.getAttestation('j1')).toEqual(attestation('j1', 'pa', ['ref_1', 'ref-2']))
       expect(await store.getAttestation('none')).toBeNull()
-      expect(await codeOf(store.insertAttestation(attestation('j1', 'pa', [])))).toBe('ERR_CONFLICT')
+      expect(await errorCodeOf(store.insertAttestation(attestation('j1', 'pa', [])))).toBe('ERR_CONFLICT')
       // "ref_1" must not match "refX1" (LIKE wildcard) and "ref-1" must not match "ref-10".
       const byRef = await store.revokeAttestationsByReference('ref_1', T0 + 1)
       expect(byRef.map((r) => r.jti)).toEqual(['j1'])
@@ -296,7 +289,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       expect(await ids({ jkt: 'jA', referenceId: 'r2' })).toEqual(['l2'])
       await store.markVaultLeaseRevoked('l1', T0 + 1)
       expect(await ids({ referenceId: 'r1' })).toEqual(['l2'])
-      expect(await codeOf(store.markVaultLeaseRevoked('lx', T0))).toBe('ERR_NOT_FOUND')
+      expect(await errorCodeOf(store.markVaultLeaseRevoked('lx', T0))).toBe('ERR_NOT_FOUND')
     })
   })
 
@@ -328,7 +321,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
 
     it('refuses detail keys that name secret material', async () => {
       for (const detail of [{ value: 'x' }, { secret: 'x' }, { nested: { privateKey: 'x' } }, { list: [{ access_token: 'x' }] }, { Token: 1 }]) {
-        expect(await codeOf(store.appendAudit({ type: 't', subject: 's', decision: 'info', detail }, T0))).toBe('ERR_BAD_REQUEST')
+        expect(await errorCodeOf(store.appendAudit({ type: 't', subject: 's', decision: 'info', detail }, T0))).toBe('ERR_BAD_REQUEST')
       }
       expect((await store.listAudit({})).length).toBe(2)
     })

@@ -7,16 +7,8 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { openStore } from '../../src/store/index.js'
 import { createLocation } from './helpers.js'
+import { errorCodeOf } from '../helpers/errors.js'
 
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    const s = (await p) as { close?: () => Promise<void> }
-    await s.close?.()
-    return undefined
-  } catch (e) {
-    return (e as { code?: string }).code
-  }
-}
 
 describe('opening stores', () => {
   it('creates <dataDir>/keyward.db in WAL mode with migrations applied once', async () => {
@@ -60,12 +52,12 @@ describe('opening stores', () => {
   })
 
   it('fails with typed errors', async () => {
-    expect(await codeOf(openStore({ dataDir: '/tmp', databaseUrl: 'mysql://x' }))).toBe('ERR_CONFIG')
-    expect(await codeOf(openStore({ dataDir: '/tmp', databaseUrl: 'postgres://postgres@127.0.0.1:1/none' }))).toBe('ERR_STORE')
+    expect(await errorCodeOf(openStore({ dataDir: '/tmp', databaseUrl: 'mysql://x' }))).toBe('ERR_CONFIG')
+    expect(await errorCodeOf(openStore({ dataDir: '/tmp', databaseUrl: 'postgres://postgres@127.0.0.1:1/none' }))).toBe('ERR_STORE')
     const dir = mkdtempSync(join(tmpdir(), 'keyward-open-'))
     try {
       writeFileSync(join(dir, 'file'), '')
-      expect(await codeOf(openStore({ dataDir: join(dir, 'file', 'data') }))).toBe('ERR_STORE')
+      expect(await errorCodeOf(openStore({ dataDir: join(dir, 'file', 'data') }))).toBe('ERR_STORE')
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

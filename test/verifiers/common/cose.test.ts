@@ -6,18 +6,10 @@ import { decodeCoseSign1, requireCoseAlg, sigStructure1, verifyCoseSign1, COSE_A
 import { decodeCborStrict } from '../../../src/verifiers/common/cbor.js'
 import { KeywardError } from '../../../src/errors.js'
 import { concatBytes, toHex } from '../../../src/util/bytes.js'
+import { errorCode } from '../../helpers/errors.js'
 
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ''), 'hex'))
 
-function codeOf(f: () => unknown): string {
-  try {
-    f()
-    return 'OK'
-  } catch (e) {
-    if (!(e instanceof KeywardError)) throw e
-    return e.code
-  }
-}
 
 describe('strict CBOR', () => {
   it('decodes preferred encodings into Maps, bigints and bytes', () => {
@@ -49,25 +41,25 @@ describe('strict CBOR', () => {
     ['reserved additional info', '1c'],
     ['empty', ''],
   ])('rejects %s', (_n, h) => {
-    expect(codeOf(() => decodeCborStrict(hex(h)))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => decodeCborStrict(hex(h)))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 
   it('accepts indefinite maps only when asked, and still rejects duplicates and indefinite arrays in them', () => {
     expect(decodeCborStrict(hex('bf 01 02 ff'), { allowIndefiniteMaps: true })).toEqual(new Map([[1, 2]]))
-    expect(codeOf(() => decodeCborStrict(hex('bf 01 02 01 03 ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(codeOf(() => decodeCborStrict(hex('bf 01 9f ff ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(codeOf(() => decodeCborStrict(hex('bf 01 5f 41 00 ff ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(codeOf(() => decodeCborStrict(hex('bf 01 7f 61 61 ff ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(codeOf(() => decodeCborStrict(hex('bf 01 02'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(codeOf(() => decodeCborStrict(hex('a1 01 ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(codeOf(() => decodeCborStrict(hex('bf 01 ff ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(codeOf(() => decodeCborStrict(hex('82 a1 01 ff 02'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => decodeCborStrict(hex('bf 01 02 01 03 ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => decodeCborStrict(hex('bf 01 9f ff ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => decodeCborStrict(hex('bf 01 5f 41 00 ff ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => decodeCborStrict(hex('bf 01 7f 61 61 ff ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => decodeCborStrict(hex('bf 01 02'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => decodeCborStrict(hex('a1 01 ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => decodeCborStrict(hex('bf 01 ff ff'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => decodeCborStrict(hex('82 a1 01 ff 02'), { allowIndefiniteMaps: true }))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 
   it('turns deep nesting and oversize input into a typed error, never a RangeError', () => {
     const deep = concatBytes(new Uint8Array(200_000).fill(0x81), new Uint8Array([0x01]))
-    expect(codeOf(() => decodeCborStrict(deep, { maxBytes: 1 << 20 }))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(codeOf(() => decodeCborStrict(new Uint8Array(10), { maxBytes: 5 }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => decodeCborStrict(deep, { maxBytes: 1 << 20 }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => decodeCborStrict(new Uint8Array(10), { maxBytes: 5 }))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 })
 
@@ -110,13 +102,13 @@ describe('COSE_Sign1', () => {
 
   it('allow-lists algorithms: disallowed → ERR_EVIDENCE_UNSUPPORTED, missing → ERR_EVIDENCE_MALFORMED, crit → unsupported', () => {
     const m = decodeCoseSign1(msg)
-    expect(codeOf(() => requireCoseAlg(m, ['ES384']))).toBe('ERR_EVIDENCE_UNSUPPORTED')
+    expect(errorCode(() => requireCoseAlg(m, ['ES384']))).toBe('ERR_EVIDENCE_UNSUPPORTED')
     const none = decodeCoseSign1(encode([new Uint8Array(0), new Map([[1, COSE_ALG.ES256]]), payload, sig]))
-    expect(codeOf(() => requireCoseAlg(none, ['ES256']))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => requireCoseAlg(none, ['ES256']))).toBe('ERR_EVIDENCE_MALFORMED')
     const crit = decodeCoseSign1(encode([encode(new Map<number, unknown>([[1, -7], [2, [4]]]) as never), new Map(), payload, sig]))
-    expect(codeOf(() => requireCoseAlg(crit, ['ES256']))).toBe('ERR_EVIDENCE_UNSUPPORTED')
+    expect(errorCode(() => requireCoseAlg(crit, ['ES256']))).toBe('ERR_EVIDENCE_UNSUPPORTED')
     const typed = decodeCoseSign1(encode([encode(new Map<number, unknown>([[1, new Uint8Array(1)]]) as never), new Map(), payload, sig]))
-    expect(codeOf(() => requireCoseAlg(typed, ['ES256']))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => requireCoseAlg(typed, ['ES256']))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 
   it.each([
@@ -129,6 +121,6 @@ describe('COSE_Sign1', () => {
     ['COSE_Sign (tag 98)', () => concatBytes(hex('d862'), msg)],
     ['not an array', () => encode('x')],
   ])('rejects %s as malformed', (_n, mk) => {
-    expect(codeOf(() => decodeCoseSign1(mk()))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => decodeCoseSign1(mk()))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 })

@@ -9,7 +9,7 @@ import { sigStructure1 } from '../../../src/verifiers/common/cose.js'
 import { decodeCborStrict, type CborMap, type CborValue } from '../../../src/verifiers/common/cbor.js'
 import { decodeCoseSign1 } from '../../../src/verifiers/common/cose.js'
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto)
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
 
 const ALG = { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' } as const
 
@@ -18,7 +18,7 @@ export interface TestOnlyCert {
   cert: X509Certificate
   key: KeyObject
   name: string
-  keys: CryptoKeyPair
+  keys: webcrypto.CryptoKeyPair
 }
 
 let serial = 1
@@ -31,7 +31,7 @@ export async function testOnlyCert(opts: {
   pathLength?: number
   keyUsage?: number
 }): Promise<TestOnlyCert> {
-  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair
+  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair
   const usage = opts.keyUsage ?? (opts.ca ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : x509.KeyUsageFlags.digitalSignature)
   const c = await x509.X509CertificateGenerator.create({
     serialNumber: (serial++).toString(16).padStart(4, '0'),

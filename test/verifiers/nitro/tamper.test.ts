@@ -7,7 +7,7 @@ import { readVector, readManifest } from '../../helpers/vectors.js'
 import { nitroVerifier } from '../../../src/verifiers/nitro/index.js'
 import { KeywardError } from '../../../src/errors.js'
 import { concatBytes } from '../../../src/util/bytes.js'
-import type { CborValue } from '../../../src/verifiers/common/cbor.js'
+import type { CborMap, CborValue } from '../../../src/verifiers/common/cbor.js'
 import { decodeCoseSign1 } from '../../../src/verifiers/common/cose.js'
 import type { VerifyContext } from '../../../src/verifiers/types.js'
 import {
@@ -231,7 +231,8 @@ describe('nitro chain and payload rules (test-only PKI)', () => {
   })
 
   const big = new Uint8Array(1025)
-  const pcr = (k: CborValue, v: CborValue): Map<CborValue, CborValue> => new Map([[0, new Uint8Array(48)], [k, v]])
+  // Keys of any CBOR type on purpose: the parser must reject the ones AWS's spec does not allow.
+  const pcr = (k: CborValue, v: CborValue): CborMap => new Map([[0, new Uint8Array(48)], [k, v]]) as CborMap
   const fieldCases: [string, Record<string, CborValue | undefined>][] = [
     ['digest SHA256', { digest: 'SHA256' }],
     ['digest as bytes', { digest: new Uint8Array([1]) }],

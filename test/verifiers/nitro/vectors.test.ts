@@ -9,6 +9,7 @@ import type { VerifiedClaims } from '../../../src/verifiers/types.js'
 import type { NitroDetails } from '../../../src/verifiers/nitro/verify.js'
 import { KeywardError } from '../../../src/errors.js'
 import { toHex } from '../../../src/util/bytes.js'
+import { errorCodeOf } from '../../helpers/errors.js'
 
 interface FieldInfo { encoding: 'null' | 'bstr'; length?: number; hex?: string }
 interface Vector {
@@ -41,15 +42,6 @@ async function verifyAt(file: string, now: Date, ctx: Record<string, unknown> = 
   return (await nitroVerifier.verify(ev, { now, ...ctx })) as VerifiedClaims<NitroDetails>
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p
-    return 'OK'
-  } catch (e) {
-    if (!(e instanceof KeywardError)) throw e
-    return e.code
-  }
-}
 
 function expectField(actual: Uint8Array | null, hexDetail: string | null, f: FieldInfo): void {
   if (f.encoding === 'null') {
@@ -93,23 +85,23 @@ describe('nitro vectors', () => {
   })
 
   it.each(genuine.map((v) => [v.file, v] as const))('%s is rejected as expired at today\'s date and after its leaf expires', async (_f, v) => {
-    expect(await codeOf(verifyAt(v.file, new Date()))).toBe('ERR_CERT_EXPIRED')
+    expect(await errorCodeOf(verifyAt(v.file, new Date()))).toBe('ERR_CERT_EXPIRED')
     const leafEnd = new Date(v.leaf.notAfter).getTime()
-    expect(await codeOf(verifyAt(v.file, new Date(leafEnd + 61_000)))).toBe('ERR_CERT_EXPIRED')
-    expect(await codeOf(verifyAt(v.file, new Date(leafEnd + 61_000), { clockSkewMs: 120_000 }))).toBe('OK')
+    expect(await errorCodeOf(verifyAt(v.file, new Date(leafEnd + 61_000)))).toBe('ERR_CERT_EXPIRED')
+    expect(await errorCodeOf(verifyAt(v.file, new Date(leafEnd + 61_000), { clockSkewMs: 120_000 }))).toBe('OK')
   })
 
   it('is valid ±10 minutes around a timestamp and not a day before it', async () => {
     const v = genuine[0]!
-    expect(await codeOf(verifyAt(v.file, new Date(v.timestamp_ms + 600_000)))).toBe('OK')
-    expect(await codeOf(verifyAt(v.file, new Date(v.timestamp_ms - 86_400_000)))).toBe('ERR_CERT_EXPIRED')
+    expect(await errorCodeOf(verifyAt(v.file, new Date(v.timestamp_ms + 600_000)))).toBe('OK')
+    expect(await errorCodeOf(verifyAt(v.file, new Date(v.timestamp_ms - 86_400_000)))).toBe('ERR_CERT_EXPIRED')
   })
 
   it('rejects the shipped bad-signature document', async () => {
     const v = manifest.vectors.find((x) => x.file.includes('NEG-badsig'))!
-    expect(await codeOf(verifyAt(v.file, new Date(v.timestamp_ms)))).toBe('ERR_SIGNATURE_INVALID')
+    expect(await errorCodeOf(verifyAt(v.file, new Date(v.timestamp_ms)))).toBe('ERR_SIGNATURE_INVALID')
     // signature before chain: still a signature failure at a time the chain has expired
-    expect(await codeOf(verifyAt(v.file, new Date()))).toBe('ERR_SIGNATURE_INVALID')
+    expect(await errorCodeOf(verifyAt(v.file, new Date()))).toBe('ERR_SIGNATURE_INVALID')
   })
 
   it('rejects the self-signed mock (unprotected header null) as malformed, and as untrusted once that is patched', async () => {
@@ -122,7 +114,7 @@ describe('nitro vectors', () => {
     expect(patched.subarray(0, 7)).toEqual(Uint8Array.from([0x84, 0x44, 0xa1, 0x01, 0x38, 0x22, 0xf6]))
     patched[6] = 0xa0
     const ev = nitroVerifier.parse(patched)
-    expect(await codeOf(nitroVerifier.verify(ev, { now: new Date(v.timestamp_ms * 1000) }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(await errorCodeOf(nitroVerifier.verify(ev, { now: new Date(v.timestamp_ms * 1000) }))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 
   it('binds the evervault TLS certificate key through user_data', async () => {
@@ -131,25 +123,25 @@ describe('nitro vectors', () => {
     const v = genuine.find((x) => x.file === 'evervault-20230918-150330-debug.cbor')!
     const c = await verifyAt(v.file, new Date(v.timestamp_ms))
     expect(toHex(c.bindingData)).toBe(toHex(spki))
-    expect(await codeOf(verifyAt(v.file, new Date(v.timestamp_ms), { expectedBinding: spki }))).toBe('OK')
+    expect(await errorCodeOf(verifyAt(v.file, new Date(v.timestamp_ms), { expectedBinding: spki }))).toBe('OK')
     const other = Uint8Array.from(spki)
     other[other.length - 1]! ^= 1
-    expect(await codeOf(verifyAt(v.file, new Date(v.timestamp_ms), { expectedBinding: other }))).toBe('ERR_BINDING_MISMATCH')
+    expect(await errorCodeOf(verifyAt(v.file, new Date(v.timestamp_ms), { expectedBinding: other }))).toBe('ERR_BINDING_MISMATCH')
   })
 
   it('checks nonce and binding against the context, constant-time, and treats a null field as a mismatch', async () => {
     const withNonce = genuine.find((x) => x.nonce.encoding === 'bstr' && x.user_data.encoding === 'bstr')!
     const at = new Date(withNonce.timestamp_ms)
     const c = await verifyAt(withNonce.file, at)
-    expect(await codeOf(verifyAt(withNonce.file, at, { expectedNonce: c.nonce!, expectedBinding: c.bindingData }))).toBe('OK')
+    expect(await errorCodeOf(verifyAt(withNonce.file, at, { expectedNonce: c.nonce!, expectedBinding: c.bindingData }))).toBe('OK')
     const wrong = Uint8Array.from(c.nonce!)
     wrong[0]! ^= 0xff
-    expect(await codeOf(verifyAt(withNonce.file, at, { expectedNonce: wrong }))).toBe('ERR_NONCE_MISMATCH')
-    expect(await codeOf(verifyAt(withNonce.file, at, { expectedNonce: c.nonce!.subarray(1) }))).toBe('ERR_NONCE_MISMATCH')
+    expect(await errorCodeOf(verifyAt(withNonce.file, at, { expectedNonce: wrong }))).toBe('ERR_NONCE_MISMATCH')
+    expect(await errorCodeOf(verifyAt(withNonce.file, at, { expectedNonce: c.nonce!.subarray(1) }))).toBe('ERR_NONCE_MISMATCH')
     const noNonce = genuine.find((x) => x.nonce.encoding === 'null')!
-    expect(await codeOf(verifyAt(noNonce.file, new Date(noNonce.timestamp_ms), { expectedNonce: new Uint8Array(32) }))).toBe('ERR_NONCE_MISMATCH')
+    expect(await errorCodeOf(verifyAt(noNonce.file, new Date(noNonce.timestamp_ms), { expectedNonce: new Uint8Array(32) }))).toBe('ERR_NONCE_MISMATCH')
     const noUser = genuine.find((x) => x.user_data.encoding === 'null')!
-    expect(await codeOf(verifyAt(noUser.file, new Date(noUser.timestamp_ms), { expectedBinding: new Uint8Array(32) }))).toBe('ERR_BINDING_MISMATCH')
+    expect(await errorCodeOf(verifyAt(noUser.file, new Date(noUser.timestamp_ms), { expectedBinding: new Uint8Array(32) }))).toBe('ERR_BINDING_MISMATCH')
   })
 
   it('tells null, empty and absent optional fields apart', async () => {

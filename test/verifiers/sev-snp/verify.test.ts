@@ -10,16 +10,8 @@ import { OFF } from '../../../src/verifiers/sev-snp/layout.js'
 import { parseAttestationReport } from '../../../src/verifiers/sev-snp/parse.js'
 import type { VerifyContext } from '../../../src/verifiers/types.js'
 import { TEST_NOW, b64, certDer, evidenceOf, manifest, signReport, snpFile, testOnlyPki, vector, writeTcb, type TestOnlyPki } from './helpers.js'
+import { errorCodeOf } from '../../helpers/errors.js'
 
-async function codeOf(p: Promise<unknown> | (() => Promise<unknown>)): Promise<string> {
-  try {
-    await (typeof p === 'function' ? p() : p)
-  } catch (e) {
-    if (!(e instanceof KeywardError)) throw e
-    return e.code
-  }
-  return 'ok'
-}
 const verifyEvidence = (ev: unknown, ctx: VerifyContext, v = sevSnpVerifier): Promise<unknown> => (async () => v.verify(v.decode(ev), ctx))()
 
 /** Expected rejection code of each negative vector (which check fails first in keyward's order). */
@@ -66,13 +58,13 @@ describe('manifest vectors', () => {
 
   it.each(negatives.map((v) => [v.name, v] as const))('%s is rejected with its specific code', async (name, v) => {
     expect(NEGATIVE_CODES[name], `no expected code for new negative vector ${name}`).toBeDefined()
-    expect(await codeOf(verifyEvidence(evidenceOf(v), { now: new Date(v.verify_at) }))).toBe(NEGATIVE_CODES[name])
+    expect(await errorCodeOf(verifyEvidence(evidenceOf(v), { now: new Date(v.verify_at) }))).toBe(NEGATIVE_CODES[name])
   })
 
   it('a genuine report is rejected once its VCEK has expired or before it was issued', async () => {
     const v = vector('milan-v2-virtee')
-    expect(await codeOf(verifyEvidence(evidenceOf(v), { now: new Date('2031-01-01T00:00:00Z') }))).toBe('ERR_CERT_EXPIRED')
-    expect(await codeOf(verifyEvidence(evidenceOf(v), { now: new Date('2023-01-01T00:00:00Z') }))).toBe('ERR_CERT_EXPIRED')
+    expect(await errorCodeOf(verifyEvidence(evidenceOf(v), { now: new Date('2031-01-01T00:00:00Z') }))).toBe('ERR_CERT_EXPIRED')
+    expect(await errorCodeOf(verifyEvidence(evidenceOf(v), { now: new Date('2023-01-01T00:00:00Z') }))).toBe('ERR_CERT_EXPIRED')
   })
 
   it('uses the shipped ASK/ARK when the evidence carries only the VCEK, and VLEK reports the shipped ASVK', async () => {
@@ -89,18 +81,18 @@ describe('manifest vectors', () => {
     const c = await sevSnpVerifier.verify(sevSnpVerifier.decode({ report: b64(snpFile(v.report)), certTable }), { now: new Date(v.verify_at) })
     expect(c.measurement).toBe(v.measurement)
     const wrong = b64(buildCertTable({ vcek: snpFile(v.vcek!), ask: certDer('genoa-ask.pem') }))
-    expect(await codeOf(verifyEvidence({ report: b64(snpFile(v.report)), certTable: wrong }, { now: new Date(v.verify_at) }))).toBe('ERR_CHAIN_INVALID')
+    expect(await errorCodeOf(verifyEvidence({ report: b64(snpFile(v.report)), certTable: wrong }, { now: new Date(v.verify_at) }))).toBe('ERR_CHAIN_INVALID')
   })
 
   it('a VCEK with another product\'s ASK (no ARK given) fails the chain', async () => {
     const v = vector('milan-v3-oak')
     const ev = { report: b64(snpFile(v.report)), vcek: b64(snpFile(v.vcek!)), chain: [b64(certDer('genoa-ask.pem'))] }
-    expect(await codeOf(verifyEvidence(ev, { now: new Date(v.verify_at) }))).toBe('ERR_CHAIN_INVALID')
+    expect(await errorCodeOf(verifyEvidence(ev, { now: new Date(v.verify_at) }))).toBe('ERR_CHAIN_INVALID')
   })
 
   it('with no certificates anywhere the report is refused', async () => {
     const v = vector('milan-v3-oak')
-    expect(await codeOf(verifyEvidence({ report: b64(snpFile(v.report)) }, { now: new Date(v.verify_at) }))).toBe('ERR_CHAIN_INVALID')
+    expect(await errorCodeOf(verifyEvidence({ report: b64(snpFile(v.report)) }, { now: new Date(v.verify_at) }))).toBe('ERR_CHAIN_INVALID')
   })
 })
 
@@ -115,14 +107,14 @@ describe('one flipped byte anywhere in the report', () => {
     for (let i = 0; i < bytes.length; i++) {
       const b = bytes.slice()
       b[i]! ^= 0x01 << i % 8
-      let parseCode = 'ok'
+      let parseCode = 'OK'
       try {
         parseAttestationReport(b)
       } catch (e) {
         parseCode = (e as KeywardError).code
       }
-      const code = await codeOf(verifyEvidence({ report: b64(b), vcek }, ctx))
-      if (parseCode === 'ok') expect(code, `offset 0x${i.toString(16)}`).toBe('ERR_SIGNATURE_INVALID')
+      const code = await errorCodeOf(verifyEvidence({ report: b64(b), vcek }, ctx))
+      if (parseCode === 'OK') expect(code, `offset 0x${i.toString(16)}`).toBe('ERR_SIGNATURE_INVALID')
       else {
         expect(code).toBe(parseCode)
         parserCodes.set(i, code)
@@ -169,51 +161,51 @@ describe('testOnly PKI: TCB, chip id, CRL, roots, binding, appraisal', () => {
   it('the same chain with the pinned AMD roots: self-signed impostor ARK → ERR_ROOT_UNTRUSTED', async () => {
     const ev = await signed()
     ;(ev.chain as string[]).push(b64(new Uint8Array(pki.ark.cert.raw)))
-    expect(await codeOf(verifyEvidence(ev, { now: TEST_NOW }))).toBe('ERR_ROOT_UNTRUSTED')
+    expect(await errorCodeOf(verifyEvidence(ev, { now: TEST_NOW }))).toBe('ERR_ROOT_UNTRUSTED')
     // Without the ARK in the evidence the pinned ARK-Milan is used and did not sign this ASK.
-    expect(await codeOf(verifyEvidence(await signed(), { now: TEST_NOW }))).toBe('ERR_CHAIN_INVALID')
+    expect(await errorCodeOf(verifyEvidence(await signed(), { now: TEST_NOW }))).toBe('ERR_CHAIN_INVALID')
   })
 
   it('VCEK for another TCB → ERR_TCB_MISMATCH (each component)', async () => {
     for (const certTcb of [{ ...tcb, bl: 3 }, { ...tcb, tee: 1 }, { ...tcb, snp: 23 }, { ...tcb, ucode: 220 }]) {
-      expect(await codeOf(verifyEvidence(await signed({ certTcb }), { now: TEST_NOW, trust }))).toBe('ERR_TCB_MISMATCH')
+      expect(await errorCodeOf(verifyEvidence(await signed({ certTcb }), { now: TEST_NOW, trust }))).toBe('ERR_TCB_MISMATCH')
     }
   })
 
   it('VCEK of another chip → ERR_CHIP_ID_MISMATCH', async () => {
     const other = chip.slice()
     other[5]! ^= 0xff
-    expect(await codeOf(verifyEvidence(await signed({ hwId: other }), { now: TEST_NOW, trust }))).toBe('ERR_CHIP_ID_MISMATCH')
+    expect(await errorCodeOf(verifyEvidence(await signed({ hwId: other }), { now: TEST_NOW, trust }))).toBe('ERR_CHIP_ID_MISMATCH')
   })
 
   it('masked CHIP_ID is refused by default and accepted when the option allows it', async () => {
     const ev = await signed({ chipId: new Uint8Array(64), mask: true })
-    expect(await codeOf(verifyEvidence(ev, { now: TEST_NOW, trust }))).toBe('ERR_CHIP_ID_MISMATCH')
+    expect(await errorCodeOf(verifyEvidence(ev, { now: TEST_NOW, trust }))).toBe('ERR_CHIP_ID_MISMATCH')
     const lenient = createSevSnpVerifier({ allowMaskedChipId: true })
-    expect(await codeOf(verifyEvidence(ev, { now: TEST_NOW, trust }, lenient))).toBe('ok')
+    expect(await errorCodeOf(verifyEvidence(ev, { now: TEST_NOW, trust }, lenient))).toBe('OK')
   })
 
   it('an ASK listed on a CRL signed by the ARK → ERR_CERT_REVOKED; an unrelated CRL changes nothing', async () => {
     const ev = await signed()
     const revoking = await pki.crl([pki.askSerial])
-    expect(await codeOf(verifyEvidence(ev, { now: TEST_NOW, trust: { snp: { ...trust!.snp, crls: [revoking] } } }))).toBe('ERR_CERT_REVOKED')
+    expect(await errorCodeOf(verifyEvidence(ev, { now: TEST_NOW, trust: { snp: { ...trust!.snp, crls: [revoking] } } }))).toBe('ERR_CERT_REVOKED')
     const viaOptions = createSevSnpVerifier({ crls: [revoking] })
-    expect(await codeOf(verifyEvidence(ev, { now: TEST_NOW, trust }, viaOptions))).toBe('ERR_CERT_REVOKED')
+    expect(await errorCodeOf(verifyEvidence(ev, { now: TEST_NOW, trust }, viaOptions))).toBe('ERR_CERT_REVOKED')
     const other = await pki.crl(['7777'])
-    expect(await codeOf(verifyEvidence(ev, { now: TEST_NOW, trust: { snp: { ...trust!.snp, crls: [other] } } }))).toBe('ok')
+    expect(await errorCodeOf(verifyEvidence(ev, { now: TEST_NOW, trust: { snp: { ...trust!.snp, crls: [other] } } }))).toBe('OK')
   })
 
   it('a CRL naming the ARK but signed by another key → ERR_CHAIN_INVALID', async () => {
     const forged = await pki.crl([pki.askSerial], pki.askKeys.privateKey)
-    expect(await codeOf(verifyEvidence(await signed(), { now: TEST_NOW, trust: { snp: { ...trust!.snp, crls: [forged] } } }))).toBe('ERR_CHAIN_INVALID')
+    expect(await errorCodeOf(verifyEvidence(await signed(), { now: TEST_NOW, trust: { snp: { ...trust!.snp, crls: [forged] } } }))).toBe('ERR_CHAIN_INVALID')
   })
 
   it('a forged "ARK-Milan" CRL against the real Milan chain → ERR_CHAIN_INVALID; garbage CRL → malformed', async () => {
     const v = vector('milan-v3-oak')
     const forged = await pki.crl(['0'])
     const ctx = (crls: Uint8Array[]) => ({ now: new Date(v.verify_at), trust: { snp: { crls } } })
-    expect(await codeOf(verifyEvidence(evidenceOf(v), ctx([forged])))).toBe('ERR_CHAIN_INVALID')
-    expect(await codeOf(verifyEvidence(evidenceOf(v), ctx([new Uint8Array([0x30, 0x03, 1, 2, 3])])))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(await errorCodeOf(verifyEvidence(evidenceOf(v), ctx([forged])))).toBe('ERR_CHAIN_INVALID')
+    expect(await errorCodeOf(verifyEvidence(evidenceOf(v), ctx([new Uint8Array([0x30, 0x03, 1, 2, 3])])))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 
   it('REPORT_DATA binding: digest || zeros passes, anything else → ERR_BINDING_MISMATCH', async () => {
@@ -221,33 +213,33 @@ describe('testOnly PKI: TCB, chip id, CRL, roots, binding, appraisal', () => {
     const rd = new Uint8Array(64)
     rd.set(binding)
     const ev = await signed({ reportData: rd })
-    expect(await codeOf(verifyEvidence(ev, { now: TEST_NOW, trust, expectedBinding: binding }))).toBe('ok')
+    expect(await errorCodeOf(verifyEvidence(ev, { now: TEST_NOW, trust, expectedBinding: binding }))).toBe('OK')
     const wrong = binding.slice()
     wrong[31]! ^= 1
-    expect(await codeOf(verifyEvidence(ev, { now: TEST_NOW, trust, expectedBinding: wrong }))).toBe('ERR_BINDING_MISMATCH')
+    expect(await errorCodeOf(verifyEvidence(ev, { now: TEST_NOW, trust, expectedBinding: wrong }))).toBe('ERR_BINDING_MISMATCH')
     const tail = rd.slice()
     tail[63] = 1
-    expect(await codeOf(verifyEvidence(await signed({ reportData: tail }), { now: TEST_NOW, trust, expectedBinding: binding }))).toBe('ERR_BINDING_MISMATCH')
+    expect(await errorCodeOf(verifyEvidence(await signed({ reportData: tail }), { now: TEST_NOW, trust, expectedBinding: binding }))).toBe('ERR_BINDING_MISMATCH')
   })
 
   it('wrong report_data of a genuine report → ERR_BINDING_MISMATCH', async () => {
     const v = vector('turin-v5-oak')
     const digest = Buffer.from(v.report_data.slice(0, 64), 'hex')
-    expect(await codeOf(verifyEvidence(evidenceOf(v), { now: new Date(v.verify_at), expectedBinding: digest }))).toBe('ok')
+    expect(await errorCodeOf(verifyEvidence(evidenceOf(v), { now: new Date(v.verify_at), expectedBinding: digest }))).toBe('OK')
     digest[0]! ^= 1
-    expect(await codeOf(verifyEvidence(evidenceOf(v), { now: new Date(v.verify_at), expectedBinding: digest }))).toBe('ERR_BINDING_MISMATCH')
+    expect(await errorCodeOf(verifyEvidence(evidenceOf(v), { now: new Date(v.verify_at), expectedBinding: digest }))).toBe('ERR_BINDING_MISMATCH')
   })
 
   it('appraisal floors: debug refused when forbidden, TCB below a minimum → ERR_POLICY_DENIED', async () => {
     const v = vector('milan-v2-gosev-debug')
     const strict = createSevSnpVerifier({ allowDebug: false })
-    expect(await codeOf(verifyEvidence(evidenceOf(v), { now: new Date(v.verify_at) }, strict))).toBe('ERR_DEBUG_ENCLAVE')
-    expect(await codeOf(verifyEvidence(await signed({ debug: true }), { now: TEST_NOW, trust }, strict))).toBe('ERR_DEBUG_ENCLAVE')
-    expect(await codeOf(verifyEvidence(await signed(), { now: TEST_NOW, trust }, strict))).toBe('ok')
+    expect(await errorCodeOf(verifyEvidence(evidenceOf(v), { now: new Date(v.verify_at) }, strict))).toBe('ERR_DEBUG_ENCLAVE')
+    expect(await errorCodeOf(verifyEvidence(await signed({ debug: true }), { now: TEST_NOW, trust }, strict))).toBe('ERR_DEBUG_ENCLAVE')
+    expect(await errorCodeOf(verifyEvidence(await signed(), { now: TEST_NOW, trust }, strict))).toBe('OK')
     const floor = createSevSnpVerifier({ minimumTcb: { snp: 25 } })
-    expect(await codeOf(verifyEvidence(await signed(), { now: TEST_NOW, trust }, floor))).toBe('ERR_POLICY_DENIED')
+    expect(await errorCodeOf(verifyEvidence(await signed(), { now: TEST_NOW, trust }, floor))).toBe('ERR_POLICY_DENIED')
     const met = createSevSnpVerifier({ minimumTcb: { snp: 24, microcode: 219 } })
-    expect(await codeOf(verifyEvidence(await signed(), { now: TEST_NOW, trust }, met))).toBe('ok')
+    expect(await errorCodeOf(verifyEvidence(await signed(), { now: TEST_NOW, trust }, met))).toBe('OK')
   })
 })
 
@@ -269,7 +261,7 @@ describe('KDS certificate cache', () => {
       const kds = createKdsCache({ dir, fetch: fakeFetch })
       const online = createSevSnpVerifier({ kds })
       // The CRL fetch fails: that is an upstream error, not a silent pass.
-      expect(await codeOf(verifyEvidence({ report: b64(report) }, { now: new Date(v.verify_at) }, online))).toBe('ERR_UPSTREAM_UNAVAILABLE')
+      expect(await errorCodeOf(verifyEvidence({ report: b64(report) }, { now: new Date(v.verify_at) }, online))).toBe('ERR_UPSTREAM_UNAVAILABLE')
       const hwid = Buffer.from(r.chipId).toString('hex')
       expect(urls[0]).toBe(`https://kdsintf.amd.com/vcek/v1/Milan/${hwid}?blSPL=4&teeSPL=0&snpSPL=24&ucodeSPL=219`)
       // Offline: the same directory, no fetch → served from disk.
@@ -278,8 +270,8 @@ describe('KDS certificate cache', () => {
       expect(c.measurement).toBe(v.measurement)
       // Another chip's report finds no VCEK offline.
       const gcp = vector('milan-v5-gcp')
-      expect(await codeOf(verifyEvidence(evidenceOf(gcp), { now: new Date(gcp.verify_at) }, offline))).toBe('ok')
-      expect(await codeOf(verifyEvidence({ report: b64(snpFile(gcp.report)) }, { now: new Date(gcp.verify_at) }, offline))).toBe('ERR_CHAIN_INVALID')
+      expect(await errorCodeOf(verifyEvidence(evidenceOf(gcp), { now: new Date(gcp.verify_at) }, offline))).toBe('OK')
+      expect(await errorCodeOf(verifyEvidence({ report: b64(snpFile(gcp.report)) }, { now: new Date(gcp.verify_at) }, offline))).toBe('ERR_CHAIN_INVALID')
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
@@ -289,7 +281,7 @@ describe('KDS certificate cache', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kw-kds-'))
     try {
       const kds = createKdsCache({ dir, fetch: async () => new Uint8Array([1, 2, 3]) })
-      expect(await codeOf(kds.getVcek('Milan', r.chipId, r.reportedTcb))).toBe('ERR_EVIDENCE_MALFORMED')
+      expect(await errorCodeOf(kds.getVcek('Milan', r.chipId, r.reportedTcb))).toBe('ERR_EVIDENCE_MALFORMED')
       expect(await createKdsCache({ dir }).getVcek('Milan', r.chipId, r.reportedTcb)).toBeUndefined()
     } finally {
       rmSync(dir, { recursive: true, force: true })

@@ -7,6 +7,7 @@ import { KeywardError } from '../../../src/errors.js'
 import { digest, fromHex, toHex, type HashName } from '../../../src/util/bytes.js'
 import { extendReplay, extractFacts, parseEventLog, replayEventLog, replayBank, type EventLog } from '../../../src/verifiers/tpm/index.js'
 import { verifyTpmCommand } from '../../../src/cli/verify-tpm.js'
+import { errorCode } from '../../helpers/errors.js'
 
 interface LogEntry { file: string; pcrsFile: string; events: number; format: string; logBanks: string[]; startupLocality: number | null; statedBanks: Record<string, number[]>; description: string }
 const logs = readManifest<{ eventLogs: LogEntry[] }>('tpm').eventLogs
@@ -19,15 +20,6 @@ function statedPcrs(file: string): Banks {
   return out
 }
 
-function codeOf(f: () => unknown): string {
-  try {
-    f()
-  } catch (e) {
-    expect(e).toBeInstanceOf(KeywardError)
-    return (e as KeywardError).code
-  }
-  return 'OK'
-}
 
 describe('event logs with stated PCR values', () => {
   it('has the 14 logs of eventlogs/', () => expect(logs.length).toBe(14))
@@ -77,12 +69,12 @@ describe('event logs with stated PCR values', () => {
     const log = parseEventLog(readVector('tpm', 'eventlogs/glinux-alex.bin'))
     expect(log.startupLocality).toBe(3)
     const noLocality: EventLog = { ...log, startupLocality: null }
-    expect(codeOf(() => replayEventLog(noLocality, statedPcrs('eventlogs/glinux-alex.pcrs.json')))).toBe('ERR_EVENTLOG_REPLAY')
+    expect(errorCode(() => replayEventLog(noLocality, statedPcrs('eventlogs/glinux-alex.pcrs.json')))).toBe('ERR_EVENTLOG_REPLAY')
   })
   it('a log and quote without a common bank is ERR_EVENTLOG_REPLAY', () => {
     const log = parseEventLog(readVector('tpm', 'eventlogs/debian-10.bin'))
     const sha256Only: Banks = { sha256: statedPcrs('eventlogs/rhel8-uefi.pcrs.json').sha256! }
-    expect(codeOf(() => replayEventLog(log, sha256Only))).toBe('ERR_EVENTLOG_REPLAY')
+    expect(errorCode(() => replayEventLog(log, sha256Only))).toBe('ERR_EVENTLOG_REPLAY')
   })
 })
 
@@ -139,8 +131,8 @@ describe('extendReplay', () => {
     expect(toHex(extendReplay('sha256', new Uint8Array(32), ds))).toBe(toHex(replayBank(log, 'sha256').get(4)!))
   })
   it('rejects wrong sizes', () => {
-    expect(codeOf(() => extendReplay('sha256', new Uint8Array(20), []))).toBe('ERR_BAD_REQUEST')
-    expect(codeOf(() => extendReplay('sha1', new Uint8Array(20), [new Uint8Array(32)]))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => extendReplay('sha256', new Uint8Array(20), []))).toBe('ERR_BAD_REQUEST')
+    expect(errorCode(() => extendReplay('sha1', new Uint8Array(20), [new Uint8Array(32)]))).toBe('ERR_BAD_REQUEST')
   })
 })
 
@@ -149,7 +141,7 @@ describe('malformed event logs yield KeywardError only', () => {
     const bytes = readVector('tpm', f)
     let rejected = 0
     for (let n = 0; n < bytes.length; n++) {
-      const c = codeOf(() => parseEventLog(bytes.subarray(0, n)))
+      const c = errorCode(() => parseEventLog(bytes.subarray(0, n)))
       // cutting exactly between two events leaves a valid (shorter) log
       if (c !== 'OK') {
         expect(c).toBe('ERR_EVIDENCE_MALFORMED')
@@ -173,16 +165,16 @@ describe('malformed event logs yield KeywardError only', () => {
     for (const [name, mutate] of cases) {
       const b = good.slice()
       mutate(b, new DataView(b.buffer))
-      expect(codeOf(() => parseEventLog(b)), name).toMatch(/^ERR_EVIDENCE_(MALFORMED|UNSUPPORTED)$/)
+      expect(errorCode(() => parseEventLog(b)), name).toMatch(/^ERR_EVIDENCE_(MALFORMED|UNSUPPORTED)$/)
     }
-    expect(codeOf(() => parseEventLog(new Uint8Array(0)))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => parseEventLog(new Uint8Array(0)))).toBe('ERR_EVIDENCE_MALFORMED')
   })
   it('random bytes never escape as RangeError/TypeError', () => {
     let seed = 7
     const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff
     for (let i = 0; i < 300; i++) {
       const b = new Uint8Array(1 + (i % 97)).map(rnd)
-      const c = codeOf(() => parseEventLog(b))
+      const c = errorCode(() => parseEventLog(b))
       expect(c === 'OK' || c.startsWith('ERR_')).toBe(true)
     }
   })

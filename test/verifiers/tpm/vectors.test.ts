@@ -12,6 +12,7 @@ import {
   akName, parseAkPublic, parseAttest, parsePcrsFile, parseSignature, parseTpmPublic, tpmVerifier, verifyQuote, verifyTpmEvidence,
   type TpmEvidence,
 } from '../../../src/verifiers/tpm/index.js'
+import { errorCodeOf } from '../../helpers/errors.js'
 
 interface QuoteSet { id: string; dir: string; quotes: Record<string, { nonceHex: string; firmwareVersion: string; pcrSelection: string; sigScheme: string }> }
 const manifest = readManifest<{ quoteSets: QuoteSet[] }>('tpm')
@@ -29,15 +30,6 @@ const cases = manifest.quoteSets.flatMap((s) => {
   })
 })
 
-async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string> {
-  try {
-    await (typeof p === 'function' ? p() : p)
-  } catch (e) {
-    expect(e).toBeInstanceOf(KeywardError)
-    return (e as KeywardError).code
-  }
-  return 'OK'
-}
 
 function evidenceOf(c: (typeof cases)[number], akFile = c.ak): TpmEvidence {
   return {
@@ -78,7 +70,7 @@ describe('manifest quote sets (conformance.sh arguments)', () => {
     const n = fromHex(c.q.nonceHex)!
     n[0]! ^= 1
     args[i + 1] = toHex(n)
-    expect(await codeOf(verifyTpmCommand(args))).toBe('ERR_NONCE_MISMATCH')
+    expect(await errorCodeOf(verifyTpmCommand(args))).toBe('ERR_NONCE_MISMATCH')
   })
 })
 
@@ -156,18 +148,18 @@ describe('tampering', () => {
     const changed = v.slice()
     changed[0]! ^= 1
     bank.set(idx, changed)
-    expect(await codeOf(() => verifyQuote(e))).toBe('ERR_PCR_DIGEST_MISMATCH')
+    expect(await errorCodeOf(() => verifyQuote(e))).toBe('ERR_PCR_DIGEST_MISMATCH')
   })
   it('a presented selection different from the quoted one is ERR_PCR_DIGEST_MISMATCH', async () => {
     const e = evidenceOf(rsa)
     e.pcrs.selection = [{ hash: 'sha256', pcrs: e.pcrs.selection[0]!.pcrs.slice(1) }]
-    expect(await codeOf(() => verifyQuote(e))).toBe('ERR_PCR_DIGEST_MISMATCH')
+    expect(await errorCodeOf(() => verifyQuote(e))).toBe('ERR_PCR_DIGEST_MISMATCH')
   })
   it('a signature by a different AK is ERR_SIGNATURE_INVALID', async () => {
     const e = evidenceOf(rsa, vectorPath('tpm', 'az-snp-vtpm/evidence-v0/ak.pub.pem'))
-    expect(await codeOf(() => verifyQuote(e))).toBe('ERR_SIGNATURE_INVALID')
+    expect(await errorCodeOf(() => verifyQuote(e))).toBe('ERR_SIGNATURE_INVALID')
     const x = evidenceOf(ecc, vectorPath('tpm', 'swtpm/rsa/ak.pub.pem'))
-    expect(await codeOf(() => verifyQuote(x))).toBe('ERR_SIGNATURE_INVALID')
+    expect(await errorCodeOf(() => verifyQuote(x))).toBe('ERR_SIGNATURE_INVALID')
   })
 
   // TPMA_OBJECT bits at byte offset 4..7 of TPMT_PUBLIC: the key (and so the signature) stays valid.
@@ -218,16 +210,16 @@ describe('tpmVerifier (broker path)', () => {
   })
   it('an unregistered AK is ERR_AK_UNTRUSTED', async () => {
     const ev = tpmVerifier.decode(wire())
-    expect(await codeOf(tpmVerifier.verify(ev, { now: new Date(), resolveAk: async () => null }))).toBe('ERR_AK_UNTRUSTED')
-    expect(await codeOf(tpmVerifier.verify(ev, { now: new Date(), resolveAk: async () => ({ via: 'pinned', workload: 'w', revoked: true }) }))).toBe('ERR_AK_UNTRUSTED')
+    expect(await errorCodeOf(tpmVerifier.verify(ev, { now: new Date(), resolveAk: async () => null }))).toBe('ERR_AK_UNTRUSTED')
+    expect(await errorCodeOf(tpmVerifier.verify(ev, { now: new Date(), resolveAk: async () => ({ via: 'pinned', workload: 'w', revoked: true }) }))).toBe('ERR_AK_UNTRUSTED')
   })
   it('an AK given only as PEM cannot be resolved: ERR_AK_UNTRUSTED', async () => {
     const ev = tpmVerifier.decode({ ...wire(), ak: readFileSync(vectorPath('tpm', 'swtpm/rsa/ak.pub.pem'), 'utf8') })
-    expect(await codeOf(tpmVerifier.verify(ev, { now: new Date(), resolveAk: registered }))).toBe('ERR_AK_UNTRUSTED')
+    expect(await errorCodeOf(tpmVerifier.verify(ev, { now: new Date(), resolveAk: registered }))).toBe('ERR_AK_UNTRUSTED')
   })
   it('extraData that is not the binding digest is ERR_BINDING_MISMATCH', async () => {
     const ev = tpmVerifier.decode(wire())
-    expect(await codeOf(tpmVerifier.verify(ev, { now: new Date(), expectedBinding: sha256(nonce), resolveAk: registered }))).toBe('ERR_BINDING_MISMATCH')
+    expect(await errorCodeOf(tpmVerifier.verify(ev, { now: new Date(), expectedBinding: sha256(nonce), resolveAk: registered }))).toBe('ERR_BINDING_MISMATCH')
   })
   it.each([
     [{}],
@@ -237,7 +229,7 @@ describe('tpmVerifier (broker path)', () => {
     [null],
     ['string'],
   ])('decode rejects %j with a KeywardError', async (bad) => {
-    expect(['ERR_EVIDENCE_MALFORMED', 'ERR_EVIDENCE_UNSUPPORTED']).toContain(await codeOf(() => tpmVerifier.decode(bad)))
+    expect(['ERR_EVIDENCE_MALFORMED', 'ERR_EVIDENCE_UNSUPPORTED']).toContain(await errorCodeOf(() => tpmVerifier.decode(bad)))
   })
   it('direct verifyTpmEvidence also replays an event log given in the evidence', async () => {
     const g = cases.find((x) => x.id === 'gce-cos85-nonce9009/sha256')!
