@@ -1,6 +1,6 @@
 // Administrative operations, shared by the admin HTTP API and the `keyward` CLI so that both
 // take the same path: validation, audit, revocation side effects.
-import { randomUUID, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { z } from 'zod'
 import { KeywardError } from '../errors.js'
 import type { BrokerDeps } from './deps.js'
@@ -9,7 +9,8 @@ import { fromB64, sha256, toHex } from '../util/bytes.js'
 import { storeSecret, type RewrapResult } from '../sealing/sealer.js'
 import type { AuditChainResult } from '../audit/chain.js'
 import { verifyStoredAuditChain } from '../audit/verify-store.js'
-import type { AuditRow } from '../store/types.js'
+import type { AuditRow, ReferenceValueRow } from '../store/types.js'
+import { referenceValue } from '../policy/reference-values.js'
 import { parseTpmPublic, akName, checkAkAttributes } from '../verifiers/tpm/index.js'
 
 type AdminDeps = Pick<BrokerDeps, 'store' | 'sealer' | 'kek' | 'appraiser' | 'clock' | 'audit' | 'vault' | 'tokens'>
@@ -41,23 +42,24 @@ export async function applyPolicy(deps: AdminDeps, source: string, by: string): 
 }
 
 export async function addReferenceValue(deps: AdminDeps, req: z.infer<typeof ReferenceValueRequest>, by: string): Promise<string> {
-  const id = randomUUID()
-  const now = deps.clock().getTime()
-  await deps.store.putReferenceValue({
-    id,
-    set: req.set,
-    tee: req.tee,
-    value: req.value.toLowerCase(),
-    source: req.source,
+  const row = referenceValue(req.set, req.tee, req.value, {
     createdBy: by,
-    createdAt: now,
+    source: req.source,
+    now: deps.clock(),
     expiresAt: req.expiresAt ? Date.parse(req.expiresAt) : null,
-    revokedAt: null,
-    revokedBy: null,
     note: req.note ?? null,
   })
-  await deps.audit({ type: 'reference.add', subject: req.set, decision: 'info', detail: { id, tee: req.tee, referenceValue: req.value, source: req.source, by } })
-  return id
+  const [id] = await storeReferenceValues(deps, [row], by)
+  return id!
+}
+
+/** Stores reference values (from referenceValue() or a platform importer) and audits each with its provenance. */
+export async function storeReferenceValues(deps: AdminDeps, rows: ReferenceValueRow[], by: string): Promise<string[]> {
+  for (const row of rows) {
+    await deps.store.putReferenceValue(row)
+    await deps.audit({ type: 'reference.add', subject: row.set, decision: 'info', detail: { id: row.id, tee: row.tee, referenceValue: row.value, source: row.source, by } })
+  }
+  return rows.map((r) => r.id)
 }
 
 /** Revokes a reference value: it denies at once, and every token and Vault lease granted on it is revoked. */

@@ -79,7 +79,7 @@ export const ApplyPolicyRequest = z.object({ source: z.string().min(1).max(256 *
 
 export const ReferenceValueRequest = z
   .object({
-    set: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+    set: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, 'reference set names are lowercase a-z 0-9 . _ -'),
     tee: z.enum(TEES),
     value: z.string().min(1).max(256),
     source: z.string().min(1).max(512),

@@ -14,6 +14,25 @@ import { workloadsView } from '../broker/admin.js'
 import { policyTestCommand } from './policy-test.js'
 import { hashCredential } from '../sealing/credentials.js'
 import { TEES } from '../verifiers/types.js'
+import { importNitroMeasurements, importSnpMeasurement, importTpmEventLog, importTpmPcrs, type ImportOptions } from '../policy/reference-values.js'
+import type { ReferenceValueRow } from '../store/types.js'
+
+/** Reference values from the files each platform's tools write (docs/policy.md §Reference values). */
+function importReferenceFile(format: string | undefined, bytes: Buffer, o: ImportOptions, x: { set?: string | undefined; indices?: number[] | undefined }): ReferenceValueRow[] {
+  const text = bytes.toString('utf8')
+  switch (format) {
+    case 'nitro-cli':
+      return importNitroMeasurements(text, o)
+    case 'snp-measurement':
+      return importSnpMeasurement(text, { ...o, ...(x.set ? { set: x.set } : {}) })
+    case 'tpm-pcrs':
+      return importTpmPcrs(text, { ...o, ...(x.indices ? { indices: x.indices } : {}) })
+    case 'tpm-eventlog':
+      return importTpmEventLog(new Uint8Array(bytes), { ...o, ...(x.indices ? { indices: x.indices } : {}) })
+    default:
+      throw new KeywardError('ERR_BAD_REQUEST', '--format nitro-cli | snp-measurement | tpm-pcrs | tpm-eventlog')
+  }
+}
 
 type Flags = Record<string, string | boolean | undefined>
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>
@@ -91,8 +110,16 @@ export async function runAdminCommand(argv: string[], USAGE: string): Promise<nu
       })
     }
     case 'reference': {
-      const { values, positionals } = parse(rest, { set: { type: 'string' }, tee: { type: 'string' }, value: { type: 'string' }, source: { type: 'string' }, expires: { type: 'string' }, note: { type: 'string' } })
+      const { values, positionals } = parse(rest, { set: { type: 'string' }, tee: { type: 'string' }, value: { type: 'string' }, source: { type: 'string' }, expires: { type: 'string' }, note: { type: 'string' }, format: { type: 'string' }, indices: { type: 'string' } })
       return withDeps(values, async (deps) => {
+        if (sub === 'import') {
+          const file = positionals[0]
+          if (!file) throw new KeywardError('ERR_BAD_REQUEST', 'reference import --format F FILE')
+          const o = { createdBy: who(), now: deps.clock(), source: str(values.source) ?? file, expiresAt: str(values.expires) ? Date.parse(str(values.expires)!) : null, note: str(values.note) ?? null }
+          const indices = str(values.indices)?.split(',').map(Number)
+          const rows = importReferenceFile(str(values.format), readFileSync(file), o, { set: str(values.set), indices })
+          return out({ imported: await A.storeReferenceValues(deps, rows, who()), sets: [...new Set(rows.map((r) => r.set))] }), 0
+        }
         if (sub === 'list') return out({ referenceValues: await deps.store.listReferenceValues(str(values.set)) }), 0
         if (sub === 'revoke' && positionals[0]) return out(await A.revokeReferenceValue(deps, positionals[0], who())), 0
         if (sub !== 'add') throw new KeywardError('ERR_BAD_REQUEST', 'reference add|list|revoke')

@@ -9,6 +9,7 @@ const USAGE = `keyward — attestation-gated key broker
   keyward secret list | secret rm NAME
   keyward policy apply FILE | policy list | policy test POLICY CLAIMS_OR_EVIDENCE [--refs FILE] [--json]
   keyward reference add --set S --tee T --value V --source TEXT [--expires ISO] | reference list [--set S] | reference revoke ID
+  keyward reference import --format nitro-cli|snp-measurement|tpm-pcrs|tpm-eventlog FILE [--source TEXT] [--expires ISO] [--indices 0,7]
   keyward ak pin --workload W AK_TPM2B_PUBLIC_FILE | ak list | ak revoke NAME
   keyward audit tail [-n N] | audit verify
   keyward keys rotate [--kek]
