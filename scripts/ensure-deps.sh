@@ -13,10 +13,12 @@ if [ "${2:-}" = --postgres ]; then
     for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
   fi
 fi
-# npm ci when node_modules is missing or older than the lock file.
+# Install from the lock file when node_modules is missing or older than it. `npm install`, not
+# `npm ci`: vite lists a Windows-only optional package the registry does not serve, and npm ci
+# refuses any lock file that lacks it.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "ensure-deps: npm ci" >&2
-  npm ci --no-audit --no-fund --loglevel=error
+  echo "ensure-deps: npm install" >&2
+  npm install --no-audit --no-fund --loglevel=error
 fi
 # Rebuild when any TypeScript source is newer than the last build.
 if [ ! -f dist/.built ] || [ -n "$(find src enclave-client/src -name '*.ts' -newer dist/.built -print -quit)" ]; then
