@@ -41,7 +41,10 @@ export const ConfigSchema = z
         addr: z.string().url(),
         namespace: z.string().optional(),
         tokenFile: z.string().optional(),
-        approle: z.object({ roleId: z.string(), secretIdFile: z.string() }).optional(),
+        approle: z
+          .object({ roleId: z.string().optional(), roleIdFile: z.string().optional(), secretIdFile: z.string(), mount: z.string().optional() })
+          .refine((a) => (a.roleId === undefined) !== (a.roleIdFile === undefined), 'give exactly one of roleId, roleIdFile')
+          .optional(),
         timeoutMs: z.coerce.number().int().min(100).default(5000),
       })
       .optional(),

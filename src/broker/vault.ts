@@ -1,5 +1,6 @@
 // Wires Vault (src/vault) into the broker: keyward's own Vault session, the lease manager that
 // mints and revokes attestation-bound tokens, and KV v2 as a secret source.
+import { readFileSync } from 'node:fs'
 import type { Logger } from 'pino'
 import type { BrokerConfig } from './config.js'
 import type { Store } from '../store/types.js'
@@ -16,8 +17,9 @@ export async function createVaultServices(
   clock: () => Date,
 ): Promise<{ client: VaultClient; services: VaultServices }> {
   const v = config.vault!
+  const roleId = v.approle ? (v.approle.roleId ?? readFileSync(v.approle.roleIdFile!, 'utf8').trim()) : undefined
   const auth = v.approle
-    ? ({ kind: 'approle', roleId: v.approle.roleId, secretIdFile: v.approle.secretIdFile } as const)
+    ? ({ kind: 'approle', roleId: roleId!, secretIdFile: v.approle.secretIdFile, ...(v.approle.mount ? { mount: v.approle.mount } : {}) } as const)
     : v.tokenFile
       ? ({ kind: 'token-file', path: v.tokenFile } as const)
       : undefined
