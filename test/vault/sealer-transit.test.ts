@@ -52,7 +52,7 @@ describe('sealer over the Vault Transit KEK', () => {
     const res = await sealer.rewrapAll(rowsStore(rows))
     // Rotation moved wrapped keys inside Vault: no data key was decrypted out of it.
     expect(rig.vault.log.slice(n).map((l) => l.path).sort()).toEqual(['transit/keys/keyward-kek/rotate', ...Array(3).fill('transit/rewrap/keyward-kek')].sort())
-    expect(res).toEqual({ kekId: 'transit:keyward-kek:2', total: 3, rewrapped: 3, unchanged: 0, failed: [] })
+    expect(res).toEqual({ kekId: 'transit:keyward-kek:2', total: 3, rewrapped: 3, unchanged: 0, failed: [], signingKeys: 0 })
     expect(rows.every((r) => r.kekId === 'transit:keyward-kek:2')).toBe(true)
     expect(rows.map((r) => Buffer.from(r.ciphertext).toString('hex'))).toEqual(before)
     expect(await Promise.all(rows.map(async (r) => new TextDecoder().decode(await sealer.unseal(r))))).toEqual(['one', 'two', 'three'])
