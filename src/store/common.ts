@@ -53,19 +53,8 @@ export function toBuffer(b: Uint8Array): Buffer {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 }
 
-interface SecretDbRow {
-  name: string
-  version: number
-  ciphertext: Uint8Array
-  iv: Uint8Array
-  wrappedKey: Uint8Array
-  kekId: string
-  source: string | null
-  createdAt: number
-  createdBy: string
-}
-
-export function toSecretRow(r: SecretDbRow): SecretVersionRow {
+/** A database row (drivers hand back Buffers and, on PostgreSQL, bigint-ish numbers) as the contract's row. */
+export function toSecretRow(r: SecretVersionRow): SecretVersionRow {
   return {
     name: r.name,
     version: r.version,

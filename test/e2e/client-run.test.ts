@@ -5,19 +5,18 @@
 // an unregistered workload never starts its child; renewal re-attests; revoking the
 // reference value makes the next renewal fail and the client report it.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { REPO_ROOT } from '../helpers/vectors.js'
+import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
 import { startSwtpm, tpmTool, type Swtpm } from '../enclave-client/helpers/swtpm.js'
 import { runBin, type ProcResult } from '../enclave-client/helpers/proc.js'
 
 let tpm: Swtpm
 let dir: string
-let broker: ChildProcess | undefined
+let broker: BrokerProcess | undefined
 let url: string
 let referenceId: string
 const SECRET = 'e2e-db-password-3f9a'
@@ -60,25 +59,9 @@ beforeAll(async () => {
   const config = join(dir, 'keyward.yaml')
   await writeFile(config, `host: 127.0.0.1\nport: 0\ndataDir: ${join(dir, 'data')}\nlogLevel: warn\ntokenTtlSeconds: 30\ntpm:\n  ekCaFiles: [${ca}]\n`)
 
-  // keyward serve reports its port over IPC once listening.
-  const p = spawn(process.execPath, [join(REPO_ROOT, 'bin/keyward.js'), 'serve', '--config', config], {
-    env: { ...process.env, KEYWARD_DEV: '1' },
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  })
-  broker = p
-  let stderr = ''
-  p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`broker did not start: ${stderr}`)), 30_000)
-    p.on('message', (m: { keyward?: string; port?: number }) => {
-      if (m.keyward === 'listening' && m.port) {
-        clearTimeout(t)
-        resolve(m.port)
-      }
-    })
-    p.once('exit', (code) => reject(new Error(`broker exited ${code}: ${stderr}`)))
-  })
-  url = `http://127.0.0.1:${port}`
+  broker = await startBrokerProcess(config)
+  url = broker.url
+
 
   await writeFile(join(dir, 'policy.yaml'), POLICY)
   // Independent admin steps and the registration run side by side (the store serializes writers).
@@ -94,11 +77,7 @@ beforeAll(async () => {
 }, 120_000)
 
 afterAll(async () => {
-  if (broker?.pid && broker.exitCode === null) {
-    const exited = new Promise((r) => broker!.once('exit', r))
-    process.kill(broker.pid, 'SIGTERM')
-    await exited
-  }
+  await broker?.stop()
   await tpm?.stop()
   if (dir) await rm(dir, { recursive: true, force: true })
 })

@@ -2,13 +2,12 @@
 // one replica is trusted by the other, one nonce sent to both at once is admitted exactly once,
 // a token issued by one replica is honoured by the other, and audit stays one valid chain.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { REPO_ROOT } from '../helpers/vectors.js'
+import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
 import { PG_ADMIN_URL } from '../store/helpers.js'
 import { startSwtpm, type Swtpm } from '../enclave-client/helpers/swtpm.js'
 import { runBin } from '../enclave-client/helpers/proc.js'
@@ -32,28 +31,13 @@ let tpm: Swtpm
 let dir: string
 let dbName: string
 let dbUrl: string
-const brokers: ChildProcess[] = []
+const brokers: BrokerProcess[] = []
 const urls: string[] = []
 
 async function startBroker(config: string): Promise<string> {
-  const p = spawn(process.execPath, [join(REPO_ROOT, 'bin/keyward.js'), 'serve', '--config', config], {
-    env: { ...process.env, KEYWARD_DEV: '1', DATABASE_URL: dbUrl },
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  })
-  brokers.push(p)
-  let stderr = ''
-  p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`broker did not start: ${stderr}`)), 60_000)
-    p.on('message', (m: { keyward?: string; port?: number }) => {
-      if (m.keyward === 'listening' && m.port) {
-        clearTimeout(t)
-        resolve(m.port)
-      }
-    })
-    p.once('exit', (code) => reject(new Error(`broker exited ${code}: ${stderr}`)))
-  })
-  return `http://127.0.0.1:${port}`
+  const b = await startBrokerProcess(config, { DATABASE_URL: dbUrl })
+  brokers.push(b)
+  return b.url
 }
 
 async function admin(...args: string[]): Promise<string> {
@@ -86,13 +70,7 @@ beforeAll(async () => {
 }, 120_000)
 
 afterAll(async () => {
-  for (const p of brokers) {
-    if (p.pid && p.exitCode === null) {
-      const exited = new Promise((r) => p.once('exit', r))
-      process.kill(p.pid, 'SIGTERM')
-      await exited
-    }
-  }
+  for (const b of brokers) await b.stop()
   await tpm?.stop()
   if (dir) await rm(dir, { recursive: true, force: true })
   const c = new pg.Client({ connectionString: PG_ADMIN_URL })

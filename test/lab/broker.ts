@@ -1,11 +1,12 @@
 // A real broker for the lab (`keyward serve`, SQLite in a temp data dir, on 127.0.0.1), trusting
 // the lab swtpm's EK CA, administered with the `keyward` CLI on its data dir, and the guest
 // build the scenarios will boot (built first, so the approved allowlist can be hashed from it).
-import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
 import { REPO_ROOT } from '../helpers/vectors.js'
 import { runBin } from '../enclave-client/helpers/proc.js'
 
@@ -43,42 +44,17 @@ export async function startBroker(): Promise<LabBroker> {
   const config = join(dir, 'keyward.yaml')
   // Guest crypto under TCG is slow: a generous nonce lifetime for register → quote → attest.
   writeFileSync(config, `host: 127.0.0.1\nport: 0\ndataDir: ${join(dir, 'data')}\nlogLevel: warn\nnonceTtlSeconds: 300\ntpm:\n  ekCaFiles: [${ca}]\n`)
-  const p: ChildProcess = spawn(process.execPath, [join(REPO_ROOT, 'bin/keyward.js'), 'serve', '--config', config], {
-    env: { ...process.env, KEYWARD_DEV: '1' },
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  })
-  let stderr = ''
-  p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-  // If the test process ends without afterAll (crash, kill), take the broker with it.
-  const killOnExit = (): void => void p.kill('SIGTERM')
-  process.once('exit', killOnExit)
-  const stop = async (): Promise<void> => {
-    process.off('exit', killOnExit)
-    if (p.pid && p.exitCode === null && p.signalCode === null) {
-      const exited = new Promise((r) => p.once('exit', r))
-      p.kill('SIGTERM')
-      await exited
-    }
-    rmSync(dir, { recursive: true, force: true })
-  }
-  let port: number
+  let broker: BrokerProcess
   try {
-    port = await new Promise<number>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`broker did not start: ${stderr}`)), 60_000)
-      p.on('message', (m: { keyward?: string; port?: number }) => {
-        if (m.keyward === 'listening' && m.port) {
-          clearTimeout(t)
-          resolve(m.port)
-        }
-      })
-      p.once('exit', (code) => {
-        clearTimeout(t)
-        reject(new Error(`broker exited ${code}: ${stderr}`))
-      })
-    })
+    broker = await startBrokerProcess(config)
   } catch (e) {
-    await stop()
+    rmSync(dir, { recursive: true, force: true })
     throw e
+  }
+  const { port } = broker
+  const stop = async (): Promise<void> => {
+    await broker.stop()
+    rmSync(dir, { recursive: true, force: true })
   }
   const url = `http://127.0.0.1:${port}`
   return {
