@@ -25,3 +25,10 @@ export async function errorCodeOf(p: Promise<unknown> | (() => unknown)): Promis
   }
   return 'OK'
 }
+
+/** The KeywardError a promise rejects with (fails the test when it resolves or throws anything else). */
+export async function rejectionOf(p: Promise<unknown>): Promise<KeywardError> {
+  const e = await p.then(() => undefined, (x: unknown) => x)
+  expect(e).toBeInstanceOf(KeywardError)
+  return e as KeywardError
+}

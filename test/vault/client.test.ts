@@ -3,6 +3,7 @@ import { inspect } from 'node:util'
 import { KeywardError } from '../../src/errors.js'
 import { createVaultClient } from '../../src/vault/client.js'
 import { startRig, writeFile, FAST_BACKOFF, type Rig } from './helpers.js'
+import { rejectionOf } from '../helpers/errors.js'
 
 let rig: Rig
 beforeEach(async () => {
@@ -13,14 +14,6 @@ afterEach(async () => {
   await rig.close()
 })
 
-async function codeOf(p: Promise<unknown>): Promise<KeywardError> {
-  const e = await p.then(
-    () => undefined,
-    (x: unknown) => x,
-  )
-  expect(e).toBeInstanceOf(KeywardError)
-  return e as KeywardError
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -61,12 +54,12 @@ describe('token creation through a token role', () => {
 
   it('rejects policies outside the role with ERR_VAULT_ERROR and bad parameters before any request', async () => {
     const c = rig.client()
-    const e = await codeOf(c.createToken('keyward-workload', { policies: ['root'], ttl: 60, numUses: 0, meta: {} }))
+    const e = await rejectionOf(c.createToken('keyward-workload', { policies: ['root'], ttl: 60, numUses: 0, meta: {} }))
     expect(e.code).toBe('ERR_VAULT_ERROR')
     expect(e.detail?.status).toBe(400)
     const before = rig.vault.log.length
-    expect((await codeOf(c.createToken('../sys', { policies: [], ttl: 60, numUses: 0, meta: {} }))).code).toBe('ERR_BAD_REQUEST')
-    expect((await codeOf(c.createToken('keyward-workload', { policies: [], ttl: 'forever', numUses: 0, meta: {} }))).code).toBe('ERR_BAD_REQUEST')
+    expect((await rejectionOf(c.createToken('../sys', { policies: [], ttl: 60, numUses: 0, meta: {} }))).code).toBe('ERR_BAD_REQUEST')
+    expect((await rejectionOf(c.createToken('keyward-workload', { policies: [], ttl: 'forever', numUses: 0, meta: {} }))).code).toBe('ERR_BAD_REQUEST')
     expect(rig.vault.log.length).toBe(before)
   })
 
@@ -87,9 +80,9 @@ describe('KV v2', () => {
     rig.vault.kvDestroy('secret', 'apps/db', 3)
     const c = rig.client()
     expect(await c.kvRead('secret', 'apps/db', 1)).toEqual({ data: { password: 'one' }, version: 1 })
-    expect((await codeOf(c.kvRead('secret', 'apps/db', 2))).code).toBe('ERR_NOT_FOUND')
-    expect((await codeOf(c.kvRead('secret', 'apps/db'))).code).toBe('ERR_NOT_FOUND')
-    expect((await codeOf(c.kvRead('secret', 'apps/none'))).code).toBe('ERR_NOT_FOUND')
+    expect((await rejectionOf(c.kvRead('secret', 'apps/db', 2))).code).toBe('ERR_NOT_FOUND')
+    expect((await rejectionOf(c.kvRead('secret', 'apps/db'))).code).toBe('ERR_NOT_FOUND')
+    expect((await rejectionOf(c.kvRead('secret', 'apps/none'))).code).toBe('ERR_NOT_FOUND')
     rig.vault.kvPut('secret', 'apps/db', { password: 'four' })
     expect(await c.kvRead('secret', 'apps/db')).toEqual({ data: { password: 'four' }, version: 4 })
     expect(rig.vault.log.some((l) => l.path === 'secret/data/apps/db' && l.query === '?version=1')).toBe(true)
@@ -98,7 +91,7 @@ describe('KV v2', () => {
   it.each(['../sys/seal', 'a/../b', '/abs', 'a//b', 'a?version=1', 'a b', ''])('refuses path %j without a request', async (p) => {
     const c = rig.client()
     const before = rig.vault.log.length
-    expect((await codeOf(c.kvRead('secret', p))).code).toBe('ERR_BAD_REQUEST')
+    expect((await rejectionOf(c.kvRead('secret', p))).code).toBe('ERR_BAD_REQUEST')
     expect(rig.vault.log.length).toBe(before)
   })
 })
@@ -113,7 +106,7 @@ describe('transit', () => {
     expect(ct.ciphertext).toMatch(/^vault:v1:/)
     expect(ct.keyVersion).toBe(1)
     expect(await c.transitDecrypt('kek', ct.ciphertext, ctx)).toEqual(pt)
-    expect((await codeOf(c.transitDecrypt('kek', ct.ciphertext, new Uint8Array([9])))).code).toBe('ERR_VAULT_ERROR')
+    expect((await rejectionOf(c.transitDecrypt('kek', ct.ciphertext, new Uint8Array([9])))).code).toBe('ERR_VAULT_ERROR')
     expect(await c.transitRotate('kek')).toBe(2)
     const re = await c.transitRewrap('kek', ct.ciphertext, ctx)
     expect(re.keyVersion).toBe(2)
@@ -161,9 +154,9 @@ describe('keyward\'s own credential', () => {
 
   it('fails with ERR_CONFIG for a missing token file and ERR_VAULT_ERROR for a wrong secret_id', async () => {
     const missing = rig.client({ auth: { kind: 'token-file', path: `${rig.dir}/nope` } })
-    expect((await codeOf(missing.kvRead('secret', 'x'))).code).toBe('ERR_CONFIG')
+    expect((await rejectionOf(missing.kvRead('secret', 'x'))).code).toBe('ERR_CONFIG')
     const bad = rig.client({ auth: { kind: 'approle', roleId: 'r', secretIdFile: writeFile(rig.dir, 's', 'wrong') } })
-    expect((await codeOf(bad.start())).code).toBe('ERR_VAULT_ERROR')
+    expect((await rejectionOf(bad.start())).code).toBe('ERR_VAULT_ERROR')
     expect(() => createVaultClient({ addr: 'file:///etc/passwd', auth: { kind: 'token-file', path: rig.tokenFile } })).toThrow(KeywardError)
   })
 })
@@ -173,9 +166,9 @@ describe('failure modes', () => {
     const c = rig.client({ retries: 2 })
     await c.start()
     await rig.vault.setMode('down')
-    const e = await codeOf(c.kvRead('secret', 'x'))
+    const e = await rejectionOf(c.kvRead('secret', 'x'))
     expect([e.code, e.status, e.detail?.attempts, e.detail?.delivered]).toEqual(['ERR_VAULT_UNAVAILABLE', 503, 3, false])
-    const t = await codeOf(c.createToken('keyward-workload', { policies: [], ttl: 60, numUses: 0, meta: {} }))
+    const t = await rejectionOf(c.createToken('keyward-workload', { policies: [], ttl: 60, numUses: 0, meta: {} }))
     expect([t.code, t.detail?.attempts]).toEqual(['ERR_VAULT_UNAVAILABLE', 3])
     await rig.vault.setMode('up')
     rig.vault.kvPut('secret', 'x', { v: 1 })
@@ -187,7 +180,7 @@ describe('failure modes', () => {
     await c.start()
     await rig.vault.setMode('denied')
     const n = rig.vault.log.length
-    const e = await codeOf(c.transitEncrypt('kek', new Uint8Array(1)))
+    const e = await rejectionOf(c.transitEncrypt('kek', new Uint8Array(1)))
     expect([e.code, e.status]).toEqual(['ERR_VAULT_DENIED', 502])
     expect(rig.vault.log.length - n).toBe(1)
   })
@@ -196,7 +189,7 @@ describe('failure modes', () => {
     const c = rig.client()
     await c.start()
     await rig.vault.setMode('sealed')
-    const e = await codeOf(c.revokeAccessor('abc'))
+    const e = await rejectionOf(c.revokeAccessor('abc'))
     expect([e.code, e.status]).toEqual(['ERR_VAULT_SEALED', 503])
     expect(await c.health()).toMatchObject({ initialized: true, sealed: true })
     await rig.vault.setMode('up')
@@ -207,7 +200,7 @@ describe('failure modes', () => {
     const c = rig.client({ timeoutMs: 150, retries: 1 })
     await c.start()
     rig.vault.setSlow(400)
-    const e = await codeOf(c.kvRead('secret', 'x'))
+    const e = await rejectionOf(c.kvRead('secret', 'x'))
     expect([e.code, e.detail?.attempts]).toEqual(['ERR_VAULT_UNAVAILABLE', 2])
     rig.vault.setSlow(0)
   })
@@ -220,11 +213,11 @@ describe('failure modes', () => {
     expect((await c.kvRead('secret', 'x')).version).toBe(1)
     rig.vault.failNext(10, 502)
     let n = rig.vault.log.length
-    expect((await codeOf(c.kvRead('secret', 'x'))).detail?.attempts).toBe(3)
+    expect((await rejectionOf(c.kvRead('secret', 'x'))).detail?.attempts).toBe(3)
     expect(rig.vault.log.length - n).toBe(3)
     rig.vault.failNext(10, 503, ['standby'])
     n = rig.vault.log.length
-    const e = await codeOf(c.createToken('keyward-workload', { policies: [], ttl: 60, numUses: 0, meta: {} }))
+    const e = await rejectionOf(c.createToken('keyward-workload', { policies: [], ttl: 60, numUses: 0, meta: {} }))
     expect([e.code, rig.vault.log.length - n]).toEqual(['ERR_VAULT_UNAVAILABLE', 1])
     rig.vault.failNext(0, 500)
   })
@@ -238,7 +231,7 @@ describe('failure modes', () => {
       for (const mode of ['denied', 'sealed', 'slow', 'down'] as const) {
         if (mode === 'slow') rig.vault.setSlow(300)
         else await rig.vault.setMode(mode)
-        const e = await codeOf(c.kvRead('secret', 'x'))
+        const e = await rejectionOf(c.kvRead('secret', 'x'))
         const text = inspect(e, { depth: 10, showHidden: true }) + JSON.stringify(e) + JSON.stringify(e.detail)
         expect(text).not.toContain(ids.secretId)
         expect(text).not.toMatch(/hvs\./)

@@ -4,6 +4,7 @@ import { KeywardError } from '../../src/errors.js'
 import { createTransitKek } from '../../src/sealing/kek-vault-transit.js'
 import type { KekProvider } from '../../src/sealing/kek.js'
 import { startRig, type Rig } from './helpers.js'
+import { rejectionOf } from '../helpers/errors.js'
 
 let rig: Rig
 let kek: KekProvider
@@ -18,11 +19,6 @@ afterEach(async () => {
   await rig.close()
 })
 
-async function failure(p: Promise<unknown>): Promise<KeywardError> {
-  const e = await p.then(() => undefined, (x: unknown) => x)
-  expect(e).toBeInstanceOf(KeywardError)
-  return e as KeywardError
-}
 
 describe('Vault Transit KEK provider', () => {
   it('wraps and unwraps a data key bound to its aad', async () => {
@@ -33,8 +29,8 @@ describe('Vault Transit KEK provider', () => {
     expect(new TextDecoder().decode(w.wrapped)).toMatch(/^vault:v1:/)
     expect(await kek.unwrap(w, aad('db', 1))).toEqual(dk)
     // Same wrapped key presented for another secret or version: the derived key differs.
-    expect((await failure(kek.unwrap(w, aad('db', 2)))).code).toBe('ERR_UNSEAL')
-    expect((await failure(kek.unwrap(w, aad('other', 1)))).code).toBe('ERR_UNSEAL')
+    expect((await rejectionOf(kek.unwrap(w, aad('db', 2)))).code).toBe('ERR_UNSEAL')
+    expect((await rejectionOf(kek.unwrap(w, aad('other', 1)))).code).toBe('ERR_UNSEAL')
     // The context sent is a digest, never the aad itself.
     const enc = rig.vault.log.find((l) => l.path === 'transit/encrypt/keyward-kek')?.body as { context: string }
     expect(Buffer.from(enc.context, 'base64')).toHaveLength(32)
@@ -44,10 +40,10 @@ describe('Vault Transit KEK provider', () => {
     const w = await kek.wrap(new Uint8Array(32), aad('db', 1))
     const text = new TextDecoder().decode(w.wrapped)
     const flipped = text.slice(0, -4) + (text.at(-4) === 'A' ? 'B' : 'A') + text.slice(-3)
-    expect((await failure(kek.unwrap({ ...w, wrapped: new TextEncoder().encode(flipped) }, aad('db', 1)))).code).toBe('ERR_UNSEAL')
+    expect((await rejectionOf(kek.unwrap({ ...w, wrapped: new TextEncoder().encode(flipped) }, aad('db', 1)))).code).toBe('ERR_UNSEAL')
     const n = rig.vault.log.length
-    expect((await failure(kek.unwrap({ ...w, kekId: 'transit:keyward-kek:2' }, aad('db', 1)))).code).toBe('ERR_UNSEAL')
-    expect((await failure(kek.unwrap({ ...w, wrapped: new Uint8Array([0xff, 0xfe]) }, aad('db', 1)))).code).toBe('ERR_UNSEAL')
+    expect((await rejectionOf(kek.unwrap({ ...w, kekId: 'transit:keyward-kek:2' }, aad('db', 1)))).code).toBe('ERR_UNSEAL')
+    expect((await rejectionOf(kek.unwrap({ ...w, wrapped: new Uint8Array([0xff, 0xfe]) }, aad('db', 1)))).code).toBe('ERR_UNSEAL')
     expect(rig.vault.log.length).toBe(n) // refused before asking Vault
   })
 
@@ -63,22 +59,22 @@ describe('Vault Transit KEK provider', () => {
     // rewrap never sends or receives the plaintext
     const rewrap = rig.vault.log.find((l) => l.path === 'transit/rewrap/keyward-kek')?.body as Record<string, unknown>
     expect(Object.keys(rewrap).sort()).toEqual(['ciphertext', 'context'])
-    expect((await failure(kek.rewrap(w1, aad('db', 9)))).code).toBe('ERR_UNSEAL')
+    expect((await rejectionOf(kek.rewrap(w1, aad('db', 9)))).code).toBe('ERR_UNSEAL')
   })
 
   it('refuses a non-derived key (its context would be ignored) before encrypting anything', async () => {
     rig.vault.createTransitKey('plain')
     const p = createTransitKek(rig.client(), 'plain')
-    expect((await failure(p.wrap(new Uint8Array(32), aad('db', 1)))).code).toBe('ERR_CONFIG')
+    expect((await rejectionOf(p.wrap(new Uint8Array(32), aad('db', 1)))).code).toBe('ERR_CONFIG')
     expect(rig.vault.log.some((l) => l.path === 'transit/encrypt/plain')).toBe(false)
   })
 
   it('keeps Vault availability codes: sealed → ERR_VAULT_SEALED, down → ERR_VAULT_UNAVAILABLE', async () => {
     const w = await kek.wrap(new Uint8Array(32), aad('db', 1))
     await rig.vault.setMode('sealed')
-    expect((await failure(kek.unwrap(w, aad('db', 1)))).code).toBe('ERR_VAULT_SEALED')
-    expect((await failure(kek.wrap(new Uint8Array(32), aad('db', 1)))).code).toBe('ERR_VAULT_SEALED')
+    expect((await rejectionOf(kek.unwrap(w, aad('db', 1)))).code).toBe('ERR_VAULT_SEALED')
+    expect((await rejectionOf(kek.wrap(new Uint8Array(32), aad('db', 1)))).code).toBe('ERR_VAULT_SEALED')
     await rig.vault.setMode('down')
-    expect((await failure(kek.rewrap(w, aad('db', 1)))).code).toBe('ERR_VAULT_UNAVAILABLE')
+    expect((await rejectionOf(kek.rewrap(w, aad('db', 1)))).code).toBe('ERR_VAULT_UNAVAILABLE')
   })
 })

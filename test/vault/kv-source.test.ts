@@ -2,6 +2,7 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import { KeywardError } from '../../src/errors.js'
 import { parseKvSecretRef, readKvSecret, readKvSecretVersioned } from '../../src/vault/kv-source.js'
 import { startRig, type Rig } from './helpers.js'
+import { rejectionOf } from '../helpers/errors.js'
 
 let rig: Rig
 beforeEach(async () => {
@@ -15,11 +16,6 @@ afterEach(async () => {
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b)
 
-async function failure(p: Promise<unknown>): Promise<KeywardError> {
-  const e = await p.then(() => undefined, (x: unknown) => x)
-  expect(e).toBeInstanceOf(KeywardError)
-  return e as KeywardError
-}
 
 describe('Vault KV v2 as a secret source', () => {
   it('releases a field of a pinned version, the latest version, or the whole data as JSON', async () => {
@@ -33,19 +29,19 @@ describe('Vault KV v2 as a secret source', () => {
 
   it('is ERR_NOT_FOUND for a missing field, a deleted version and a missing path', async () => {
     const c = rig.client()
-    expect((await failure(readKvSecret(c, { mount: 'secret', path: 'apps/db', field: 'user' }))).code).toBe('ERR_NOT_FOUND')
-    expect((await failure(readKvSecret(c, { mount: 'secret', path: 'apps/db', field: 'constructor' }))).code).toBe('ERR_NOT_FOUND')
+    expect((await rejectionOf(readKvSecret(c, { mount: 'secret', path: 'apps/db', field: 'user' }))).code).toBe('ERR_NOT_FOUND')
+    expect((await rejectionOf(readKvSecret(c, { mount: 'secret', path: 'apps/db', field: 'constructor' }))).code).toBe('ERR_NOT_FOUND')
     rig.vault.kvDelete('secret', 'apps/db', 1)
-    expect((await failure(readKvSecret(c, { mount: 'secret', path: 'apps/db', version: 1 }))).code).toBe('ERR_NOT_FOUND')
-    expect((await failure(readKvSecret(c, { mount: 'secret', path: 'apps/none' }))).code).toBe('ERR_NOT_FOUND')
+    expect((await rejectionOf(readKvSecret(c, { mount: 'secret', path: 'apps/db', version: 1 }))).code).toBe('ERR_NOT_FOUND')
+    expect((await rejectionOf(readKvSecret(c, { mount: 'secret', path: 'apps/none' }))).code).toBe('ERR_NOT_FOUND')
   })
 
   it('releases nothing when Vault is sealed or denies', async () => {
     const c = rig.client()
     await rig.vault.setMode('sealed')
-    expect((await failure(readKvSecret(c, { mount: 'secret', path: 'apps/db' }))).code).toBe('ERR_VAULT_SEALED')
+    expect((await rejectionOf(readKvSecret(c, { mount: 'secret', path: 'apps/db' }))).code).toBe('ERR_VAULT_SEALED')
     await rig.vault.setMode('denied')
-    expect((await failure(readKvSecret(c, { mount: 'secret', path: 'apps/db' }))).code).toBe('ERR_VAULT_DENIED')
+    expect((await rejectionOf(readKvSecret(c, { mount: 'secret', path: 'apps/db' }))).code).toBe('ERR_VAULT_DENIED')
   })
 
   it('parses a stored source reference strictly', () => {

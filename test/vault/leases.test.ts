@@ -4,6 +4,7 @@ import type { AuditInput } from '../../src/store/types.js'
 import { createLeaseManager, type AttestedWorkload, type LeaseManager, type VaultGrant } from '../../src/vault/leases.js'
 import { startRig, type Rig } from './helpers.js'
 import { createMemoryLeaseStore, type MemoryLeaseStore } from './memory-lease-store.js'
+import { rejectionOf } from '../helpers/errors.js'
 
 let rig: Rig
 let store: MemoryLeaseStore
@@ -44,11 +45,6 @@ afterEach(async () => {
   await rig.close()
 })
 
-async function failure(p: Promise<unknown>): Promise<KeywardError> {
-  const e = await p.then(() => undefined, (x: unknown) => x)
-  expect(e).toBeInstanceOf(KeywardError)
-  return e as KeywardError
-}
 
 describe('minting Vault tokens for attested workloads', () => {
   it('mints through the role with keyward metadata, records the lease and audits it', async () => {
@@ -77,7 +73,7 @@ describe('minting Vault tokens for attested workloads', () => {
 
   it('releases nothing when Vault fails, and audits the denial', async () => {
     await rig.vault.setMode('sealed')
-    expect((await failure(leases.mintForAttestation(workload('jkt-A'), grant))).code).toBe('ERR_VAULT_SEALED')
+    expect((await rejectionOf(leases.mintForAttestation(workload('jkt-A'), grant))).code).toBe('ERR_VAULT_SEALED')
     expect(store.rows).toHaveLength(0)
     expect(audit).toMatchObject([{ type: 'vault.token.mint', decision: 'deny', detail: { code: 'ERR_VAULT_SEALED' } }])
   })
@@ -85,7 +81,7 @@ describe('minting Vault tokens for attested workloads', () => {
   it.each(['store', 'audit'])('revokes the new token and returns nothing when the %s write fails', async (what) => {
     if (what === 'store') store.failInsert = true
     else failAudit = true
-    const e = await failure(leases.mintForAttestation(workload('jkt-A'), grant))
+    const e = await rejectionOf(leases.mintForAttestation(workload('jkt-A'), grant))
     expect(e.code).toBe('ERR_STORE')
     expect(e.detail?.revoked).toBe(true)
     const created = [...rig.vault.log].filter((l) => l.path === 'auth/token/create/keyward-workload')
@@ -97,9 +93,9 @@ describe('minting Vault tokens for attested workloads', () => {
   it('refuses an invalid grant before calling Vault', async () => {
     const n = rig.vault.log.length
     const bad = { ...grant, policies: [] } as VaultGrant
-    expect((await failure(leases.mintForAttestation(workload('jkt-A'), bad))).code).toBe('ERR_POLICY_INVALID')
-    expect((await failure(leases.mintForAttestation(workload('jkt-A'), { ...grant, ttl: '0s' }))).code).toBe('ERR_POLICY_INVALID')
-    expect((await failure(leases.mintForAttestation(workload('jkt-A'), { ...grant, extra: 1 } as VaultGrant))).code).toBe('ERR_POLICY_INVALID')
+    expect((await rejectionOf(leases.mintForAttestation(workload('jkt-A'), bad))).code).toBe('ERR_POLICY_INVALID')
+    expect((await rejectionOf(leases.mintForAttestation(workload('jkt-A'), { ...grant, ttl: '0s' }))).code).toBe('ERR_POLICY_INVALID')
+    expect((await rejectionOf(leases.mintForAttestation(workload('jkt-A'), { ...grant, extra: 1 } as VaultGrant))).code).toBe('ERR_POLICY_INVALID')
     expect(rig.vault.log.length).toBe(n)
   })
 })
@@ -152,7 +148,7 @@ describe('revoking Vault tokens', () => {
   })
 
   it('requires exactly one filter', async () => {
-    expect((await failure(leases.revokeFor({ jkt: 'a', policy: 'b' } as never, 'x'))).code).toBe('ERR_BAD_REQUEST')
-    expect((await failure(leases.revokeFor({} as never, 'x'))).code).toBe('ERR_BAD_REQUEST')
+    expect((await rejectionOf(leases.revokeFor({ jkt: 'a', policy: 'b' } as never, 'x'))).code).toBe('ERR_BAD_REQUEST')
+    expect((await rejectionOf(leases.revokeFor({} as never, 'x'))).code).toBe('ERR_BAD_REQUEST')
   })
 })
