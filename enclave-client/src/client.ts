@@ -56,8 +56,11 @@ export interface VaultToken {
 
 export interface ToolCredential {
   tool: string
+  /** 'jwt': a short-lived token keyward minted; 'api-key': a stored API key for the tool. */
+  kind: 'jwt' | 'api-key'
   token: string
-  expiresAt: Date
+  /** When a minted token expires; null for stored API keys. */
+  expiresAt: Date | null
 }
 
 export interface EvidenceRequest {
@@ -94,7 +97,7 @@ const Challenge = z.object({ nonce: z.string(), expiresAt: z.string() })
 const AttestAnswer = z.object({ token: z.string().min(1), expiresAt: z.string(), policy: z.string().default(''), claims: z.record(z.string(), z.unknown()).default({}) })
 const Released = z.object({ name: z.string(), version: z.number(), jwe: z.string() })
 const VaultAnswer = z.object({ jwe: z.string() })
-const CredentialAnswer = z.object({ tool: z.string(), expiresAt: z.string(), jwe: z.string() })
+const CredentialAnswer = z.object({ tool: z.string(), kind: z.enum(['jwt', 'api-key']).default('jwt'), expiresAt: z.string().nullable().default(null), jwe: z.string() })
 const VaultPlain = z.object({
   token: z.string().optional(),
   wrapToken: z.string().optional(),
@@ -257,7 +260,7 @@ export function createClient(o: ClientOptions): KeywardClient {
     async credential(tool) {
       const r = await release('POST', `/v1/credentials/${encodeURIComponent(tool)}`, {}, CredentialAnswer)
       const tok = new TextDecoder().decode(await (await sessionKey()).decrypt(r.jwe))
-      return { tool: r.tool, token: tok, expiresAt: new Date(r.expiresAt) }
+      return { tool: r.tool, kind: r.kind, token: tok, expiresAt: r.expiresAt === null ? null : new Date(r.expiresAt) }
     },
 
     async register(workload) {

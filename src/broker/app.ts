@@ -10,7 +10,7 @@ import { KeywardError, isKeywardError } from '../errors.js'
 import type { BrokerDeps } from './deps.js'
 import * as S from './schemas.js'
 import { attest, errorForAudit, nonceId, recordWorkload } from './attest.js'
-import { createAuthenticator, encryptToKey, readGrantedSecret } from './release.js'
+import { createAuthenticator, encryptToKey, readGrantedSecret, readSecretValue } from './release.js'
 import { toB64url } from '../util/bytes.js'
 import { buildOpenApi } from './openapi.js'
 import { adminRoutes, createAdminAuth } from './admin.js'
@@ -157,13 +157,18 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
       const a = await authenticate(authInput(c))
       const grant = a.grants.tools.find((t) => t.name === tool)
       if (!grant) throw new KeywardError('ERR_NOT_GRANTED', `the admitting policy grants no credential for tool ${tool}`)
+      if (grant.kind === 'api-key') {
+        const { version, value } = await readSecretValue(deps, grant.apiKeySecret)
+        const jwe = await encryptToKey(a.key, value, { kid: a.attestation.jkt })
+        return { subject: a.attestation.jkt, body: { tool, kind: 'api-key', expiresAt: null, jwe }, detail: { secretName: grant.apiKeySecret, version } }
+      }
       const ttl = Math.min(grant.ttlSeconds, deps.config.tokenTtlSeconds * 12)
       const cred = await deps.tokens.signJwt(
         { scope: grant.scopes.join(' '), cnf: { jkt: a.attestation.jkt }, keyward_tool: tool, keyward_policy: a.attestation.policy },
         { audience: grant.audience, ttlSeconds: ttl, subject: a.attestation.workload, typ: 'JWT' },
       )
       const jwe = await encryptToKey(a.key, new TextEncoder().encode(cred.token), { kid: a.attestation.jkt })
-      return { subject: a.attestation.jkt, body: { tool, expiresAt: new Date(cred.expiresAt).toISOString(), jwe }, detail: { audience: grant.audience, scopes: grant.scopes, jti: cred.jti } }
+      return { subject: a.attestation.jkt, body: { tool, kind: 'jwt', expiresAt: new Date(cred.expiresAt).toISOString(), jwe }, detail: { audience: grant.audience, scopes: grant.scopes, jti: cred.jti } }
     })
   })
 

@@ -56,6 +56,11 @@ export async function readGrantedSecret(deps: BrokerDeps, a: Attested, name: str
   if (!a.grants.secrets.includes(name)) {
     throw new KeywardError('ERR_NOT_GRANTED', `the admitting policy does not grant secret ${name}`)
   }
+  return readSecretValue(deps, name)
+}
+
+/** The newest version of a stored secret; the caller has checked the grant that allows it. */
+export async function readSecretValue(deps: BrokerDeps, name: string): Promise<{ version: number; value: Uint8Array }> {
   const row = await deps.store.getSecretVersion(name)
   if (!row) throw new KeywardError('ERR_NOT_FOUND', `secret ${name} not found`)
   if (row.source) {

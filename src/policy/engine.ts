@@ -17,12 +17,10 @@ export interface VaultGrant {
   numUses: number
 }
 
-export interface ToolGrant {
-  name: string
-  audience: string
-  scopes: string[]
-  ttlSeconds: number
-}
+/** A tool credential: a JWT keyward mints, or a stored API key it releases. */
+export type ToolGrant =
+  | { kind: 'jwt'; name: string; audience: string; scopes: string[]; ttlSeconds: number }
+  | { kind: 'api-key'; name: string; apiKeySecret: string }
 
 export interface Grants {
   secrets: string[]
@@ -146,7 +144,11 @@ export function compilePolicy(source: string, opts: { file?: string } = {}): Com
     grants: {
       secrets: [...g.secrets],
       vault: g.vault ? [{ role: g.vault.role, policies: [...g.vault.policies], ttlSeconds: parseDuration(g.vault.ttl)!, numUses: g.vault.num_uses }] : [],
-      tools: g.tools.map((t) => ({ name: t.name, audience: t.audience, scopes: [...t.scopes], ttlSeconds: parseDuration(t.ttl)! })),
+      tools: g.tools.map((t): ToolGrant =>
+        'apiKeySecret' in t
+          ? { kind: 'api-key', name: t.name, apiKeySecret: t.apiKeySecret }
+          : { kind: 'jwt', name: t.name, audience: t.audience, scopes: [...t.scopes], ttlSeconds: parseDuration(t.ttl)! },
+      ),
     },
     refSets: [...refSets].sort(),
     dynamicRefs,
@@ -247,8 +249,12 @@ function evaluateWith(p: CompiledPolicy, input: PolicyInput, ctx: CelContext, st
   return { allow, policy: p.name, failures, grants: allow ? cloneGrants(p.grants) : emptyGrants(), referenceIds: usedReferenceIds(p, input, strings) }
 }
 
+function cloneTool(t: ToolGrant): ToolGrant {
+  return t.kind === 'jwt' ? { ...t, scopes: [...t.scopes] } : { ...t }
+}
+
 function cloneGrants(g: Grants): Grants {
-  return { secrets: [...g.secrets], vault: g.vault.map((v) => ({ ...v, policies: [...v.policies] })), tools: g.tools.map((t) => ({ ...t, scopes: [...t.scopes] })) }
+  return { secrets: [...g.secrets], vault: g.vault.map((v) => ({ ...v, policies: [...v.policies] })), tools: g.tools.map(cloneTool) }
 }
 
 function lazy<T>(f: () => T): () => T {
@@ -308,7 +314,7 @@ export function unionGrants(gs: readonly Grants[]): Grants {
     }
     for (const t of g.tools) {
       const k = `tool:${JSON.stringify(t)}`
-      if (!seen.has(k)) (seen.add(k), out.tools.push({ ...t, scopes: [...t.scopes] }))
+      if (!seen.has(k)) (seen.add(k), out.tools.push(cloneTool(t)))
     }
   }
   return out

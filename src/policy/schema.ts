@@ -47,12 +47,20 @@ export const vaultGrantSchema = z.strictObject({
   num_uses: z.number().int().min(0).max(1_000_000).default(0),
 })
 
-export const toolGrantSchema = z.strictObject({
-  name: identifier,
-  audience: z.url({ protocol: /^https$/ }),
-  scopes: uniqueList(z.string().min(1).max(256)).default([]),
-  ttl,
-})
+/** A short-lived JWT minted for the tool (audience, scopes, cnf = the agent's key), or a stored API key. */
+export const toolGrantSchema = z.union([
+  z.strictObject({
+    name: identifier,
+    audience: z.url({ protocol: /^https$/ }),
+    scopes: uniqueList(z.string().min(1).max(256)).default([]),
+    ttl,
+  }),
+  z.strictObject({
+    name: identifier,
+    /** Name of a stored secret holding the tool's API key; released JWE-encrypted like any secret. */
+    apiKeySecret: identifier,
+  }),
+])
 
 export const grantsSchema = z
   .strictObject({

@@ -120,6 +120,14 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
     await client.close()
   })
 
+  it('a tool grant releases a stored API key (not otherwise granted as a secret) JWE-encrypted to the agent key', async () => {
+    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const c = await client.credential('search-api')
+    expect(c).toMatchObject({ tool: 'search-api', kind: 'api-key', token: 'testOnly-search-api-key-51d0', expiresAt: null })
+    await expect(client.getSecret('search-api-key')).rejects.toMatchObject({ code: 'ERR_NOT_GRANTED' })
+    await client.close()
+  })
+
   it('policy denial lists the failing condition with expected and actual values', async () => {
     const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki, { pcrs: new Map([[0, new Uint8Array(48).fill(9)], [1, new Uint8Array(48).fill(2)], [2, new Uint8Array(48).fill(3)]]) }), retries: 0 })
     const err = await client.attest().then(() => null, (e: unknown) => e as { code: string; failures: Array<Record<string, unknown>> })

@@ -30,7 +30,7 @@ spec:
       expr: claims.details.pcrs["0"] in refs["nitro-pcr0"]
   grants:
     secrets: [db-password, api-key]
-    tools: [{ name: github, audience: https://api.github.com, scopes: [repo:read], ttl: 10m }]
+    tools: [{ name: github, audience: https://api.github.com, scopes: [repo:read], ttl: 10m }, { name: search-api, apiKeySecret: search-api-key }]
 `
 
 export interface Harness {
@@ -88,6 +88,7 @@ export async function startHarness(backend: Backend, over: Record<string, unknow
   await A.putSecret(deps, 'db-password', { text: 'testOnly-db-password-9f2c' }, 'test')
   await A.putSecret(deps, 'api-key', { text: 'testOnly-api-key-77aa' }, 'test')
   await A.putSecret(deps, 'not-granted', { text: 'testOnly-forbidden-value' }, 'test')
+  await A.putSecret(deps, 'search-api-key', { text: 'testOnly-search-api-key-51d0' }, 'test')
   const h: Harness = {
     backend,
     location,

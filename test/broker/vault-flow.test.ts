@@ -18,7 +18,7 @@ import { hashCredential } from '../../src/sealing/credentials.js'
 import { REPO_ROOT } from '../helpers/vectors.js'
 
 const VAULT_POLICY = TEST_POLICY.replace(
-  "    tools: [{ name: github, audience: https://api.github.com, scopes: [repo:read], ttl: 10m }]",
+  "    tools: [{ name: github, audience: https://api.github.com, scopes: [repo:read], ttl: 10m }, { name: search-api, apiKeySecret: search-api-key }]",
   `    secrets: [db-password, api-key, kv-db]
     vault: { role: payments, policies: [payments-read], ttl: 15m, num_uses: 0 }
     tools: [{ name: github, audience: https://api.github.com, scopes: [repo:read], ttl: 10m }]`,

@@ -253,8 +253,8 @@ describe('example AI agent policy', () => {
     const fresh = at('2026-01-15T11:55:00.000Z')
     expect(fresh.allow).toBe(true)
     expect(fresh.grants.tools).toEqual([
-      { name: 'github', audience: 'https://api.github.com', scopes: ['repo:read'], ttlSeconds: 600 },
-      { name: 'tickets', audience: 'https://tickets.example.com', scopes: ['tickets:read', 'tickets:comment'], ttlSeconds: 300 },
+      { kind: 'jwt', name: 'github', audience: 'https://api.github.com', scopes: ['repo:read'], ttlSeconds: 600 },
+      { kind: 'jwt', name: 'tickets', audience: 'https://tickets.example.com', scopes: ['tickets:read', 'tickets:comment'], ttlSeconds: 300 },
     ])
     expect(at('2026-01-15T11:00:00.000Z').failures.map((f) => f.condition)).toEqual(['attested-recently'])
     expect(at(null).failures.map((f) => f.condition)).toEqual(['attested-recently'])

@@ -77,7 +77,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       }
       case 'credential': {
         const c = await client.credential(a.positionals[0]!)
-        progress(`credential for ${c.tool} expires ${c.expiresAt.toISOString()}`)
+        progress(c.expiresAt ? `credential for ${c.tool} expires ${c.expiresAt.toISOString()}` : `API key for ${c.tool}`)
         io.stdout(`${c.token}\n`)
         return 0
       }
