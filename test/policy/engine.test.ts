@@ -255,6 +255,7 @@ describe('example AI agent policy', () => {
     expect(fresh.grants.tools).toEqual([
       { kind: 'jwt', name: 'github', audience: 'https://api.github.com', scopes: ['repo:read'], ttlSeconds: 600 },
       { kind: 'jwt', name: 'tickets', audience: 'https://tickets.example.com', scopes: ['tickets:read', 'tickets:comment'], ttlSeconds: 300 },
+      { kind: 'api-key', name: 'search-api', apiKeySecret: 'search-api-key' },
     ])
     expect(at('2026-01-15T11:00:00.000Z').failures.map((f) => f.condition)).toEqual(['attested-recently'])
     expect(at(null).failures.map((f) => f.condition)).toEqual(['attested-recently'])
