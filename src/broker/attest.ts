@@ -142,7 +142,7 @@ export function workloadId(c: VerifiedClaims): string {
 /** Records the measured state of the workload and whether it drifted from an allowing decision. */
 export async function recordWorkload(deps: BrokerDeps, tee: string, workload: string, decision: 'allow' | 'deny', actual: unknown): Promise<void> {
   const now = deps.clock().getTime()
-  const prev = (await deps.store.listWorkloads()).find((w) => w.id === workload)
+  const prev = await deps.store.getWorkload(workload)
   const divergedAt = decision === 'allow' ? null : (prev?.divergedAt ?? now)
   await deps.store.upsertWorkload({ id: workload, tee, lastAttestedAt: now, lastDecision: decision, actual: JSON.stringify(actual), divergedAt })
 }

@@ -281,6 +281,7 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
       const { id: _id, ...rest } = row
       await db.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest })
     }),
+    getWorkload: (id) => run('getWorkload', async () => (await db.select().from(t.workloads).where(eq(t.workloads.id, id)))[0] ?? null),
     listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id))),
 
     // --- Vault leases ---

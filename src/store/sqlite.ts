@@ -242,6 +242,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       const { id: _id, ...rest } = row
       db.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest }).run()
     }),
+    getWorkload: (id) => run('getWorkload', () => db.select().from(t.workloads).where(eq(t.workloads.id, id)).get() ?? null),
     listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id)).all()),
 
     // --- Vault leases ---

@@ -217,6 +217,7 @@ export interface Store {
   revokeAttestationsByReference(referenceId: string, at: number): Promise<AttestationRow[]>
   revokeAttestationsByPolicy(policy: string, at: number): Promise<AttestationRow[]>
   upsertWorkload(row: WorkloadRow): Promise<void>
+  getWorkload(id: string): Promise<WorkloadRow | null>
   listWorkloads(): Promise<WorkloadRow[]>
 
   // Vault leases minted for attested workloads

@@ -272,6 +272,8 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
         { ...w, id: 'w0' },
         { ...w, lastAttestedAt: T0 + 5, lastDecision: 'deny', divergedAt: T0 + 5 },
       ])
+      expect(await store.getWorkload('w1')).toEqual({ ...w, lastAttestedAt: T0 + 5, lastDecision: 'deny', divergedAt: T0 + 5 })
+      expect(await store.getWorkload('nope')).toBeNull()
     })
   })
 
