@@ -4,7 +4,9 @@
 import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { requestId } from 'hono/request-id'
-import { randomBytes, createHash } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import type { JWK } from 'jose'
+import { jwkThumbprint } from './binding.js'
 import { z } from 'zod'
 import { KeywardError, isKeywardError } from '../errors.js'
 import type { BrokerDeps } from './deps.js'
@@ -206,36 +208,47 @@ async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequ
     const err = errorForAudit(e)
     deps.metrics.attestations.inc({ tee: req.tee, result: err.code })
     const detail = isKeywardError(e) ? e.detail : undefined
-    await deps.audit({ type: 'attestation', subject: fingerprintOfKey(req.key), decision: 'deny', detail: { via, reqId, tee: req.tee, ...err, ...(detail?.workload ? { workload: detail.workload } : {}) } })
+    const jkt = await jwkThumbprint(req.key as JWK).catch(() => 'invalid-key')
+    await deps.audit({ type: 'attestation', subject: jkt, decision: 'deny', detail: { via, reqId, tee: req.tee, ...err, ...(detail?.workload ? { workload: detail.workload } : {}) } })
     if (isKeywardError(e) && typeof detail?.workload === 'string') {
       await recordWorkload(deps, req.tee, detail.workload, 'deny', { measurement: detail.measurement, failures: detail.failures })
-      // A workload that fails re-attestation loses the Vault tokens it was given.
-      if (deps.vault && typeof detail.jkt === 'string') await deps.vault.revokeFor({ jkt: detail.jkt }, 'failed re-attestation').catch(() => 0)
+      if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload)
     }
     throw e
   }
 }
 
-function fingerprintOfKey(key: unknown): string {
-  return createHash('sha256').update(JSON.stringify(key)).digest('base64url').slice(0, 43)
+/**
+ * A workload that fails re-attestation loses the Vault tokens it was given. Only its own: the
+ * denied evidence must come from the workload the leases were minted for, since anyone may bind
+ * evidence from another TEE to a public key and must not thereby revoke someone else's tokens.
+ */
+async function revokeOnFailedReattestation(deps: BrokerDeps, jkt: string, workload: string): Promise<void> {
+  const leases = await deps.store.listLiveVaultLeases({ jkt })
+  for (const lease of leases) {
+    if ((await deps.store.getAttestation(lease.jti))?.workload === workload) {
+      await deps.vault!.revokeFor({ jkt }, 'failed re-attestation').catch((err: unknown) => deps.logger.warn({ err: String(err) }, 'Vault revocation failed; leases stay live for a retry'))
+      return
+    }
+  }
 }
 
 async function releaseAudited(
   deps: BrokerDeps,
   kind: string,
   what: string,
-  c: Context,
+  c: Context<Env>,
   fn: () => Promise<{ subject: string; body: Record<string, unknown>; detail?: Record<string, unknown> }>,
 ) {
   try {
     const r = await fn()
     deps.metrics.releases.inc({ kind, result: 'allow' })
-    await deps.audit({ type: `release:${kind}`, subject: r.subject, decision: 'allow', detail: { name: what, reqId: c.get('requestId' as never), ...(r.detail ?? {}) } })
+    await deps.audit({ type: `release:${kind}`, subject: r.subject, decision: 'allow', detail: { name: what, reqId: c.get('requestId'), ...(r.detail ?? {}) } })
     return c.json(r.body)
   } catch (e) {
     const err = errorForAudit(e)
     deps.metrics.releases.inc({ kind, result: err.code })
-    await deps.audit({ type: `release:${kind}`, subject: 'unauthenticated-or-denied', decision: 'deny', detail: { name: what, ...err } })
+    await deps.audit({ type: `release:${kind}`, subject: 'unauthenticated-or-denied', decision: 'deny', detail: { name: what, reqId: c.get('requestId'), ...err } })
     throw e
   }
 }

@@ -22,7 +22,10 @@ const VAULT_POLICY = TEST_POLICY.replace(
   `    secrets: [db-password, api-key, kv-db]
     vault: { role: payments, policies: [payments-read], ttl: 15m, num_uses: 0 }
     tools: [{ name: github, audience: https://api.github.com, scopes: [repo:read], ttl: 10m }]`,
-).replace('    secrets: [db-password, api-key]\n', '')
+)
+  .replace('    secrets: [db-password, api-key]\n', '')
+  // The testOnly fixtures fill PCR i with i+1: PCR1 is 02…02 on an unchanged host.
+  .replace('  grants:\n', `    - name: pcr1-known\n      expr: claims.details.pcrs["1"] == "${'02'.repeat(48)}"\n  grants:\n`)
 
 describe('broker with Vault (stand-in)', () => {
   let vault: VaultStandIn
@@ -59,10 +62,11 @@ describe('broker with Vault (stand-in)', () => {
   })
 
   it('mints a Vault token through the token role with metadata, and revokes it when the workload fails re-attestation', async () => {
-    // One client session (one key); its host changes between attestations.
+    // One client session (one key) on one enclave image (PCR0); its PCR1 changes between attestations.
     let compromised = false
     const good = testOnlyNitroCollector(h.pki)
-    const bad = testOnlyNitroCollector(h.pki, { pcrs: new Map([[0, new Uint8Array(48).fill(9)]]) })
+    const pcrs = new Map([[0, new Uint8Array(48).fill(1)], [1, new Uint8Array(48).fill(7)], [2, new Uint8Array(48).fill(3)]])
+    const bad = testOnlyNitroCollector(h.pki, { pcrs })
     const client = createClient({ broker: h.url, collector: { tee: 'nitro', available: async () => true, collect: (r) => (compromised ? bad : good).collect(r) }, retries: 0 })
     const a = await client.attest()
     const vt = await client.vaultToken()
@@ -77,6 +81,22 @@ describe('broker with Vault (stand-in)', () => {
     await expect(client.attest()).rejects.toMatchObject({ code: 'ERR_POLICY_DENIED' })
     expect(vault.tokenByAccessor(vt.accessor!)!.revoked).toBe(true)
     expect(await h.deps.store.listLiveVaultLeases({ jkt })).toHaveLength(0)
+    await client.close()
+  })
+
+  it("denied evidence from another workload bound to someone's public key does not revoke that key's Vault tokens", async () => {
+    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const a = await client.attest()
+    const vt = await client.vaultToken()
+    const jkt = (decodeJwt(a.token) as { cnf: { jkt: string } }).cnf.jkt
+    // Anyone can compute a binding for a public key: another image (PCR0) binds its evidence to this key.
+    const victimJwk = (await client.evidence()).key // the public JWK the victim's session attests with
+    const { nonce } = (await (await fetch(`${h.url}/v1/challenge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json()) as { nonce: string }
+    const n = Buffer.from(nonce, 'base64url')
+    const other = await testOnlyNitroCollector(h.pki, { pcrs: new Map([[0, new Uint8Array(48).fill(9)]]) }).collect({ binding: bindingDigest(n, Buffer.from(jkt, 'base64url')), nonce: n })
+    const r = await fetch(`${h.url}/v1/attest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tee: 'nitro', nonce, key: victimJwk, evidence: other }) })
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe('ERR_POLICY_DENIED')
+    expect(vault.tokenByAccessor(vt.accessor!)!.revoked).toBe(false)
     await client.close()
   })
 
