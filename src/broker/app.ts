@@ -164,7 +164,8 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
         const jwe = await encryptToKey(a.key, value, { kid: a.attestation.jkt })
         return { subject: a.attestation.jkt, body: { tool, kind: 'api-key', expiresAt: null, jwe }, detail: { secretName: grant.apiKeySecret, version } }
       }
-      const ttl = Math.min(grant.ttlSeconds, deps.config.tokenTtlSeconds * 12)
+      // The issuer caps the lifetime (12 × tokenTtlSeconds) and keeps a rotated key published that long.
+      const ttl = grant.ttlSeconds
       const cred = await deps.tokens.signJwt(
         { scope: grant.scopes.join(' '), cnf: { jkt: a.attestation.jkt }, keyward_tool: tool, keyward_policy: a.attestation.policy },
         { audience: grant.audience, ttlSeconds: ttl, subject: a.attestation.workload, typ: 'JWT' },

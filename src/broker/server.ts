@@ -38,7 +38,7 @@ export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { cl
     const audit: BrokerDeps['audit'] = async (entry) => {
       await store.appendAudit(entry, clock().getTime())
     }
-    const tokens = await createTokenIssuer({ store, sealer, issuer: config.issuer, audience: config.audience, extraAudiences: config.extraAudiences, ttlSeconds: config.tokenTtlSeconds, clock })
+    const tokens = await createTokenIssuer({ store, sealer, issuer: config.issuer, audience: config.audience, extraAudiences: config.extraAudiences, ttlSeconds: config.tokenTtlSeconds, maxTtlSeconds: config.tokenTtlSeconds * 12, clock })
     const ekCas = config.tpm.ekCaFiles.flatMap((f) => parsePemBundle(readFileSync(f, 'utf8'), f))
     const selfSigned = (c: CertInfo) => c.cert.subject === c.cert.issuer && c.cert.checkIssued(c.cert)
     return {

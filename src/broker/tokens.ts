@@ -66,6 +66,8 @@ export interface TokenIssuerOptions {
   /** Further audiences attestation tokens carry besides `audience` (verification still requires `audience`). */
   extraAudiences?: string[]
   ttlSeconds: number
+  /** The longest lifetime signJwt grants (tool credentials); a retired key stays published this long. */
+  maxTtlSeconds?: number
   clock: () => Date
 }
 
@@ -156,6 +158,7 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
     return { token: await jwt.sign(k.signKey!), jti, expiresAt: (now + ttlSeconds) * 1000 }
   }
 
+  const maxTtl = Math.max(opts.maxTtlSeconds ?? opts.ttlSeconds, opts.ttlSeconds)
   await load()
   if (!keys.some((k) => k.retiredAt === null)) {
     await createKey()
@@ -169,7 +172,7 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
       return sign(claims, aud, o.ttlSeconds ?? opts.ttlSeconds, 'JWT')
     },
     async signJwt(payload, o) {
-      return sign(payload, o.audience, o.ttlSeconds, o.typ ?? 'JWT', o.subject)
+      return sign(payload, o.audience, Math.min(o.ttlSeconds, maxTtl), o.typ ?? 'JWT', o.subject)
     },
     async verify(token, o = {}) {
       let kid: string | undefined
@@ -205,8 +208,8 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
     async jwks() {
       await load()
       const now = opts.clock().getTime()
-      // A retired key stays published while tokens it signed may still be valid.
-      const grace = opts.ttlSeconds * 1000 + 60_000
+      // A retired key stays published while anything it signed may still be valid.
+      const grace = maxTtl * 1000 + 60_000
       return {
         keys: keys.filter((k) => k.retiredAt === null || now - k.retiredAt < grace).map((k) => k.publicJwk),
       }
