@@ -3,7 +3,36 @@
 import { KeywardError, EvidenceMalformedError } from '../errors.js'
 import { ByteReader, requireZero } from '../verifiers/common/reader.js'
 import { constantTimeEqual, fromHex, sha256, toHex } from '../util/bytes.js'
-import { ABSENT_ALLOWLIST, type AllowlistFacts } from './cel.js'
+
+/** What the broker established about the host's exec-allowlist (docs/allowlist-state.md). */
+export interface AllowlistFacts {
+  /** False when the workload presented no allowlist state. */
+  present: boolean
+  mode: 'enforce' | 'audit' | 'none'
+  /** Lowercase hex of the allowlist digest, "" when absent. */
+  allowlistDigest: string
+  /** Denials since load; -1 when absent, so `denials == 0` fails closed. */
+  denials: bigint
+  /** Lowercase hex of the 8-byte BPF program tag, "" when absent. */
+  progTag: string
+  /** Nanoseconds since boot at program load; -1 when absent. */
+  loadTime: bigint
+  /** True when the log replayed to the quoted PCR (TPM); false for binding-only (SNP, Nitro). */
+  replayed: boolean
+  /** Lowercase hex SHA-256 of the current state record, "" when absent. */
+  stateDigest: string
+}
+
+export const ABSENT_ALLOWLIST: Readonly<AllowlistFacts> = Object.freeze({
+  present: false,
+  mode: 'none',
+  allowlistDigest: '',
+  denials: -1n,
+  progTag: '',
+  loadTime: -1n,
+  replayed: false,
+  stateDigest: '',
+})
 
 export const ALLOWLIST_STATE_LABEL = 'keyward-allowlist-state-v1'
 const LABEL_BYTES = new TextEncoder().encode(ALLOWLIST_STATE_LABEL)

@@ -4,6 +4,8 @@
 import { Environment } from '@marcbachmann/cel-js'
 import type { JsonObject, JsonValue, Tee } from '../verifiers/types.js'
 import { toHex } from '../util/bytes.js'
+// Allowlist facts live with the state encoding (the workload client imports it without CEL).
+export { ABSENT_ALLOWLIST, type AllowlistFacts } from './allowlist-state.js'
 
 /** The claims a policy sees: VerifiedClaims without binding bytes, nonce or public key. */
 export interface PolicyClaims {
@@ -14,35 +16,6 @@ export interface PolicyClaims {
   details: JsonObject
 }
 
-/** What the broker established about the host's exec-allowlist (docs/allowlist-state.md). */
-export interface AllowlistFacts {
-  /** False when the workload presented no allowlist state. */
-  present: boolean
-  mode: 'enforce' | 'audit' | 'none'
-  /** Lowercase hex of the allowlist digest, "" when absent. */
-  allowlistDigest: string
-  /** Denials since load; -1 when absent, so `denials == 0` fails closed. */
-  denials: bigint
-  /** Lowercase hex of the 8-byte BPF program tag, "" when absent. */
-  progTag: string
-  /** Nanoseconds since boot at program load; -1 when absent. */
-  loadTime: bigint
-  /** True when the log replayed to the quoted PCR (TPM); false for binding-only (SNP, Nitro). */
-  replayed: boolean
-  /** Lowercase hex SHA-256 of the current state record, "" when absent. */
-  stateDigest: string
-}
-
-export const ABSENT_ALLOWLIST: Readonly<AllowlistFacts> = Object.freeze({
-  present: false,
-  mode: 'none',
-  allowlistDigest: '',
-  denials: -1n,
-  progTag: '',
-  loadTime: -1n,
-  replayed: false,
-  stateDigest: '',
-})
 
 export const CEL_LIMITS = { maxAstNodes: 2000, maxDepth: 64, maxListElements: 256, maxMapEntries: 256, maxCallArguments: 8 }
 
