@@ -8,5 +8,17 @@ npx tsc -p tsconfig.test.json   # sources, tests, benches and scripts type-check
 # Native parts build here too, so the tests that use them run rather than skip:
 make -s -C enclave-client/ebpf            # the eBPF exec-allowlist program and its agent
 bash enclave-client/native/nsm/build.sh >/dev/null   # the /dev/nsm addon (compiled; no device here)
-npx vitest run
-npm run test:lab
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile="$results/suite.json" || status=$?
+npx vitest run --config test/lab/vitest.config.ts --reporter=default --reporter=json --outputFile="$results/lab.json" || status=$?
+# One plain closing line over both runs.
+node -e '
+  let p = 0, f = 0
+  for (const file of process.argv.slice(1)) {
+    try { const r = require(file); p += r.numPassedTests; f += Math.max(r.numFailedTests, r.numFailedTestSuites) } catch { f += 1 }
+  }
+  console.log(`${p} passed, ${f} failed`)
+' "$results/suite.json" "$results/lab.json"
+exit $status
