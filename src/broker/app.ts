@@ -17,6 +17,8 @@ import { toB64url } from '../util/bytes.js'
 import { buildOpenApi } from './openapi.js'
 import { adminRoutes, createAdminAuth } from './admin.js'
 import { tpmRoutes } from './tpm-registration.js'
+import { dpopChallenge, publicRequestUrl } from './dpop.js'
+import { TOOL_CREDENTIAL_TYP } from './tokens.js'
 
 type Env = { Variables: { requestId: string } }
 
@@ -106,7 +108,10 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   // Passport model: the workload attests itself and receives its attestation result.
   app.post('/v1/attest', async (c) => {
     const req = await jsonBody(c, S.AttestRequest)
-    return c.json(await attestAndAudit(deps, req, 'attest', c.get('requestId')))
+    if (req.audience !== undefined && !deps.config.extraAudiences.includes(req.audience)) {
+      throw new KeywardError('ERR_BAD_REQUEST', 'audience is not one this broker issues tokens for')
+    }
+    return c.json(await attestAndAudit(deps, req, 'attest', c.get('requestId'), req.audience))
   })
 
   // Background-check model (RFC 9334): a relying party (a Vault auth plugin) submits its client's evidence.
@@ -114,7 +119,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
     const rp = await requireAdmin(c.req.header('authorization'), 'relying-party')
     const req = await jsonBody(c, S.AppraiseRequest)
     try {
-      const out = await attestAndAudit(deps, req, `appraise:${rp}`, c.get('requestId'))
+      const out = await attestAndAudit(deps, req, `appraise:${rp}`, c.get('requestId'), rp)
       return c.json({ decision: 'allow', ...out })
     } catch (e) {
       if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED') {
@@ -124,11 +129,12 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
     }
   })
 
+  for (const p of ['/v1/secrets/*', '/v1/vault/token', '/v1/credentials/*']) app.use(p, dpopChallenge())
   app.get('/v1/secrets/:name', async (c) => {
     const name = S.SecretName.safeParse(c.req.param('name'))
     if (!name.success) throw new KeywardError('ERR_BAD_REQUEST', 'invalid secret name')
     return releaseAudited(deps, 'secret', name.data, c, async () => {
-      const a = await authenticate(authInput(c))
+      const a = await authenticate(authInput(c, deps))
       const { version, value } = await readGrantedSecret(deps, a, name.data)
       const jwe = await encryptToKey(a.key, value, { kid: a.claims.cnf.jkt })
       return { subject: a.attestation.jkt, body: { name: name.data, version, jwe } }
@@ -138,7 +144,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   app.post('/v1/vault/token', async (c) => {
     const body = await jsonBody(c, S.VaultTokenRequest)
     return releaseAudited(deps, 'vault-token', 'vault', c, async () => {
-      const a = await authenticate(authInput(c))
+      const a = await authenticate(authInput(c, deps))
       const grant = body.role ? a.grants.vault.find((g) => g.role === body.role) : a.grants.vault[0]
       if (!grant) throw new KeywardError('ERR_NOT_GRANTED', body.role ? `the admitting policy does not grant Vault role ${body.role}` : 'the admitting policy grants no Vault role')
       if (!deps.vault) throw new KeywardError('ERR_CONFIG', 'no Vault is configured')
@@ -156,7 +162,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   app.post('/v1/credentials/:tool', async (c) => {
     const tool = c.req.param('tool')
     return releaseAudited(deps, 'tool-credential', tool, c, async () => {
-      const a = await authenticate(authInput(c))
+      const a = await authenticate(authInput(c, deps))
       const grant = a.grants.tools.find((t) => t.name === tool)
       if (!grant) throw new KeywardError('ERR_NOT_GRANTED', `the admitting policy grants no credential for tool ${tool}`)
       if (grant.kind === 'api-key') {
@@ -168,7 +174,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
       const ttl = grant.ttlSeconds
       const cred = await deps.tokens.signJwt(
         { scope: grant.scopes.join(' '), cnf: { jkt: a.attestation.jkt }, keyward_tool: tool, keyward_policy: a.attestation.policy },
-        { audience: grant.audience, ttlSeconds: ttl, subject: a.attestation.workload, typ: 'JWT' },
+        { audience: grant.audience, ttlSeconds: ttl, subject: a.attestation.workload, typ: TOOL_CREDENTIAL_TYP },
       )
       const jwe = await encryptToKey(a.key, new TextEncoder().encode(cred.token), { kid: a.attestation.jkt })
       return { subject: a.attestation.jkt, body: { tool, kind: 'jwt', expiresAt: new Date(cred.expiresAt).toISOString(), jwe }, detail: { audience: grant.audience, scopes: grant.scopes, jti: cred.jti } }
@@ -180,17 +186,13 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   return app
 }
 
-function authInput(c: Context) {
-  // The URL the client signed: behind a TLS-terminating proxy, X-Forwarded-Proto says https.
-  const url = new URL(c.req.url)
-  const proto = c.req.header('x-forwarded-proto')
-  if (proto === 'https' || proto === 'http') url.protocol = `${proto}:`
-  return { authorization: c.req.header('authorization'), dpop: c.req.header('dpop'), method: c.req.method, url: url.toString() }
+function authInput(c: Context, deps: BrokerDeps) {
+  return { authorization: c.req.header('authorization'), dpop: c.req.header('dpop'), method: c.req.method, url: publicRequestUrl(c, deps.config) }
 }
 
-async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequest>, via: string, reqId: string) {
+async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequest>, via: string, reqId: string, audience?: string) {
   try {
-    const out = await attest(deps, req)
+    const out = await attest(deps, req, audience === undefined ? {} : { audience })
     deps.metrics.attestations.inc({ tee: req.tee, result: 'allow' })
     await deps.audit({
       type: 'attestation',

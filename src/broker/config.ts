@@ -12,10 +12,17 @@ export const ConfigSchema = z
     dataDir: z.string().default('./.data'),
     /** postgres://… switches storage to PostgreSQL; absent means SQLite in dataDir. */
     databaseUrl: z.string().url().optional(),
+    /**
+     * The origin (and optional base path) clients address, e.g. https://keyward.example: DPoP
+     * proofs must name it (htu). Required unless the broker listens on loopback only.
+     */
+    publicUrl: z.string().url().refine((u) => /^https?:$/.test(new URL(u).protocol), 'publicUrl must be http(s)').optional(),
+    /** Peer addresses (reverse proxies) whose X-Forwarded-Proto/-Host count when publicUrl is not set. */
+    trustedProxies: z.array(z.union([z.ipv4(), z.ipv6()])).default([]),
     workers: z.coerce.number().int().min(1).max(64).default(1),
     issuer: z.string().default('keyward'),
     audience: z.string().default('keyward'),
-    /** More audiences every attestation token carries, e.g. "vault" for Vault's JWT auth (docs/vault.md). */
+    /** Audiences a workload may ask POST /v1/attest for (field `audience`), e.g. "vault" for Vault's JWT auth (docs/vault.md). */
     extraAudiences: z.array(z.string().min(1)).default([]),
     nonceTtlSeconds: z.coerce.number().int().min(5).max(3600).default(60),
     tokenTtlSeconds: z.coerce.number().int().min(30).max(86400).default(300),
@@ -85,6 +92,7 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
     KEYWARD_WORKERS: 'workers',
     KEYWARD_LOG_LEVEL: 'logLevel',
     KEYWARD_ISSUER: 'issuer',
+    KEYWARD_PUBLIC_URL: 'publicUrl',
   }
   for (const [k, field] of Object.entries(envMap)) if (env[k] !== undefined && env[k] !== '') fromEnv[field] = env[k]
   const merged = { ...fromFile, ...fromEnv, ...stripUndefined(opts.overrides ?? {}) }

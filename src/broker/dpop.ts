@@ -1,17 +1,21 @@
 // DPoP proof verification (RFC 9449 §4.3): the caller proves possession of the key an
-// attestation token is bound to (cnf.jkt). A stolen token without the key gets nothing.
+// attestation token is bound to (cnf.jkt). A stolen token without the key gets nothing, and a
+// captured request (token + proof) opens nothing a second time on any replica: proof ids are
+// consumed in the shared store.
 import { createHash } from 'node:crypto'
+import type { Context, MiddlewareHandler } from 'hono'
 import { jwtVerify, EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, type JWK } from 'jose'
-import { KeywardError } from '../errors.js'
+import { KeywardError, isKeywardError } from '../errors.js'
+import type { BrokerConfig } from './config.js'
 
-const DPOP_ALGS = ['ES256', 'ES384', 'PS256', 'RS256']
+export const DPOP_ALGS = ['ES256', 'ES384', 'PS256', 'RS256']
 /** Proofs older or newer than this are refused (RFC 9449 §11.1 suggests a short window). */
-const IAT_WINDOW_S = 60
+export const IAT_WINDOW_S = 60
 
 export interface DpopCheck {
   proof: string
   method: string
-  /** The request URL; query and fragment are ignored (RFC 9449 §4.3 item 9). */
+  /** The request URL as the client addressed it (see publicRequestUrl); query and fragment are ignored (§4.3 item 9). */
   url: string
   accessToken: string
   /** The thumbprint the token is bound to. */
@@ -19,26 +23,14 @@ export interface DpopCheck {
   now: Date
 }
 
-/** Remembers seen proof ids for the iat window, so a captured proof cannot be replayed on this replica. */
-export function createReplayCache(max = 100_000): { seen(jti: string, now: number): boolean } {
-  const m = new Map<string, number>()
-  return {
-    seen(jti, now) {
-      for (const [k, exp] of m) {
-        if (exp > now && m.size < max) break
-        m.delete(k)
-      }
-      if (m.has(jti)) return true
-      m.set(jti, now + IAT_WINDOW_S * 2000)
-      return false
-    },
-  }
+/** Records a proof id until expiresAt; false when it was seen before (anywhere the store is shared). */
+export type UseProofId = (id: string, expiresAt: number) => Promise<boolean>
+
+const fail = (m: string): never => {
+  throw new KeywardError('ERR_DPOP_INVALID', m)
 }
 
-export async function verifyDpopProof(c: DpopCheck, replay: ReturnType<typeof createReplayCache>): Promise<JWK> {
-  const fail = (m: string): never => {
-    throw new KeywardError('ERR_DPOP_INVALID', m)
-  }
+export async function verifyDpopProof(c: DpopCheck, useProofId: UseProofId): Promise<JWK> {
   let header
   try {
     header = decodeProtectedHeader(c.proof)
@@ -47,16 +39,14 @@ export async function verifyDpopProof(c: DpopCheck, replay: ReturnType<typeof cr
   }
   if (header.typ !== 'dpop+jwt') fail('DPoP proof typ must be dpop+jwt')
   if (!header.alg || !DPOP_ALGS.includes(header.alg)) fail('DPoP proof alg not allowed')
+  const jwk = header.jwk as JWK | undefined
+  if (jwk !== undefined && (jwk.d !== undefined || jwk.p !== undefined || jwk.k !== undefined)) fail('DPoP proof jwk must be public')
   let payload
   try {
     ;({ payload } = await jwtVerify(c.proof, EmbeddedJWK, { algorithms: DPOP_ALGS, typ: 'dpop+jwt', currentDate: c.now }))
   } catch {
     return fail('DPoP proof signature invalid')
   }
-  const jwk = header.jwk as JWK
-  if (jwk.d !== undefined || jwk.p !== undefined) fail('DPoP proof jwk must be public')
-  const u = new URL(c.url)
-  const htu = `${u.protocol}//${u.host}${u.pathname}`
   if (payload.htm !== c.method) fail('DPoP htm does not match the request method')
   if (typeof payload.htu !== 'string') return fail('DPoP htu missing')
   let proofHtu: URL
@@ -65,13 +55,67 @@ export async function verifyDpopProof(c: DpopCheck, replay: ReturnType<typeof cr
   } catch {
     return fail('DPoP htu is not a URL')
   }
-  if (`${proofHtu.protocol}//${proofHtu.host}${proofHtu.pathname}` !== htu) fail('DPoP htu does not match the request URL')
+  if (withoutQuery(proofHtu) !== withoutQuery(new URL(c.url))) fail('DPoP htu does not match the request URL')
   const now = Math.floor(c.now.getTime() / 1000)
   if (typeof payload.iat !== 'number' || Math.abs(now - payload.iat) > IAT_WINDOW_S) fail('DPoP proof iat outside the accepted window')
   if (typeof payload.jti !== 'string' || payload.jti.length < 8 || payload.jti.length > 256) fail('DPoP jti missing')
   const ath = createHash('sha256').update(c.accessToken).digest('base64url')
   if (payload.ath !== ath) fail('DPoP ath does not match the access token')
-  if ((await calculateJwkThumbprint(jwk, 'sha256')) !== c.jkt) fail('DPoP key is not the key the token is bound to')
-  if (replay.seen(`${c.jkt}:${payload.jti as string}`, c.now.getTime())) fail('DPoP proof replayed')
-  return jwk
+  if ((await calculateJwkThumbprint(jwk!, 'sha256')) !== c.jkt) fail('DPoP key is not the key the token is bound to')
+  // Kept until the proof's iat can no longer pass on any replica (window plus the same again for skew).
+  const id = createHash('sha256').update(`${c.jkt}:${payload.jti as string}`).digest('hex')
+  if (!(await useProofId(id, ((payload.iat as number) + 2 * IAT_WINDOW_S) * 1000))) fail('DPoP proof replayed')
+  return jwk!
+}
+
+/** RFC 9449 §4.3 item 9: scheme and authority compared normalised (URL does that), path exact. */
+function withoutQuery(u: URL): string {
+  return `${u.protocol}//${u.host}${u.pathname}`
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost'])
+const isLoopbackHost = (host: string): boolean => LOOPBACK.has(host) || host.startsWith('127.')
+
+/**
+ * Refuses a configuration where the public origin would come from request headers a remote
+ * client chooses: a broker listening beyond loopback must be told its publicUrl.
+ */
+export function checkPublicOrigin(config: Pick<BrokerConfig, 'host' | 'publicUrl'>): void {
+  if (config.publicUrl === undefined && !isLoopbackHost(config.host)) {
+    throw new KeywardError('ERR_CONFIG', `publicUrl is required when listening on ${config.host} (DPoP proofs are checked against it)`)
+  }
+}
+
+/**
+ * The URL a client addressed, for the DPoP htu check. The configured publicUrl decides; without
+ * one (loopback only, see checkPublicOrigin) the Host header does, since whoever reaches a
+ * loopback socket is on this machine. X-Forwarded-Proto/-Host count only from trustedProxies.
+ */
+export function publicRequestUrl(c: Context, config: Pick<BrokerConfig, 'publicUrl' | 'trustedProxies'>): string {
+  const url = new URL(c.req.url)
+  if (config.publicUrl !== undefined) {
+    const pub = new URL(config.publicUrl)
+    return `${pub.protocol}//${pub.host}${pub.pathname.replace(/\/$/, '')}${url.pathname}`
+  }
+  const peer = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress
+  if (peer === undefined || !config.trustedProxies.includes(peer.replace(/^::ffff:/, ''))) return url.toString()
+  const proto = c.req.header('x-forwarded-proto')
+  const host = c.req.header('x-forwarded-host')
+  const scheme = proto === 'https' || proto === 'http' ? `${proto}:` : url.protocol
+  const authority = host !== undefined && /^[A-Za-z0-9.:[\]-]{1,255}$/.test(host) ? host : url.host
+  return `${scheme}//${authority}${url.pathname}`
+}
+
+/**
+ * RFC 9449 §7.1 / RFC 6750 §3: a 401 from a DPoP-protected route says which scheme and algs it
+ * takes, and why the request failed (no error code when no credentials were sent).
+ */
+export function dpopChallenge(): MiddlewareHandler {
+  return async (c, next) => {
+    await next()
+    if (c.res.status !== 401 || !isKeywardError(c.error)) return
+    const error = c.error.code === 'ERR_DPOP_INVALID' ? 'invalid_dpop_proof' : c.error.code === 'ERR_TOKEN_INVALID' ? 'invalid_token' : undefined
+    const parts = [...(error ? [`error="${error}"`, `error_description="${c.error.message.replace(/["\\]/g, '')}"`] : []), `algs="${DPOP_ALGS.join(' ')}"`]
+    c.res.headers.set('WWW-Authenticate', `DPoP ${parts.join(', ')}`)
+  }
 }

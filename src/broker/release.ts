@@ -6,7 +6,7 @@ import { KeywardError } from '../errors.js'
 import type { BrokerDeps, Grants } from './deps.js'
 import type { EarClaims } from './tokens.js'
 import type { AttestationRow } from '../store/types.js'
-import { verifyDpopProof, createReplayCache } from './dpop.js'
+import { verifyDpopProof } from './dpop.js'
 
 export interface Attested {
   claims: EarClaims
@@ -23,16 +23,17 @@ export interface AuthInput {
 }
 
 export function createAuthenticator(deps: BrokerDeps) {
-  const replay = createReplayCache()
+  const useProofId = (id: string, expiresAt: number) => deps.store.useDpopProof(id, expiresAt)
   return async function authenticate(a: AuthInput): Promise<Attested> {
-    const m = /^DPoP ([A-Za-z0-9._-]+)$/.exec(a.authorization ?? '')
+    // Auth schemes are case-insensitive (RFC 9110 §11.1).
+    const m = /^DPoP +([A-Za-z0-9._~+/-]+=*)$/i.exec(a.authorization ?? '')
     if (!m) throw new KeywardError('ERR_UNAUTHORIZED', 'Authorization: DPoP <attestation token> is required')
     if (!a.dpop) throw new KeywardError('ERR_DPOP_INVALID', 'a DPoP proof header is required')
     const token = m[1]!
     const claims = await deps.tokens.verify(token)
     const key = await verifyDpopProof(
       { proof: a.dpop, method: a.method, url: a.url, accessToken: token, jkt: claims.cnf.jkt, now: deps.clock() },
-      replay,
+      useProofId,
     )
     const attestation = await deps.store.getAttestation(claims.jti!)
     if (!attestation || attestation.revokedAt !== null) {

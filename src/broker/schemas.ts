@@ -46,6 +46,8 @@ export const AttestRequest = z
     key: PublicJwk,
     evidence: z.record(z.string(), z.unknown()),
     runtimeState: RuntimeState.optional(),
+    /** Ask for a token for another audience (one of config extraAudiences, e.g. vault) instead of keyward's own. */
+    audience: z.string().min(1).max(256).optional(),
   })
   .strict()
 
@@ -56,7 +58,8 @@ export const AttestResponse = z.object({
   claims: z.record(z.string(), z.unknown()),
 })
 
-export const AppraiseRequest = AttestRequest
+/** The token's audience is the relying party that asks, never a field of the request. */
+export const AppraiseRequest = AttestRequest.omit({ audience: true })
 
 export const ReleaseResponse = z.object({ name: z.string(), version: z.number(), jwe: z.string() })
 

@@ -20,6 +20,7 @@ import { defaultVerifiers } from '../verifiers/index.js'
 import { parsePemBundle, type CertInfo } from '../verifiers/common/x509.js'
 import type { KekProvider } from '../sealing/kek.js'
 import { createVaultServices } from './vault.js'
+import { checkPublicOrigin } from './dpop.js'
 
 export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { clock?: () => Date; defaultMetrics?: boolean } = {}): Promise<BrokerDeps> {
   const clock = opts.clock ?? (() => new Date())
@@ -38,7 +39,7 @@ export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { cl
     const audit: BrokerDeps['audit'] = async (entry) => {
       await store.appendAudit(entry, clock().getTime())
     }
-    const tokens = await createTokenIssuer({ store, sealer, issuer: config.issuer, audience: config.audience, extraAudiences: config.extraAudiences, ttlSeconds: config.tokenTtlSeconds, maxTtlSeconds: config.tokenTtlSeconds * 12, clock })
+    const tokens = await createTokenIssuer({ store, sealer, issuer: config.issuer, audience: config.audience, ttlSeconds: config.tokenTtlSeconds, maxTtlSeconds: config.tokenTtlSeconds * 12, clock })
     const ekCas = config.tpm.ekCaFiles.flatMap((f) => parsePemBundle(readFileSync(f, 'utf8'), f))
     const selfSigned = (c: CertInfo) => c.cert.subject === c.cert.issuer && c.cert.checkIssued(c.cert)
     return {
@@ -69,8 +70,9 @@ export interface RunningServer {
 
 /** Serves the app; returns once listening. */
 export async function startServer(deps: BrokerDeps): Promise<RunningServer> {
-  const app = createApp(deps)
   const { config } = deps
+  checkPublicOrigin(config)
+  const app = createApp(deps)
   return new Promise((resolve, reject) => {
     let server: ServerType
     const onListen = (info: { port: number }) => {
@@ -110,6 +112,7 @@ export async function startServer(deps: BrokerDeps): Promise<RunningServer> {
 
 /** `keyward serve`: one process, or a primary that forks `workers` processes sharing the port and the store. */
 export async function runServe(config: BrokerConfig, logger: Logger): Promise<void> {
+  checkPublicOrigin(config)
   if (config.workers > 1 && cluster.isPrimary) {
     // Initialise the store (migrations, signing key, keyring) once before workers race for it.
     const deps = await buildDeps(config, logger)
@@ -132,6 +135,7 @@ export async function runServe(config: BrokerConfig, logger: Logger): Promise<vo
   const server = await startServer(deps)
   const prune = setInterval(() => {
     deps.store.pruneNonces(deps.clock().getTime() - 3600_000).catch((e: unknown) => logger.warn({ err: String(e) }, 'nonce prune failed'))
+    deps.store.pruneDpopProofs(deps.clock().getTime()).catch((e: unknown) => logger.warn({ err: String(e) }, 'DPoP proof id prune failed'))
   }, 60_000)
   prune.unref()
   const shutdown = async () => {

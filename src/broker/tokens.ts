@@ -20,6 +20,13 @@ import type { SigningKeyRow, Store } from '../store/types.js'
 import { SIGNING_KEY_LABEL } from '../sealing/sealer.js'
 
 export const EAR_PROFILE = 'tag:github.com,2023:veraison/ear'
+/**
+ * Explicit JWT types (RFC 8725 §3.11), so that no kind of token passes where another is
+ * expected: attestation results are EAT (RFC 9711 application/eat+jwt), tool credentials are
+ * access tokens (RFC 9068 application/at+jwt).
+ */
+export const ATTESTATION_TYP = 'eat+jwt'
+export const TOOL_CREDENTIAL_TYP = 'at+jwt'
 
 /** What keyward puts in an attestation result besides the registered JWT claims. */
 export interface EarClaims extends JWTPayload {
@@ -62,9 +69,8 @@ export interface TokenIssuerOptions {
   store: Store
   sealer: JsonSealer
   issuer: string
+  /** The audience of attestation tokens keyward itself accepts; issue() may name another for a token that leaves keyward. */
   audience: string
-  /** Further audiences attestation tokens carry besides `audience` (verification still requires `audience`). */
-  extraAudiences?: string[]
   ttlSeconds: number
   /** The longest lifetime signJwt grants (tool credentials); a retired key stays published this long. */
   maxTtlSeconds?: number
@@ -77,7 +83,7 @@ export interface TokenIssuer {
   jwks(): Promise<{ keys: JWK[] }>
   rotate(): Promise<string>
   /** Signs an arbitrary JWT with the current key (tool credentials). */
-  signJwt(payload: JWTPayload, opts: { audience: string; ttlSeconds: number; subject?: string; typ?: string }): Promise<{ token: string; jti: string; expiresAt: number }>
+  signJwt(payload: JWTPayload, opts: { audience: string; ttlSeconds: number; subject?: string; typ: string }): Promise<{ token: string; jti: string; expiresAt: number }>
 }
 
 const SEAL_PURPOSE = SIGNING_KEY_LABEL
@@ -167,12 +173,10 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
 
   return {
     async issue(claims, o = {}) {
-      const extra = opts.extraAudiences ?? []
-      const aud = o.audience ?? (extra.length > 0 ? [opts.audience, ...extra] : opts.audience)
-      return sign(claims, aud, o.ttlSeconds ?? opts.ttlSeconds, 'JWT')
+      return sign(claims, o.audience ?? opts.audience, o.ttlSeconds ?? opts.ttlSeconds, ATTESTATION_TYP)
     },
     async signJwt(payload, o) {
-      return sign(payload, o.audience, Math.min(o.ttlSeconds, maxTtl), o.typ ?? 'JWT', o.subject)
+      return sign(payload, o.audience, Math.min(o.ttlSeconds, maxTtl), o.typ, o.subject)
     },
     async verify(token, o = {}) {
       let kid: string | undefined
@@ -192,6 +196,7 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
           issuer: opts.issuer,
           audience: o.audience ?? opts.audience,
           algorithms: ['ES256'],
+          typ: ATTESTATION_TYP,
           currentDate: opts.clock(),
           requiredClaims: ['exp', 'iat', 'jti'],
         })
@@ -202,6 +207,7 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
       } catch (e) {
         if (e instanceof KeywardError) throw e
         if (e instanceof joseErrors.JWTExpired) throw new KeywardError('ERR_TOKEN_INVALID', 'token expired')
+        if (e instanceof joseErrors.JWTClaimValidationFailed && e.claim === 'typ') throw new KeywardError('ERR_TOKEN_INVALID', `token is not of type ${ATTESTATION_TYP}`)
         throw new KeywardError('ERR_TOKEN_INVALID', 'token verification failed', { cause: e })
       }
     },

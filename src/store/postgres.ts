@@ -156,6 +156,13 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
     pruneNonces: (before) => run('pruneNonces', async () =>
       (await db.delete(t.nonces).where(lt(t.nonces.expiresAt, before))).rowCount ?? 0),
 
+    // --- DPoP proof ids ---
+    // The primary key decides: of concurrent inserts on any number of replicas, one inserts a row.
+    useDpopProof: (id, expiresAt) => run('useDpopProof', async () =>
+      ((await db.insert(t.dpopProofs).values({ id, expiresAt }).onConflictDoNothing()).rowCount ?? 0) === 1),
+    pruneDpopProofs: (before) => run('pruneDpopProofs', async () =>
+      (await db.delete(t.dpopProofs).where(lt(t.dpopProofs.expiresAt, before))).rowCount ?? 0),
+
     // --- secrets ---
     putSecretVersion: (row) => run('putSecretVersion', async () => {
       const r = await db.insert(t.secretVersions).values({

@@ -50,6 +50,16 @@ export const pgNonces = pgTable('nonces', {
   usedAt: pMs('used_at'),
 }, (t) => [pIndex('nonces_expires_at_idx').on(t.expiresAt)])
 
+// --- seen DPoP proofs (RFC 9449 §11.1): one row per proof id, kept until it could no longer pass the iat check ---
+export const sqliteDpopProofs = sqliteTable('dpop_proofs', {
+  id: sText('id').primaryKey(),
+  expiresAt: sMs('expires_at').notNull(),
+}, (t) => [sIndex('dpop_proofs_expires_at_idx').on(t.expiresAt)])
+export const pgDpopProofs = pgTable('dpop_proofs', {
+  id: pText('id').primaryKey(),
+  expiresAt: pMs('expires_at').notNull(),
+}, (t) => [pIndex('dpop_proofs_expires_at_idx').on(t.expiresAt)])
+
 // --- sealed secret versions -------------------------------------------------------------
 export const sqliteSecretVersions = sqliteTable('secret_versions', {
   name: sText('name').notNull(),
@@ -303,6 +313,7 @@ export const pgCredentials = pgTable('credentials', {
 /** The SQLite tables by logical name. */
 export const sqliteSchema = {
   nonces: sqliteNonces,
+  dpopProofs: sqliteDpopProofs,
   secretVersions: sqliteSecretVersions,
   policies: sqlitePolicies,
   referenceValues: sqliteReferenceValues,
@@ -319,6 +330,7 @@ export const sqliteSchema = {
 /** The PostgreSQL tables by the same logical names. */
 export const pgSchema = {
   nonces: pgNonces,
+  dpopProofs: pgDpopProofs,
   secretVersions: pgSecretVersions,
   policies: pgPolicies,
   referenceValues: pgReferenceValues,

@@ -89,6 +89,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     secretVersion: db.select().from(t.secretVersions)
       .where(and(liveSecret, eq(t.secretVersions.version, ph('version')))).prepare(),
     getAttestation: db.select().from(t.attestations).where(eq(t.attestations.jti, ph('jti'))).prepare(),
+    useDpopProof: db.insert(t.dpopProofs).values({ id: ph('id'), expiresAt: ph('expiresAt') }).onConflictDoNothing().prepare(),
   }
 
   const revokeAttestations = (op: string, at: number, where: SQL, keep: (r: AttestationRow) => boolean) =>
@@ -123,6 +124,11 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     }),
     pruneNonces: (before) => run('pruneNonces', () =>
       db.delete(t.nonces).where(sql`${t.nonces.expiresAt} < ${before}`).run().changes),
+
+    // --- DPoP proof ids ---
+    useDpopProof: (id, expiresAt) => run('useDpopProof', () => hot.useDpopProof.run({ id, expiresAt }).changes === 1),
+    pruneDpopProofs: (before) => run('pruneDpopProofs', () =>
+      db.delete(t.dpopProofs).where(sql`${t.dpopProofs.expiresAt} < ${before}`).run().changes),
 
     // --- secrets ---
     // The caller sealed for row.version (the AAD binds it): insert exactly that version, or

@@ -173,6 +173,11 @@ export interface Store {
   consumeNonce(id: string, now: number): Promise<ConsumeNonceResult>
   pruneNonces(before: number): Promise<number>
 
+  // DPoP proof ids: the first use across every replica wins (true), any later use is a replay
+  // (false). Rows are kept until expiresAt, when the proof's iat could no longer pass anyway.
+  useDpopProof(id: string, expiresAt: number): Promise<boolean>
+  pruneDpopProofs(before: number): Promise<number>
+
   // Secrets: versioned; rm marks every version deleted. The caller seals for a version (the AAD
   // binds it), so put inserts exactly that version and returns false when it exists already
   // (a concurrent writer won; the caller re-seals for the next version).
