@@ -150,8 +150,11 @@ describe('broker with Vault (stand-in)', () => {
   it("attestation tokens pass Vault's JWT auth rules with the documented role, against keyward's real JWKS", async () => {
     const md = readFileSync(join(REPO_ROOT, 'docs/vault.md'), 'utf8')
     const role = JSON.parse(/<!-- jwt-role:begin -->\s*```json\n([\s\S]*?)```/.exec(md)![1]!) as VaultJwtRole
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
-    const a = await client.attest()
+    // A Vault login token is asked for explicitly (audience vault); release tokens carry keyward only.
+    const { nonce } = (await (await fetch(`${h.url}/v1/challenge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json()) as { nonce: string }
+    const key = await createSessionKey('ES256')
+    const evidence = await testOnlyNitroCollector(h.pki).collect({ binding: bindingDigest(Buffer.from(nonce, 'base64url'), key.jktBytes), nonce: Buffer.from(nonce, 'base64url') })
+    const a = (await (await fetch(`${h.url}/v1/attest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tee: 'nitro', nonce, key: key.publicJwk, evidence, audience: 'vault' }) })).json()) as { token: string }
     const claims = decodeJwt(a.token) as Record<string, string>
     const bound: VaultJwtRole = { ...role, bound_claims: { keyward_policy: 'test-enclave', keyward_measurement: [claims.keyward_measurement!] } }
     // Vault's jwks_url: keyward's published JWKS, fetched over HTTP as Vault would.
@@ -161,6 +164,9 @@ describe('broker with Vault (stand-in)', () => {
     expect(login.metadata).toMatchObject({ policy: 'test-enclave', tee: 'nitro' })
     await expect(vaultJwtLogin(a.token, 'keyward-attested', config, { ...bound, bound_claims: { keyward_policy: 'other' } }, now)).rejects.toThrow(/claim/)
     await expect(vaultJwtLogin(a.token, 'keyward-attested', config, bound, now + 400)).rejects.toThrow(/expired/)
+    // A release token (aud keyward) does not log in at Vault.
+    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    await expect(vaultJwtLogin((await client.attest()).token, 'keyward-attested', config, bound, now)).rejects.toThrow(/aud/)
     await client.close()
   })
 
@@ -181,8 +187,9 @@ describe('broker with Vault (stand-in)', () => {
     const out = (await r.json()) as { decision: string; token: string; policy: string }
     expect(out.decision).toBe('allow')
     expect(out.policy).toBe('test-enclave')
-    const { payload } = await jwtVerify(out.token, createRemoteJWKSet(new URL(`${h.url}/.well-known/jwks.json`)), { audience: 'keyward', issuer: 'keyward' })
+    const { payload } = await jwtVerify(out.token, createRemoteJWKSet(new URL(`${h.url}/.well-known/jwks.json`)), { audience: 'rp:vault-plugin', issuer: 'keyward' })
     expect((payload.cnf as { jkt: string }).jkt).toBe(key.jkt)
+    expect(payload.aud).toBe('rp:vault-plugin')
     // A denied client: the plugin gets a decision with reasons, not an error.
     const { nonce: n2 } = (await (await fetch(`${h.url}/v1/challenge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json()) as { nonce: string }
     const bad = await testOnlyNitroCollector(h.pki, { pcrs: new Map([[0, new Uint8Array(48).fill(9)]]) }).collect({ binding: bindingDigest(Buffer.from(n2, 'base64url'), key.jktBytes), nonce: Buffer.from(n2, 'base64url') })
