@@ -1,8 +1,9 @@
-import { describe, it, expect, beforeEach, afterEach } from 'vitest'
+import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
 import { inspect } from 'node:util'
 import { KeywardError } from '../../src/errors.js'
 import { createVaultClient } from '../../src/vault/client.js'
 import { startRig, writeFile, FAST_BACKOFF, type Rig } from './helpers.js'
+import { startVaultStandIn } from './vault-api-stand-in.js'
 import { rejectionOf } from '../helpers/errors.js'
 
 let rig: Rig
@@ -125,22 +126,39 @@ describe('transit', () => {
 
 describe('keyward\'s own credential', () => {
   it('logs in with AppRole without sending a token, and renews before expiry', async () => {
-    const ids = rig.vault.addAppRole('keyward', { policies: ['keyward'], token_ttl: 1, token_max_ttl: 60 })
-    const secretIdFile = writeFile(rig.dir, 'secret-id', `${ids.secretId}\n`)
-    const c = rig.client({ auth: { kind: 'approle', roleId: ids.roleId, secretIdFile }, renewFraction: 0.3 })
-    await c.start()
-    expect(c.status()).toMatchObject({ authenticated: true, logins: 1, renewals: 0 })
-    expect(rig.vault.log[0]).toMatchObject({ path: 'auth/approle/login', hadToken: false })
-    await sleep(1300) // > the 1 s token TTL: only renewals keep it alive
-    const s = c.status()
-    expect(s.renewals).toBeGreaterThanOrEqual(2)
-    expect(s.logins).toBe(1)
-    rig.vault.kvPut('secret', 'x', { v: 1 })
-    expect((await c.kvRead('secret', 'x')).version).toBe(1) // still a live token
-    c.stop()
-    const renewals = rig.vault.log.filter((l) => l.path === 'auth/token/renew-self').length
-    await sleep(400)
-    expect(rig.vault.log.filter((l) => l.path === 'auth/token/renew-self').length).toBe(renewals)
+    // A controllable clock for the stand-in and the client, and fake timers for the renewal
+    // schedule: the test moves time itself and waits for each renewal to arrive, never on wall time.
+    let clock = Date.now()
+    const vault = await startVaultStandIn({ now: () => clock })
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const ids = vault.addAppRole('keyward', { policies: ['keyward'], token_ttl: 1, token_max_ttl: 60 })
+      const secretIdFile = writeFile(rig.dir, 'secret-id', `${ids.secretId}\n`)
+      const c = createVaultClient({ addr: vault.addr, auth: { kind: 'approle', roleId: ids.roleId, secretIdFile }, renewFraction: 0.3, now: () => clock, timeoutMs: 2000, backoff: FAST_BACKOFF })
+      await c.start()
+      expect(c.status()).toMatchObject({ authenticated: true, logins: 1, renewals: 0 })
+      expect(vault.log[0]).toMatchObject({ path: 'auth/approle/login', hadToken: false })
+      // Three renewal periods (0.3 of the 1 s TTL each): past the first token's expiry, only renewals keep it alive.
+      for (let n = 1; n <= 4; n++) {
+        clock += 300
+        await vi.advanceTimersByTimeAsync(300)
+        while (c.status().renewals < n) await new Promise((r) => setImmediate(r))
+      }
+      const s = c.status()
+      expect(s.renewals).toBe(4)
+      expect(s.logins).toBe(1)
+      vault.kvPut('secret', 'x', { v: 1 })
+      expect((await c.kvRead('secret', 'x')).version).toBe(1) // still a live token, 1.2 s after a 1 s login
+      c.stop()
+      const renewals = vault.log.filter((l) => l.path === 'auth/token/renew-self').length
+      expect(renewals).toBe(4)
+      clock += 10_000
+      await vi.advanceTimersByTimeAsync(10_000)
+      expect(vault.log.filter((l) => l.path === 'auth/token/renew-self').length).toBe(renewals)
+    } finally {
+      vi.useRealTimers()
+      await vault.close()
+    }
   })
 
   it('logs in again when token_max_ttl caps the renewal', async () => {
