@@ -13,12 +13,6 @@ trap 'rm -rf "$results"' EXIT
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile="$results/suite.json" || status=$?
 npx vitest run --config test/lab/vitest.config.ts --reporter=default --reporter=json --outputFile="$results/lab.json" || status=$?
-# One plain closing line over both runs.
-node -e '
-  let p = 0, f = 0
-  for (const file of process.argv.slice(1)) {
-    try { const r = require(file); p += r.numPassedTests; f += Math.max(r.numFailedTests, r.numFailedTestSuites) } catch { f += 1 }
-  }
-  console.log(`${p} passed, ${f} failed`)
-' "$results/suite.json" "$results/lab.json"
+# One plain closing line over both runs; skips count too (scripts/test-summary.mjs says which may).
+node scripts/test-summary.mjs "$results/suite.json" "$results/lab.json" || status=1
 exit $status

@@ -145,7 +145,7 @@ describe('nitro collector', () => {
   })
 
   const built = fileURLToPath(new URL('../../enclave-client/native/nsm/build/Release/nsm.node', import.meta.url))
-  it.skipIf(!existsSync(built))('the built addon loads and reports errno from the device (only where it was built)', () => {
+  it.skipIf(!existsSync(built))('the built addon loads and reports errno from the device [needs:nsm]', () => {
     const a = loadNsmAddon(built)
     expect(() => a.open('/nonexistent/nsm')).toThrow(expect.objectContaining({ code: 'NSM_ERRNO_2' }))
     const fd = a.open('/dev/null')

@@ -150,7 +150,7 @@ describe('PCR replay', () => {
 // The C agent (enclave-client/ebpf, built by its Makefile) implements the same document: when it
 // is built, its `encode` output must equal ours byte for byte.
 const AGENT = resolve(REPO_ROOT, 'enclave-client/ebpf/build/keyward-allowlist')
-describe.skipIf(!existsSync(AGENT))('cross-check with the C agent', () => {
+describe.skipIf(!existsSync(AGENT))('cross-check with the C agent [needs:ebpf]', () => {
   it('agent encode == encodeAllowlistState', () => {
     const dir = mkdtempSync(join(tmpdir(), 'keyward-allowlist-'))
     try {
