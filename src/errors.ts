@@ -17,6 +17,8 @@ export const ERROR_STATUS = {
   ERR_FORBIDDEN: 403,
   ERR_TOKEN_INVALID: 401,
   ERR_DPOP_INVALID: 401,
+  /** The broker requires a server-provided DPoP nonce (RFC 9449 §8): retry with the DPoP-Nonce it sent. */
+  ERR_DPOP_NONCE: 401,
   ERR_KEY_UNSUPPORTED: 400,
   // challenge nonces
   ERR_NONCE_UNKNOWN: 403,

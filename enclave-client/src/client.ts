@@ -208,11 +208,13 @@ export function createClient(o: ClientOptions): KeywardClient {
     live()
     const key = await sessionKey()
     const send = (tok: string): Promise<T> =>
-      http.request({ method, path, body, headers: async (url) => ({ authorization: `DPoP ${tok}`, dpop: await key.dpopProof(method, url, tok) }) }, schema)
+      http.request({ method, path, body, headers: async (url) => ({ authorization: `DPoP ${tok}`, dpop: await key.dpopProof(method, url, tok, http.dpopNonce()) }) }, schema)
     const tok = await token()
     try {
       return await send(tok)
     } catch (e) {
+      // The broker wants a server nonce (RFC 9449 §8): it sent one with the refusal; retry once.
+      if (e instanceof DeniedError && e.code === 'ERR_DPOP_NONCE') return send(tok)
       // The broker no longer accepts this token (expired by its clock, or its attestation was
       // revoked): attest afresh once, so the current policy decides, then try again.
       if (!(e instanceof DeniedError) || e.code !== 'ERR_TOKEN_INVALID' || current?.token !== tok) throw e

@@ -45,6 +45,8 @@ export interface RequestSpec {
 export interface HttpClient {
   readonly broker: string
   request<T>(spec: RequestSpec, schema: z.ZodType<T>): Promise<T>
+  /** The last DPoP-Nonce the broker sent (RFC 9449 §8), for the next proof. */
+  dpopNonce(): string | undefined
   /** Runs `fn` with the same retry policy (for multi-request flows that must restart as a whole). */
   withRetries<T>(what: string, fn: () => Promise<T>, retries?: number): Promise<T>
   close(): Promise<void>
@@ -109,6 +111,7 @@ export function createHttpClient(o: HttpOptions): HttpClient {
     connect: { ...(ca !== undefined && { ca }), ...(cert !== undefined && { cert }), ...(key !== undefined && { key }) },
   })
 
+  let dpopNonce: string | undefined
   async function once<T>(spec: RequestSpec, schema: z.ZodType<T>): Promise<T> {
     const url = new URL(spec.path.replace(/^\//, ''), base).toString()
     const headers: Record<string, string> = { accept: 'application/json', ...(await spec.headers?.(url)) }
@@ -128,6 +131,7 @@ export function createHttpClient(o: HttpOptions): HttpClient {
       const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : String(e)
       throw new NetworkError(`cannot reach broker ${base.host}: ${cause}`, { cause: e })
     }
+    dpopNonce = res.headers.get('dpop-nonce') ?? dpopNonce
     let text: string
     try {
       text = await res.text()
@@ -173,6 +177,7 @@ export function createHttpClient(o: HttpOptions): HttpClient {
   return {
     broker: base.toString(),
     request: (spec, schema) => withRetries(spec.path, () => once(spec, schema), spec.retries),
+    dpopNonce: () => dpopNonce,
     withRetries,
     async close() {
       await dispatcher.close()

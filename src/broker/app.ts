@@ -17,7 +17,7 @@ import { toB64url } from '../util/bytes.js'
 import { buildOpenApi } from './openapi.js'
 import { adminRoutes, createAdminAuth } from './admin.js'
 import { tpmRoutes } from './tpm-registration.js'
-import { dpopChallenge, publicRequestUrl } from './dpop.js'
+import { dpopChallenge, dpopNonces, publicRequestUrl } from './dpop.js'
 import { TOOL_CREDENTIAL_TYP } from './tokens.js'
 
 type Env = { Variables: { requestId: string } }
@@ -129,7 +129,8 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
     }
   })
 
-  for (const p of ['/v1/secrets/*', '/v1/vault/token', '/v1/credentials/*']) app.use(p, dpopChallenge())
+  const nonces = dpopNonces(deps.store, deps.config.nonceTtlSeconds * 1000, deps.clock)
+  for (const p of ['/v1/secrets/*', '/v1/vault/token', '/v1/credentials/*']) app.use(p, dpopChallenge(nonces.issue))
   app.get('/v1/secrets/:name', async (c) => {
     const name = S.SecretName.safeParse(c.req.param('name'))
     if (!name.success) throw new KeywardError('ERR_BAD_REQUEST', 'invalid secret name')

@@ -17,6 +17,8 @@ export const ConfigSchema = z
      * proofs must name it (htu). Required unless the broker listens on loopback only.
      */
     publicUrl: z.string().url().refine((u) => /^https?:$/.test(new URL(u).protocol), 'publicUrl must be http(s)').optional(),
+    /** Require server-provided DPoP nonces (RFC 9449 §8) on releases: proofs must carry a fresh DPoP-Nonce. */
+    requireDpopNonce: z.boolean().default(false),
     /** Peer addresses (reverse proxies) whose X-Forwarded-Proto/-Host count when publicUrl is not set. */
     trustedProxies: z.array(z.union([z.ipv4(), z.ipv6()])).default([]),
     workers: z.coerce.number().int().min(1).max(64).default(1),

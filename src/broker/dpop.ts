@@ -2,11 +2,12 @@
 // attestation token is bound to (cnf.jkt). A stolen token without the key gets nothing, and a
 // captured request (token + proof) opens nothing a second time on any replica: proof ids are
 // consumed in the shared store.
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { Context, MiddlewareHandler } from 'hono'
 import { jwtVerify, EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, type JWK } from 'jose'
 import { KeywardError, isKeywardError } from '../errors.js'
 import type { BrokerConfig } from './config.js'
+import type { Store } from '../store/types.js'
 
 export const DPOP_ALGS = ['ES256', 'ES384', 'PS256', 'RS256']
 /** Proofs older or newer than this are refused (RFC 9449 §11.1 suggests a short window). */
@@ -21,6 +22,8 @@ export interface DpopCheck {
   /** The thumbprint the token is bound to. */
   jkt: string
   now: Date
+  /** With server nonces required: whether the proof's nonce claim is one this broker issued and still honours. */
+  nonceValid?: (nonce: unknown) => Promise<boolean>
 }
 
 /** Records a proof id until expiresAt; false when it was seen before (anywhere the store is shared). */
@@ -62,10 +65,30 @@ export async function verifyDpopProof(c: DpopCheck, useProofId: UseProofId): Pro
   const ath = createHash('sha256').update(c.accessToken).digest('base64url')
   if (payload.ath !== ath) fail('DPoP ath does not match the access token')
   if ((await calculateJwkThumbprint(jwk!, 'sha256')) !== c.jkt) fail('DPoP key is not the key the token is bound to')
+  if (c.nonceValid && !(await c.nonceValid(payload.nonce))) throw new KeywardError('ERR_DPOP_NONCE', 'a DPoP proof with the nonce from the DPoP-Nonce header is required')
   // Kept until the proof's iat can no longer pass on any replica (window plus the same again for skew).
   const id = createHash('sha256').update(`${c.jkt}:${payload.jti as string}`).digest('hex')
   if (!(await useProofId(id, ((payload.iat as number) + 2 * IAT_WINDOW_S) * 1000))) fail('DPoP proof replayed')
   return jwk!
+}
+
+/**
+ * Server nonces (RFC 9449 §8) live in the challenge-nonce table under their own id space (a DPoP
+ * nonce is never an attestation challenge), are reusable until they expire, and are shared by
+ * every replica.
+ */
+export function dpopNonces(store: Store, ttlMs: number, clock: () => Date) {
+  const id = (nonce: string) => createHash('sha256').update(`keyward-dpop-nonce:${nonce}`).digest('hex')
+  return {
+    async issue(): Promise<string> {
+      const nonce = randomBytes(24).toString('base64url')
+      const now = clock().getTime()
+      await store.insertNonce({ id: id(nonce), createdAt: now, expiresAt: now + ttlMs })
+      return nonce
+    },
+    valid: async (nonce: unknown): Promise<boolean> =>
+      typeof nonce === 'string' && nonce.length <= 128 && (await store.nonceLive(id(nonce), clock().getTime())),
+  }
 }
 
 /** RFC 9449 §4.3 item 9: scheme and authority compared normalised (URL does that), path exact. */
@@ -110,11 +133,13 @@ export function publicRequestUrl(c: Context, config: Pick<BrokerConfig, 'publicU
  * RFC 9449 §7.1 / RFC 6750 §3: a 401 from a DPoP-protected route says which scheme and algs it
  * takes, and why the request failed (no error code when no credentials were sent).
  */
-export function dpopChallenge(): MiddlewareHandler {
+export function dpopChallenge(issueNonce: () => Promise<string>): MiddlewareHandler {
+  const errors: Record<string, string> = { ERR_DPOP_INVALID: 'invalid_dpop_proof', ERR_TOKEN_INVALID: 'invalid_token', ERR_DPOP_NONCE: 'use_dpop_nonce' }
   return async (c, next) => {
     await next()
     if (c.res.status !== 401 || !isKeywardError(c.error)) return
-    const error = c.error.code === 'ERR_DPOP_INVALID' ? 'invalid_dpop_proof' : c.error.code === 'ERR_TOKEN_INVALID' ? 'invalid_token' : undefined
+    const error = errors[c.error.code]
+    if (c.error.code === 'ERR_DPOP_NONCE') c.res.headers.set('DPoP-Nonce', await issueNonce())
     const parts = [...(error ? [`error="${error}"`, `error_description="${c.error.message.replace(/["\\]/g, '')}"`] : []), `algs="${DPOP_ALGS.join(' ')}"`]
     c.res.headers.set('WWW-Authenticate', `DPoP ${parts.join(', ')}`)
   }

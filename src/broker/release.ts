@@ -6,7 +6,7 @@ import { KeywardError } from '../errors.js'
 import type { BrokerDeps, Grants } from './deps.js'
 import type { EarClaims } from './tokens.js'
 import type { AttestationRow } from '../store/types.js'
-import { verifyDpopProof } from './dpop.js'
+import { dpopNonces, verifyDpopProof } from './dpop.js'
 
 export interface Attested {
   claims: EarClaims
@@ -24,6 +24,7 @@ export interface AuthInput {
 
 export function createAuthenticator(deps: BrokerDeps) {
   const useProofId = (id: string, expiresAt: number) => deps.store.useDpopProof(id, expiresAt)
+  const nonces = deps.config.requireDpopNonce ? dpopNonces(deps.store, deps.config.nonceTtlSeconds * 1000, deps.clock) : undefined
   return async function authenticate(a: AuthInput): Promise<Attested> {
     // Auth schemes are case-insensitive (RFC 9110 §11.1).
     const m = /^DPoP +([A-Za-z0-9._~+/-]+=*)$/i.exec(a.authorization ?? '')
@@ -32,7 +33,7 @@ export function createAuthenticator(deps: BrokerDeps) {
     const token = m[1]!
     const claims = await deps.tokens.verify(token)
     const key = await verifyDpopProof(
-      { proof: a.dpop, method: a.method, url: a.url, accessToken: token, jkt: claims.cnf.jkt, now: deps.clock() },
+      { proof: a.dpop, method: a.method, url: a.url, accessToken: token, jkt: claims.cnf.jkt, now: deps.clock(), ...(nonces ? { nonceValid: nonces.valid } : {}) },
       useProofId,
     )
     const attestation = await deps.store.getAttestation(claims.jti!)

@@ -158,6 +158,10 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
 
     // --- DPoP proof ids ---
     // The primary key decides: of concurrent inserts on any number of replicas, one inserts a row.
+    nonceLive: (id, now) => run('nonceLive', async () => {
+      const [row] = await db.select().from(t.nonces).where(eq(t.nonces.id, id))
+      return row !== undefined && row.usedAt === null && row.expiresAt > now
+    }),
     useDpopProof: (id, expiresAt) => run('useDpopProof', async () =>
       ((await db.insert(t.dpopProofs).values({ id, expiresAt }).onConflictDoNothing()).rowCount ?? 0) === 1),
     pruneDpopProofs: (before) => run('pruneDpopProofs', async () =>

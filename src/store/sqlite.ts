@@ -126,6 +126,10 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       db.delete(t.nonces).where(sql`${t.nonces.expiresAt} < ${before}`).run().changes),
 
     // --- DPoP proof ids ---
+    nonceLive: (id, now) => run('nonceLive', () => {
+      const row = hot.getNonce.get({ id })
+      return row !== undefined && row.usedAt === null && row.expiresAt > now
+    }),
     useDpopProof: (id, expiresAt) => run('useDpopProof', () => hot.useDpopProof.run({ id, expiresAt }).changes === 1),
     pruneDpopProofs: (before) => run('pruneDpopProofs', () =>
       db.delete(t.dpopProofs).where(sql`${t.dpopProofs.expiresAt} < ${before}`).run().changes),

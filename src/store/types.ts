@@ -176,6 +176,8 @@ export interface Store {
   // DPoP proof ids: the first use across every replica wins (true), any later use is a replay
   // (false). Rows are kept until expiresAt, when the proof's iat could no longer pass anyway.
   useDpopProof(id: string, expiresAt: number): Promise<boolean>
+  /** Whether a nonce row exists, is unused and unexpired (DPoP server nonces are read, never consumed). */
+  nonceLive(id: string, now: number): Promise<boolean>
   pruneDpopProofs(before: number): Promise<number>
 
   // Secrets: versioned; rm marks every version deleted. The caller seals for a version (the AAD

@@ -5,19 +5,20 @@
 // count only from configured proxies.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { createHash, randomUUID } from 'node:crypto'
-import { SignJWT, exportJWK, generateKeyPair, calculateJwkThumbprint, type JWK, type JWTPayload, type KeyLike } from 'jose'
+import { SignJWT, exportJWK, generateKeyPair, calculateJwkThumbprint, type JWK, type JWTPayload } from 'jose'
 import { startHarness, testOnlyNitroCollector, type Harness } from './harness.js'
 import { bindingDigest, thumbprintBytes } from '../../src/broker/binding.js'
 import { buildDeps, startServer, type RunningServer } from '../../src/broker/server.js'
 import { createLogger } from '../../src/broker/logger.js'
 import { loadConfig } from '../../src/broker/config.js'
 import type { BrokerDeps } from '../../src/broker/deps.js'
+import { createClient } from '../../enclave-client/src/index.js'
 
 interface Holder {
   token: string
   publicJwk: JWK
   privateJwk: JWK
-  privateKey: KeyLike
+  privateKey: CryptoKey
 }
 
 /** Attests a fresh ES256 key by hand, so that tests hold its private half. */
@@ -33,7 +34,7 @@ async function attestKey(h: Harness, base = h.url): Promise<Holder> {
   const evidence = await testOnlyNitroCollector(h.pki).collect({ binding: bindingDigest(n, thumbprintBytes(jkt)), nonce: n })
   const r = await post('/v1/attest', { tee: 'nitro', nonce, key: publicJwk, evidence })
   if (typeof r.token !== 'string') throw new Error(`attest failed: ${JSON.stringify(r)}`)
-  return { token: r.token, publicJwk, privateJwk, privateKey: privateKey as KeyLike }
+  return { token: r.token, publicJwk, privateJwk, privateKey: privateKey }
 }
 
 const athOf = (token: string) => createHash('sha256').update(token).digest('base64url')
@@ -234,5 +235,47 @@ describe('forwarded headers on a loopback broker without publicUrl', () => {
         await h.stop()
       }
     }
+  })
+})
+
+describe.each(['sqlite', 'postgres'] as const)('server-provided DPoP nonces (requireDpopNonce) on %s', (backend) => {
+  let h: Harness
+  beforeAll(async () => {
+    h = await startHarness(backend, { requireDpopNonce: true })
+  })
+  afterAll(async () => {
+    await h?.stop()
+  })
+
+  it('a proof without a nonce gets use_dpop_nonce and a DPoP-Nonce; that nonce opens the release, an invented or expired one does not', async () => {
+    const k = await attestKey(h)
+    const url = `${h.url}/v1/secrets/db-password`
+    const first = await fetch(url, { headers: { authorization: `DPoP ${k.token}`, dpop: await proof(k, 'GET', url) } })
+    expect(first.status).toBe(401)
+    expect(((await first.json()) as any).error.code).toBe('ERR_DPOP_NONCE')
+    expect(first.headers.get('www-authenticate')).toMatch(/^DPoP error="use_dpop_nonce", /)
+    const nonce = first.headers.get('dpop-nonce')!
+    expect(nonce).toMatch(/^[A-Za-z0-9_-]{32}$/)
+    // The nonce is reusable until it expires, by any replica (it lives in the store).
+    for (let i = 0; i < 2; i++) expect((await release(url, { authorization: `DPoP ${k.token}`, dpop: await proof(k, 'GET', url, { payload: { nonce } }) })).status).toBe(200)
+    const invented = await release(url, { authorization: `DPoP ${k.token}`, dpop: await proof(k, 'GET', url, { payload: { nonce: 'A'.repeat(32) } }) })
+    expect(invented.body.error.code).toBe('ERR_DPOP_NONCE')
+    // A challenge nonce is not a DPoP nonce.
+    const { nonce: challenge } = (await (await fetch(`${h.url}/v1/challenge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json()) as { nonce: string }
+    expect((await release(url, { authorization: `DPoP ${k.token}`, dpop: await proof(k, 'GET', url, { payload: { nonce: challenge } }) })).body.error.code).toBe('ERR_DPOP_NONCE')
+    h.advance(61_000)
+    try {
+      const stale = await release(url, { authorization: `DPoP ${k.token}`, dpop: await proof(k, 'GET', url, { payload: { nonce, iat: Math.floor((Date.now() + 61_000) / 1000) } }) })
+      expect(stale.body.error.code).toBe('ERR_DPOP_NONCE')
+    } finally {
+      h.advance(-61_000)
+    }
+  })
+
+  it('the enclave client retries once with the nonce the broker sent', async () => {
+    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    expect(new TextDecoder().decode(await client.getSecret('db-password'))).toBe('testOnly-db-password-9f2c')
+    expect(new TextDecoder().decode(await client.getSecret('api-key'))).toBe('testOnly-api-key-77aa')
+    await client.close()
   })
 })
