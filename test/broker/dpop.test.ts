@@ -5,7 +5,7 @@
 // count only from configured proxies.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { createHash, randomUUID } from 'node:crypto'
-import { SignJWT, exportJWK, generateKeyPair, calculateJwkThumbprint, type JWK, type JWTPayload } from 'jose'
+import { SignJWT, exportJWK, generateKeyPair, calculateJwkThumbprint, type JWK, type JWTPayload, type CryptoKey } from 'jose'
 import { startHarness, testOnlyNitroCollector, type Harness } from './harness.js'
 import { bindingDigest, thumbprintBytes } from '../../src/broker/binding.js'
 import { buildDeps, startServer, type RunningServer } from '../../src/broker/server.js'
