@@ -28,7 +28,7 @@ export function createAppraiser(store: Store): Appraiser {
     async appraise({ claims, allowlist, now }): Promise<Appraisal> {
       const rows = await store.getActivePolicies()
       const policies = rows.map((r) => ({ row: r, p: compileCached(r.sha256, r.source) }))
-      const refs = activeRefs(await store.listReferenceValues(), now)
+      const refs = activeRefs(await store.listReferenceValues(), now, claims.tee)
       const d = decide(
         policies.map((x) => x.p),
         { claims: toPolicyClaims(claims), refs: refs.refs, refIds: refs.byValue, ...(allowlist ? { allowlist } : {}), now },

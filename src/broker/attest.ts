@@ -1,7 +1,9 @@
 // Attestation: nonce → evidence → binding → runtime state → policy → attestation result.
 // Order matters: the evidence is decoded before the nonce is spent (garbage costs no database
 // write), the nonce is consumed before any signature is checked (one nonce, one attempt, across
-// replicas), and every outcome is audited with its reasons.
+// replicas), and every outcome is audited with its reasons. decode() is structural only (bounded,
+// linear parsing); X.509 and signatures, whose cost the caller sizes, run in verify(), after the
+// nonce, so each such attempt costs a challenge (test/verifiers/sev-snp/decode-order.test.ts).
 import { createPublicKey } from 'node:crypto'
 import type { JWK } from 'jose'
 import type { z } from 'zod'

@@ -111,12 +111,12 @@ async function readClaims(path: string, atFlag: Date | undefined): Promise<{ cla
   return { claims: { ...c.data, details: c.data.details as JsonObject }, at: atFlag }
 }
 
-function readRefs(path: string | undefined, now: Date): Pick<PolicyInput, 'refs' | 'refIds'> {
+function readRefs(path: string | undefined, now: Date, tee: string): Pick<PolicyInput, 'refs' | 'refIds'> {
   if (!path) return { refs: {} }
   const raw = readJson(path)
   const rows = RefRows.safeParse(raw)
   if (rows.success) {
-    const a = activeRefs(rows.data as ReferenceValueRow[], now)
+    const a = activeRefs(rows.data as ReferenceValueRow[], now, tee)
     return { refs: a.refs, refIds: a.byValue }
   }
   const map = RefsMap.safeParse(raw)
@@ -186,7 +186,7 @@ export async function policyTestCommand(argv: string[]): Promise<number> {
     const { claims, at } = await readClaims(inputPath, atFlag)
     const now = at ?? new Date()
     const allowlist = readAllowlist(allowlistOpts, claims)
-    const input: PolicyInput = { claims, ...readRefs(refsPath, now), now, ...(allowlist ? { allowlist } : {}) }
+    const input: PolicyInput = { claims, ...readRefs(refsPath, now, claims.tee), now, ...(allowlist ? { allowlist } : {}) }
     const d = evaluatePolicy(policy, input)
     process.stdout.write(json ? JSON.stringify({ ...d, tee: claims.tee, measurement: claims.measurement, at: now.toISOString() }, null, 2) + '\n' : formatDecision(d, claims))
     return d.allow ? 0 : 3

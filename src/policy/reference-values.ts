@@ -178,14 +178,19 @@ export function isActive(r: ReferenceValueRow, now: Date | number): boolean {
   return (r.revokedAt === null || r.revokedAt > t) && (r.expiresAt === null || r.expiresAt > t)
 }
 
-/** Drops revoked and expired rows and builds the refs map, with the ids behind each value. */
-export function activeRefs(rows: readonly ReferenceValueRow[], now: Date | number): ActiveRefs {
+/**
+ * Drops revoked and expired rows and rows of another TEE, and builds the refs map of the
+ * evidence's `tee`, with the ids behind each value. A reference value is a claim about one TEE's
+ * measurement format: an SEV-SNP launch digest must never admit a TPM or Nitro value that happens
+ * to be equal (or a set shared by name across TEEs), so the label is part of the match.
+ */
+export function activeRefs(rows: readonly ReferenceValueRow[], now: Date | number, tee: string): ActiveRefs {
   // Null-prototype maps: set names and values are data, never property names like __proto__.
   const refs: Record<string, string[]> = Object.create(null) as Record<string, string[]>
   const byValue: Record<string, Record<string, string[]>> = Object.create(null) as Record<string, Record<string, string[]>>
   const ids: string[] = []
   for (const r of rows) {
-    if (!isActive(r, now)) continue
+    if (r.tee !== tee || !isActive(r, now)) continue
     ids.push(r.id)
     const set = (byValue[r.set] ??= Object.create(null) as Record<string, string[]>)
     const list = set[r.value]

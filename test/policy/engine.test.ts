@@ -159,12 +159,12 @@ describe('reference values', () => {
 
   it('revocation takes effect on the next evaluation', () => {
     const rows = [row('rv1', 'ab'.repeat(48)), row('rv2', 'cd'.repeat(48))]
-    const before = activeRefs(rows, NOW)
+    const before = activeRefs(rows, NOW, 'sev-snp')
     const d1 = evaluatePolicy(p, input({ refs: before.refs, refIds: before.byValue }))
     expect(d1.allow).toBe(true)
     expect(d1.referenceIds).toEqual(['rv1'])
     rows[0] = { ...rows[0]!, revokedAt: NOW.getTime() - 1, revokedBy: 'testOnlyAdmin' }
-    const after = activeRefs(rows, NOW)
+    const after = activeRefs(rows, NOW, 'sev-snp')
     const d2 = evaluatePolicy(p, input({ refs: after.refs, refIds: after.byValue }))
     expect(d2.allow).toBe(false)
     expect(d2.failures[0]!.expected).toEqual({ referenceSet: 'snp-measurements', size: 1 })
@@ -172,12 +172,12 @@ describe('reference values', () => {
 
   it('ignores expired values', () => {
     const rows = [row('rv1', 'ab'.repeat(48), { expiresAt: NOW.getTime() }), row('rv2', 'ab'.repeat(48), { set: 'other' })]
-    const a = activeRefs(rows, NOW)
+    const a = activeRefs(rows, NOW, 'sev-snp')
     expect(a.refs['snp-measurements']).toBeUndefined()
     expect(a.ids).toEqual(['rv2'])
     expect(evaluatePolicy(p, input({ refs: a.refs })).allow).toBe(false)
     // one millisecond earlier it was still valid
-    expect(evaluatePolicy(p, input({ refs: activeRefs(rows, NOW.getTime() - 1).refs })).allow).toBe(true)
+    expect(evaluatePolicy(p, input({ refs: activeRefs(rows, NOW.getTime() - 1, 'sev-snp').refs })).allow).toBe(true)
   })
 })
 

@@ -114,7 +114,7 @@ describe('activeRefs', () => {
     const revoked = { ...referenceValue('allowlist-digests', 'tpm', 'dd'.repeat(32), opts), revokedAt: NOW.getTime() - 5, revokedBy: 'x' }
     const future = { ...referenceValue('allowlist-digests', 'tpm', 'ee'.repeat(32), opts), revokedAt: NOW.getTime() + 5 }
     const proto = referenceValue('odd', 'tpm', '__proto__', opts)
-    const r = activeRefs([a, b, revoked, future, proto], NOW)
+    const r = activeRefs([a, b, revoked, future, proto], NOW, 'tpm')
     expect(a.value).toBe('ab' + 'c'.repeat(62))
     expect(r.refs['allowlist-digests']).toEqual([a.value, 'ee'.repeat(32)])
     expect(r.byValue['allowlist-digests']![a.value]).toEqual([a.id, b.id])

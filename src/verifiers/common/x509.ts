@@ -19,6 +19,8 @@ export interface CertInfo {
   pathLen: number | undefined
   /** keyUsage as @peculiar/x509 KeyUsageFlags (digitalSignature = 1, keyCertSign = 32, cRLSign = 64; not the DER bit-string byte), undefined when absent. */
   keyUsage: number | undefined
+  /** extendedKeyUsage OIDs (dotted), undefined when absent. */
+  extKeyUsage: string[] | undefined
 }
 
 const MAX_CACHE = 4096
@@ -53,6 +55,7 @@ export function parseCertificate(input: Uint8Array | string, what = 'certificate
     const p = new px509.X509Certificate(der)
     const bc = p.getExtension(px509.BasicConstraintsExtension)
     const ku = p.getExtension(px509.KeyUsagesExtension)
+    const eku = p.getExtension(px509.ExtendedKeyUsageExtension)
     const info: CertInfo = {
       cert,
       fingerprint,
@@ -61,6 +64,7 @@ export function parseCertificate(input: Uint8Array | string, what = 'certificate
       isCA: bc?.ca ?? false,
       pathLen: bc?.pathLength,
       keyUsage: ku === null ? undefined : ku.usages,
+      extKeyUsage: eku === null ? undefined : eku.usages.map(String),
     }
     return remember(certCache, fingerprint, info)
   } catch (e) {

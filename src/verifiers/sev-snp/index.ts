@@ -27,13 +27,46 @@ export type { AttestationReport, TcbVersion } from './parse.js'
 export { createKdsCache } from './kds.js'
 export type { KdsCache, KdsFetch } from './kds.js'
 
-/** Decoded `evidence` of a sev-snp attest request. Certificates are parsed, not yet trusted. */
+/**
+ * Decoded `evidence` of a sev-snp attest request: the report parsed, the certificates located
+ * (GHCB table entries bounds-checked) but kept as DER. X.509 is parsed in verify(): decode runs
+ * before the broker spends the challenge nonce so that malformed structure costs no database
+ * write, while certificate parsing (ASN.1 of up to seven certificates of up to 1 MiB each, the
+ * attacker's choice) runs only once a nonce was spent on it, as for Nitro's cabundle (attest.ts).
+ */
 export interface SnpEvidence {
   report: AttestationReport
-  /** The VCEK or VLEK (from `vcek` or the certificate table). */
+  /** DER of the VCEK or VLEK (from `vcek`, else the certificate table). */
+  leafDer?: Uint8Array | undefined
+  /** DER of the ASK/ASVK and ARK from the certificate table. */
+  intermediateDer?: Uint8Array | undefined
+  arkDer?: Uint8Array | undefined
+  /** `chain` entries (DER), sorted into intermediate and ARK (self-issued) in verify(); they win over the table. */
+  chainDers: Uint8Array[]
+}
+
+interface SnpCerts {
   leaf?: CertInfo | undefined
   intermediate?: CertInfo | undefined
   ark?: CertInfo | undefined
+}
+
+/** Parses the certificates decode() located (ERR_EVIDENCE_MALFORMED naming the bad one). */
+function parseSnpCertificates(ev: SnpEvidence): SnpCerts {
+  const out: SnpCerts = {}
+  try {
+    if (ev.leafDer) out.leaf = parseCertificate(ev.leafDer, 'VCEK/VLEK')
+    if (ev.intermediateDer) out.intermediate = parseCertificate(ev.intermediateDer, 'certTable ASK')
+    if (ev.arkDer) out.ark = parseCertificate(ev.arkDer, 'certTable ARK')
+    for (const [i, der] of ev.chainDers.entries()) {
+      const cert = parseCertificate(der, `chain[${i}]`)
+      if (selfIssued(cert)) out.ark = cert
+      else out.intermediate = cert
+    }
+  } catch (err) {
+    throw asEvidenceError(err, 'sev-snp evidence')
+  }
+  return out
 }
 
 export interface SevSnpVerifierOptions extends SnpAppraisal {
@@ -71,20 +104,14 @@ export function decodeSnpEvidence(evidence: unknown): SnpEvidence {
   try {
     const e = p.data
     const report = parseAttestationReport(bytesOf(e.report, 'report'))
-    const out: SnpEvidence = { report }
+    const out: SnpEvidence = { report, chainDers: (e.chain ?? []).map((c, i) => bytesOf(c, `chain[${i}]`)) }
     if (e.certTable !== undefined) {
       const t = parseCertTable(bytesOf(e.certTable, 'certTable'))
-      const leaf = report.signingKey === 'vlek' ? t.vlek : t.vcek
-      if (leaf) out.leaf = parseCertificate(leaf, 'certTable VCEK/VLEK')
-      if (t.ask) out.intermediate = parseCertificate(t.ask, 'certTable ASK')
-      if (t.ark) out.ark = parseCertificate(t.ark, 'certTable ARK')
+      out.leafDer = report.signingKey === 'vlek' ? t.vlek : t.vcek
+      out.intermediateDer = t.ask
+      out.arkDer = t.ark
     }
-    if (e.vcek !== undefined) out.leaf = parseCertificate(bytesOf(e.vcek, 'vcek'), 'VCEK')
-    for (const [i, c] of (e.chain ?? []).entries()) {
-      const cert = parseCertificate(bytesOf(c, `chain[${i}]`), `chain[${i}]`)
-      if (selfIssued(cert)) out.ark = cert
-      else out.intermediate = cert
-    }
+    if (e.vcek !== undefined) out.leafDer = bytesOf(e.vcek, 'vcek')
     return out
   } catch (err) {
     throw asEvidenceError(err, 'sev-snp evidence')
@@ -162,7 +189,8 @@ export function createSevSnpVerifier(opts: SevSnpVerifierOptions = {}): Verifier
     decode: decodeSnpEvidence,
     async verify(ev: SnpEvidence, ctx: VerifyContext): Promise<VerifiedClaims> {
       const r = ev.report
-      let { leaf, intermediate } = ev
+      const certs = parseSnpCertificates(ev)
+      let { leaf, intermediate } = certs
       const crlDers = [...(opts.crls ?? []), ...(ctx.trust?.snp?.crls ?? [])]
       if (!leaf && kds) {
         const hit = await leafFromCache(kds, r)
@@ -180,7 +208,7 @@ export function createSevSnpVerifier(opts: SevSnpVerifierOptions = {}): Verifier
       const ext = readAmdExtensions(leaf)
       const product = productOf(r, ext)
       const arks = ctx.trust?.snp?.arks?.map((x, i) => parseCertificate(new Uint8Array(x.raw), `trust.snp.arks[${i}]`))
-      verifySnpChain(r, product, ext, { leaf, intermediate, ark: ev.ark }, {
+      verifySnpChain(r, product, ext, { leaf, intermediate, ark: certs.ark }, {
         now: ctx.now,
         skewMs: ctx.clockSkewMs ?? 60_000,
         roots: loadAmdRoots(),

@@ -1,7 +1,8 @@
 // Endorsement-key trust: the EK certificate must chain to a configured TPM manufacturer CA
 // (e.g. the swtpm local CA, GCE's tpm_ek_root_1 → tpm_ek_intermediate_2), and its public key
-// must equal the EK public the workload presents. Not checked: revocation (no CRLs configured),
-// the TCG EK Credential Profile's SAN/policy contents.
+// must equal the EK public the workload presents, and the certificate must be an EK certificate by
+// the TCG EK Credential Profile (checkEkProfile). Not checked: revocation (no CRLs configured), the
+// profile's SAN (TPM manufacturer/model/version) and certificate-policy contents.
 import type { KeyObject } from 'node:crypto'
 import { KeywardError, isKeywardError } from '../../errors.js'
 import { parseCertificate, verifyCertificatePath, type CertInfo } from '../common/x509.js'
@@ -57,6 +58,7 @@ export function verifyEkCertificate(input: EkCertificateInput, opts: EkTrustOpti
     if (isKeywardError(e)) throw untrusted(`EK certificate chain: ${e.message}`, e, { reason: e.code })
     throw e
   }
+  checkEkProfile(leaf)
   if (input.ekPublic !== undefined) {
     const presented = 'type' in input.ekPublic && (input.ekPublic.type === 'rsa' || input.ekPublic.type === 'ecc') ? publicKeyOf(input.ekPublic as TpmPublic) : (input.ekPublic as KeyObject)
     const a = new Uint8Array(presented.export({ type: 'spki', format: 'der' }))
@@ -64,6 +66,29 @@ export function verifyEkCertificate(input: EkCertificateInput, opts: EkTrustOpti
     if (!constantTimeEqual(a, b)) throw untrusted('EK certificate key differs from the presented EK public')
   }
   return { certificate: leaf, path: path.map((c) => c.fingerprint) }
+}
+
+// TCG EK Credential Profile for TPM Family 2.0 (v2.5) §3.2: extendedKeyUsage holds tcg-kp-EKCertificate
+// (2.23.133.8.1), and keyUsage is keyEncipherment for an RSA EK (a decryption key: MakeCredential
+// encrypts the seed to it) or keyAgreement for an ECC EK (ECDH). An AK certificate (GCE's carries
+// the same EKU with digitalSignature) or a TLS certificate from the same CA is not an EK.
+export const TCG_KP_EK_CERTIFICATE = '2.23.133.8.1'
+// CertInfo.keyUsage flags (@peculiar/x509 KeyUsageFlags).
+const KEY_ENCIPHERMENT = 4
+const KEY_AGREEMENT = 16
+
+/** Throws ERR_EK_PROFILE when `cert` is not an EK certificate by the profile above. */
+export function checkEkProfile(cert: CertInfo): void {
+  const alg = cert.cert.publicKey.asymmetricKeyType
+  const need = alg === 'rsa' ? KEY_ENCIPHERMENT : alg === 'ec' ? KEY_AGREEMENT : undefined
+  const detail = { keyType: alg ?? null, extKeyUsage: cert.extKeyUsage ?? null, keyUsage: cert.keyUsage ?? null }
+  if (!cert.extKeyUsage?.includes(TCG_KP_EK_CERTIFICATE)) {
+    throw new KeywardError('ERR_EK_PROFILE', 'EK certificate lacks extendedKeyUsage tcg-kp-EKCertificate (2.23.133.8.1)', { detail })
+  }
+  if (need === undefined || cert.keyUsage === undefined || (cert.keyUsage & need) === 0) {
+    const usage = alg === 'rsa' ? 'keyEncipherment' : alg === 'ec' ? 'keyAgreement' : 'an RSA or ECC key'
+    throw new KeywardError('ERR_EK_PROFILE', `EK certificate keyUsage lacks ${usage} (TCG EK Credential Profile)`, { detail })
+  }
 }
 
 // TCG EK Credential Profile 2.x §2.1.5 default templates L-1 (RSA 2048) and L-2 (ECC P-256):

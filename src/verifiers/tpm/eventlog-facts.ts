@@ -1,16 +1,16 @@
 // Facts from a replayed event log. Only events in PCRs that replayed to the quote are read
 // (ReplayResult.verified), and data-bearing events are trusted only where the PC Client spec
-// says the digest covers the data (§10.4.4 EV_EFI_VARIABLE_*, EV_SEPARATOR) and it does.
+// says the digest covers the data (§10.4.4 EV_EFI_VARIABLE_*, EV_SEPARATOR) and it does, and
+// only from the boot phase after the rules of boot-phase.ts hold (post-boot appends deny).
 import { constantTimeEqual, toHex, type HashName } from '../../util/bytes.js'
 import { hashOf } from './hash.js'
 import type { JsonObject } from '../types.js'
 import { EV } from './layout.js'
 import type { EventLog, ReplayResult, TcgEvent } from './eventlog.js'
+import { checkBootPhase, cmdlineSource } from './boot-phase.js'
 
 // UEFI 2.x: EFI_GLOBAL_VARIABLE {8BE4DF61-93CA-11D2-AA0D-00E098032B8C} in its mixed-endian byte form.
 const EFI_GLOBAL_VARIABLE = Buffer.from('61dfe48bca93d211aa0d00e098032b8c', 'hex')
-// Linux EFI stub (drivers/firmware/efi/libstub): tagged event for the LoadOptions (kernel command line).
-const LINUX_LOAD_OPTIONS_TAG = 0x8f3b22ed
 
 export interface EventLogFacts extends JsonObject {
   format: string
@@ -32,6 +32,8 @@ export interface EventLogFacts extends JsonObject {
   separators: number[]
   separatorError: boolean
   startupLocality: number | null
+  /** Event index of "Exit Boot Services Invocation" (PCR 5), where the boot phase ends; null when not logged. */
+  exitBootServicesEvent: number | null
 }
 
 function utf16(b: Uint8Array): string {
@@ -55,10 +57,14 @@ function readVariable(data: Uint8Array): { guid: Uint8Array; name: string; value
   return { guid: data.subarray(0, 16), name: utf16(data.subarray(32, nameEnd)), value: data.subarray(nameEnd, nameEnd + Number(dataLen)) }
 }
 
-/** Reads facts from events whose PCR replayed (see ReplayResult.verified). */
+/**
+ * Reads facts from boot-phase events whose PCR replayed (see ReplayResult.verified); throws
+ * ERR_EVENTLOG_UNTRUSTED when the log breaks a boot-phase rule (checkBootPhase).
+ */
 export function extractFacts(log: EventLog, replay: ReplayResult): EventLogFacts {
   const bank = replay.bank
   const trusted = new Set(replay.verified[bank] ?? [])
+  const phase = checkBootPhase(log, trusted)
   const facts: EventLogFacts = {
     format: log.format,
     eventCount: log.format === 'crypto-agile' ? log.events.length - 1 : log.events.length,
@@ -72,9 +78,10 @@ export function extractFacts(log: EventLog, replay: ReplayResult): EventLogFacts
     separators: [],
     separatorError: false,
     startupLocality: log.startupLocality,
+    exitBootServicesEvent: phase.exitBootServices,
   }
   for (const e of log.events) {
-    if (!trusted.has(e.pcr) || e.type === EV.NO_ACTION) continue
+    if (!trusted.has(e.pcr) || e.type === EV.NO_ACTION || !phase.inBootPhase(e)) continue
     const d = e.digests[bank]
     if (!d) continue
     switch (e.type) {
@@ -103,17 +110,16 @@ export function extractFacts(log: EventLog, replay: ReplayResult): EventLogFacts
         // GRUB 2: EV_IPL in PCR 8 "kernel_cmdline: <cmdline>", digest over the command line itself.
         const s = Buffer.from(e.data).toString('utf8').replace(/\0+$/, '')
         const m = /^kernel_cmdline: ([\s\S]*)$/.exec(s)
-        if (e.pcr === 8 && m && (digestCovers(e, bank, Buffer.from(m[1]!)) || digestCovers(e, bank, Buffer.from(m[1]! + '\0')))) {
+        if (cmdlineSource(e) === 'grub' && m && (digestCovers(e, bank, Buffer.from(m[1]!)) || digestCovers(e, bank, Buffer.from(m[1]! + '\0')))) {
           facts.kernelCmdline = m[1]!
         }
         break
       }
       case EV.EVENT_TAG: {
         // TCG_PCClientTaggedEvent {u32 id, u32 size, data}; the Linux EFI stub hashes the data (UTF-16 LoadOptions).
-        if (e.pcr !== 9 || e.data.length < 8) break
-        const v = new DataView(e.data.buffer, e.data.byteOffset, e.data.byteLength)
-        const size = v.getUint32(4, true)
-        if (v.getUint32(0, true) !== LINUX_LOAD_OPTIONS_TAG || size !== e.data.length - 8) break
+        if (cmdlineSource(e) !== 'efi-stub') break
+        const size = new DataView(e.data.buffer, e.data.byteOffset, e.data.byteLength).getUint32(4, true)
+        if (size !== e.data.length - 8) break
         const opts = e.data.subarray(8)
         if (digestCovers(e, bank, opts)) facts.kernelCmdline = utf16(opts)
         break
