@@ -17,25 +17,11 @@ import { EV } from '../../src/verifiers/tpm/layout.js'
 import { startSwtpm, tpmTool, type Swtpm } from '../enclave-client/helpers/swtpm.js'
 import { createClient, type KeywardClient } from '../../enclave-client/src/index.js'
 import { createTpmCollector } from '../../enclave-client/src/collectors/tpm.js'
-import { bootEvents, digestOf, encodeEventLog, grubCmdline, secureBootVariable, type LogEvent } from '../helpers/event-log.js'
+import { GOLDEN_CMDLINE, bootEvents, digestOf, encodeEventLog, goldenBootPolicy, grubCmdline, secureBootVariable, type LogEvent } from '../helpers/event-log.js'
 import { parseCertificate } from '../../src/verifiers/common/x509.js'
 
-const GOLDEN_CMDLINE = '/vmlinuz-6.1.0-golden root=/dev/vda1 ro console=ttyS0'
+const POLICY = goldenBootPolicy('db-password')
 const GOLDEN_KERNEL = new Uint8Array(32).fill(0x60)
-const POLICY = `apiVersion: keyward.dev/v1
-kind: ReleasePolicy
-metadata:
-  name: golden-boot
-spec:
-  tees: [tpm]
-  conditions:
-    - name: kernel-cmdline-golden
-      expr: claims.details.eventLog.kernelCmdline == "${GOLDEN_CMDLINE}"
-    - name: secure-boot-on
-      expr: claims.details.eventLog.secureBoot == true
-  grants:
-    secrets: [db-password]
-`
 
 interface Host {
   tpm: Swtpm

@@ -7,36 +7,20 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
-import { PG_ADMIN_URL } from '../store/helpers.js'
+import { createLocation, type TestLocation } from '../store/helpers.js'
 import { startSwtpm, tpmTool, type Swtpm } from '../enclave-client/helpers/swtpm.js'
 import { runBin } from '../enclave-client/helpers/proc.js'
 import { createClient } from '../../enclave-client/src/index.js'
 import { createTpmCollector } from '../../enclave-client/src/collectors/tpm.js'
 import { toHex } from '../../src/util/bytes.js'
-import { bootEvents, digestOf, encodeEventLog, grubCmdline, secureBootVariable, type LogEvent } from '../helpers/event-log.js'
+import { GOLDEN_CMDLINE, bootEvents, digestOf, encodeEventLog, goldenBootPolicy, grubCmdline, secureBootVariable, type LogEvent } from '../helpers/event-log.js'
 
-const GOLDEN_CMDLINE = '/vmlinuz-6.1.0-golden root=/dev/vda1 ro console=ttyS0'
-const POLICY = `apiVersion: keyward.dev/v1
-kind: ReleasePolicy
-metadata:
-  name: golden-boot
-spec:
-  tees: [tpm]
-  conditions:
-    - name: kernel-cmdline-golden
-      expr: claims.details.eventLog.kernelCmdline == "${GOLDEN_CMDLINE}"
-    - name: secure-boot-on
-      expr: claims.details.eventLog.secureBoot == true
-  grants:
-    secrets: [boot-secret]
-`
+const POLICY = goldenBootPolicy('boot-secret')
 
 let tpm: Swtpm
 let dir: string
-let dbName: string
+let db: TestLocation
 let dbUrl: string
 const brokers: BrokerProcess[] = []
 const urls: string[] = []
@@ -58,14 +42,8 @@ async function measure(events: LogEvent[]): Promise<void> {
 }
 
 beforeAll(async () => {
-  dbName = `keyward_bootfacts_${randomBytes(5).toString('hex')}`
-  const c = new pg.Client({ connectionString: PG_ADMIN_URL })
-  await c.connect()
-  await c.query(`CREATE DATABASE ${dbName}`)
-  await c.end()
-  const u = new URL(PG_ADMIN_URL)
-  u.pathname = `/${dbName}`
-  dbUrl = u.toString()
+  db = await createLocation('postgres')
+  dbUrl = db.where
   tpm = await startSwtpm({ ekCert: true })
   dir = await mkdtemp(join(tmpdir(), 'kw-bootfacts-replicas-'))
   const ca = join(dir, 'ek-ca.pem')
@@ -86,10 +64,7 @@ afterAll(async () => {
   for (const b of brokers) await b.stop()
   await tpm?.stop()
   if (dir) await rm(dir, { recursive: true, force: true })
-  const c = new pg.Client({ connectionString: PG_ADMIN_URL })
-  await c.connect()
-  await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
-  await c.end()
+  await db?.cleanup()
 })
 
 describe('post-boot event appends across two broker processes', () => {

@@ -85,3 +85,25 @@ export function bootEvents(o: { secureBoot: boolean; kernel: Uint8Array; cmdline
     efiAction(5, 'Exit Boot Services Returned with Success'),
   ]
 }
+
+// --- the golden boot the attack tests pretend to have had ----------------------------------------
+
+export const GOLDEN_CMDLINE = '/vmlinuz-6.1.0-golden root=/dev/vda1 ro console=ttyS0'
+
+/** A release policy written on the documented measured-boot facts (docs/policy.md), granting `secret`. */
+export function goldenBootPolicy(secret: string): string {
+  return `apiVersion: keyward.dev/v1
+kind: ReleasePolicy
+metadata:
+  name: golden-boot
+spec:
+  tees: [tpm]
+  conditions:
+    - name: kernel-cmdline-golden
+      expr: claims.details.eventLog.kernelCmdline == "${GOLDEN_CMDLINE}"
+    - name: secure-boot-on
+      expr: claims.details.eventLog.secureBoot == true
+  grants:
+    secrets: [${secret}]
+`
+}
