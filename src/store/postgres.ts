@@ -338,5 +338,8 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
     revokeCredential: (id, at) => run('revokeCredential', async () =>
       ((await db.update(t.credentials).set({ revokedAt: at })
         .where(and(eq(t.credentials.id, id), isNull(t.credentials.revokedAt)))).rowCount ?? 0) > 0),
+    rehashCredential: (id, hash) => run('rehashCredential', async () =>
+      ((await db.update(t.credentials).set({ hash })
+        .where(and(eq(t.credentials.id, id), isNull(t.credentials.revokedAt)))).rowCount ?? 0) > 0),
   }
 }

@@ -294,5 +294,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       db.select().from(t.credentials).orderBy(asc(t.credentials.id)).all()),
     revokeCredential: (id, at) => run('revokeCredential', () =>
       db.update(t.credentials).set({ revokedAt: at }).where(and(eq(t.credentials.id, id), isNull(t.credentials.revokedAt))).run().changes > 0),
+    rehashCredential: (id, hash) => run('rehashCredential', () =>
+      db.update(t.credentials).set({ hash }).where(and(eq(t.credentials.id, id), isNull(t.credentials.revokedAt))).run().changes > 0),
   }
 }

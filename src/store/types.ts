@@ -240,4 +240,6 @@ export interface Store {
   listCredentials(): Promise<CredentialRow[]>
   /** Sets revokedAt on a live credential; false when unknown or already revoked. */
   revokeCredential(id: string, at: number): Promise<boolean>
+  /** Replaces the stored hash of a live credential (legacy re-hash); never touches a revoked one. */
+  rehashCredential(id: string, hash: string): Promise<boolean>
 }
