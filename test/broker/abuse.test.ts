@@ -9,6 +9,7 @@ import { bindingDigest } from '../../src/broker/binding.js'
 import { createApp } from '../../src/broker/app.js'
 import type { BrokerDeps } from '../../src/broker/deps.js'
 import * as A from '../../src/broker/admin-services.js'
+import { hashCredential } from '../../src/sealing/credentials.js'
 
 type App = ReturnType<typeof createApp>
 const from = (addr: string) => ({ incoming: { socket: { remoteAddress: addr } } })
@@ -19,15 +20,22 @@ function appWith(h: Harness, limits: Partial<BrokerDeps['config']['limits']> = {
   return createApp({ ...h.deps, config })
 }
 
-async function attestVia(app: App, h: Harness, addr: string): Promise<{ key: SessionKey; token: string; status: number }> {
+async function attestBody(app: App, h: Harness, addr: string, over: Record<string, unknown> = {}) {
   const key = await createSessionKey('ES256')
   const ch = (await (await app.request('/v1/challenge', { method: 'POST' }, from(addr))).json()) as { nonce: string }
   const nonce = Buffer.from(ch.nonce, 'base64url')
-  const evidence = await testOnlyNitroCollector(h.pki).collect({ binding: bindingDigest(nonce, key.jktBytes), nonce })
-  const r = await app.request('/v1/attest', { method: 'POST', headers: json, body: JSON.stringify({ tee: 'nitro', nonce: ch.nonce, key: key.publicJwk, evidence }) }, from(addr))
-  const body = (await r.json()) as { token: string }
-  return { key, token: body.token, status: r.status }
+  const evidence = await testOnlyNitroCollector(h.pki, over).collect({ binding: bindingDigest(nonce, key.jktBytes), nonce })
+  return { key, body: JSON.stringify({ tee: 'nitro', nonce: ch.nonce, key: key.publicJwk, evidence }) }
 }
+
+async function attestVia(app: App, h: Harness, addr: string): Promise<{ key: SessionKey; token: string; status: number }> {
+  const { key, body } = await attestBody(app, h, addr)
+  const r = await app.request('/v1/attest', { method: 'POST', headers: json, body }, from(addr))
+  return { key, token: ((await r.json()) as { token: string }).token, status: r.status }
+}
+
+/** Evidence whose PCR0 is not in the reference set, so policy test-enclave denies it. */
+const WRONG_PCRS = { pcrs: new Map([[0, new Uint8Array(48).fill(9)], [1, new Uint8Array(48).fill(2)], [2, new Uint8Array(48).fill(3)]]) }
 
 async function releaseVia(app: App, addr: string, a: { key: SessionKey; token: string }, name = 'db-password') {
   const url = `http://localhost/v1/secrets/${name}`
@@ -189,5 +197,34 @@ describe.each(['sqlite', 'postgres'] as const)('abuse controls on %s', (backend)
     }
     // A well-formed name passes validation and meets authentication.
     expect((await app.request('/v1/credentials/search-api', { method: 'POST' }, from('198.51.100.50'))).status).toBe(401)
+  })
+
+  it('a denied workload gets a summary (code and count), not conditions, expressions or reference-set names; the audit keeps them all', async () => {
+    const app = appWith(h)
+    const { body } = await attestBody(app, h, '198.51.100.60', WRONG_PCRS)
+    const before = (await auditRows(h)).length
+    const r = await app.request('/v1/attest', { method: 'POST', headers: json, body }, from('198.51.100.60'))
+    expect(r.status).toBe(403)
+    const text = await r.text()
+    expect(JSON.parse(text)).toEqual({ error: { code: 'ERR_POLICY_DENIED', message: 'policy denied the attestation: 1 condition(s) failed (details are in the audit)' } })
+    for (const leak of ['pcr0-known', 'nitro-pcr0', 'refs[', '09'.repeat(48)]) expect(text).not.toContain(leak)
+    const [row] = (await auditRows(h)).slice(before)
+    expect(row).toMatchObject({ type: 'attestation', decision: 'deny', detail: { code: 'ERR_POLICY_DENIED', failures: [{ condition: 'pcr0-known', actual: '09'.repeat(48) }] } })
+  })
+
+  it('denialDetail: full shows the workload every failure; a relying party on /v1/appraise (authenticated) always sees them', async () => {
+    const full = appWith(h, {}, { denialDetail: 'full' })
+    const a = await attestBody(full, h, '198.51.100.61', WRONG_PCRS)
+    const r = (await (await full.request('/v1/attest', { method: 'POST', headers: json, body: a.body }, from('198.51.100.61'))).json()) as any
+    expect(r.error.failures).toEqual([expect.objectContaining({ condition: 'pcr0-known', actual: '09'.repeat(48) })])
+
+    const app = appWith(h)
+    const rp = await A.createCredential(h.deps, 'relying-party', 'abuse-rp', hashCredential)
+    const b = await attestBody(app, h, '198.51.100.62', WRONG_PCRS)
+    const ap = await app.request('/v1/appraise', { method: 'POST', headers: { ...json, authorization: `Bearer ${rp}` }, body: b.body }, from('198.51.100.62'))
+    expect(ap.status).toBe(200)
+    const out = (await ap.json()) as any
+    expect(out.decision).toBe('deny')
+    expect(out.error.failures).toEqual([expect.objectContaining({ condition: 'pcr0-known' })])
   })
 })
