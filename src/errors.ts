@@ -12,6 +12,9 @@ export const ERROR_STATUS = {
   ERR_NOT_FOUND: 404,
   ERR_CONFLICT: 409,
   ERR_METHOD_NOT_ALLOWED: 405,
+  // abuse controls: a client over its rate, or the broker at its cap of outstanding challenges/activations
+  ERR_RATE_LIMITED: 429,
+  ERR_TOO_MANY_PENDING: 429,
   // authentication of callers
   ERR_UNAUTHORIZED: 401,
   ERR_FORBIDDEN: 403,

@@ -111,6 +111,14 @@ export async function pinAk(deps: AdminDeps, workload: string, ak: Uint8Array, b
   return { name, workload }
 }
 
+/** Revokes an admin or relying-party credential; it is refused on every replica from the next request on. */
+export async function revokeCredential(deps: Pick<BrokerDeps, 'store' | 'clock' | 'audit'>, kind: 'admin' | 'relying-party', name: string, by: string): Promise<void> {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new KeywardError('ERR_BAD_REQUEST', 'credential names are 1–64 of [A-Za-z0-9_-]')
+  const id = `${kind === 'admin' ? 'admin' : 'rp'}:${name}`
+  if (!(await deps.store.revokeCredential(id, deps.clock().getTime()))) throw new KeywardError('ERR_NOT_FOUND', `no live ${kind} credential ${name}`)
+  await deps.audit({ type: 'credential.revoke', subject: id, decision: 'info', detail: { by } })
+}
+
 /** Creates an admin or relying-party credential; returns the bearer token once (only its hash is kept). */
 export async function createCredential(deps: Pick<BrokerDeps, 'store' | 'clock'>, kind: 'admin' | 'relying-party', name: string, hash: (s: string) => Promise<string>): Promise<string> {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new KeywardError('ERR_BAD_REQUEST', 'credential names are 1–64 of [A-Za-z0-9_-]')

@@ -12,13 +12,14 @@ import { KeywardError, isKeywardError } from '../errors.js'
 import type { BrokerDeps } from './deps.js'
 import * as S from './schemas.js'
 import { attest, errorForAudit, nonceId, recordWorkload } from './attest.js'
-import { createAuthenticator, encryptToKey, readGrantedSecret, readSecretValue } from './release.js'
+import { createAuthenticator, encryptToKey, readGrantedSecret, readSecretValue, type Attested } from './release.js'
 import { toB64url } from '../util/bytes.js'
 import { buildOpenApi } from './openapi.js'
 import { adminRoutes, createAdminAuth } from './admin.js'
 import { tpmRoutes } from './tpm-registration.js'
 import { dpopChallenge, dpopNonces, publicRequestUrl } from './dpop.js'
 import { TOOL_CREDENTIAL_TYP } from './tokens.js'
+import { clientAddress, createNoiseRecorder, createRateLimiter, enforceCap } from './abuse.js'
 
 type Env = { Variables: { requestId: string } }
 
@@ -46,6 +47,9 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   const log = deps.logger
   const authenticate = createAuthenticator(deps)
   const requireAdmin = createAdminAuth(deps)
+  const noise = createNoiseRecorder(deps)
+  const perAddress = createRateLimiter(deps.config.limits.perAddress, deps.clock, 'from this address')
+  const perWorkload = createRateLimiter(deps.config.limits.perWorkload, deps.clock, 'for this attested key')
 
   app.use('*', requestId({ limitLength: 64 }))
   app.use('*', async (c, next) => {
@@ -66,8 +70,20 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
     }),
   )
 
+  app.use('/v1/*', async (c, next) => {
+    try {
+      perAddress.take(clientAddress(c))
+    } catch (e) {
+      noise('/v1/*', 'ERR_RATE_LIMITED', c.get('requestId'))
+      throw e
+    }
+    await next()
+  })
+
   app.onError((err, c) => {
     const e = isKeywardError(err) ? err : new KeywardError('ERR_INTERNAL', 'internal error')
+    const retryAfter = e.detail?.retryAfterSeconds
+    if (typeof retryAfter === 'number') c.header('Retry-After', String(retryAfter))
     if (!isKeywardError(err) || e.status >= 500) {
       log.error({ reqId: c.get('requestId'), code: e.code, err: err instanceof Error ? { name: err.name, message: err.message } : String(err) }, 'request failed')
     }
@@ -100,6 +116,12 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   app.post('/v1/challenge', async (c) => {
     const nonce = randomBytes(32)
     const now = deps.clock().getTime()
+    try {
+      await enforceCap(() => deps.store.countNonces(), () => deps.store.pruneNonces(now), deps.config.limits.maxOutstandingNonces, 'challenges', deps.config.nonceTtlSeconds)
+    } catch (e) {
+      noise(c.req.routePath, 'ERR_TOO_MANY_PENDING', c.get('requestId'))
+      throw e
+    }
     const expiresAt = now + deps.config.nonceTtlSeconds * 1000
     await deps.store.insertNonce({ id: nonceId(nonce), createdAt: now, expiresAt })
     return c.json({ nonce: toB64url(nonce), expiresAt: new Date(expiresAt).toISOString() })
@@ -111,7 +133,16 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
     if (req.audience !== undefined && !deps.config.extraAudiences.includes(req.audience)) {
       throw new KeywardError('ERR_BAD_REQUEST', 'audience is not one this broker issues tokens for')
     }
-    return c.json(await attestAndAudit(deps, req, 'attest', c.get('requestId'), req.audience))
+    try {
+      return c.json(await attestAndAudit(deps, req, 'attest', c.get('requestId'), noise, req.audience))
+    } catch (e) {
+      // The workload caller is not authenticated: by default it learns that, and how many, conditions failed, not which.
+      if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && deps.config.denialDetail === 'summary') {
+        const failed = Array.isArray(e.detail?.failures) ? e.detail.failures.length : 0
+        throw new KeywardError('ERR_POLICY_DENIED', `policy denied the attestation: ${failed} condition(s) failed (details are in the audit)`, { detail: { failed } })
+      }
+      throw e
+    }
   })
 
   // Background-check model (RFC 9334): a relying party (a Vault auth plugin) submits its client's evidence.
@@ -119,7 +150,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
     const rp = await requireAdmin(c.req.header('authorization'), 'relying-party')
     const req = await jsonBody(c, S.AppraiseRequest)
     try {
-      const out = await attestAndAudit(deps, req, `appraise:${rp}`, c.get('requestId'), rp)
+      const out = await attestAndAudit(deps, req, `appraise:${rp}`, c.get('requestId'), noise, rp)
       return c.json({ decision: 'allow', ...out })
     } catch (e) {
       if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED') {
@@ -133,9 +164,11 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   for (const p of ['/v1/secrets/*', '/v1/vault/token', '/v1/credentials/*']) app.use(p, dpopChallenge(nonces.issue))
   app.get('/v1/secrets/:name', async (c) => {
     const name = S.SecretName.safeParse(c.req.param('name'))
-    if (!name.success) throw new KeywardError('ERR_BAD_REQUEST', 'invalid secret name')
-    return releaseAudited(deps, 'secret', name.data, c, async () => {
-      const a = await authenticate(authInput(c, deps))
+    if (!name.success) {
+      noise(c.req.routePath, 'ERR_BAD_REQUEST', c.get('requestId'))
+      throw new KeywardError('ERR_BAD_REQUEST', 'invalid secret name')
+    }
+    return releaseAudited(deps, 'secret', name.data, c, auth, noise, async (a) => {
       const { version, value } = await readGrantedSecret(deps, a, name.data)
       const jwe = await encryptToKey(a.key, value, { kid: a.claims.cnf.jkt })
       return { subject: a.attestation.jkt, body: { name: name.data, version, jwe } }
@@ -144,8 +177,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
 
   app.post('/v1/vault/token', async (c) => {
     const body = await jsonBody(c, S.VaultTokenRequest)
-    return releaseAudited(deps, 'vault-token', 'vault', c, async () => {
-      const a = await authenticate(authInput(c, deps))
+    return releaseAudited(deps, 'vault-token', 'vault', c, auth, noise, async (a) => {
       const grant = body.role ? a.grants.vault.find((g) => g.role === body.role) : a.grants.vault[0]
       if (!grant) throw new KeywardError('ERR_NOT_GRANTED', body.role ? `the admitting policy does not grant Vault role ${body.role}` : 'the admitting policy grants no Vault role')
       if (!deps.vault) throw new KeywardError('ERR_CONFIG', 'no Vault is configured')
@@ -161,9 +193,13 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   })
 
   app.post('/v1/credentials/:tool', async (c) => {
-    const tool = c.req.param('tool')
-    return releaseAudited(deps, 'tool-credential', tool, c, async () => {
-      const a = await authenticate(authInput(c, deps))
+    const parsed = S.ToolName.safeParse(c.req.param('tool'))
+    if (!parsed.success) {
+      noise(c.req.routePath, 'ERR_BAD_REQUEST', c.get('requestId'))
+      throw new KeywardError('ERR_BAD_REQUEST', 'invalid tool name: 1–128 of [A-Za-z0-9._/:-]')
+    }
+    const tool = parsed.data
+    return releaseAudited(deps, 'tool-credential', tool, c, auth, noise, async (a) => {
       const grant = a.grants.tools.find((t) => t.name === tool)
       if (!grant) throw new KeywardError('ERR_NOT_GRANTED', `the admitting policy grants no credential for tool ${tool}`)
       if (grant.kind === 'api-key') {
@@ -182,18 +218,33 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
     })
   })
 
-  app.route('/v1/tpm', tpmRoutes(deps, jsonBody))
+  app.route('/v1/tpm', tpmRoutes(deps, jsonBody, noise))
   app.route('/v1/admin', adminRoutes(deps, requireAdmin, jsonBody))
   return app
+
+  /** Authenticates a release request, then charges the attested key's bucket. */
+  async function auth(c: Context<Env>): Promise<Attested> {
+    const a = await authenticate(authInput(c, deps))
+    perWorkload.take(a.attestation.jkt)
+    return a
+  }
 }
 
 function authInput(c: Context, deps: BrokerDeps) {
   return { authorization: c.req.header('authorization'), dpop: c.req.header('dpop'), method: c.req.method, url: publicRequestUrl(c, deps.config) }
 }
 
-async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequest>, via: string, reqId: string, audience?: string) {
+type Noise = ReturnType<typeof createNoiseRecorder>
+
+/**
+ * Audits an attestation once it has spent a challenge nonce (at most one row per issued
+ * challenge, and challenges are capped and rate-limited); failures before that (undecodable
+ * evidence, unknown tee, bad, unknown, expired or used nonce) are noise: counted, not audited.
+ */
+async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequest>, via: string, reqId: string, noise: Noise, audience?: string) {
+  let nonceSpent = false
   try {
-    const out = await attest(deps, req, audience === undefined ? {} : { audience })
+    const out = await attest(deps, req, { onNonceSpent: () => (nonceSpent = true), ...(audience === undefined ? {} : { audience }) })
     deps.metrics.attestations.inc({ tee: req.tee, result: 'allow' })
     await deps.audit({
       type: 'attestation',
@@ -211,6 +262,10 @@ async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequ
   } catch (e) {
     const err = errorForAudit(e)
     deps.metrics.attestations.inc({ tee: req.tee, result: err.code })
+    if (!nonceSpent) {
+      noise('/v1/attest', err.code, reqId)
+      throw e
+    }
     const detail = isKeywardError(e) ? e.detail : undefined
     const jkt = await jwkThumbprint(req.key as JWK).catch(() => 'invalid-key')
     await deps.audit({ type: 'attestation', subject: jkt, decision: 'deny', detail: { via, reqId, tee: req.tee, ...err, ...(detail?.workload ? { workload: detail.workload } : {}) } })
@@ -237,22 +292,36 @@ async function revokeOnFailedReattestation(deps: BrokerDeps, jkt: string, worklo
   }
 }
 
+/**
+ * Runs a release and audits its outcome: every release and every denial of an authenticated
+ * caller (valid attestation token and DPoP proof) is chained into the audit with its reasons.
+ * Refusals before authentication, and rate-limit refusals, are noise: counted and sampled in logs.
+ */
 async function releaseAudited(
   deps: BrokerDeps,
   kind: string,
   what: string,
   c: Context<Env>,
-  fn: () => Promise<{ subject: string; body: Record<string, unknown>; detail?: Record<string, unknown> }>,
+  auth: (c: Context<Env>) => Promise<Attested>,
+  noise: Noise,
+  fn: (a: Attested) => Promise<{ subject: string; body: Record<string, unknown>; detail?: Record<string, unknown> }>,
 ) {
+  let caller: Attested | undefined
   try {
-    const r = await fn()
+    caller = await auth(c)
+    const r = await fn(caller)
     deps.metrics.releases.inc({ kind, result: 'allow' })
     await deps.audit({ type: `release:${kind}`, subject: r.subject, decision: 'allow', detail: { name: what, reqId: c.get('requestId'), ...(r.detail ?? {}) } })
     return c.json(r.body)
   } catch (e) {
     const err = errorForAudit(e)
     deps.metrics.releases.inc({ kind, result: err.code })
-    await deps.audit({ type: `release:${kind}`, subject: 'unauthenticated-or-denied', decision: 'deny', detail: { name: what, reqId: c.get('requestId'), ...err } })
+    const authenticated = caller?.attestation.jkt ?? (isKeywardError(e) && typeof e.detail?.authenticatedJkt === 'string' ? e.detail.authenticatedJkt : undefined)
+    if (authenticated === undefined || err.code === 'ERR_RATE_LIMITED') {
+      noise(c.req.routePath, err.code, c.get('requestId'))
+      throw e
+    }
+    await deps.audit({ type: `release:${kind}`, subject: authenticated, decision: 'deny', detail: { name: what, reqId: c.get('requestId'), ...(caller ? { workload: caller.attestation.workload } : {}), ...err } })
     throw e
   }
 }

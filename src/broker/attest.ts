@@ -34,7 +34,7 @@ export function nonceId(nonce: Uint8Array): string {
 }
 
 /** Verifies evidence and appraises it; throws KeywardError on any failure (denials carry failures in detail). */
-export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, opts: { audience?: string } = {}): Promise<AttestOutcome> {
+export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, opts: { audience?: string; onNonceSpent?: () => void } = {}): Promise<AttestOutcome> {
   const verifier = deps.verifiers[req.tee]
   if (!verifier) throw new KeywardError('ERR_UNKNOWN_TEE', `no verifier for tee ${req.tee}`)
   const evidence = verifier.decode(req.evidence)
@@ -48,6 +48,7 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
     const code = consumed === 'used' ? 'ERR_NONCE_USED' : consumed === 'expired' ? 'ERR_NONCE_EXPIRED' : 'ERR_NONCE_UNKNOWN'
     throw new KeywardError(code, `challenge nonce ${consumed}`)
   }
+  opts.onNonceSpent?.()
 
   const records = req.runtimeState?.allowlist.records.map((h) => fromHex(h)!) ?? []
   const state = records.length > 0 ? sha256(records[records.length - 1]!) : ZERO_STATE

@@ -5,6 +5,8 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { KeywardError } from '../errors.js'
 
+const Bucket = z.object({ ratePerSecond: z.coerce.number().positive(), burst: z.coerce.number().int().min(1) })
+
 export const ConfigSchema = z
   .object({
     host: z.string().default('127.0.0.1'),
@@ -65,6 +67,19 @@ export const ConfigSchema = z
       })
       .default({ ekCaFiles: [], allowlistPcr: 15 }),
     snp: z.object({ certCacheDir: z.string().optional() }).default({}),
+    /** Abuse controls (docs/threat-model.md): token buckets per client address and per attested key, and caps on pending state. */
+    limits: z
+      .object({
+        perAddress: Bucket.prefault({ ratePerSecond: 20, burst: 100 }),
+        perWorkload: Bucket.prefault({ ratePerSecond: 5, burst: 30 }),
+        /** Unexpired challenge nonces kept at once (used or not); beyond it /v1/challenge answers ERR_TOO_MANY_PENDING. */
+        maxOutstandingNonces: z.coerce.number().int().min(1).default(10_000),
+        /** Unexpired TPM credential activations kept at once. */
+        maxPendingActivations: z.coerce.number().int().min(1).default(1_000),
+      })
+      .prefault({}),
+    /** What a workload sees of a policy denial: a summary (code and count) or every failure (conditions, expressions, reference sets). */
+    denialDetail: z.enum(['summary', 'full']).default('summary'),
   })
   .strict()
 

@@ -6,6 +6,8 @@ export interface Metrics {
   attestations: Counter<'tee' | 'result'>
   releases: Counter<'kind' | 'result'>
   httpDuration: Histogram<'method' | 'route' | 'status'>
+  /** Refused unauthenticated requests (noise), which are not audited. */
+  rejected: Counter<'route' | 'code'>
 }
 
 export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
@@ -23,6 +25,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
       name: 'keyward_releases_total',
       help: 'Releases of secrets, Vault tokens and tool credentials by result',
       labelNames: ['kind', 'result'],
+      registers: [registry],
+    }),
+    rejected: new Counter({
+      name: 'keyward_rejected_requests_total',
+      help: 'Refused unauthenticated or rate-limited requests by route and error code (counted here, not audited)',
+      labelNames: ['route', 'code'],
       registers: [registry],
     }),
     httpDuration: new Histogram({

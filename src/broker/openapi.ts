@@ -22,6 +22,7 @@ const OPS: Op[] = [
   { method: 'get', path: '/v1/admin/reference-values', summary: 'List reference values', auth: 'admin' },
   { method: 'delete', path: '/v1/admin/reference-values/{id}', summary: 'Revoke a reference value (and what was granted on it)', auth: 'admin' },
   { method: 'post', path: '/v1/admin/aks', summary: 'Pin a TPM attestation key for a workload', body: S.PinAkRequest, auth: 'admin' },
+  { method: 'delete', path: '/v1/admin/credentials/{kind}/{name}', summary: 'Revoke an admin or relying-party credential (at once, on every replica)', auth: 'admin' },
   { method: 'get', path: '/v1/admin/workloads', summary: 'Declared versus actual state per workload', auth: 'admin' },
   { method: 'get', path: '/v1/admin/audit', summary: 'Audit entries', auth: 'admin' },
   { method: 'get', path: '/v1/admin/audit/verify', summary: 'Verify the audit hash chain', auth: 'admin' },

@@ -36,12 +36,14 @@ export function createAuthenticator(deps: BrokerDeps) {
       { proof: a.dpop, method: a.method, url: a.url, accessToken: token, jkt: claims.cnf.jkt, now: deps.clock(), ...(nonces ? { nonceValid: nonces.valid } : {}) },
       useProofId,
     )
+    // From here the caller holds a validly signed token and its key: refusals are audited (app.ts releaseAudited).
+    const caller = { detail: { authenticatedJkt: claims.cnf.jkt } }
     const attestation = await deps.store.getAttestation(claims.jti!)
     if (!attestation || attestation.revokedAt !== null) {
-      throw new KeywardError('ERR_TOKEN_INVALID', 'attestation revoked')
+      throw new KeywardError('ERR_TOKEN_INVALID', 'attestation revoked', caller)
     }
     const grants = await deps.appraiser.grantsFor(attestation.policy, attestation.policyVersion)
-    if (!grants) throw new KeywardError('ERR_NOT_GRANTED', 'the policy that admitted this token is no longer active')
+    if (!grants) throw new KeywardError('ERR_NOT_GRANTED', 'the policy that admitted this token is no longer active', caller)
     return { claims, attestation, key, grants }
   }
 }

@@ -64,6 +64,8 @@ export const AppraiseRequest = AttestRequest.omit({ audience: true })
 export const ReleaseResponse = z.object({ name: z.string(), version: z.number(), jwe: z.string() })
 
 export const SecretName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'secret names are 1–128 of [A-Za-z0-9._-]')
+/** A tool name as policies spell it (src/policy/schema.ts identifier). */
+export const ToolName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$/, 'tool names are 1–128 of [A-Za-z0-9._/:-]')
 
 export const PutSecretRequest = z
   .object({

@@ -9,14 +9,15 @@ import { KeywardError } from '../errors.js'
 import type { BrokerDeps } from './deps.js'
 import * as S from './schemas.js'
 import { constantTimeEqual, fromB64, fromHex, sha256, toHex } from '../util/bytes.js'
+import { enforceCap } from './abuse.js'
 import { parseTpmPublic, akName, checkAkAttributes, makeCredential, verifyEkCertificate } from '../verifiers/tpm/index.js'
 
 type JsonBody = <T extends z.ZodType>(c: Context, schema: T) => Promise<z.infer<T>>
 
 const ACTIVATION_TTL_MS = 120_000
 
-export function tpmRoutes(deps: BrokerDeps, jsonBody: JsonBody): Hono {
-  const r = new Hono()
+export function tpmRoutes(deps: BrokerDeps, jsonBody: JsonBody, noise: (route: string, code: string, reqId: string) => void): Hono {
+  const r = new Hono<{ Variables: { requestId: string } }>()
   r.post('/register', async (c) => {
     const body = await jsonBody(c, S.TpmRegisterRequest)
     const ekPub = parseTpmPublic(decode(body.ekPub, 'ekPub'))
@@ -34,6 +35,7 @@ export function tpmRoutes(deps: BrokerDeps, jsonBody: JsonBody): Hono {
     const credential = makeCredential(ekPub, name, secret).file
     const id = randomUUID()
     const now = deps.clock().getTime()
+    await enforceCap(() => deps.store.countActivations(), () => deps.store.pruneActivations(now), deps.config.limits.maxPendingActivations, 'credential activations', ACTIVATION_TTL_MS / 1000)
     await deps.store.insertActivation({
       id,
       akName: toHex(name),
@@ -52,7 +54,12 @@ export function tpmRoutes(deps: BrokerDeps, jsonBody: JsonBody): Hono {
     const body = await jsonBody(c, S.TpmActivateRequest)
     const row = await deps.store.consumeActivation(body.activationId, deps.clock().getTime())
     const got = decode(body.secret, 'secret')
-    if (!row || !constantTimeEqual(sha256(got), fromHex(row.secretHash)!)) {
+    if (!row) {
+      // Unknown, used or expired activation id: nothing to attribute it to, so noise, not audit.
+      noise('/v1/tpm/activate', 'ERR_CREDENTIAL_ACTIVATION', c.get('requestId'))
+      throw new KeywardError('ERR_CREDENTIAL_ACTIVATION', 'credential activation failed')
+    }
+    if (!constantTimeEqual(sha256(got), fromHex(row.secretHash)!)) {
       await deps.audit({ type: 'tpm.activate', subject: row?.akName ?? body.activationId, decision: 'deny', detail: { code: 'ERR_CREDENTIAL_ACTIVATION' } })
       throw new KeywardError('ERR_CREDENTIAL_ACTIVATION', 'credential activation failed')
     }
@@ -68,7 +75,7 @@ export function tpmRoutes(deps: BrokerDeps, jsonBody: JsonBody): Hono {
     await deps.audit({ type: 'tpm.activate', subject: row.akName, decision: 'allow', detail: { workload: row.workload } })
     return c.json({ akName: row.akName, workload: row.workload })
   })
-  return r
+  return r as unknown as Hono
 }
 
 function decode(s: string, what: string): Uint8Array {

@@ -12,6 +12,7 @@ import type { BrokerDeps } from '../broker/deps.js'
 import * as A from '../broker/admin-services.js'
 import { workloadsView } from '../broker/admin.js'
 import { policyTestCommand } from './policy-test.js'
+import { credentialRevokeCommand } from './credential-revoke.js'
 import { hashCredential } from '../sealing/credentials.js'
 import { TEES } from '../verifiers/types.js'
 import { importNitroMeasurements, importSnpMeasurement, importTpmEventLog, importTpmPcrs, type ImportOptions } from '../policy/reference-values.js'
@@ -166,10 +167,11 @@ export async function runAdminCommand(argv: string[], USAGE: string): Promise<nu
       return withDeps(values, async (deps) => (out(values.kek ? await A.rotateKek(deps) : { kid: await A.rotateSigningKey(deps) }), 0))
     }
     case 'credential': {
+      if (sub === 'revoke') return credentialRevokeCommand(rest)
       const { values, positionals } = parse(rest, {})
       const kind = positionals[0]
       if (sub !== 'create' || (kind !== 'admin' && kind !== 'relying-party') || !positionals[1]) {
-        throw new KeywardError('ERR_BAD_REQUEST', 'credential create admin|relying-party NAME')
+        throw new KeywardError('ERR_BAD_REQUEST', 'credential create|revoke admin|relying-party NAME')
       }
       return withDeps(values, async (deps) => (out(await A.createCredential(deps, kind, positionals[1]!, hashCredential)), 0))
     }

@@ -14,6 +14,7 @@ const USAGE = `keyward — attestation-gated key broker
   keyward audit tail [-n N] | audit verify
   keyward keys rotate [--kek]
   keyward credential create admin|relying-party NAME     (prints the bearer token once)
+  keyward credential revoke [admin|relying-party] NAME   (refused at once on every replica)
   keyward workloads
   keyward verify --tee tpm|nitro|sev-snp FILE… [--at TIME] [--json]
 

@@ -1,6 +1,12 @@
-// Admin and relying-party credentials are stored as scrypt hashes, encoded
-// "scrypt$N$r$p$salt$hash" (salt and hash base64url), and checked in constant time.
-import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
+// Admin and relying-party credentials are 256-bit random values, stored as
+// "sha256$<base64url(SHA-256("keyward-credential-v1\0" || secret))>" and checked in constant time
+// with the same work on every path (unknown name, wrong secret, right secret). A slow or keyed hash
+// protects guessable secrets; against a uniformly random 256-bit secret, SHA-256 preimage search is
+// already out of reach, so a stolen store row cannot be turned back into a credential, and the
+// check costs microseconds on the event loop instead of a libuv thread (docs/admin.md).
+// Rows from older versions ("scrypt$N$r$p$salt$hash") still verify, one at a time, and are
+// rewritten to the fast form on first successful use (src/broker/admin.ts).
+import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
 import { KeywardError } from '../errors.js'
 import { fromB64url, toB64url } from '../util/bytes.js'
 
@@ -38,7 +44,24 @@ export function generateCredential(): string {
   return toB64url(randomBytes(32))
 }
 
-export async function hashCredential(secret: string, params: ScryptParams = DEFAULT_SCRYPT): Promise<string> {
+const FAST_PREFIX = 'sha256$'
+
+function fastDigest(secret: string): Buffer {
+  return createHash('sha256').update('keyward-credential-v1\0').update(secret, 'utf8').digest()
+}
+
+/** The stored form of a new credential. Async only to keep the signature callers pass around. */
+export async function hashCredential(secret: string): Promise<string> {
+  return FAST_PREFIX + toB64url(fastDigest(secret))
+}
+
+/** True for rows stored before the fast hash; they are re-hashed on first successful use. */
+export function isLegacyHash(encoded: string): boolean {
+  return encoded.startsWith('scrypt$')
+}
+
+/** Legacy scrypt form, kept for migration tests and old rows. */
+export async function hashLegacyScrypt(secret: string, params: ScryptParams = DEFAULT_SCRYPT): Promise<string> {
   if (!validParams(params)) throw new KeywardError('ERR_CONFIG', 'invalid scrypt parameters')
   const salt = randomBytes(SALT_LEN)
   const hash = await scrypt(secret, salt, HASH_LEN, params)
@@ -71,7 +94,23 @@ const DUMMY: Parsed = { params: DEFAULT_SCRYPT, salt: new Uint8Array(SALT_LEN), 
  * hash gives false after the same amount of work, never an exception.
  */
 export async function verifyCredential(secret: string, encoded: string | null | undefined): Promise<boolean> {
-  const parsed = typeof encoded === 'string' ? parseEncoded(encoded) : undefined
+  const derived = fastDigest(secret)
+  if (typeof encoded !== 'string' || !isLegacyHash(encoded)) {
+    const stored = typeof encoded === 'string' && encoded.startsWith(FAST_PREFIX) ? fromB64url(encoded.slice(FAST_PREFIX.length)) : undefined
+    const target = stored?.length === derived.length ? stored : FAST_DUMMY
+    return timingSafeEqual(derived, target) && target !== FAST_DUMMY
+  }
+  // One legacy scrypt check at a time: wrong guesses against an old row occupy one libuv thread, not all four.
+  const run = legacyQueue.then(() => verifyScrypt(secret, encoded))
+  legacyQueue = run.then(() => undefined, () => undefined)
+  return run
+}
+
+const FAST_DUMMY = Buffer.alloc(32)
+let legacyQueue: Promise<void> = Promise.resolve()
+
+async function verifyScrypt(secret: string, encoded: string): Promise<boolean> {
+  const parsed = parseEncoded(encoded)
   const target = parsed ?? DUMMY
   let derived: Buffer
   try {

@@ -7,7 +7,7 @@
 // - appendAudit: transaction holding pg_advisory_xact_lock(AUDIT) while it reads the head and
 //   appends; appends arriving meanwhile are group-committed in the next transaction.
 import pg from 'pg'
-import { and, asc, desc, eq, gt, inArray, isNull, lt, max, sql, type SQL } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, inArray, isNull, lt, max, sql, type SQL } from 'drizzle-orm'
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import { KeywardError } from '../errors.js'
@@ -155,6 +155,8 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
     }),
     pruneNonces: (before) => run('pruneNonces', async () =>
       (await db.delete(t.nonces).where(lt(t.nonces.expiresAt, before))).rowCount ?? 0),
+    countNonces: () => run('countNonces', async () =>
+      (await db.select({ n: count() }).from(t.nonces))[0]?.n ?? 0),
 
     // --- DPoP proof ids ---
     // The primary key decides: of concurrent inserts on any number of replicas, one inserts a row.
@@ -274,6 +276,10 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
         .returning()
       return won[0] ?? null
     }),
+    countActivations: () => run('countActivations', async () =>
+      (await db.select({ n: count() }).from(t.activations))[0]?.n ?? 0),
+    pruneActivations: (before) => run('pruneActivations', async () =>
+      (await db.delete(t.activations).where(lt(t.activations.expiresAt, before))).rowCount ?? 0),
 
     // --- attestations and workloads ---
     insertAttestation: (row) => run('insertAttestation', async () => {
@@ -340,5 +346,11 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
     getCredential: (id) => run('getCredential', async () =>
       (await db.select().from(t.credentials).where(eq(t.credentials.id, id)))[0] ?? null),
     listCredentials: () => run('listCredentials', () => db.select().from(t.credentials).orderBy(asc(t.credentials.id))),
+    revokeCredential: (id, at) => run('revokeCredential', async () =>
+      ((await db.update(t.credentials).set({ revokedAt: at })
+        .where(and(eq(t.credentials.id, id), isNull(t.credentials.revokedAt)))).rowCount ?? 0) > 0),
+    rehashCredential: (id, hash) => run('rehashCredential', async () =>
+      ((await db.update(t.credentials).set({ hash })
+        .where(and(eq(t.credentials.id, id), isNull(t.credentials.revokedAt)))).rowCount ?? 0) > 0),
   }
 }

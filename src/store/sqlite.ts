@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { and, asc, desc, eq, gt, inArray, isNull, max, sql, type SQL } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, inArray, isNull, lt, max, sql, type SQL } from 'drizzle-orm'
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { KeywardError } from '../errors.js'
@@ -124,6 +124,8 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     }),
     pruneNonces: (before) => run('pruneNonces', () =>
       db.delete(t.nonces).where(sql`${t.nonces.expiresAt} < ${before}`).run().changes),
+    countNonces: () => run('countNonces', () =>
+      db.select({ n: count() }).from(t.nonces).get()?.n ?? 0),
 
     // --- DPoP proof ids ---
     nonceLive: (id, now) => run('nonceLive', () => {
@@ -235,6 +237,10 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
         .returning().all()
       return won[0] ?? null
     }),
+    countActivations: () => run('countActivations', () =>
+      db.select({ n: count() }).from(t.activations).get()?.n ?? 0),
+    pruneActivations: (before) => run('pruneActivations', () =>
+      db.delete(t.activations).where(lt(t.activations.expiresAt, before)).run().changes),
 
     // --- attestations and workloads ---
     insertAttestation: (row) => run('insertAttestation', () => {
@@ -296,5 +302,9 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       db.select().from(t.credentials).where(eq(t.credentials.id, id)).get() ?? null),
     listCredentials: () => run('listCredentials', () =>
       db.select().from(t.credentials).orderBy(asc(t.credentials.id)).all()),
+    revokeCredential: (id, at) => run('revokeCredential', () =>
+      db.update(t.credentials).set({ revokedAt: at }).where(and(eq(t.credentials.id, id), isNull(t.credentials.revokedAt))).run().changes > 0),
+    rehashCredential: (id, hash) => run('rehashCredential', () =>
+      db.update(t.credentials).set({ hash }).where(and(eq(t.credentials.id, id), isNull(t.credentials.revokedAt))).run().changes > 0),
   }
 }

@@ -172,6 +172,8 @@ export interface Store {
   insertNonce(row: NonceRow): Promise<void>
   consumeNonce(id: string, now: number): Promise<ConsumeNonceResult>
   pruneNonces(before: number): Promise<number>
+  /** Stored nonces, expired or not: what the outstanding-challenge cap bounds. */
+  countNonces(): Promise<number>
 
   // DPoP proof ids: the first use across every replica wins (true), any later use is a replay
   // (false). Rows are kept until expiresAt, when the proof's iat could no longer pass anyway.
@@ -217,6 +219,9 @@ export interface Store {
   insertActivation(row: ActivationRow): Promise<void>
   /** Marks the activation used exactly once; returns it, or null when unknown/used/expired. */
   consumeActivation(id: string, now: number): Promise<ActivationRow | null>
+  /** Stored activations, expired or not: what the pending-activation cap bounds. */
+  countActivations(): Promise<number>
+  pruneActivations(before: number): Promise<number>
 
   // Attestations (issued tokens) and workloads
   insertAttestation(row: AttestationRow): Promise<void>
@@ -240,4 +245,8 @@ export interface Store {
   putCredential(row: CredentialRow): Promise<void>
   getCredential(id: string): Promise<CredentialRow | null>
   listCredentials(): Promise<CredentialRow[]>
+  /** Sets revokedAt on a live credential; false when unknown or already revoked. */
+  revokeCredential(id: string, at: number): Promise<boolean>
+  /** Replaces the stored hash of a live credential (legacy re-hash); never touches a revoked one. */
+  rehashCredential(id: string, hash: string): Promise<boolean>
 }

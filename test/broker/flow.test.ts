@@ -128,11 +128,13 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
     await client.close()
   })
 
-  it('policy denial lists the failing condition with expected and actual values', async () => {
+  it('policy denial: the audit lists the failing condition with expected and actual values; the workload gets a summary', async () => {
     const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki, { pcrs: new Map([[0, new Uint8Array(48).fill(9)], [1, new Uint8Array(48).fill(2)], [2, new Uint8Array(48).fill(3)]]) }), retries: 0 })
     const err = await client.attest().then(() => null, (e: unknown) => e as { code: string; failures: Array<Record<string, unknown>> })
     expect(err?.code).toBe('ERR_POLICY_DENIED')
-    const f = err!.failures.find((x) => x.condition === 'pcr0-known')!
+    expect(err!.failures).toEqual([])
+    const row = (await A.allAuditRows(h.deps)).filter((r) => r.type === 'attestation' && r.decision === 'deny').at(-1)!
+    const f = (row.detail.failures as Array<Record<string, unknown>>).find((x) => x.condition === 'pcr0-known')!
     expect(f.actual).toBe('09'.repeat(48))
     await client.close()
   })

@@ -1,10 +1,10 @@
 import { describe, it, expect } from 'vitest'
-import { generateCredential, hashCredential, verifyCredential, DEFAULT_SCRYPT } from '../../src/sealing/credentials.js'
+import { generateCredential, hashLegacyScrypt as hashCredential, verifyCredential, DEFAULT_SCRYPT } from '../../src/sealing/credentials.js'
 
 // Small N keeps the tests fast; the format and checks are the same as with the defaults.
 const FAST = { N: 1024, r: 8, p: 1 }
 
-describe('credential hashing', () => {
+describe('legacy scrypt credential rows (still verified, then re-hashed on use)', () => {
   it('encodes scrypt$N$r$p$salt$hash with a random salt', async () => {
     const a = await hashCredential('testOnlyAdminSecret', FAST)
     const b = await hashCredential('testOnlyAdminSecret', FAST)

@@ -1,0 +1,74 @@
+// Abuse controls: token buckets per client address and per attested key, and the accounting of
+// unauthenticated noise. Noise (docs/threat-model.md §Unauthenticated noise) is counted in
+// Prometheus and sampled in the log, never chained into the audit: the audit keeps decisions
+// about authenticated callers and verified evidence, and an anonymous flood cannot grow it.
+// Buckets live in this process (with N workers or replicas a client gets up to N× the rate);
+// the clock is deps.clock so tests move time instead of sleeping.
+import type { Context } from 'hono'
+import { KeywardError, type ErrorCode } from '../errors.js'
+import type { BrokerDeps } from './deps.js'
+
+export interface Bucket {
+  ratePerSecond: number
+  burst: number
+}
+
+export interface RateLimiter {
+  /** Takes one token for `key`; throws ERR_RATE_LIMITED (429, Retry-After) when the bucket is empty. */
+  take(key: string): void
+}
+
+/** Bounded memory: at most maxKeys buckets; the least recently refilled go first. */
+export function createRateLimiter(bucket: Bucket, clock: () => Date, what: string, maxKeys = 50_000): RateLimiter {
+  const buckets = new Map<string, { tokens: number; at: number }>()
+  return {
+    take(key) {
+      const now = clock().getTime()
+      const b = buckets.get(key) ?? { tokens: bucket.burst, at: now }
+      buckets.delete(key)
+      b.tokens = Math.min(bucket.burst, b.tokens + (Math.max(0, now - b.at) / 1000) * bucket.ratePerSecond)
+      b.at = now
+      if (buckets.size >= maxKeys) buckets.delete(buckets.keys().next().value!)
+      buckets.set(key, b)
+      if (b.tokens < 1) {
+        const retryAfterSeconds = Math.max(1, Math.ceil((1 - b.tokens) / bucket.ratePerSecond))
+        throw new KeywardError('ERR_RATE_LIMITED', `too many requests ${what}; retry later`, { detail: { retryAfterSeconds } })
+      }
+      b.tokens -= 1
+    },
+  }
+}
+
+/** The peer address of the connection (@hono/node-server). Forwarded headers are not trusted here. */
+export function clientAddress(c: Context): string {
+  return (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress ?? 'unknown'
+}
+
+/**
+ * Counts a refused unauthenticated request and logs it at most once a minute per route and code
+ * (with how many were not logged in between), so a flood costs neither the store nor the log.
+ */
+export function createNoiseRecorder(deps: Pick<BrokerDeps, 'metrics' | 'logger' | 'clock'>) {
+  const lastLogged = new Map<string, { at: number; suppressed: number }>()
+  return (route: string, code: ErrorCode | string, reqId: string) => {
+    deps.metrics.rejected.inc({ route, code })
+    const key = `${route} ${code}`
+    const now = deps.clock().getTime()
+    const seen = lastLogged.get(key)
+    if (seen && now - seen.at < 60_000) {
+      seen.suppressed++
+      return
+    }
+    if (lastLogged.size > 1000) lastLogged.clear()
+    lastLogged.set(key, { at: now, suppressed: 0 })
+    deps.logger.info({ reqId, route, code, suppressedSinceLast: seen?.suppressed ?? 0 }, 'unauthenticated request refused (sampled)')
+  }
+}
+
+/** Caps stored rows (so the table never outgrows `cap`): at the cap, prunes expired ones, then refuses with ERR_TOO_MANY_PENDING. */
+export async function enforceCap(count: () => Promise<number>, prune: () => Promise<number>, cap: number, what: string, retryAfterSeconds: number): Promise<void> {
+  if ((await count()) < cap) return
+  await prune()
+  if ((await count()) < cap) return
+  throw new KeywardError('ERR_TOO_MANY_PENDING', `too many outstanding ${what}; retry later`, { detail: { retryAfterSeconds } })
+}
