@@ -7,7 +7,7 @@
 //   keyward-allowlist load --allowlist FILE [--mode enforce|audit] [common]
 //   keyward-allowlist status [--print-state] [common]
 //   keyward-allowlist update-denials [common]     re-measure if the state changed
-//   keyward-allowlist unload [--pin-dir DIR]
+//   keyward-allowlist unload [common]            measures an "unloaded" record, then unpins
 //   keyward-allowlist encode --allowlist FILE --mode M --tag HEX16 --denials N --load-time N
 //   common: [--pcr N | --no-pcr] [--log PATH] [--pin-dir DIR] [--tcti TCTI]
 //
@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,8 +38,25 @@
 #define RECORD_LEN 91
 #define LABEL "keyward-allowlist-state-v1" /* docs/allowlist-state.md: 26 bytes */
 #define MAX_ENTRIES 65536                  /* = KW_MAX_ENTRIES in allowlist.bpf.c */
+#define MODE_UNLOADED 0 /* the record measured by unload before anything is removed */
 #define MODE_ENFORCE 1
 #define MODE_AUDIT 2
+#define NR_MAPS 4 /* = KW_NR_MAPS */
+
+/* = struct kw_config in allowlist.bpf.c */
+struct kw_config {
+	uint32_t mode;
+	uint32_t reserved;
+	uint64_t agent_ino;
+	uint64_t agent_dev;
+	uint32_t map_ids[NR_MAPS];
+};
+
+/* Pinned maps, in kw_config.map_ids order; programs and their links. */
+static const char *const MAP_PINS[NR_MAPS] = { "allowed", "config", "denials", "cgroup-denials" };
+#define NR_PROGS 4
+static const char *const PROG_PINS[NR_PROGS] = { "prog", "prog-mmap", "prog-mprotect", "prog-bpf-map" };
+static const char *const LINK_PINS[NR_PROGS] = { "link", "link-mmap", "link-mprotect", "link-bpf-map" };
 
 struct opts {
 	const char *allowlist;
@@ -53,6 +71,11 @@ struct opts {
 	uint64_t load_time;
 };
 
+struct cgroup_count {
+	uint64_t id;
+	uint64_t denials;
+};
+
 struct state {
 	uint8_t allowlist_digest[DIGEST_LEN];
 	uint8_t mode;
@@ -60,6 +83,11 @@ struct state {
 	uint64_t denials;
 	uint64_t load_time;
 	size_t entries;
+	/* Not part of the record: denials per cgroup id (status only), and the count of those
+	 * the kernel could not attribute because denials_by_cgroup was full. */
+	struct cgroup_count *cgroups;
+	size_t ncgroups;
+	uint64_t cgroup_overflow;
 };
 
 static void die(const char *fmt, ...)
@@ -210,10 +238,19 @@ static void print_state(const struct state *s, int json)
 	to_hex(s->allowlist_digest, DIGEST_LEN, ah);
 	to_hex(s->tag, 8, th);
 	printf("{\"mode\":\"%s\",\"entries\":%zu,\"allowlistDigest\":\"%s\",\"progTag\":\"%s\","
-	       "\"denials\":%llu,\"loadTime\":%llu,\"record\":\"%s\",\"stateDigest\":\"%s\"}\n",
-	       s->mode == MODE_ENFORCE ? "enforce" : s->mode == MODE_AUDIT ? "audit" : "unknown",
+	       "\"denials\":%llu,\"loadTime\":%llu,\"record\":\"%s\",\"stateDigest\":\"%s\","
+	       "\"cgroupOverflow\":%llu,\"denialsByCgroup\":{",
+	       s->mode == MODE_ENFORCE  ? "enforce"
+	       : s->mode == MODE_AUDIT  ? "audit"
+	       : s->mode == MODE_UNLOADED ? "unloaded"
+					  : "unknown",
 	       s->entries, ah, th, (unsigned long long)s->denials, (unsigned long long)s->load_time,
-	       rh, dh);
+	       rh, dh, (unsigned long long)s->cgroup_overflow);
+	/* cgroup ids as strings: they are u64 and JSON numbers are not */
+	for (size_t i = 0; i < s->ncgroups; i++)
+		printf("%s\"%llu\":%llu", i ? "," : "", (unsigned long long)s->cgroups[i].id,
+		       (unsigned long long)s->cgroups[i].denials);
+	printf("}}\n");
 }
 
 static void pin_path(char *buf, size_t n, const char *dir, const char *name)
@@ -222,12 +259,196 @@ static void pin_path(char *buf, size_t n, const char *dir, const char *name)
 		die("pin path too long");
 }
 
-/* Reads the live state from the pinned program and maps (what the kernel enforces now). */
+/* A pinned map, read-only: kw_bpf_map (allowlist.bpf.c) refuses writable descriptors of
+ * these maps, and any descriptor to a process other than this agent's executable. */
+static int open_map_ro(const char *pin_dir, const char *name)
+{
+	LIBBPF_OPTS(bpf_obj_get_opts, ro, .file_flags = BPF_F_RDONLY);
+	char p[4096];
+	int fd;
+
+	pin_path(p, sizeof(p), pin_dir, name);
+	if ((fd = bpf_obj_get_opts(p, &ro)) < 0)
+		die("cannot open %s: %s", p, strerror(errno));
+	return fd;
+}
+
+static uint32_t map_id(int fd)
+{
+	struct bpf_map_info info;
+	uint32_t len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		die("bpf_obj_get_info_by_fd (map): %s", strerror(errno));
+	return info.id;
+}
+
+static int has_id(const uint32_t *ids, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return 1;
+	return 0;
+}
+
+/* Before anything is measured: each pinned program is still attached through its pinned link
+ * (a tracing link cannot be detached, so it is attached while it exists), and the maps every
+ * program uses are exactly the pinned maps whose ids the agent wrote into kw_config at load.
+ * A pin replaced by another map, or a link removed, stops the agent: nothing is measured, so
+ * no fresh state exists for the broker to admit. `prog_fd` gets the exec program's fd. */
+static void check_pinned(const char *pin_dir, int map_fds[NR_MAPS], int *prog_fd)
+{
+	struct kw_config cfg;
+	uint32_t zero = 0, pinned[NR_MAPS], used[16], all_used[NR_MAPS] = { 0 };
+	char p[4096];
+
+	for (int i = 0; i < NR_MAPS; i++) {
+		map_fds[i] = open_map_ro(pin_dir, MAP_PINS[i]);
+		pinned[i] = map_id(map_fds[i]);
+	}
+	if (bpf_map_lookup_elem(map_fds[1], &zero, &cfg))
+		die("cannot read the config map: %s", strerror(errno));
+	if (memcmp(cfg.map_ids, pinned, sizeof(pinned)) != 0)
+		die("pinned maps are not the ones loaded (ids %u %u %u %u, loaded %u %u %u %u)",
+		    pinned[0], pinned[1], pinned[2], pinned[3], cfg.map_ids[0], cfg.map_ids[1],
+		    cfg.map_ids[2], cfg.map_ids[3]);
+	for (int i = 0; i < NR_PROGS; i++) {
+		struct bpf_prog_info pi;
+		struct bpf_link_info li;
+		uint32_t plen = sizeof(pi), llen = sizeof(li);
+		int prog, link;
+
+		pin_path(p, sizeof(p), pin_dir, PROG_PINS[i]);
+		if ((prog = bpf_obj_get(p)) < 0)
+			die("no allowlist program pinned at %s (not loaded?): %s", p, strerror(errno));
+		memset(&pi, 0, sizeof(pi));
+		pi.nr_map_ids = sizeof(used) / sizeof(used[0]);
+		pi.map_ids = (uint64_t)(uintptr_t)used;
+		if (bpf_obj_get_info_by_fd(prog, &pi, &plen))
+			die("bpf_obj_get_info_by_fd (prog): %s", strerror(errno));
+		if (pi.nr_map_ids > sizeof(used) / sizeof(used[0]))
+			die("%s uses %u maps", p, pi.nr_map_ids);
+		for (uint32_t k = 0; k < pi.nr_map_ids; k++) {
+			if (!has_id(pinned, NR_MAPS, used[k]))
+				die("%s uses map id %u, which is not a pinned map", p, used[k]);
+			for (int m = 0; m < NR_MAPS; m++)
+				all_used[m] |= pinned[m] == used[k];
+		}
+		pin_path(p, sizeof(p), pin_dir, LINK_PINS[i]);
+		memset(&li, 0, sizeof(li));
+		if ((link = bpf_obj_get(p)) < 0 || bpf_obj_get_info_by_fd(link, &li, &llen))
+			die("program %s is not attached (no link at %s): %s", PROG_PINS[i], p,
+			    strerror(errno));
+		if (li.prog_id != pi.id || li.type != BPF_LINK_TYPE_TRACING)
+			die("link %s attaches program %u, not %s (%u)", p, li.prog_id, PROG_PINS[i], pi.id);
+		close(link);
+		if (i == 0)
+			*prog_fd = prog;
+		else
+			close(prog);
+	}
+	for (int m = 0; m < NR_MAPS; m++)
+		if (!all_used[m])
+			die("no pinned program uses map %s", MAP_PINS[m]);
+}
+
+/* Denials per cgroup from the pinned denials_by_cgroup map, sorted by nothing (map order). */
+static void read_cgroup_denials(int fd, struct state *s)
+{
+	uint64_t key, next, val, *prev = NULL;
+	size_t cap = 0;
+
+	s->ncgroups = 0;
+	s->cgroup_overflow = 0;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		if (bpf_map_lookup_elem(fd, &next, &val) == 0) {
+			if (next == 0) {
+				s->cgroup_overflow = val;
+			} else {
+				if (s->ncgroups == cap) {
+					cap = cap ? 2 * cap : 16;
+					s->cgroups = realloc(s->cgroups, cap * sizeof(*s->cgroups));
+					if (!s->cgroups)
+						die("out of memory");
+				}
+				s->cgroups[s->ncgroups++] = (struct cgroup_count){ next, val };
+			}
+		}
+		key = next;
+		prev = &key;
+	}
+}
+
+/* For the agent's statements (agentstate): the denials counted in one cgroup (v2 id, the
+ * inode number of its directory in cgroupfs; see kw_cgroup_id_of_pid). Returns 0 with
+ * *count set (0 when the cgroup was never refused), 1 when some denials could not be
+ * attributed because denials_by_cgroup was full (the count may be low: judge it unknown),
+ * -errno when the pinned map cannot be read. */
+int kw_cgroup_denials(const char *pin_dir, uint64_t cgroup_id, uint64_t *count);
+int kw_cgroup_denials(const char *pin_dir, uint64_t cgroup_id, uint64_t *count)
+{
+	LIBBPF_OPTS(bpf_obj_get_opts, ro, .file_flags = BPF_F_RDONLY);
+	uint64_t overflow_key = 0, overflow = 0;
+	char p[4096];
+	int fd, rc = 0;
+
+	*count = 0;
+	if ((size_t)snprintf(p, sizeof(p), "%s/cgroup-denials", pin_dir) >= sizeof(p))
+		return -ENAMETOOLONG;
+	if ((fd = bpf_obj_get_opts(p, &ro)) < 0)
+		return -errno;
+	if (cgroup_id != 0 && bpf_map_lookup_elem(fd, &cgroup_id, count) && errno != ENOENT)
+		rc = -errno;
+	if (rc == 0 && bpf_map_lookup_elem(fd, &overflow_key, &overflow) == 0 && overflow > 0)
+		rc = 1;
+	close(fd);
+	return rc;
+}
+
+/* The cgroup v2 id of a process: the inode number of its directory under the cgroup2 mount
+ * (`0::/path` in /proc/PID/cgroup), which is what bpf_get_current_cgroup_id returns.
+ * Returns 0 or -errno. */
+int kw_cgroup_id_of_pid(pid_t pid, const char *cgroup2_mount, uint64_t *id);
+int kw_cgroup_id_of_pid(pid_t pid, const char *cgroup2_mount, uint64_t *id)
+{
+	char p[4096], *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	struct stat st;
+	FILE *f;
+	int rc = -ENOENT;
+
+	snprintf(p, sizeof(p), "/proc/%d/cgroup", (int)pid);
+	if (!(f = fopen(p, "re")))
+		return -errno;
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		if (strncmp(line, "0::", 3) != 0)
+			continue;
+		while (len > 0 && line[len - 1] == '\n')
+			line[--len] = 0;
+		if ((size_t)snprintf(p, sizeof(p), "%s%s", cgroup2_mount, line + 3) >= sizeof(p))
+			rc = -ENAMETOOLONG;
+		else if (stat(p, &st))
+			rc = -errno;
+		else {
+			*id = st.st_ino;
+			rc = 0;
+		}
+		break;
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/* Reads the live state from the pinned programs and maps (what the kernel enforces now),
+ * after check_pinned. */
 static void read_live_state(const char *pin_dir, struct state *s)
 {
-	char p[4096];
-	int prog, cfg, den, allow;
-	uint32_t zero = 0, mode = 0;
+	int prog, fds[NR_MAPS];
+	uint32_t zero = 0;
+	struct kw_config cfg;
 	struct bpf_prog_info info;
 	uint32_t info_len = sizeof(info);
 	uint8_t key[DIGEST_LEN], next[DIGEST_LEN], (*d)[DIGEST_LEN];
@@ -235,9 +456,7 @@ static void read_live_state(const char *pin_dir, struct state *s)
 	void *prev = NULL;
 
 	memset(s, 0, sizeof(*s));
-	pin_path(p, sizeof(p), pin_dir, "prog");
-	if ((prog = bpf_obj_get(p)) < 0)
-		die("no allowlist program pinned at %s (not loaded?): %s", p, strerror(errno));
+	check_pinned(pin_dir, fds, &prog);
 	memset(&info, 0, sizeof(info));
 	if (bpf_obj_get_info_by_fd(prog, &info, &info_len))
 		die("bpf_obj_get_info_by_fd: %s", strerror(errno));
@@ -245,28 +464,23 @@ static void read_live_state(const char *pin_dir, struct state *s)
 	s->load_time = info.load_time; /* ns since boot (kernel: ktime_get_boottime_ns) */
 	close(prog);
 
-	pin_path(p, sizeof(p), pin_dir, "config");
-	if ((cfg = bpf_obj_get(p)) < 0 || bpf_map_lookup_elem(cfg, &zero, &mode))
-		die("cannot read %s: %s", p, strerror(errno));
-	s->mode = (uint8_t)mode;
-	close(cfg);
-	pin_path(p, sizeof(p), pin_dir, "denials");
-	if ((den = bpf_obj_get(p)) < 0 || bpf_map_lookup_elem(den, &zero, &s->denials))
-		die("cannot read %s: %s", p, strerror(errno));
-	close(den);
+	if (bpf_map_lookup_elem(fds[1], &zero, &cfg))
+		die("cannot read the config map: %s", strerror(errno));
+	s->mode = (uint8_t)cfg.mode;
+	if (bpf_map_lookup_elem(fds[2], &zero, &s->denials))
+		die("cannot read the denial counter: %s", strerror(errno));
+	read_cgroup_denials(fds[3], s);
 
-	pin_path(p, sizeof(p), pin_dir, "allowed");
-	if ((allow = bpf_obj_get(p)) < 0)
-		die("cannot open %s: %s", p, strerror(errno));
 	d = malloc((size_t)MAX_ENTRIES * DIGEST_LEN);
 	if (!d)
 		die("out of memory");
-	while (n < MAX_ENTRIES && bpf_map_get_next_key(allow, prev, next) == 0) {
+	while (n < MAX_ENTRIES && bpf_map_get_next_key(fds[0], prev, next) == 0) {
 		memcpy(d[n++], next, DIGEST_LEN);
 		memcpy(key, next, DIGEST_LEN);
 		prev = key;
 	}
-	close(allow);
+	for (int i = 0; i < NR_MAPS; i++)
+		close(fds[i]);
 	s->entries = sort_unique(d, n);
 	allowlist_digest(d, s->entries, s->allowlist_digest);
 	free(d);
@@ -376,13 +590,18 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
 static void cmd_load(const struct opts *o)
 {
 	struct allowlist_bpf *skel;
-	struct bpf_link *link;
+	struct bpf_program *progs[NR_PROGS];
+	struct bpf_map *maps[NR_MAPS];
+	struct bpf_link *links[NR_PROGS];
+	struct kw_config cfg;
 	struct state s;
+	struct stat exe;
 	uint8_t(*d)[DIGEST_LEN], one = 1;
-	uint32_t zero = 0, mode = (uint32_t)o->mode;
+	uint64_t overflow_key = 0, no_denials = 0;
+	uint32_t zero = 0;
 	char p[4096];
 	size_t n;
-	int allow, cfg, den;
+	int fds[NR_MAPS];
 
 	if (!o->allowlist)
 		die("load needs --allowlist FILE");
@@ -393,37 +612,61 @@ static void cmd_load(const struct opts *o)
 	pin_path(p, sizeof(p), o->pin_dir, "prog");
 	if (access(p, F_OK) == 0)
 		die("already loaded (%s exists); unload first", p);
+	/* kw_bpf_map lets only this executable open the maps once loaded. */
+	if (stat("/proc/self/exe", &exe))
+		die("stat /proc/self/exe: %s", strerror(errno));
 
 	if (!(skel = allowlist_bpf__open_and_load()))
 		die("loading the BPF program failed: %s", strerror(errno));
-	allow = bpf_map__fd(skel->maps.kw_allowed);
-	cfg = bpf_map__fd(skel->maps.kw_config);
-	den = bpf_map__fd(skel->maps.kw_denials);
+	maps[0] = skel->maps.kw_allowed;
+	maps[1] = skel->maps.kw_config;
+	maps[2] = skel->maps.kw_denials;
+	maps[3] = skel->maps.denials_by_cgroup;
+	progs[0] = skel->progs.keyward_exec_allowlist;
+	progs[1] = skel->progs.keyward_mmap_file;
+	progs[2] = skel->progs.keyward_file_mprotect;
+	progs[3] = skel->progs.keyward_bpf_map;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.mode = (uint32_t)o->mode;
+	cfg.agent_ino = exe.st_ino;
+	cfg.agent_dev = (uint64_t)major(exe.st_dev) << 20 | minor(exe.st_dev); /* kernel dev_t */
+	for (int i = 0; i < NR_MAPS; i++) {
+		fds[i] = bpf_map__fd(maps[i]);
+		cfg.map_ids[i] = map_id(fds[i]);
+	}
 	for (size_t i = 0; i < n; i++)
-		if (bpf_map_update_elem(allow, d[i], &one, BPF_NOEXIST))
+		if (bpf_map_update_elem(fds[0], d[i], &one, BPF_NOEXIST))
 			die("filling the allowlist map: %s", strerror(errno));
-	if (bpf_map_update_elem(cfg, &zero, &mode, BPF_ANY))
+	if (bpf_map_update_elem(fds[1], &zero, &cfg, BPF_ANY))
 		die("setting the mode: %s", strerror(errno));
-	/* Freeze the maps against syscall writes: the allowlist, mode and counter can then
-	 * change only by unloading and loading again, which is measured. */
-	if (bpf_map_freeze(allow) || bpf_map_freeze(cfg) || bpf_map_freeze(den))
-		die("bpf_map_freeze: %s", strerror(errno));
+	if (bpf_map_update_elem(fds[3], &overflow_key, &no_denials, BPF_NOEXIST))
+		die("initialising the cgroup counters: %s", strerror(errno));
+	/* Freeze against syscall writes: the allowlist, mode and counters can then change only by
+	 * unloading and loading again, which is measured. The allowlist and config are also
+	 * read-only to BPF programs (BPF_F_RDONLY_PROG); the counters, which the programs write,
+	 * are kept from other programs by kw_bpf_map. */
+	for (int i = 0; i < NR_MAPS; i++)
+		if (bpf_map_freeze(fds[i]))
+			die("bpf_map_freeze: %s", strerror(errno));
 
-#define PIN(obj, fn, name)                                                  \
-	do {                                                                    \
-		pin_path(p, sizeof(p), o->pin_dir, name);                           \
-		if (fn(obj, p))                                                     \
-			die("pinning %s: %s", p, strerror(errno));                      \
-	} while (0)
-	PIN(skel->maps.kw_allowed, bpf_map__pin, "allowed");
-	PIN(skel->maps.kw_config, bpf_map__pin, "config");
-	PIN(skel->maps.kw_denials, bpf_map__pin, "denials");
-	PIN(skel->progs.keyward_exec_allowlist, bpf_program__pin, "prog");
-	link = bpf_program__attach_lsm(skel->progs.keyward_exec_allowlist);
-	if (!link)
-		die("attaching the LSM program: %s", strerror(errno));
-	PIN(link, bpf_link__pin, "link");
-#undef PIN
+	for (int i = 0; i < NR_MAPS; i++) {
+		pin_path(p, sizeof(p), o->pin_dir, MAP_PINS[i]);
+		if (bpf_map__pin(maps[i], p))
+			die("pinning %s: %s", p, strerror(errno));
+	}
+	for (int i = 0; i < NR_PROGS; i++) {
+		pin_path(p, sizeof(p), o->pin_dir, PROG_PINS[i]);
+		if (bpf_program__pin(progs[i], p))
+			die("pinning %s: %s", p, strerror(errno));
+	}
+	/* The exec hooks first, the map guard last (it needs nothing from the others). */
+	for (int i = 0; i < NR_PROGS; i++) {
+		if (!(links[i] = bpf_program__attach_lsm(progs[i])))
+			die("attaching %s: %s", PROG_PINS[i], strerror(errno));
+		pin_path(p, sizeof(p), o->pin_dir, LINK_PINS[i]);
+		if (bpf_link__pin(links[i], p))
+			die("pinning %s: %s", p, strerror(errno));
+	}
 
 	read_live_state(o->pin_dir, &s);
 	if (s.entries != n)
@@ -431,23 +674,44 @@ static void cmd_load(const struct opts *o)
 	measure(o, &s, 0);
 	print_state(&s, 1);
 	free(d);
-	bpf_link__disconnect(link); /* the pin keeps it attached after we exit */
-	bpf_link__destroy(link);
+	free(s.cgroups);
+	for (int i = 0; i < NR_PROGS; i++) {
+		bpf_link__disconnect(links[i]); /* the pin keeps it attached after we exit */
+		bpf_link__destroy(links[i]);
+	}
 	allowlist_bpf__destroy(skel);
 }
 
+/* Measures first, removes after: the live state (denials counted up to now), then an
+ * "unloaded" record (mode 0), so the log and PCR say the allowlist stopped before it does.
+ * Removing the pins by other means (rm) is not measured; the next measurement then finds no
+ * attached program and refuses (check_pinned). */
 static void cmd_unload(const struct opts *o)
 {
-	static const char *names[] = { "link", "prog", "allowed", "config", "denials" };
 	char p[4096];
-	int missing = 0;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		pin_path(p, sizeof(p), o->pin_dir, names[i]);
-		if (unlink(p) && errno == ENOENT)
-			missing++;
+	struct state s;
+	int missing = 0, total = 0;
+
+	pin_path(p, sizeof(p), o->pin_dir, "prog");
+	if (access(p, F_OK) == 0) {
+		read_live_state(o->pin_dir, &s);
+		measure(o, &s, 1);
+		s.mode = MODE_UNLOADED;
+		measure(o, &s, 0);
+		free(s.cgroups);
+	}
+	for (int i = 0; i < NR_PROGS; i++, total += 2) {
+		pin_path(p, sizeof(p), o->pin_dir, LINK_PINS[i]);
+		missing += unlink(p) && errno == ENOENT;
+		pin_path(p, sizeof(p), o->pin_dir, PROG_PINS[i]);
+		missing += unlink(p) && errno == ENOENT;
+	}
+	for (int i = 0; i < NR_MAPS; i++, total++) {
+		pin_path(p, sizeof(p), o->pin_dir, MAP_PINS[i]);
+		missing += unlink(p) && errno == ENOENT;
 	}
 	rmdir(o->pin_dir);
-	printf(missing == 5 ? "not loaded\n" : "unloaded\n");
+	printf(missing == total ? "not loaded\n" : "unloaded\n");
 }
 
 static void cmd_encode(const struct opts *o)

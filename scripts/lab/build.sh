@@ -41,6 +41,13 @@ MODDIR=$KDIR/pkg/lib/modules/$KVER/kernel
 # --- eBPF agent against the guest kernel's BTF (make is incremental) -------------------
 make -s -C "$ROOT/enclave-client/ebpf" OUT="$CACHE/ebpf" VMLINUX_BTF="$KDIR/vmlinux" >&2
 
+# --- exec-allowlist probes (scripts/lab/probe): kw-probe is listed (a tool root runs), kw-lib.so
+# is the unlisted payload of the LD_PRELOAD/dlopen probes.
+PROBE=$CACHE/probe
+mkdir -p "$PROBE"
+cc -O2 -Wall -Wextra -Werror -o "$PROBE/kw-probe" "$ROOT/scripts/lab/probe/kw-probe.c" -lbpf -ldl
+cc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$PROBE/kw-lib.so" "$ROOT/scripts/lab/probe/kw-lib.c"
+
 # --- keyward-client as one CommonJS file for the payload disk (esbuild comes with tsx), with
 # a V8 code cache made by running it once here (scripts/lab/client/load.cjs): under TCG that
 # saves ~1.5 s of compiling per client process. ~1 s, deterministic: rebuilt every time, keyed
@@ -60,10 +67,11 @@ if ((WITH_NODE)); then
 fi
 
 # --- cache key over every input ---------------------------------------------------------
-MODS=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_console virtio_blk)
-BINS=(/bin/busybox /usr/bin/tpm2 "$CACHE/ebpf/keyward-allowlist")
+MODS=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_console virtio_blk
+      netfs fscache 9pnet 9pnet_virtio 9p)
+BINS=(/bin/busybox /usr/bin/tpm2 "$CACHE/ebpf/keyward-allowlist" "$PROBE/kw-probe" "$PROBE/kw-lib.so")
 ((WITH_NODE)) && BINS+=("$(command -v node)" "$CLIENT/keyward-client.cjs" "$CLIENT/load.cjs")
-KEY=$( { echo "v2 $KPKG node=$WITH_NODE"; sha256sum "${BINS[@]}" "$0";
+KEY=$( { echo "v3 $KPKG node=$WITH_NODE"; sha256sum "${BINS[@]}" "$0";
          find "$ROOT/scripts/lab/guest" -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
 OUT=$CACHE/guest-$KEY
 if [[ -f $OUT/.done ]]; then echo "$OUT"; exit 0; fi
@@ -87,8 +95,16 @@ copy_with_libs /usr/bin/tpm2 /usr/bin/tpm2
 for t in /usr/bin/tpm2_*; do [[ $(readlink "$t") == tpm2 ]] && ln -sf tpm2 "$R/usr/bin/$(basename "$t")"; done
 for l in /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0; do copy_with_libs "$l" "$l"; done
 copy_with_libs "$CACHE/ebpf/keyward-allowlist" /usr/bin/keyward-allowlist
+copy_with_libs "$PROBE/kw-probe" /usr/lib/keyward-lab/kw-probe
 mkdir -p "$R/lib64"; [[ -e $R/lib64/ld-linux-x86-64.so.2 ]] || cp -L /lib64/ld-linux-x86-64.so.2 "$R/lib64/"
 cp -r "$ROOT/scripts/lab/guest/." "$R/lab/"
+mkdir -p "$R/lab/unlisted" && cp "$PROBE/kw-lib.so" "$R/lab/unlisted/"
+# The guest's allowlist lists every ELF file it ships (executables, ld.so and every shared
+# library: the mmap hook checks those too); the guest computes the same list with
+# lab_elf_files (guest/elf-files.sh); the host test approves allowlist.sha256 (sha256sum format,
+# guest paths) made here from the same files.
+. "$ROOT/scripts/lab/guest/elf-files.sh"
+(cd "$R" && lab_elf_files . | xargs sha256sum | sed 's|  \./|  /|') > "$OUT/elf-files.txt"
 mv "$R/lab/init" "$R/init"; chmod +x "$R/init" "$R"/lab/scenarios/*.sh
 (cd "$R" && find . -print0 | sort -z | cpio --null -o -H newc --quiet | gzip -1 > "$OUT/initrd.cpio.gz")
 # Node (~100 MB) goes on a read-only virtio disk holding an uncompressed cpio archive that
@@ -99,7 +115,9 @@ if ((WITH_NODE)); then
   copy_with_libs "$(command -v node)" /usr/bin/node
   mkdir -p "$R/usr/lib/keyward" && cp "$CLIENT"/{keyward-client.cjs,keyward-client.cjs.cache,load.cjs} "$R/usr/lib/keyward/"
   (cd "$R" && find . -print0 | sort -z | cpio --null -o -H newc --quiet > "$OUT/payload.cpio")
+  (cd "$R" && lab_elf_files . | xargs sha256sum | sed 's|  \./|  /|') >> "$OUT/elf-files.txt"
 fi
+sort -u "$OUT/elf-files.txt" -o "$OUT/allowlist.sha256"
 ln -sf "$KDIR/vmlinuz" "$OUT/vmlinuz"
 jq -n --arg key "$KEY" --arg kernel "$KPKG" --arg kver "$KVER" --argjson node "$WITH_NODE" \
   --arg bytes "$(stat -c %s "$OUT/initrd.cpio.gz")" \

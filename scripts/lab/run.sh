@@ -77,6 +77,10 @@ else
   VPORT=(-chardev "socket,id=c0,path=$TMP/vport.sock,server=on,wait=off")
 fi
 
+# --- a 9p share (virtio-9p) holding a copy of busybox: a filesystem IMA cannot vouch for,
+# which the exec allowlist refuses to run from whatever the file's hash (exec-allowlist).
+mkdir -p "$TMP/share" && cp /bin/busybox "$TMP/share/busybox"
+
 # --- qemu: OVMF measures the boot into PCR 0-7 and keeps the UEFI event log ------------
 cp /usr/share/OVMF/OVMF_VARS_4M.fd "$TMP/vars.fd"
 PAYLOAD=()
@@ -91,6 +95,7 @@ qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m 1024 -smp 1 \
   -serial file:"$OUTDIR/serial.log" -serial file:"$OUTDIR/results.txt" \
   -chardev socket,id=chrtpm,path="$TMP/swtpm.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm \
   -device tpm-crb,tpmdev=tpm0 "${PAYLOAD[@]}" \
+  -virtfs local,path="$TMP/share",mount_tag=kwshare,security_model=none,readonly=on \
   -device virtio-serial "${VPORT[@]}" -device virtserialport,chardev=c0,name=keyward &
 QEMU=$!
 PIDS+=($QEMU)

@@ -8,7 +8,8 @@ import { constantTimeEqual, fromHex, sha256, toHex } from '../util/bytes.js'
 export interface AllowlistFacts {
   /** False when the workload presented no allowlist state. */
   present: boolean
-  mode: 'enforce' | 'audit' | 'none'
+  /** 'unloaded': the agent's last record says it removed the program (docs/allowlist-state.md). */
+  mode: 'enforce' | 'audit' | 'unloaded' | 'none'
   /** Lowercase hex of the allowlist digest, "" when absent. */
   allowlistDigest: string
   /** Denials since load; -1 when absent, so `denials == 0` fails closed. */
@@ -53,12 +54,14 @@ export const DEFAULT_ALLOWLIST_PCR = 15
 export const MAX_ALLOWLIST_RECORDS = 65_536
 
 export type AllowlistMode = 'enforce' | 'audit'
-const MODE_CODE: Record<AllowlistMode, number> = { enforce: 1, audit: 2 }
+/** A record's mode: the agent's `unload` measures mode 0 before it removes anything. */
+export type AllowlistRecordMode = AllowlistMode | 'unloaded'
+const MODE_CODE: Record<AllowlistRecordMode, number> = { enforce: 1, audit: 2, unloaded: 0 }
 const U64_MAX = (1n << 64n) - 1n
 
 export interface AllowlistState {
   allowlistDigest: Uint8Array
-  mode: AllowlistMode
+  mode: AllowlistRecordMode
   progTag: Uint8Array
   denials: bigint
   loadTime: bigint
@@ -83,7 +86,7 @@ export function allowlistDigest(entries: ReadonlyArray<Uint8Array | string>): Ui
 }
 
 export function encodeAllowlistState(s: AllowlistState): Uint8Array {
-  if (!(s.mode in MODE_CODE)) throw new KeywardError('ERR_BAD_REQUEST', 'allowlist mode must be enforce or audit')
+  if (!(s.mode in MODE_CODE)) throw new KeywardError('ERR_BAD_REQUEST', 'allowlist mode must be enforce, audit or unloaded')
   if (s.denials < 0n || s.denials > U64_MAX || s.loadTime < 0n || s.loadTime > U64_MAX) {
     throw new KeywardError('ERR_BAD_REQUEST', 'allowlist counters must be u64')
   }
@@ -111,7 +114,7 @@ export function decodeAllowlistState(record: Uint8Array): AllowlistState {
   if (r.u8('separator') !== 0) throw new EvidenceMalformedError(`${what}: separator at 0x1a is not zero`)
   const digest = r.bytesN(32, 'allowlist_digest')
   const modeCode = r.u8('mode')
-  const mode = modeCode === 1 ? 'enforce' : modeCode === 2 ? 'audit' : undefined
+  const mode = modeCode === 1 ? 'enforce' : modeCode === 2 ? 'audit' : modeCode === 0 ? 'unloaded' : undefined
   if (!mode) throw new EvidenceMalformedError(`${what}: unknown mode ${modeCode}`)
   const progTag = r.bytesN(8, 'prog_tag')
   const denials = r.u64be('denials')

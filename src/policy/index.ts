@@ -37,5 +37,6 @@ export {
   replayAllowlistLog,
   stateDigest,
   type AllowlistMode,
+  type AllowlistRecordMode,
   type AllowlistState,
 } from './allowlist-state.js'

@@ -70,6 +70,13 @@ describe('state record', () => {
     expect(decodeAllowlistState(encodeAllowlistState(big))).toEqual(big)
   })
 
+  it("mode 0 is the agent's unloaded record: decoded, and its facts are not enforcing", () => {
+    const unloaded = handRecord(digest, 0, TAG, 2n, 123_456_789_012n)
+    expect(decodeAllowlistState(new Uint8Array(unloaded))).toEqual({ ...state, mode: 'unloaded' })
+    expect(Buffer.from(encodeAllowlistState({ ...state, mode: 'unloaded' }))).toEqual(unloaded)
+    expect(allowlistFacts(new Uint8Array(unloaded)).mode).toBe('unloaded')
+  })
+
   it('state digest is SHA-256 of the record', () => {
     expect(Buffer.from(stateDigest(new Uint8Array(hand)))).toEqual(h(hand))
     expect(allowlistFacts(new Uint8Array(hand))).toEqual({
@@ -83,7 +90,6 @@ describe('state record', () => {
     ['trailing byte', (b: Buffer) => Buffer.concat([b, Buffer.from([0])])],
     ['label', (b: Buffer) => (b[0] = 0x4b, b)],
     ['separator', (b: Buffer) => (b[26] = 1, b)],
-    ['mode 0', (b: Buffer) => (b[59] = 0, b)],
     ['mode 3', (b: Buffer) => (b[59] = 3, b)],
     ['reserved', (b: Buffer) => (b[90] = 1, b)],
   ])('rejects a bad record: %s', (_n, mutate) => {
