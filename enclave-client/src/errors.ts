@@ -107,3 +107,19 @@ export class ClientClosedError extends KeywardError {
     this.name = 'ClientClosedError'
   }
 }
+
+/** A secret-file path another user could redirect or swap: a symlink, a foreign or writable directory, an existing file. */
+export class UnsafePathError extends KeywardError {
+  constructor(message: string, options?: KeywardErrorOptions) {
+    super('ERR_UNSAFE_PATH', message, options)
+    this.name = 'UnsafePathError'
+  }
+}
+
+/** A released value without a valid broker signature bound to this request. Fixed message; reveals nothing. */
+export class ReleaseUnverifiedError extends KeywardError {
+  constructor(reason: string, options?: KeywardErrorOptions) {
+    super('ERR_RELEASE_UNVERIFIED', `the release is not signed by the trusted broker for this request (${reason})`, options)
+    this.name = 'ReleaseUnverifiedError'
+  }
+}

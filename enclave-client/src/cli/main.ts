@@ -5,7 +5,8 @@ import { createClient, type ClientOptions } from '../client.js'
 import { BrokerError, DeniedError, KeywardError, isKeywardError } from '../errors.js'
 import { USAGE, parseCli, type CliArgs } from './args.js'
 import { runCommand } from './run.js'
-import { writeSecretFile } from './secret-files.js'
+import { resolve } from 'node:path'
+import { createSecretWriter } from './secret-files.js'
 
 export interface CliIo {
   stdout: (data: string | Uint8Array) => void
@@ -68,12 +69,21 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       case 'run':
         return await runCommand(client, a, { progress, failure: fail })
       case 'get': {
-        const v = await client.getSecret(a.positionals[0]!)
-        if (a.out) {
-          await writeSecretFile(a.out, v)
-          progress(`wrote ${a.out} (0600)`)
-        } else io.stdout(v)
-        return 0
+        const files = createSecretWriter()
+        const unguard = files.cleanupOnSignals()
+        try {
+          const v = await client.getSecret(a.positionals[0]!)
+          if (a.out) {
+            await files.write(resolve(a.out), v)
+            progress(`wrote ${a.out} (0600)`)
+          } else io.stdout(v)
+          return 0
+        } catch (e) {
+          files.cleanup()
+          throw e
+        } finally {
+          unguard()
+        }
       }
       case 'credential': {
         const c = await client.credential(a.positionals[0]!)
