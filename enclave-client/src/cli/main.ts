@@ -72,9 +72,11 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         const files = createSecretWriter()
         const unguard = files.cleanupOnSignals()
         try {
+          // The target is checked before the secret is released, and again as it is written.
+          const out = a.out === undefined ? undefined : await files.resolve(resolve(a.out))
           const v = await client.getSecret(a.positionals[0]!)
-          if (a.out) {
-            await files.write(resolve(a.out), v)
+          if (out) {
+            await files.write(out, v)
             progress(`wrote ${a.out} (0600)`)
           } else io.stdout(v)
           return 0

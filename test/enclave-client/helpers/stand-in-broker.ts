@@ -27,6 +27,8 @@ export interface Broker {
   revoked: boolean
   /** Forget every issued token once (the broker's ERR_TOKEN_INVALID). */
   forget?: boolean
+  /** Requests to this path get no answer (the client waits mid-flow); `arrived` is told when one comes. */
+  hold?: { path: string; arrived?: () => void }
 }
 
 export const secrets: Record<string, Uint8Array> = { db: new TextEncoder().encode('hunter2\n'), bin: new Uint8Array(randomBytes(64)) }
@@ -61,6 +63,10 @@ export async function startBroker(): Promise<Broker> {
     return { key }
   }
   b.srv = await startServer(async (r) => {
+    if (b.hold?.path === r.path) {
+      b.hold.arrived?.()
+      return 'hang'
+    }
     if (r.path === '/v1/challenge') {
       if (b.challengeFailures) {
         b.challengeFailures--
