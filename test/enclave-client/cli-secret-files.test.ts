@@ -30,7 +30,7 @@ afterAll(async () => {
 })
 
 const globals = (): string[] => ['--broker', broker.srv.url, '--tee', 'tpm', '--tcti', tpm.tcti, '--state-dir', join(dir, 'state'), '--retries', '0', '--renew-interval', '0']
-const WAIT = "console.log('ready ' + process.pid); process.on('SIGTERM', () => { console.log('child got SIGTERM'); process.exit(0) }); setInterval(() => {}, 1000)"
+const WAIT = "process.on('SIGTERM', () => { console.log('child got SIGTERM'); process.exit(0) }); console.log('ready ' + process.pid); setInterval(() => {}, 1000)"
 
 /** Runs the client; `on` sees stderr and stdout as they grow and gets the client's pid. */
 function cli(args: string[], on: (out: { stderr: string; stdout: string; pid: number }) => void = () => undefined): Promise<ProcResult> {
