@@ -52,9 +52,12 @@ export class DeniedError extends BrokerError {
 
 /** The broker could not be reached (DNS, refused, reset, TLS) after all retries. */
 export class NetworkError extends KeywardError {
-  constructor(message: string, options?: KeywardErrorOptions) {
+  /** false only when the connection failed before anything was sent (refused, no route, DNS). */
+  readonly requestMayBeSent: boolean
+  constructor(message: string, options?: KeywardErrorOptions, requestMayBeSent = true) {
     super('ERR_UPSTREAM_UNAVAILABLE', message, options)
     this.name = 'NetworkError'
+    this.requestMayBeSent = requestMayBeSent
   }
 }
 

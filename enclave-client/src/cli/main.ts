@@ -1,7 +1,7 @@
 // keyward-client: the workload's CLI. Progress goes to stderr; stdout carries only command
 // output (`get` the secret, `credential` the token, JSON for evidence/attest/register).
 import { randomBytes } from 'node:crypto'
-import { createClient, type ClientOptions } from '../client.js'
+import { createClient, type ClientOptions, type KeywardClient } from '../client.js'
 import { BrokerError, DeniedError, KeywardError, isKeywardError } from '../errors.js'
 import { USAGE, parseCli, type CliArgs } from './args.js'
 import { runCommand } from './run.js'
@@ -37,6 +37,8 @@ export function clientOptions(a: CliArgs, progress: (l: string) => void): Client
     timeoutMs: a.timeoutMs,
     retries: a.retries,
     runtimeState: a.runtimeState,
+    brokerJwks: a.brokerJwks,
+    insecureHttp: a.insecureHttp,
     onProgress: progress,
     collectorOptions: {
       tpm: { stateDir: a.stateDir, tcti: a.tcti, pcrs: a.pcrs, ekAlg: a.ekAlg, akAlg: a.akAlg, ekHandle: a.ekHandle },
@@ -51,14 +53,15 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   }
   const progress = (l: string): void => io.stderr(`keyward-client: ${l}`)
   let a: CliArgs
+  let client: KeywardClient
   try {
     a = parseCli(argv)
+    client = createClient(clientOptions(a, progress))
   } catch (e) {
     for (const l of describe(e)) progress(l)
     io.stderr(USAGE.trimEnd())
     return 2
   }
-  const client = createClient(clientOptions(a, progress))
   const fail = (prefix: string, e: unknown): void => {
     const [first, ...rest] = describe(e)
     progress(`${prefix}: ${first}`)
