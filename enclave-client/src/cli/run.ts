@@ -99,7 +99,14 @@ export async function runCommand(client: KeywardClient, a: CliArgs, io: RunIo): 
   const handlers = new Map<NodeJS.Signals, () => void>()
   for (const sig of FORWARDED) {
     // The terminal's Ctrl-C and Ctrl-\ reach the child directly (same process group): forwarding would deliver them twice.
-    const h = foreground && FROM_TERMINAL.includes(sig) ? (): void => undefined : (): void => void (alive() && child.kill(sig))
+    const h =
+      foreground && FROM_TERMINAL.includes(sig)
+        ? (): void => undefined
+        : (): void => {
+            if (!alive()) return
+            child.kill(sig)
+            if (sig !== 'SIGWINCH') io.progress(`forwarded ${sig} to ${cmd}`)
+          }
     handlers.set(sig, h)
     process.on(sig, h)
   }
