@@ -69,6 +69,9 @@ export const ERROR_STATUS = {
   // configuration and the rest
   ERR_CONFIG: 500,
   ERR_COLLECTOR: 500,
+  // enclave client only: a secret-file path another user could control; a release the broker did not sign
+  ERR_UNSAFE_PATH: 500,
+  ERR_RELEASE_UNVERIFIED: 502,
   ERR_INTERNAL: 500,
 } as const
 

@@ -8,7 +8,9 @@ import type { Tee } from '../../src/verifiers/types.js'
 import type { Collector } from './collectors/types.js'
 import type { TpmCollector } from './collectors/tpm.js'
 import { ClientClosedError, ClientConfigError, DeniedError, ProtocolError, isKeywardError } from './errors.js'
-import { createHttpClient, type HttpClient, type TlsOptions } from './http.js'
+import { decodeJwt, type JSONWebKeySet } from 'jose'
+import { createHttpClient, isLoopback, type HttpClient, type TlsOptions } from './http.js'
+import { createReleaseVerifier, readJwksFile, type ReleaseExpectation } from './release.js'
 import { createCollector, detectPlatform, type CollectorOptions } from './platform.js'
 import { readRuntimeStateFile, runtimeStateDigest, type RuntimeState, type RuntimeStateSource } from './runtime-state.js'
 import { createSessionKey, type KeyAlg, type SessionKey } from './session-key.js'
@@ -32,6 +34,10 @@ export interface ClientOptions {
   retries?: number
   /** Runtime state (allowlist records) to present, or a file path re-read before each attestation. */
   runtimeState?: RuntimeStateSource | string
+  /** The broker's signing keys (a JWKS, or a file path): the trust anchor for released values. Without it they are fetched from the broker over https or loopback. */
+  brokerJwks?: string | JSONWebKeySet
+  /** Allow http:// to a broker that is not on loopback; needs brokerJwks. */
+  insecureHttp?: boolean
   /** Progress lines (never secrets). */
   onProgress?: (line: string) => void
   /** Backoff tuning, mostly for tests. */
@@ -114,12 +120,21 @@ export function createClient(o: ClientOptions): KeywardClient {
   const progress = o.onProgress ?? (() => undefined)
   const http: HttpClient = createHttpClient({
     broker: o.broker,
+    insecureHttp: o.insecureHttp,
     timeoutMs: o.timeoutMs,
     retries: o.retries,
     baseDelayMs: o.baseDelayMs,
     maxDelayMs: o.maxDelayMs,
     tls: { ca: o.ca, cert: o.cert, key: o.key } satisfies TlsOptions,
     onRetry: ({ attempt, delayMs, error, path }) => progress(`retry ${attempt} of ${path} in ${delayMs} ms: ${error.message}`),
+  })
+  const pinned = typeof o.brokerJwks === 'string' ? readJwksFile(o.brokerJwks) : o.brokerJwks
+  if (!pinned && new URL(http.broker).protocol === 'http:' && !isLoopback(new URL(http.broker))) {
+    throw new ClientConfigError('--insecure-http needs --broker-jwks: signing keys fetched over plain HTTP could be anyone’s')
+  }
+  const releases = createReleaseVerifier({
+    pinned,
+    fetchJwks: () => http.request({ method: 'GET', path: '/.well-known/jwks.json' }, z.unknown()),
   })
   let closed = false
   let keyP: Promise<SessionKey> | undefined
@@ -204,24 +219,53 @@ export function createClient(o: ClientOptions): KeywardClient {
     return current!.token
   }
 
-  async function release<T>(method: 'GET' | 'POST', path: string, body: unknown, schema: z.ZodType<T>): Promise<T> {
+  /** A DPoP-authenticated request for a release; its answer's JWE is opened and verified as `kind`/`name`. */
+  async function release<T extends { jwe: string }>(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    schema: z.ZodType<T>,
+    what: Pick<ReleaseExpectation, 'kind' | 'name'>,
+  ): Promise<{ answer: T; value: Uint8Array; version?: number }> {
     live()
     const key = await sessionKey()
+    let dpopJti = ''
+    // POSTs mint something (a Vault token, a credential): never sent twice once they may have arrived.
     const send = (tok: string): Promise<T> =>
-      http.request({ method, path, body, headers: async (url) => ({ authorization: `DPoP ${tok}`, dpop: await key.dpopProof(method, url, tok, http.dpopNonce()) }) }, schema)
+      http.request(
+        {
+          method,
+          path,
+          body,
+          idempotent: method === 'GET',
+          headers: async (url) => {
+            const proof = await key.dpopProof(method, url, tok, http.dpopNonce())
+            dpopJti = String(decodeJwt(proof).jti)
+            return { authorization: `DPoP ${tok}`, dpop: proof }
+          },
+        },
+        schema,
+      )
     const tok = await token()
+    let answer: T
     try {
-      return await send(tok)
+      answer = await send(tok)
     } catch (e) {
       // The broker wants a server nonce (RFC 9449 §8): it sent one with the refusal; retry once.
-      if (e instanceof DeniedError && e.code === 'ERR_DPOP_NONCE') return send(tok)
+      if (e instanceof DeniedError && e.code === 'ERR_DPOP_NONCE') {
+        answer = await send(tok)
+      } else {
       // The broker no longer accepts this token (expired by its clock, or its attestation was
       // revoked): attest afresh once, so the current policy decides, then try again.
       if (!(e instanceof DeniedError) || e.code !== 'ERR_TOKEN_INVALID' || current?.token !== tok) throw e
       progress('token refused by the broker, re-attesting')
       current = undefined
-      return send(await token())
+      answer = await send(await token())
+      }
     }
+    const signed = new TextDecoder().decode(await key.decrypt(answer.jwe))
+    const { value, version } = await releases.open(signed, { ...what, dpopJti, jkt: key.jkt })
+    return { answer, value, version }
   }
 
   const client: KeywardClient = {
@@ -239,18 +283,18 @@ export function createClient(o: ClientOptions): KeywardClient {
     },
 
     async getSecret(name) {
-      const r = await release('GET', `/v1/secrets/${encodeURIComponent(name)}`, undefined, Released)
-      progress(`released secret ${r.name} version ${r.version}`)
-      return (await sessionKey()).decrypt(r.jwe)
+      const { answer, value, version } = await release('GET', `/v1/secrets/${encodeURIComponent(name)}`, undefined, Released, { kind: 'secret', name })
+      if (answer.version !== version) throw new ProtocolError('released version differs from the signed one')
+      progress(`released secret ${name} version ${version}`)
+      return value
     },
 
     async vaultToken(opts = {}) {
       const body = { ...(opts.wrap === undefined ? {} : { wrap: opts.wrap }), ...(opts.role ? { role: opts.role } : {}) }
-      const r = await release('POST', '/v1/vault/token', body, VaultAnswer)
-      const plain = new TextDecoder().decode(await (await sessionKey()).decrypt(r.jwe))
+      const { value } = await release('POST', '/v1/vault/token', body, VaultAnswer, { kind: 'vault-token', name: 'vault' })
       let v: unknown
       try {
-        v = JSON.parse(plain)
+        v = JSON.parse(new TextDecoder().decode(value))
       } catch {
         throw new ProtocolError('Vault token payload is not JSON')
       }
@@ -260,9 +304,8 @@ export function createClient(o: ClientOptions): KeywardClient {
     },
 
     async credential(tool) {
-      const r = await release('POST', `/v1/credentials/${encodeURIComponent(tool)}`, {}, CredentialAnswer)
-      const tok = new TextDecoder().decode(await (await sessionKey()).decrypt(r.jwe))
-      return { tool: r.tool, kind: r.kind, token: tok, expiresAt: r.expiresAt === null ? null : new Date(r.expiresAt) }
+      const { answer: r, value } = await release('POST', `/v1/credentials/${encodeURIComponent(tool)}`, {}, CredentialAnswer, { kind: 'tool-credential', name: tool })
+      return { tool, kind: r.kind, token: new TextDecoder().decode(value), expiresAt: r.expiresAt === null ? null : new Date(r.expiresAt) }
     },
 
     async register(workload) {

@@ -52,9 +52,12 @@ export class DeniedError extends BrokerError {
 
 /** The broker could not be reached (DNS, refused, reset, TLS) after all retries. */
 export class NetworkError extends KeywardError {
-  constructor(message: string, options?: KeywardErrorOptions) {
+  /** false only when the connection failed before anything was sent (refused, no route, DNS). */
+  readonly requestMayBeSent: boolean
+  constructor(message: string, options?: KeywardErrorOptions, requestMayBeSent = true) {
     super('ERR_UPSTREAM_UNAVAILABLE', message, options)
     this.name = 'NetworkError'
+    this.requestMayBeSent = requestMayBeSent
   }
 }
 
@@ -105,5 +108,21 @@ export class ClientClosedError extends KeywardError {
   constructor() {
     super('ERR_CONFIG', 'client is closed')
     this.name = 'ClientClosedError'
+  }
+}
+
+/** A secret-file path another user could redirect or swap: a symlink, a foreign or writable directory, an existing file. */
+export class UnsafePathError extends KeywardError {
+  constructor(message: string, options?: KeywardErrorOptions) {
+    super('ERR_UNSAFE_PATH', message, options)
+    this.name = 'UnsafePathError'
+  }
+}
+
+/** A released value without a valid broker signature bound to this request. Fixed message; reveals nothing. */
+export class ReleaseUnverifiedError extends KeywardError {
+  constructor(reason: string, options?: KeywardErrorOptions) {
+    super('ERR_RELEASE_UNVERIFIED', `the release is not signed by the trusted broker for this request (${reason})`, options)
+    this.name = 'ReleaseUnverifiedError'
   }
 }

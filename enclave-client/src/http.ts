@@ -26,6 +26,8 @@ export interface RetryOptions {
 
 export interface HttpOptions extends Partial<RetryOptions> {
   broker: string
+  /** Allow http:// to a broker that is not on loopback (a man in the middle sees and changes everything). */
+  insecureHttp?: boolean
   timeoutMs?: number
   tls?: TlsOptions
   /** Called before each retry (progress lines). */
@@ -40,6 +42,12 @@ export interface RequestSpec {
   headers?: (url: string) => Promise<Record<string, string>> | Record<string, string>
   /** Overrides the client's retry count for this request (0: exactly one attempt). */
   retries?: number
+  /**
+   * false: the request mints something (a Vault token, a credential), so it is retried only when
+   * it certainly never reached the broker (connection refused, no route, DNS); never after a
+   * timeout, a reset or a 5xx, when the broker may have acted on it. Default true.
+   */
+  idempotent?: boolean
 }
 
 export interface HttpClient {
@@ -48,7 +56,7 @@ export interface HttpClient {
   /** The last DPoP-Nonce the broker sent (RFC 9449 §8), for the next proof. */
   dpopNonce(): string | undefined
   /** Runs `fn` with the same retry policy (for multi-request flows that must restart as a whole). */
-  withRetries<T>(what: string, fn: () => Promise<T>, retries?: number): Promise<T>
+  withRetries<T>(what: string, fn: () => Promise<T>, retries?: number, retryable?: (e: unknown) => boolean): Promise<T>
   close(): Promise<void>
 }
 
@@ -60,11 +68,25 @@ const ErrorBody = z.object({
   }),
 })
 
+/** Whether a URL's host is the loopback interface (127.0.0.0/8, ::1, localhost): no network in between. */
+export function isLoopback(u: URL): boolean {
+  const h = u.hostname
+  return h === 'localhost' || h === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
+}
+
 /** Whether a failure may succeed when tried again: network errors, timeouts and 5xx, never a 4xx. */
 export function isRetryable(e: unknown): boolean {
   if (e instanceof NetworkError || e instanceof TimeoutError) return true
   if (e instanceof BrokerError) return e.httpStatus >= 500
   return false
+}
+
+/** Connection errors that happen before a single byte of the request was sent. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
+
+/** Retryable for a request that must not run twice: it never left this host. */
+export function neverSent(e: unknown): boolean {
+  return e instanceof NetworkError && !e.requestMayBeSent
 }
 
 /** Backoff before retry `attempt` (1-based): full jitter over min(max, base·2^(attempt-1)). */
@@ -96,6 +118,9 @@ export function createHttpClient(o: HttpOptions): HttpClient {
     throw new ClientConfigError(`broker URL is not a URL: ${o.broker}`, { cause: e })
   }
   if (base.protocol !== 'https:' && base.protocol !== 'http:') throw new ClientConfigError('broker URL must be http(s)')
+  if (base.protocol === 'http:' && !isLoopback(base) && !o.insecureHttp) {
+    throw new ClientConfigError(`refusing plain http:// to ${base.host}, which is not loopback: use https, or --insecure-http with --broker-jwks`)
+  }
   const retry: RetryOptions = {
     retries: o.retries ?? 3,
     baseDelayMs: o.baseDelayMs ?? 200,
@@ -129,7 +154,8 @@ export function createHttpClient(o: HttpOptions): HttpClient {
       const name = e instanceof Error ? e.name : ''
       if (name === 'TimeoutError' || name === 'AbortError') throw new TimeoutError(timeoutMs, { cause: e })
       const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : String(e)
-      throw new NetworkError(`cannot reach broker ${base.host}: ${cause}`, { cause: e })
+      const code = e instanceof Error && e.cause instanceof Error ? (e.cause as NodeJS.ErrnoException).code : undefined
+      throw new NetworkError(`cannot reach broker ${base.host}: ${cause}`, { cause: e }, !NOT_SENT.has(code ?? ''))
     }
     dpopNonce = res.headers.get('dpop-nonce') ?? dpopNonce
     let text: string
@@ -161,12 +187,12 @@ export function createHttpClient(o: HttpOptions): HttpClient {
     return parsed.data
   }
 
-  async function withRetries<T>(what: string, fn: () => Promise<T>, retries = retry.retries): Promise<T> {
+  async function withRetries<T>(what: string, fn: () => Promise<T>, retries = retry.retries, retryable = isRetryable): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await fn()
       } catch (e) {
-        if (attempt >= retries || !isRetryable(e)) throw e
+        if (attempt >= retries || !retryable(e)) throw e
         const delayMs = backoffDelay(attempt + 1, retry)
         o.onRetry?.({ attempt: attempt + 1, delayMs, error: e as Error, path: what })
         await new Promise((r) => setTimeout(r, delayMs))
@@ -176,7 +202,7 @@ export function createHttpClient(o: HttpOptions): HttpClient {
 
   return {
     broker: base.toString(),
-    request: (spec, schema) => withRetries(spec.path, () => once(spec, schema), spec.retries),
+    request: (spec, schema) => withRetries(spec.path, () => once(spec, schema), spec.retries, spec.idempotent === false ? neverSent : isRetryable),
     dpopNonce: () => dpopNonce,
     withRetries,
     async close() {

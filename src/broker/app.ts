@@ -12,7 +12,7 @@ import { KeywardError, isKeywardError } from '../errors.js'
 import type { BrokerDeps } from './deps.js'
 import * as S from './schemas.js'
 import { attest, errorForAudit, nonceId, recordWorkload } from './attest.js'
-import { createAuthenticator, encryptToKey, readGrantedSecret, readSecretValue, type Attested } from './release.js'
+import { createAuthenticator, readGrantedSecret, readSecretValue, sealRelease, type Attested } from './release.js'
 import { toB64url } from '../util/bytes.js'
 import { buildOpenApi } from './openapi.js'
 import { adminRoutes, createAdminAuth } from './admin.js'
@@ -170,7 +170,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
     }
     return releaseAudited(deps, 'secret', name.data, c, auth, noise, async (a) => {
       const { version, value } = await readGrantedSecret(deps, a, name.data)
-      const jwe = await encryptToKey(a.key, value, { kid: a.claims.cnf.jkt })
+      const jwe = await sealRelease(deps, a, c.req.header('dpop') ?? '', { kind: 'secret', name: name.data, version }, value)
       return { subject: a.attestation.jkt, body: { name: name.data, version, jwe } }
     })
   })
@@ -187,7 +187,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
         { ...grant, ...(body.wrap ? { wrapTtlSeconds: 60 } : {}) },
       )
       const payload = JSON.stringify({ token: minted.token, wrapToken: minted.wrapToken, accessor: minted.accessor, leaseDuration: minted.leaseDuration })
-      const jwe = await encryptToKey(a.key, new TextEncoder().encode(payload), { kid: att.jkt })
+      const jwe = await sealRelease(deps, a, c.req.header('dpop') ?? '', { kind: 'vault-token', name: 'vault' }, new TextEncoder().encode(payload))
       return { subject: att.jkt, body: { jwe, accessor: minted.accessor, leaseDuration: minted.leaseDuration }, detail: { role: grant.role, accessor: minted.accessor } }
     })
   })
@@ -204,7 +204,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
       if (!grant) throw new KeywardError('ERR_NOT_GRANTED', `the admitting policy grants no credential for tool ${tool}`)
       if (grant.kind === 'api-key') {
         const { version, value } = await readSecretValue(deps, grant.apiKeySecret)
-        const jwe = await encryptToKey(a.key, value, { kid: a.attestation.jkt })
+        const jwe = await sealRelease(deps, a, c.req.header('dpop') ?? '', { kind: 'tool-credential', name: tool }, value)
         return { subject: a.attestation.jkt, body: { tool, kind: 'api-key', expiresAt: null, jwe }, detail: { secretName: grant.apiKeySecret, version } }
       }
       // The issuer caps the lifetime (12 × tokenTtlSeconds) and keeps a rotated key published that long.
@@ -213,7 +213,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
         { scope: grant.scopes.join(' '), cnf: { jkt: a.attestation.jkt }, keyward_tool: tool, keyward_policy: a.attestation.policy },
         { audience: grant.audience, ttlSeconds: ttl, subject: a.attestation.workload, typ: TOOL_CREDENTIAL_TYP },
       )
-      const jwe = await encryptToKey(a.key, new TextEncoder().encode(cred.token), { kid: a.attestation.jkt })
+      const jwe = await sealRelease(deps, a, c.req.header('dpop') ?? '', { kind: 'tool-credential', name: tool }, new TextEncoder().encode(cred.token))
       return { subject: a.attestation.jkt, body: { tool, kind: 'jwt', expiresAt: new Date(cred.expiresAt).toISOString(), jwe }, detail: { audience: grant.audience, scopes: grant.scopes, jti: cred.jti } }
     })
   })

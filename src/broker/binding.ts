@@ -30,3 +30,7 @@ export function thumbprintBytes(jkt: string): Uint8Array {
   if (!b || b.length !== 32) throw new KeywardError('ERR_BAD_REQUEST', 'thumbprint must be 32 bytes base64url')
   return b
 }
+
+/** A release's signed inner JWS (docs/protocol.md "Signed releases"): its `typ`, and its audience for the key `jkt`. */
+export const RELEASE_TYP = 'keyward-release+jwt'
+export const releaseAudience = (jkt: string): string => `keyward-release:${jkt}`

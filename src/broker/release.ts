@@ -1,12 +1,14 @@
 // Release to an attested key: the attestation token plus a DPoP proof by the bound key,
 // the grant re-checked against the admitting policy as it stands now, and the value
 // encrypted as a compact JWE to that same key.
-import { CompactEncrypt, importJWK, type JWK } from 'jose'
+import { CompactEncrypt, decodeJwt, importJWK, type JWK } from 'jose'
 import { KeywardError } from '../errors.js'
 import type { BrokerDeps, Grants } from './deps.js'
 import type { EarClaims } from './tokens.js'
 import type { AttestationRow } from '../store/types.js'
 import { dpopNonces, verifyDpopProof } from './dpop.js'
+import { toB64url } from '../util/bytes.js'
+import { RELEASE_TYP, releaseAudience } from './binding.js'
 
 export interface Attested {
   claims: EarClaims
@@ -53,6 +55,30 @@ export async function encryptToKey(key: JWK, plaintext: Uint8Array, headers: Rec
   const alg = key.kty === 'RSA' ? 'RSA-OAEP-256' : 'ECDH-ES+A256KW'
   const pub = await importJWK({ kty: key.kty, crv: key.crv, x: key.x, y: key.y, n: key.n, e: key.e } as JWK, alg)
   return new CompactEncrypt(plaintext).setProtectedHeader({ alg, enc: 'A256GCM', ...headers }).encrypt(pub)
+}
+
+export interface ReleaseLabel {
+  kind: 'secret' | 'vault-token' | 'tool-credential'
+  /** The secret's name, `vault`, or the tool. */
+  name: string
+  version?: number
+}
+
+/**
+ * Every release path ends here: the value is signed with the token signing key (published in
+ * /.well-known/jwks.json) together with what was asked for and this request's DPoP proof jti,
+ * for the key's thumbprint as audience, and then encrypted to that key. Whoever sits between
+ * broker and client can neither forge a release nor replay one to another request.
+ */
+export async function sealRelease(deps: BrokerDeps, a: Attested, dpopProof: string, label: ReleaseLabel, value: Uint8Array): Promise<string> {
+  // authenticate() verified this proof; here only its jti is read.
+  const { jti } = decodeJwt(dpopProof)
+  const jkt = a.attestation.jkt
+  const signed = await deps.tokens.signJwt(
+    { keyward_release: label, dpop_jti: jti, value: toB64url(value) },
+    { audience: releaseAudience(jkt), ttlSeconds: 300, typ: RELEASE_TYP },
+  )
+  return encryptToKey(a.key, new TextEncoder().encode(signed.token), { kid: jkt, cty: RELEASE_TYP })
 }
 
 /** Reads the newest version of a granted secret (a stored value or a Vault KV reference). */

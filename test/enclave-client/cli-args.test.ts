@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { defaultStateDir, parseCli, parseSecretSpec } from '../../enclave-client/src/cli/args.js'
-import { createSecretDir, isTmpfs, pickSecretsBase, writeSecretFile } from '../../enclave-client/src/cli/secret-files.js'
+import { createSecretWriter, isTmpfs, pickSecretsBase } from '../../enclave-client/src/cli/secret-files.js'
 import { detectPlatform, createCollector } from '../../enclave-client/src/platform.js'
 import { ClientConfigError } from '../../enclave-client/src/errors.js'
 
@@ -61,7 +61,7 @@ describe('parseCli', () => {
 
   it('parses secret specs strictly', () => {
     expect(parseSecretSpec('a_b-1.x=file:rel/name')).toEqual({ name: 'a_b-1.x', kind: 'file', target: 'rel/name' })
-    for (const bad of ['db', 'db=env:', 'db=env:1X', 'db=env:A-B', 'db=file:../etc/passwd', 'db=file:/a/../b', '-db=env:X', 'db=vault:X']) {
+    for (const bad of ['db', 'db=env:', 'db=env:1X', 'db=env:A-B', 'db=file:../etc/passwd', 'db=file:/a/../b', 'db=file:.', 'db=file:/', 'db=file:dir/', 'db=file:a//b', 'db=file:./x', '-db=env:X', 'db=vault:X']) {
       expect(() => parseSecretSpec(bad), bad).toThrow(ClientConfigError)
     }
   })
@@ -77,20 +77,20 @@ describe('secret files', () => {
   it('writes mode 0600 files and relative targets into a private dir on tmpfs when there is one', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kw-sf-'))
     const p = join(dir, 'sub', 'secret')
-    await writeSecretFile(p, new TextEncoder().encode('v1'))
-    await writeSecretFile(p, new TextEncoder().encode('v2'))
-    expect(await readFile(p, 'utf8')).toBe('v2')
+    const w = createSecretWriter()
+    await w.write(p, new TextEncoder().encode('v1'))
+    expect(await readFile(p, 'utf8')).toBe('v1')
     expect((await stat(p)).mode & 0o777).toBe(0o600)
     expect((await stat(join(dir, 'sub'))).mode & 0o777).toBe(0o700)
-    const sd = await createSecretDir()
+    const sd = createSecretWriter()
     const rel = await sd.resolve('name.txt')
     expect(rel.startsWith(sd.dir!)).toBe(true)
     expect((await stat(sd.dir!)).mode & 0o777).toBe(0o700)
     const { tmpfs } = await pickSecretsBase()
     expect(sd.onTmpfs).toBe(tmpfs)
     if (await isTmpfs('/dev/shm')) expect(sd.dir!.startsWith('/dev/shm/')).toBe(true)
-    await writeSecretFile(rel, new Uint8Array([1]))
-    await sd.cleanup([rel])
+    await sd.write(rel, new Uint8Array([1]))
+    sd.cleanup()
     await expect(stat(sd.dir!)).rejects.toThrow()
     // No tmpfs among the candidates: falls back to the temp dir and says so.
     expect(await pickSecretsBase([dir])).toEqual({ base: tmpdir(), tmpfs: false })

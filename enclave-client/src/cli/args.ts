@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { Tee } from '../../../src/verifiers/types.js'
 import { ClientConfigError } from '../errors.js'
+import { targetSyntaxProblem } from './secret-files.js'
 import { parseTee } from '../platform.js'
 import { KEY_ALGS, type KeyAlg } from '../session-key.js'
 
@@ -41,6 +42,12 @@ export interface CliArgs {
   vaultRole?: string
   renewIntervalMs?: number
   exitOnRenewFailure: boolean
+  /** `run`: how long the child may outlive the SIGTERM of --exit-on-renew-failure before SIGKILL. */
+  killGraceMs?: number
+  /** Allow plain http:// to a broker that is not on loopback. */
+  insecureHttp: boolean
+  /** A JWKS file with the broker's signing keys: the trust anchor for released values. */
+  brokerJwks?: string
   out?: string
   workload?: string
   /** `run`: the child command and its arguments. */
@@ -61,6 +68,9 @@ options:
   --tcti TCTI (default device:/dev/tpmrm0)   --state-dir DIR   --pcrs SEL   --ek-alg/--ak-alg rsa|ecc   --ek-handle 0x81010001
   --ca FILE   --cert FILE --key FILE   --timeout MS   --retries N   --key-alg ES256|ES384|RSA-OAEP-256
   --runtime-state FILE (allowlist records)   --renew-interval MS (run; 0: off)   --exit-on-renew-failure
+  --kill-grace MS (run: SIGKILL that long after SIGTERM; default 10000)
+  --broker-jwks FILE (the broker's signing keys; else fetched over https or loopback)
+  --insecure-http (allow http:// to a broker that is not on loopback)
 `
 
 const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
@@ -72,7 +82,8 @@ export function parseSecretSpec(spec: string): SecretTarget {
   const [, name, kind, target] = m as unknown as [string, string, 'env' | 'file', string]
   if (!SECRET_NAME.test(name)) throw new ClientConfigError(`--secret ${spec}: bad secret name`)
   if (kind === 'env' && !ENV_NAME.test(target)) throw new ClientConfigError(`--secret ${spec}: bad environment variable name`)
-  if (kind === 'file' && (target.includes('\0') || target.split('/').includes('..'))) throw new ClientConfigError(`--secret ${spec}: bad file path`)
+  const bad = kind === 'file' ? targetSyntaxProblem(target) : undefined
+  if (bad) throw new ClientConfigError(`--secret ${spec}: bad file path: ${bad}`)
   return { name, kind, target }
 }
 
@@ -130,6 +141,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         'vault-role': { type: 'string' },
         'renew-interval': { type: 'string' },
         'exit-on-renew-failure': { type: 'boolean' },
+        'kill-grace': { type: 'string' },
+        'insecure-http': { type: 'boolean' },
+        'broker-jwks': { type: 'string' },
         out: { type: 'string' },
         workload: { type: 'string' },
       },
@@ -165,6 +179,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     vaultRole: v['vault-role'],
     renewIntervalMs: int(v['renew-interval'], '--renew-interval'),
     exitOnRenewFailure: v['exit-on-renew-failure'] ?? false,
+    killGraceMs: int(v['kill-grace'], '--kill-grace'),
+    insecureHttp: v['insecure-http'] ?? false,
+    brokerJwks: v['broker-jwks'],
     out: v.out,
     workload: v.workload,
     exec,
@@ -178,10 +195,14 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
       if (new Set(args.secrets.filter((s) => s.kind === 'env').map((s) => s.target)).size !== args.secrets.filter((s) => s.kind === 'env').length) {
         throw new ClientConfigError('run: an environment variable is the target of two secrets')
       }
+      if (new Set(args.secrets.filter((s) => s.kind === 'file').map((s) => s.target)).size !== args.secrets.filter((s) => s.kind === 'file').length) {
+        throw new ClientConfigError('run: a file is the target of two secrets')
+      }
       break
     case 'get':
     case 'credential':
       if (positionals.length !== 1) throw new ClientConfigError(`${command}: give exactly one ${command === 'get' ? 'secret name' : 'tool'}`)
+      if (args.out !== undefined && targetSyntaxProblem(args.out)) throw new ClientConfigError(`--out ${args.out}: ${targetSyntaxProblem(args.out)}`)
       break
     case 'register':
       if (!args.workload) throw new ClientConfigError('register: --workload is required')

@@ -1,11 +1,12 @@
 // keyward-client: the workload's CLI. Progress goes to stderr; stdout carries only command
 // output (`get` the secret, `credential` the token, JSON for evidence/attest/register).
 import { randomBytes } from 'node:crypto'
-import { createClient, type ClientOptions } from '../client.js'
+import { createClient, type ClientOptions, type KeywardClient } from '../client.js'
 import { BrokerError, DeniedError, KeywardError, isKeywardError } from '../errors.js'
 import { USAGE, parseCli, type CliArgs } from './args.js'
 import { runCommand } from './run.js'
-import { writeSecretFile } from './secret-files.js'
+import { resolve } from 'node:path'
+import { createSecretWriter } from './secret-files.js'
 
 export interface CliIo {
   stdout: (data: string | Uint8Array) => void
@@ -36,6 +37,8 @@ export function clientOptions(a: CliArgs, progress: (l: string) => void): Client
     timeoutMs: a.timeoutMs,
     retries: a.retries,
     runtimeState: a.runtimeState,
+    brokerJwks: a.brokerJwks,
+    insecureHttp: a.insecureHttp,
     onProgress: progress,
     collectorOptions: {
       tpm: { stateDir: a.stateDir, tcti: a.tcti, pcrs: a.pcrs, ekAlg: a.ekAlg, akAlg: a.akAlg, ekHandle: a.ekHandle },
@@ -50,14 +53,15 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   }
   const progress = (l: string): void => io.stderr(`keyward-client: ${l}`)
   let a: CliArgs
+  let client: KeywardClient
   try {
     a = parseCli(argv)
+    client = createClient(clientOptions(a, progress))
   } catch (e) {
     for (const l of describe(e)) progress(l)
     io.stderr(USAGE.trimEnd())
     return 2
   }
-  const client = createClient(clientOptions(a, progress))
   const fail = (prefix: string, e: unknown): void => {
     const [first, ...rest] = describe(e)
     progress(`${prefix}: ${first}`)
@@ -68,12 +72,23 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       case 'run':
         return await runCommand(client, a, { progress, failure: fail })
       case 'get': {
-        const v = await client.getSecret(a.positionals[0]!)
-        if (a.out) {
-          await writeSecretFile(a.out, v)
-          progress(`wrote ${a.out} (0600)`)
-        } else io.stdout(v)
-        return 0
+        const files = createSecretWriter()
+        const unguard = files.cleanupOnSignals()
+        try {
+          // The target is checked before the secret is released, and again as it is written.
+          const out = a.out === undefined ? undefined : await files.resolve(resolve(a.out))
+          const v = await client.getSecret(a.positionals[0]!)
+          if (out) {
+            await files.write(out, v)
+            progress(`wrote ${a.out} (0600)`)
+          } else io.stdout(v)
+          return 0
+        } catch (e) {
+          files.cleanup()
+          throw e
+        } finally {
+          unguard()
+        }
       }
       case 'credential': {
         const c = await client.credential(a.positionals[0]!)

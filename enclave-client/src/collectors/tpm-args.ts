@@ -40,9 +40,10 @@ export function parsePcrSelection(sel: string): string {
   return out.join('+')
 }
 
-/** Accepts the TCTI forms tpm2-tools knows (`device:/dev/tpmrm0`, `swtpm:host=…,port=…`, `mssim:…`, `tabrmd:…`). */
+/** Accepts the TCTI forms tpm2-tools knows (`device:/dev/tpmrm0`, `swtpm:host=…,port=…`, `mssim:…`, `tabrmd:…`),
+ * never `cmd:`, which runs a program named in the option (an injected option would run code). */
 export function checkTcti(tcti: string): string {
-  if (!/^(device|swtpm|mssim|tabrmd|libtpms|cmd)(:[A-Za-z0-9_./=,:-]*)?$/.test(tcti)) {
+  if (!/^(device|swtpm|mssim|tabrmd|libtpms)(:[A-Za-z0-9_./=,:-]*)?$/.test(tcti)) {
     throw new ClientConfigError(`bad TCTI "${tcti}": expected e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321`)
   }
   return tcti

@@ -3,7 +3,8 @@
 // release of secrets, Vault tokens and tool credentials as JWE to the bound key.
 import { expect } from 'vitest'
 import { createHash, randomBytes } from 'node:crypto'
-import { CompactEncrypt, EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose'
+import { CompactEncrypt, EmbeddedJWK, SignJWT, calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, jwtVerify, type JWK } from 'jose'
+import { RELEASE_TYP, releaseAudience } from '../../../src/broker/binding.js'
 import { bindingDigest, ZERO_STATE } from '../../../src/broker/binding.js'
 import { stateDigest } from '../../../src/policy/allowlist-state.js'
 import { fromB64url, toHex } from '../../../src/util/bytes.js'
@@ -27,13 +28,30 @@ export interface Broker {
   revoked: boolean
   /** Forget every issued token once (the broker's ERR_TOKEN_INVALID). */
   forget?: boolean
+  /** Requests to this path get no answer (the client waits mid-flow); `arrived` is told when one comes. */
+  hold?: { path: string; arrived?: () => void }
 }
 
 export const secrets: Record<string, Uint8Array> = { db: new TextEncoder().encode('hunter2\n'), bin: new Uint8Array(randomBytes(64)) }
 
-async function encrypt(jwk: JWK, plaintext: Uint8Array): Promise<string> {
+export async function encrypt(jwk: JWK, plaintext: Uint8Array): Promise<string> {
   const alg = jwk.kty === 'RSA' ? 'RSA-OAEP-256' : 'ECDH-ES+A256KW'
   return new CompactEncrypt(plaintext).setProtectedHeader({ alg, enc: 'A256GCM' }).encrypt(await importJWK(jwk, alg))
+}
+
+/** The stand-in's release signing key, published at /.well-known/jwks.json. */
+const signing = await generateKeyPair('ES256')
+export const standInJwks = { keys: [{ ...(await exportJWK(signing.publicKey)), kid: 'stand-in', alg: 'ES256', use: 'sig' }] }
+
+/** As the broker's sealRelease: a JWS naming the release and the request's DPoP jti, encrypted to the key. */
+async function seal(jwk: JWK, r: Recorded, label: { kind: string; name: string; version?: number }, value: Uint8Array): Promise<string> {
+  const jws = await new SignJWT({ keyward_release: label, dpop_jti: decodeJwt(String(r.headers.dpop)).jti, value: Buffer.from(value).toString('base64url') })
+    .setProtectedHeader({ alg: 'ES256', kid: 'stand-in', typ: RELEASE_TYP })
+    .setAudience(releaseAudience(await calculateJwkThumbprint(jwk)))
+    .setIssuedAt()
+    .setExpirationTime('5m')
+    .sign(signing.privateKey)
+  return encrypt(jwk, new TextEncoder().encode(jws))
 }
 
 /** Minimal broker: challenge, attest (binding checked), DPoP-checked release. */
@@ -61,6 +79,11 @@ export async function startBroker(): Promise<Broker> {
     return { key }
   }
   b.srv = await startServer(async (r) => {
+    if (b.hold?.path === r.path) {
+      b.hold.arrived?.()
+      return 'hang'
+    }
+    if (r.path === '/.well-known/jwks.json') return { status: 200, body: standInJwks }
     if (r.path === '/v1/challenge') {
       if (b.challengeFailures) {
         b.challengeFailures--
@@ -96,14 +119,14 @@ export async function startBroker(): Promise<Broker> {
     if (sm && r.method === 'GET') {
       const v = secrets[sm[1]!]
       if (!v) return err(403, 'ERR_NOT_GRANTED', 'not granted')
-      return { status: 200, body: { name: sm[1], version: 3, jwe: await encrypt(key, v) } }
+      return { status: 200, body: { name: sm[1], version: 3, jwe: await seal(key, r, { kind: 'secret', name: sm[1]!, version: 3 }, v) } }
     }
     if (r.path === '/v1/vault/token') {
       const payload = { token: 'hvs.test', wrapToken: (r.body as { wrap?: boolean }).wrap ? 'hvs.wrap' : undefined, accessor: 'acc', leaseDuration: 300 }
-      return { status: 200, body: { jwe: await encrypt(key, new TextEncoder().encode(JSON.stringify(payload))), accessor: 'acc', leaseDuration: 300 } }
+      return { status: 200, body: { jwe: await seal(key, r, { kind: 'vault-token', name: 'vault' }, new TextEncoder().encode(JSON.stringify(payload))), accessor: 'acc', leaseDuration: 300 } }
     }
     const cm = /^\/v1\/credentials\/(.+)$/.exec(r.path)
-    if (cm) return { status: 200, body: { tool: cm[1], expiresAt: new Date(Date.now() + 60_000).toISOString(), jwe: await encrypt(key, new TextEncoder().encode('eyJ.tool.cred')) } }
+    if (cm) return { status: 200, body: { tool: cm[1], expiresAt: new Date(Date.now() + 60_000).toISOString(), jwe: await seal(key, r, { kind: 'tool-credential', name: cm[1]! }, new TextEncoder().encode('eyJ.tool.cred')) } }
     return err(404, 'ERR_NOT_FOUND', 'no route')
   })
   return b

@@ -7,6 +7,8 @@
 //   NSM_IO_REQUEST = _IOWR(0x0A, 0, struct nsm_message)
 // The driver copies request.iov_len bytes in (at most NSM_REQUEST_MAX_SIZE), writes the response
 // into response.iov_base (capacity NSM_RESPONSE_MAX_SIZE) and sets response.iov_len to its length.
+// explicit_bzero (glibc >= 2.25): a memset before free may be removed as a dead store.
+#define _DEFAULT_SOURCE
 #include <node_api.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -102,6 +104,7 @@ static napi_value nsm_request(napi_env env, napi_callback_info info) {
   } while (rc < 0 && errno == EINTR);
   if (rc < 0) {
     int err = errno;
+    explicit_bzero(resp, NSM_RESPONSE_MAX_SIZE);
     free(resp);
     return throw_errno(env, "ioctl(NSM_IO_REQUEST)", err);
   }
@@ -111,7 +114,7 @@ static napi_value nsm_request(napi_env env, napi_callback_info info) {
   void *dst = NULL;
   napi_status st = napi_create_buffer_copy(env, n, resp, &dst, &out);
   // the response may carry the attestation of a key: do not leave it in freed memory
-  memset(resp, 0, NSM_RESPONSE_MAX_SIZE);
+  explicit_bzero(resp, NSM_RESPONSE_MAX_SIZE);
   free(resp);
   if (st != napi_ok) {
     napi_throw_error(env, NULL, "request: cannot allocate the response buffer");
