@@ -48,7 +48,9 @@ describe('CEL matches on RE2', () => {
 
   it('keyward policy test answers ^(a+)+$ over an attacker-chosen aaaa…b claim with a denial, in a child process killed if it hangs', async () => {
     const policy = join(dir, 'redos.yaml')
-    writeFileSync(policy, policySource({ conditions: [['cmdline-shape', `claims.details.cmdline.matches("${EVIL}")`], ['cmdline-shape-global', `matches(claims.details.cmdline, "${EVIL}")`]] }))
+    writeFileSync(policy, policySource({ conditions: [['cmdline-shape', `claims.details.cmdline.matches("${EVIL}")`], ['cmdline-shape-global', `matches(claims.details.cmdline, "${EVIL}")`],
+      // a comparison: the denial explainer evaluates each operand again, also on RE2
+      ['cmdline-shape-explained', `claims.debug == false && claims.details.cmdline.matches("${EVIL}") == true`]] }))
     const input = join(dir, 'claims.json')
     writeFileSync(input, JSON.stringify({ ...claims('sev-snp', { cmdline: ATTACK }), bindingData: '00', nonce: null, publicKey: null }))
     let killed = false
@@ -63,7 +65,7 @@ describe('CEL matches on RE2', () => {
     expect(r.code).toBe(3)
     const d = JSON.parse(r.stdout) as { allow: boolean; failures: Array<{ condition: string; actual: unknown; message: string }> }
     expect(d.allow).toBe(false)
-    expect(d.failures.map((f) => [f.condition, f.actual])).toEqual([['cmdline-shape', false], ['cmdline-shape-global', false]])
+    expect(d.failures.map((f) => [f.condition, f.actual])).toEqual([['cmdline-shape', false], ['cmdline-shape-global', false], ['cmdline-shape-explained', false]])
   }, 90_000)
 
   it('control: the same match on cel-js’s built-in JavaScript RegExp does not finish (killed after 3 s)', async () => {
