@@ -1,9 +1,10 @@
 // The CEL environment every condition is type-checked and evaluated in (docs/policy.md
 // §Variables). One environment, built once: declared variables only (an undeclared name is a
 // type error at apply time), homogeneous literals, structural limits on the AST.
-import { Environment } from '@marcbachmann/cel-js'
+import { Environment, type ParseResult } from '@marcbachmann/cel-js'
 import type { JsonObject, JsonValue, Tee } from '../verifiers/types.js'
 import { toHex } from '../util/bytes.js'
+import { MATCHES_FN, matchesRe2, rewriteMatches, type LiteralPattern } from './regex.js'
 // Allowlist facts live with the state encoding (the workload client imports it without CEL).
 export { ABSENT_ALLOWLIST, type AllowlistFacts } from './allowlist-state.js'
 
@@ -40,6 +41,8 @@ function buildEnvironment(): Environment {
       },
     })
     .registerVariable('now', 'google.protobuf.Timestamp')
+    .registerFunction(`string.${MATCHES_FN}(string): bool`, matchesRe2)
+    .registerFunction(`${MATCHES_FN}(string, string): bool`, matchesRe2)
 }
 
 let env: Environment | undefined
@@ -47,6 +50,15 @@ let env: Environment | undefined
 export function policyEnvironment(): Environment {
   env ??= buildEnvironment()
   return env
+}
+
+/**
+ * Parses one CEL expression for a policy: `matches` calls are bound to RE2 (./regex.ts). The
+ * literal patterns are returned so that the caller can refuse those RE2 cannot compile.
+ */
+export function parseCondition(text: string): { run: ParseResult; patterns: LiteralPattern[] } {
+  const run = policyEnvironment().parse(text)
+  return { run, patterns: rewriteMatches(run.ast) }
 }
 
 /**

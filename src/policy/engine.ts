@@ -4,8 +4,9 @@
 import { createHash } from 'node:crypto'
 import type { ParseResult } from '@marcbachmann/cel-js'
 import type { JsonValue, Tee, VerifiedClaims } from '../verifiers/types.js'
-import { ABSENT_ALLOWLIST, celToJson, jsonToCel, policyEnvironment, type AllowlistFacts, type PolicyClaims } from './cel.js'
+import { ABSENT_ALLOWLIST, celToJson, jsonToCel, parseCondition, type AllowlistFacts, type PolicyClaims } from './cel.js'
 import { buildExplainer, errorText, explain, referencedSets, type ExplainNode } from './explain.js'
+import { checkLiteralPattern, MATCHES_FN } from './regex.js'
 import { exprOffsetToPos, parseDuration, parsePolicySource, policyInvalid, posOf, type SourcePos } from './schema.js'
 
 export type { AllowlistFacts, PolicyClaims } from './cel.js'
@@ -108,7 +109,6 @@ export function compilePolicy(source: string, opts: { file?: string } = {}): Com
   const file = opts.file ?? 'policy'
   const parsed = parsePolicySource(source, file)
   const { doc } = parsed
-  const env = policyEnvironment()
   const refSets = new Set<string>()
   let dynamicRefs = false
   const conditions = doc.spec.conditions.map((c, i): CompiledCondition => {
@@ -120,19 +120,24 @@ export function compilePolicy(source: string, opts: { file?: string } = {}): Com
         condition: c.name,
       })
     }
-    let run: ParseResult
+    let parsedExpr: ReturnType<typeof parseCondition>
     try {
-      run = env.parse(c.expr)
+      parsedExpr = parseCondition(c.expr)
     } catch (e) {
       return fail(rangeStart(e), 'CEL syntax error', errorText(e))
     }
+    const { run, patterns } = parsedExpr
     const check = run.check()
-    if (!check.valid) return fail(rangeStart(check.error), 'CEL type error', errorText(check.error))
+    if (!check.valid) return fail(rangeStart(check.error), 'CEL type error', errorText(check.error).replaceAll(MATCHES_FN, 'matches'))
+    for (const p of patterns) {
+      const why = checkLiteralPattern(p.pattern)
+      if (why !== undefined) fail(p.offset, 'RE2 pattern not supported', `${JSON.stringify(p.pattern)}: ${why} (docs/policy.md §Regular expressions)`)
+    }
     if (check.type !== 'bool') return fail(0, 'CEL type error', `condition must be bool, got ${check.type ?? 'unknown'}`)
     const used = referencedSets(run.ast)
     used.sets.forEach((s) => refSets.add(s))
     dynamicRefs ||= used.dynamic
-    return { name: c.name, expr: c.expr, description: c.description, pos, run, explainer: buildExplainer(env, run.ast, { text: c.expr, run }) }
+    return { name: c.name, expr: c.expr, description: c.description, pos, run, explainer: buildExplainer(run.ast, { text: c.expr, run }) }
   })
   const g = doc.spec.grants
   return {

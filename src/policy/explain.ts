@@ -3,9 +3,10 @@
 // comparison or membership (== != < <= > >= in) both operands are compiled on their own, so a
 // failure reports the left operand as `actual` and the right one as `expected`. For membership
 // in a reference set only the set's name and size are reported, never its entries.
-import { serialize, type ASTNode, type Environment, type ParseResult } from '@marcbachmann/cel-js'
+import { serialize, type ASTNode, type ParseResult } from '@marcbachmann/cel-js'
 import type { JsonValue } from '../verifiers/types.js'
-import { celToJson } from './cel.js'
+import { celToJson, parseCondition } from './cel.js'
+import { walkAst } from './ast.js'
 
 export const COMPARISON_OPS = ['==', '!=', '<', '<=', '>', '>=', 'in'] as const
 type ComparisonOp = (typeof COMPARISON_OPS)[number]
@@ -28,21 +29,6 @@ export interface Explanation {
 }
 
 type CelContext = Record<string, unknown>
-
-function isNode(v: unknown): v is ASTNode {
-  return typeof v === 'object' && v !== null && 'op' in v && 'args' in v
-}
-
-/** Every AST node under `n` (pre-order), whatever the operator's argument shape. */
-export function walkAst(n: ASTNode, visit: (n: ASTNode) => void): void {
-  visit(n)
-  const stack: unknown[] = [n.args]
-  while (stack.length) {
-    const a = stack.pop()
-    if (isNode(a)) walkAst(a, visit)
-    else if (Array.isArray(a)) for (const x of a) stack.push(x)
-  }
-}
 
 /** refs["name"] or refs.name: the reference set's literal name. */
 export function refSetName(n: ASTNode): string | undefined {
@@ -73,25 +59,25 @@ export function referencedSets(ast: ASTNode): { sets: Set<string>; dynamic: bool
   return { sets, dynamic: allUses > literalUses }
 }
 
-function compileSub(env: Environment, n: ASTNode): Sub {
+function compileSub(n: ASTNode): Sub {
   const text = n.input.slice(n.range.start, n.range.end)
   try {
-    return { text, run: env.parse(text) }
+    return { text, run: parseCondition(text).run }
   } catch {
     // A slice that cut a parenthesis: the canonical form always parses.
     const canon = serialize(n)
-    return { text: canon, run: env.parse(canon) }
+    return { text: canon, run: parseCondition(canon).run }
   }
 }
 
-export function buildExplainer(env: Environment, n: ASTNode, whole?: Sub): ExplainNode {
-  const self = whole ?? compileSub(env, n)
+export function buildExplainer(n: ASTNode, whole?: Sub): ExplainNode {
+  const self = whole ?? compileSub(n)
   if (n.op === '&&') {
-    return { kind: 'and', whole: self, left: buildExplainer(env, n.args[0]), right: buildExplainer(env, n.args[1]) }
+    return { kind: 'and', whole: self, left: buildExplainer(n.args[0]), right: buildExplainer(n.args[1]) }
   }
   if ((COMPARISON_OPS as readonly string[]).includes(n.op)) {
     const [l, r] = n.args as [ASTNode, ASTNode]
-    return { kind: 'cmp', whole: self, op: n.op as ComparisonOp, left: compileSub(env, l), right: compileSub(env, r), refSet: n.op === 'in' ? refSetName(r) : undefined }
+    return { kind: 'cmp', whole: self, op: n.op as ComparisonOp, left: compileSub(l), right: compileSub(r), refSet: n.op === 'in' ? refSetName(r) : undefined }
   }
   return { kind: 'value', whole: self }
 }
