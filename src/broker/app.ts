@@ -15,6 +15,7 @@ import { attest, errorForAudit, nonceId, recordWorkload } from './attest.js'
 import { createAuthenticator, encryptToKey, readGrantedSecret, readSecretValue } from './release.js'
 import { toB64url } from '../util/bytes.js'
 import { buildOpenApi } from './openapi.js'
+import { createReplayCache, verifyDpopProof } from './dpop.js'
 import { adminRoutes, createAdminAuth } from './admin.js'
 import { tpmRoutes } from './tpm-registration.js'
 
@@ -44,6 +45,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   const log = deps.logger
   const authenticate = createAuthenticator(deps)
   const requireAdmin = createAdminAuth(deps)
+  const attestReplay = createReplayCache()
 
   app.use('*', requestId({ limitLength: 64 }))
   app.use('*', async (c, next) => {
@@ -106,7 +108,8 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   // Passport model: the workload attests itself and receives its attestation result.
   app.post('/v1/attest', async (c) => {
     const req = await jsonBody(c, S.AttestRequest)
-    return c.json(await attestAndAudit(deps, req, 'attest', c.get('requestId')))
+    const possession = await attestPossession(deps, c, req, attestReplay)
+    return c.json(await attestAndAudit(deps, req, 'attest', c.get('requestId'), possession))
   })
 
   // Background-check model (RFC 9334): a relying party (a Vault auth plugin) submits its client's evidence.
@@ -188,7 +191,22 @@ function authInput(c: Context) {
   return { authorization: c.req.header('authorization'), dpop: c.req.header('dpop'), method: c.req.method, url: url.toString() }
 }
 
-async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequest>, via: string, reqId: string) {
+/**
+ * An optional DPoP proof on /v1/attest (over POST of this URL, `nonce` = the challenge nonce,
+ * signed by the presented key) proves the caller holds the key; only then may a denial revoke
+ * that key's Vault leases. A proof that is present must be valid.
+ */
+async function attestPossession(deps: BrokerDeps, c: Context<Env>, req: z.infer<typeof S.AttestRequest>, replay: ReturnType<typeof createReplayCache>): Promise<boolean> {
+  const proof = c.req.header('dpop')
+  if (proof === undefined) return false
+  const jkt = await jwkThumbprint(req.key as JWK).catch(() => {
+    throw new KeywardError('ERR_KEY_UNSUPPORTED', 'key is not a usable public JWK')
+  })
+  await verifyDpopProof({ proof, method: c.req.method, url: authInput(c).url, nonce: req.nonce, jkt, now: deps.clock() }, replay)
+  return true
+}
+
+async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequest>, via: string, reqId: string, possession = false) {
   try {
     const out = await attest(deps, req)
     deps.metrics.attestations.inc({ tee: req.tee, result: 'allow' })
@@ -210,22 +228,29 @@ async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequ
     deps.metrics.attestations.inc({ tee: req.tee, result: err.code })
     const detail = isKeywardError(e) ? e.detail : undefined
     const jkt = await jwkThumbprint(req.key as JWK).catch(() => 'invalid-key')
-    await deps.audit({ type: 'attestation', subject: jkt, decision: 'deny', detail: { via, reqId, tee: req.tee, ...err, ...(detail?.workload ? { workload: detail.workload } : {}) } })
-    if (isKeywardError(e) && typeof detail?.workload === 'string') {
+    await deps.audit({ type: 'attestation', subject: jkt, decision: 'deny', detail: { via, reqId, tee: req.tee, ...err, ...(detail?.workload ? { workload: detail.workload } : {}), possession } })
+    // detail.workload is set only when the evidence verified and the policy denied it.
+    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && typeof detail?.workload === 'string') {
       await recordWorkload(deps, req.tee, detail.workload, 'deny', { measurement: detail.measurement, failures: detail.failures })
-      if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload)
+      if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload, possession, reqId)
     }
     throw e
   }
 }
 
 /**
- * A workload that fails re-attestation loses the Vault tokens it was given. Only its own: the
- * denied evidence must come from the workload the leases were minted for, since anyone may bind
- * evidence from another TEE to a public key and must not thereby revoke someone else's tokens.
+ * A workload that fails re-attestation loses the Vault tokens it was given. Only its own, and only
+ * on its own say: the request must prove possession of the key (a DPoP proof; the public key alone
+ * is in every proof header) and the denied evidence must verify as the workload the leases were
+ * minted for, since anyone may bind other evidence to a public key. Otherwise: audited, nothing revoked.
  */
-async function revokeOnFailedReattestation(deps: BrokerDeps, jkt: string, workload: string): Promise<void> {
+async function revokeOnFailedReattestation(deps: BrokerDeps, jkt: string, workload: string, possession: boolean, reqId: string): Promise<void> {
   const leases = await deps.store.listLiveVaultLeases({ jkt })
+  if (leases.length === 0) return
+  if (!possession) {
+    await deps.audit({ type: 'vault.token.revoke', subject: jkt, decision: 'deny', detail: { reqId, reason: 'denied attestation without proof of possession of the key: leases kept', leases: leases.length } })
+    return
+  }
   for (const lease of leases) {
     if ((await deps.store.getAttestation(lease.jti))?.workload === workload) {
       await deps.vault!.revokeFor({ jkt }, 'failed re-attestation').catch((err: unknown) => deps.logger.warn({ err: String(err) }, 'Vault revocation failed; leases stay live for a retry'))

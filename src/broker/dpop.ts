@@ -13,7 +13,10 @@ export interface DpopCheck {
   method: string
   /** The request URL; query and fragment are ignored (RFC 9449 §4.3 item 9). */
   url: string
-  accessToken: string
+  /** Absent for a proof over a request that carries no access token (POST /v1/attest). */
+  accessToken?: string
+  /** The `nonce` claim the proof must carry (RFC 9449 §8), when the server gave one. */
+  nonce?: string
   /** The thumbprint the token is bound to. */
   jkt: string
   now: Date
@@ -69,8 +72,9 @@ export async function verifyDpopProof(c: DpopCheck, replay: ReturnType<typeof cr
   const now = Math.floor(c.now.getTime() / 1000)
   if (typeof payload.iat !== 'number' || Math.abs(now - payload.iat) > IAT_WINDOW_S) fail('DPoP proof iat outside the accepted window')
   if (typeof payload.jti !== 'string' || payload.jti.length < 8 || payload.jti.length > 256) fail('DPoP jti missing')
-  const ath = createHash('sha256').update(c.accessToken).digest('base64url')
+  const ath = c.accessToken === undefined ? undefined : createHash('sha256').update(c.accessToken).digest('base64url')
   if (payload.ath !== ath) fail('DPoP ath does not match the access token')
+  if (c.nonce !== undefined && payload.nonce !== c.nonce) fail('DPoP nonce does not match')
   if ((await calculateJwkThumbprint(jwk, 'sha256')) !== c.jkt) fail('DPoP key is not the key the token is bound to')
   if (replay.seen(`${c.jkt}:${payload.jti as string}`, c.now.getTime())) fail('DPoP proof replayed')
   return jwk

@@ -29,7 +29,7 @@ function secretRow(name: string, version: number, extra: Partial<SecretVersionRo
 function attestation(jti: string, policy: string, refs: string[]): AttestationRow {
   return {
     jti, jkt: `jkt-${jti}`, tee: 'tpm', policy, policyVersion: 1, measurement: 'ab'.repeat(32),
-    referenceIds: JSON.stringify(refs), workload: 'w1', issuedAt: T0, expiresAt: T0 + 300_000, revokedAt: null,
+    referenceIds: JSON.stringify(refs), workload: 'w1', issuedAt: T0, expiresAt: T0 + 300_000, revokedAt: null, akName: null,
   }
 }
 
@@ -209,7 +209,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
 
   describe('AKs and credential activation', () => {
     it('puts, gets, lists and revokes AKs', async () => {
-      const ak = { name: '000b' + 'aa'.repeat(32), publicArea: 'AQID', workload: 'w1', via: 'pinned' as const, ekFingerprint: null, createdAt: T0, revokedAt: null }
+      const ak = { name: '000b' + 'aa'.repeat(32), publicArea: 'AQID', workload: 'w1', via: 'pinned' as const, ekFingerprint: null, createdAt: T0, revokedAt: null, status: 'enrolled' as const, enrolledBy: 'admin:a', ekPubDigest: null }
       await store.putAk(ak)
       expect(await store.getAk(ak.name)).toEqual(ak)
       expect(await store.getAk('none')).toBeNull()
@@ -221,7 +221,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
     })
 
     it('consumes an activation exactly once, never when expired or unknown', async () => {
-      const a = { id: 'act1', akName: 'ak', secretHash: 'ff'.repeat(32), workload: 'w', publicArea: 'AQ', ekFingerprint: 'ek', expiresAt: T0 + 100, usedAt: null }
+      const a = { id: 'act1', akName: 'ak', secretHash: 'ff'.repeat(32), workload: 'w', publicArea: 'AQ', ekFingerprint: 'ek', expiresAt: T0 + 100, usedAt: null, enrolTokenHash: null, ekPubDigest: null }
       await store.insertActivation(a)
       await store.insertActivation({ ...a, id: 'act2' })
       await store.insertActivation({ ...a, id: 'act3' })
