@@ -30,7 +30,8 @@ export interface SessionKey {
   /** JWS alg of DPoP proofs made with this key. */
   readonly dpopAlg: 'ES256' | 'ES384' | 'PS256'
   /** Signs a DPoP proof for one request (RFC 9449 §4.2). */
-  dpopProof(method: string, url: string, accessToken: string): Promise<string>
+  /** Without an access token (POST /v1/attest), no `ath`; `nonce` is the server's (there: the challenge nonce). */
+  dpopProof(method: string, url: string, accessToken?: string, nonce?: string): Promise<string>
   /** Decrypts a compact JWE addressed to this key; throws DecryptError on any failure. */
   decrypt(jwe: string): Promise<Uint8Array>
 }
@@ -94,14 +95,15 @@ export async function createSessionKey(keyAlg: KeyAlg = 'ES256'): Promise<Sessio
     jktBytes: thumbprintBytes(jkt),
     spki,
     dpopAlg: p.dpopAlg,
-    async dpopProof(method, url, accessToken) {
+    async dpopProof(method, url, accessToken, nonce) {
       const u = new URL(url)
       // RFC 9449 §4.2: htu without query and fragment; ath = b64url(SHA-256(ASCII(token))).
       return new SignJWT({
         htm: method.toUpperCase(),
         htu: `${u.protocol}//${u.host}${u.pathname}`,
         jti: randomUUID(),
-        ath: toB64url(sha256(new TextEncoder().encode(accessToken))),
+        ...(accessToken !== undefined ? { ath: toB64url(sha256(new TextEncoder().encode(accessToken))) } : {}),
+        ...(nonce !== undefined ? { nonce } : {}),
       })
         .setProtectedHeader({ typ: 'dpop+jwt', alg: p.dpopAlg, jwk: publicJwk })
         .setIssuedAt()
