@@ -116,10 +116,15 @@ export async function removeEkEntry(deps: Deps, id: string, by: string): Promise
   await deps.audit({ type: 'ek.remove', subject: id, decision: 'info', detail: { by } })
 }
 
+/** Lifts the denial of an EK, by either of its digests (certificate or public key): both go. */
 export async function undenyEk(deps: Deps, ek: string, by: string): Promise<number> {
-  const n = await deps.store.removeEkEntries({ kind: 'deny', ek: checkEkDigest(ek) })
+  const digest = checkEkDigest(ek)
+  const same = new Set([digest])
+  for (const a of await deps.store.listAks()) if (eksOf(a).includes(digest)) eksOf(a).forEach((e) => same.add(e))
+  let n = 0
+  for (const e of same) n += await deps.store.removeEkEntries({ kind: 'deny', ek: e })
   if (n === 0) throw new KeywardError('ERR_NOT_FOUND', 'that EK is not denied')
-  await deps.audit({ type: 'ek.undeny', subject: checkEkDigest(ek), decision: 'info', detail: { by } })
+  await deps.audit({ type: 'ek.undeny', subject: digest, decision: 'info', detail: { by, digests: [...same] } })
   return n
 }
 
