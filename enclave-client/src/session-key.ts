@@ -29,8 +29,10 @@ export interface SessionKey {
   readonly spki: Uint8Array
   /** JWS alg of DPoP proofs made with this key. */
   readonly dpopAlg: 'ES256' | 'ES384' | 'PS256'
-  /** Signs a DPoP proof for one request (RFC 9449 §4.2). */
-  /** Without an access token (POST /v1/attest), no `ath`; `nonce` is the server's (there: the challenge nonce). */
+  /**
+   * Signs a DPoP proof for one request (RFC 9449 §4.2). Without an access token (POST
+   * /v1/attest) there is no `ath`; `nonce` is the server's (there: the challenge nonce).
+   */
   dpopProof(method: string, url: string, accessToken?: string, nonce?: string): Promise<string>
   /** Decrypts a compact JWE addressed to this key; throws DecryptError on any failure. */
   decrypt(jwe: string): Promise<Uint8Array>
