@@ -1,13 +1,14 @@
 // Opening stores: the SQLite file and its settings, openStore's backend choice, failures as
 // typed errors, migrations applied once and idempotent on restart.
 import { describe, it, expect } from 'vitest'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { openStore } from '../../src/store/index.js'
 import { createLocation } from './helpers.js'
 import { errorCodeOf } from '../helpers/errors.js'
+import { REPO_ROOT } from '../helpers/vectors.js'
 
 
 describe('opening stores', () => {
@@ -28,7 +29,9 @@ describe('opening stores', () => {
       const db = new Database(join(data, 'keyward.db'), { readonly: true })
       try {
         expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
-        expect((db.prepare('SELECT count(*) AS n FROM __drizzle_migrations').get() as { n: number }).n).toBe(1)
+        // Each migration of the journal applied exactly once.
+        const journal = JSON.parse(readFileSync(join(REPO_ROOT, 'drizzle/sqlite/meta/_journal.json'), 'utf8')) as { entries: unknown[] }
+        expect((db.prepare('SELECT count(*) AS n FROM __drizzle_migrations').get() as { n: number }).n).toBe(journal.entries.length)
       } finally {
         db.close()
       }
