@@ -79,7 +79,8 @@ beforeAll(async () => {
   await broker.admin('policy', 'apply', join(broker.dir, 'policy.yaml'))
   await broker.admin('secret', 'put', 'lab-secret', '--text', SECRET)
   await broker.admin('reference', 'add', '--set', 'approved-allowlists', '--tee', 'tpm', '--value', approved, '--source', 'lab: host copies of the guest binaries')
-  lab = await runLab('exec-allowlist', { nonce: nonce.toString('hex'), broker_port: String(broker.port) }, { relay: broker.url, guest })
+  const enrolToken = (JSON.parse(await broker.admin('enrol', 'token', '--workload', 'lab-exec-allowlist')) as { token: string }).token
+  lab = await runLab('exec-allowlist', { nonce: nonce.toString('hex'), enrol_token: enrolToken, broker_port: String(broker.port) }, { relay: broker.url, guest })
 })
 
 afterAll(async () => {
