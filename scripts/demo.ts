@@ -94,8 +94,13 @@ async function main(): Promise<void> {
     const client = (t: Swtpm, state: string, args: string[], allowFail = false) =>
       run('keyward-client', ['--broker', url, '--tee', 'tpm', '--tcti', t.tcti, '--state-dir', join(DATA, state), ...args], { allowFail })
 
-    step('Workload: register its attestation key by credential activation (TPM2_MakeCredential → ActivateCredential)')
-    const reg = await client(tpm, 'workload-state', ['register', '--workload', 'demo-service'])
+    step('Admin: issue a single-use enrolment token for the name demo-service (a TPM gets a name only with an admin\'s say)')
+    const enrolToken = (JSON.parse((await run('keyward', ['enrol', 'token', '--workload', 'demo-service', '--ttl', '600', '--data-dir', DATA])).stdout) as { token: string }).token
+    const tokenFile = join(DATA, 'enrol-token')
+    writeFileSync(tokenFile, enrolToken, { mode: 0o600 })
+
+    step('Workload: register its attestation key by credential activation (TPM2_MakeCredential → ActivateCredential), enrolled by the token')
+    const reg = await client(tpm, 'workload-state', ['register', '--workload', 'demo-service', '--enrol-token-file', tokenFile])
     show(reg.stdout.trim())
 
     step('Workload: attest (challenge → TPM quote over the binding digest → EAR attestation result)')

@@ -93,7 +93,7 @@ export interface KeywardClient {
   vaultToken(opts?: { wrap?: boolean; role?: string }): Promise<VaultToken>
   credential(tool: string): Promise<ToolCredential>
   /** TPM only: registers the AK for `workload` by credential activation. */
-  register(workload: string): Promise<{ akName: string; workload: string }>
+  register(workload: string, opts?: { enrolToken?: string }): Promise<{ akName: string; workload: string; status: 'enrolled' | 'pending' | 'rejected'; reason?: string }>
   /** Re-attests every intervalMs, and always before the token expires. Errors go to onError; renewal continues. */
   startRenewal(intervalMs: number, onError: (e: Error) => void, onRenew?: (a: Attestation) => void): Renewal
   close(): Promise<void>
@@ -197,7 +197,11 @@ export function createClient(o: ClientOptions): KeywardClient {
       const nonce = await challenge(0) // the enclosing loop retries
       const body = await buildRequest(nonce)
       progress(`attesting with ${body.tee} evidence`)
-      const r = await http.request({ method: 'POST', path: '/v1/attest', body, retries: 0 }, AttestAnswer)
+      // The DPoP proof over the attest request (nonce = the challenge) shows the broker we hold the
+      // key, so a denial of our own evidence may revoke our Vault tokens and nobody else's can.
+      const key = await sessionKey()
+      const headers = async (url: string) => ({ dpop: await key.dpopProof('POST', url, undefined, body.nonce) })
+      const r = await http.request({ method: 'POST', path: '/v1/attest', body, retries: 0, headers }, AttestAnswer)
       const expiresAt = new Date(r.expiresAt)
       if (Number.isNaN(expiresAt.getTime())) throw new ProtocolError('attest answer has no valid expiresAt')
       return { token: r.token, claims: r.claims, expiresAt, policy: r.policy }
@@ -308,13 +312,14 @@ export function createClient(o: ClientOptions): KeywardClient {
       return { tool, kind: r.kind, token: new TextDecoder().decode(value), expiresAt: r.expiresAt === null ? null : new Date(r.expiresAt) }
     },
 
-    async register(workload) {
+    async register(workload, opts = {}) {
       live()
       const col = await collector()
       if (col.tee !== 'tpm' || !('register' in col)) throw new ClientConfigError('registration by credential activation needs the TPM collector')
       const post = (path: string, body: unknown): Promise<unknown> => http.request({ method: 'POST', path, body }, z.unknown())
-      const r = await (col as TpmCollector).register(post, workload)
-      progress(`registered AK ${r.akName} for workload ${r.workload}`)
+      const r = await (col as TpmCollector).register(post, workload, opts.enrolToken)
+      if (r.status === 'enrolled') progress(`registered AK ${r.akName}: enrolled as workload ${r.workload}`)
+      else progress(`registered AK ${r.akName} for workload ${r.workload}: ${r.status === 'pending' ? 'pending approval' : r.status}${r.reason ? ` (${r.reason})` : ''}`)
       return r
     },
 

@@ -29,8 +29,11 @@ export interface SessionKey {
   readonly spki: Uint8Array
   /** JWS alg of DPoP proofs made with this key. */
   readonly dpopAlg: 'ES256' | 'ES384' | 'PS256'
-  /** Signs a DPoP proof for one request (RFC 9449 §4.2). */
-  dpopProof(method: string, url: string, accessToken: string, nonce?: string): Promise<string>
+  /**
+   * Signs a DPoP proof for one request (RFC 9449 §4.2). Without an access token (POST
+   * /v1/attest) there is no `ath`; `nonce` is the server's (there: the challenge nonce).
+   */
+  dpopProof(method: string, url: string, accessToken?: string, nonce?: string): Promise<string>
   /** Decrypts a compact JWE addressed to this key; throws DecryptError on any failure. */
   decrypt(jwe: string): Promise<Uint8Array>
 }
@@ -101,7 +104,7 @@ export async function createSessionKey(keyAlg: KeyAlg = 'ES256'): Promise<Sessio
         htm: method.toUpperCase(),
         htu: `${u.protocol}//${u.host}${u.pathname}`,
         jti: randomUUID(),
-        ath: toB64url(sha256(new TextEncoder().encode(accessToken))),
+        ...(accessToken !== undefined ? { ath: toB64url(sha256(new TextEncoder().encode(accessToken))) } : {}),
         ...(nonce !== undefined ? { nonce } : {}),
       })
         .setProtectedHeader({ typ: 'dpop+jwt', alg: p.dpopAlg, jwk: publicJwk })

@@ -12,6 +12,7 @@ import { verifyStoredAuditChain } from '../audit/verify-store.js'
 import type { AuditRow, ReferenceValueRow } from '../store/types.js'
 import { referenceValue } from '../policy/reference-values.js'
 import { parseTpmPublic, akName, checkAkAttributes } from '../verifiers/tpm/index.js'
+import { checkEnrolledName } from './enrolment.js'
 
 type AdminDeps = Pick<BrokerDeps, 'store' | 'sealer' | 'kek' | 'appraiser' | 'clock' | 'audit' | 'vault' | 'tokens'>
 
@@ -103,10 +104,11 @@ export async function verifyAudit(deps: Pick<BrokerDeps, 'store'>): Promise<Audi
 
 /** Pins an AK (TPM2B_PUBLIC or TPMT_PUBLIC bytes) for a workload: attestations with it are trusted. */
 export async function pinAk(deps: AdminDeps, workload: string, ak: Uint8Array, by: string): Promise<{ name: string; workload: string }> {
+  checkEnrolledName(workload)
   const pub = parseTpmPublic(ak)
   checkAkAttributes(pub)
   const name = toHex(akName(pub))
-  await deps.store.putAk({ name, publicArea: Buffer.from(ak).toString('base64'), workload, via: 'pinned', ekFingerprint: null, createdAt: deps.clock().getTime(), revokedAt: null })
+  await deps.store.putAk({ name, publicArea: Buffer.from(ak).toString('base64'), workload, via: 'pinned', ekFingerprint: null, createdAt: deps.clock().getTime(), revokedAt: null, status: 'enrolled', enrolledBy: by, ekPubDigest: null })
   await deps.audit({ type: 'ak.pin', subject: name, decision: 'info', detail: { workload, by } })
   return { name, workload }
 }

@@ -8,6 +8,8 @@ import * as S from './schemas.js'
 import * as A from './admin-services.js'
 import { hashCredential, isLegacyHash, verifyCredential } from '../sealing/credentials.js'
 import { fromB64 } from '../util/bytes.js'
+import { revokeAk } from './enrolment.js'
+import { enrolmentAdminRoutes } from './enrolment-routes.js'
 
 type JsonBody = <T extends z.ZodType>(c: Context, schema: T) => Promise<z.infer<T>>
 export type RequireCredential = (authorization: string | undefined, kind?: 'admin' | 'relying-party') => Promise<string>
@@ -78,10 +80,10 @@ export function adminRoutes(deps: BrokerDeps, requireAdmin: RequireCredential, j
     return c.json(await A.pinAk(deps, body.workload, fromB64(body.ak) ?? new Uint8Array(0), c.get('admin')), 201)
   })
   r.delete('/aks/:name', async (c) => {
-    if (!(await deps.store.revokeAk(c.req.param('name'), deps.clock().getTime()))) throw new KeywardError('ERR_NOT_FOUND', 'no such AK')
-    await deps.audit({ type: 'ak.revoke', subject: c.req.param('name'), decision: 'info', detail: { by: c.get('admin') } })
+    await revokeAk(deps, c.req.param('name'), { denyEk: false }, c.get('admin'))
     return c.body(null, 204)
   })
+  r.route('/', enrolmentAdminRoutes(deps, jsonBody))
 
   r.delete('/credentials/:kind/:name', async (c) => {
     const kind = c.req.param('kind')

@@ -17,7 +17,7 @@ import { toB64url } from '../util/bytes.js'
 import { buildOpenApi } from './openapi.js'
 import { adminRoutes, createAdminAuth } from './admin.js'
 import { tpmRoutes } from './tpm-registration.js'
-import { dpopChallenge, dpopNonces, publicRequestUrl } from './dpop.js'
+import { dpopChallenge, dpopNonces, publicRequestUrl, verifyDpopProof } from './dpop.js'
 import { TOOL_CREDENTIAL_TYP } from './tokens.js'
 import { clientAddress, createNoiseRecorder, createRateLimiter, enforceCap } from './abuse.js'
 
@@ -133,8 +133,9 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
     if (req.audience !== undefined && !deps.config.extraAudiences.includes(req.audience)) {
       throw new KeywardError('ERR_BAD_REQUEST', 'audience is not one this broker issues tokens for')
     }
+    const possession = await attestPossession(deps, c, req)
     try {
-      return c.json(await attestAndAudit(deps, req, 'attest', c.get('requestId'), noise, req.audience))
+      return c.json(await attestAndAudit(deps, req, 'attest', c.get('requestId'), noise, req.audience, possession))
     } catch (e) {
       // The workload caller is not authenticated: by default it learns that, and how many, conditions failed, not which.
       if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && deps.config.denialDetail === 'summary') {
@@ -234,6 +235,21 @@ function authInput(c: Context, deps: BrokerDeps) {
   return { authorization: c.req.header('authorization'), dpop: c.req.header('dpop'), method: c.req.method, url: publicRequestUrl(c, deps.config) }
 }
 
+/**
+ * An optional DPoP proof on /v1/attest (over POST of this URL, `nonce` = the challenge nonce,
+ * signed by the presented key) proves the caller holds the key; only then may a denial revoke
+ * that key's Vault leases. A proof that is present must be valid.
+ */
+async function attestPossession(deps: BrokerDeps, c: Context<Env>, req: z.infer<typeof S.AttestRequest>): Promise<boolean> {
+  const proof = c.req.header('dpop')
+  if (proof === undefined) return false
+  const jkt = await jwkThumbprint(req.key as JWK).catch(() => {
+    throw new KeywardError('ERR_KEY_UNSUPPORTED', 'key is not a usable public JWK')
+  })
+  await verifyDpopProof({ proof, method: c.req.method, url: authInput(c, deps).url, nonce: req.nonce, jkt, now: deps.clock() }, (id, exp) => deps.store.useDpopProof(id, exp))
+  return true
+}
+
 type Noise = ReturnType<typeof createNoiseRecorder>
 
 /**
@@ -241,7 +257,7 @@ type Noise = ReturnType<typeof createNoiseRecorder>
  * challenge, and challenges are capped and rate-limited); failures before that (undecodable
  * evidence, unknown tee, bad, unknown, expired or used nonce) are noise: counted, not audited.
  */
-async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequest>, via: string, reqId: string, noise: Noise, audience?: string) {
+async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequest>, via: string, reqId: string, noise: Noise, audience?: string, possession = false) {
   let nonceSpent = false
   try {
     const out = await attest(deps, req, { onNonceSpent: () => (nonceSpent = true), ...(audience === undefined ? {} : { audience }) })
@@ -268,22 +284,29 @@ async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequ
     }
     const detail = isKeywardError(e) ? e.detail : undefined
     const jkt = await jwkThumbprint(req.key as JWK).catch(() => 'invalid-key')
-    await deps.audit({ type: 'attestation', subject: jkt, decision: 'deny', detail: { via, reqId, tee: req.tee, ...err, ...(detail?.workload ? { workload: detail.workload } : {}) } })
-    if (isKeywardError(e) && typeof detail?.workload === 'string') {
+    await deps.audit({ type: 'attestation', subject: jkt, decision: 'deny', detail: { via, reqId, tee: req.tee, ...err, ...(detail?.workload ? { workload: detail.workload } : {}), possession } })
+    // detail.workload is set only when the evidence verified and the policy denied it.
+    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && typeof detail?.workload === 'string') {
       await recordWorkload(deps, req.tee, detail.workload, 'deny', { measurement: detail.measurement, failures: detail.failures })
-      if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload)
+      if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload, possession, reqId)
     }
     throw e
   }
 }
 
 /**
- * A workload that fails re-attestation loses the Vault tokens it was given. Only its own: the
- * denied evidence must come from the workload the leases were minted for, since anyone may bind
- * evidence from another TEE to a public key and must not thereby revoke someone else's tokens.
+ * A workload that fails re-attestation loses the Vault tokens it was given. Only its own, and only
+ * on its own say: the request must prove possession of the key (a DPoP proof; the public key alone
+ * is in every proof header) and the denied evidence must verify as the workload the leases were
+ * minted for, since anyone may bind other evidence to a public key. Otherwise: audited, nothing revoked.
  */
-async function revokeOnFailedReattestation(deps: BrokerDeps, jkt: string, workload: string): Promise<void> {
+async function revokeOnFailedReattestation(deps: BrokerDeps, jkt: string, workload: string, possession: boolean, reqId: string): Promise<void> {
   const leases = await deps.store.listLiveVaultLeases({ jkt })
+  if (leases.length === 0) return
+  if (!possession) {
+    await deps.audit({ type: 'vault.token.revoke', subject: jkt, decision: 'deny', detail: { reqId, reason: 'denied attestation without proof of possession of the key: leases kept', leases: leases.length } })
+    return
+  }
   for (const lease of leases) {
     if ((await deps.store.getAttestation(lease.jti))?.workload === workload) {
       await deps.vault!.revokeFor({ jkt }, 'failed re-attestation').catch((err: unknown) => deps.logger.warn({ err: String(err) }, 'Vault revocation failed; leases stay live for a retry'))

@@ -16,6 +16,7 @@ import type { VerifiedClaims, VerifyContext } from '../verifiers/types.js'
 import { EAR_PROFILE, type EarClaims } from './tokens.js'
 import { claimsToJson, jsonSafe } from '../verifiers/claims-json.js'
 import { allowlistFactsFor } from './runtime-state.js'
+import { assertEkNotDenied, ENROLLED_NAME } from './enrolment.js'
 
 export const VERIFIER_ID = { developer: 'keyward', build: 'keyward 0.1.0' }
 
@@ -64,7 +65,13 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
     },
     resolveAk: async (name) => {
       const row = await deps.store.getAk(name)
-      return row ? { via: row.via, workload: row.workload, revoked: row.revokedAt !== null } : null
+      if (!row) return null
+      // Asked only after the quote verified under this AK: these answers go to its holder.
+      if (row.revokedAt === null && row.status === 'pending') {
+        throw new KeywardError('ERR_ENROLMENT_PENDING', 'this AK is registered but its enrolment waits for an authority (keyward enrol approve)', { detail: { akName: name } })
+      }
+      await assertEkNotDenied(deps, row)
+      return { via: row.via, workload: row.workload, revoked: row.revokedAt !== null || row.status !== 'enrolled' }
     },
   }
   const claims = await verifier.verify(evidence, ctx)
@@ -129,16 +136,22 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
     issuedAt: now.getTime(),
     expiresAt: issued.expiresAt,
     revokedAt: null,
+    akName: claims.tee === 'tpm' && typeof claims.details.akName === 'string' ? claims.details.akName : null,
   })
   return { token: issued.token, jti: issued.jti, expiresAt: issued.expiresAt, appraisal, claims, jkt, workload }
 }
 
-/** A stable name for the workload behind the evidence, for drift tracking and audit. */
+/**
+ * A stable name for the workload behind the evidence (token `sub`, drift tracking, audit, Vault
+ * leases), namespaced so that no TEE or enrolment can produce another's: `tpm:<enrolled name>`
+ * (names are [a-z0-9._-], never ':'), `tpm-ak:<AK name prefix>` for a TPM without an enrolled
+ * name, `nitro:<PCR0 prefix>`, `sev-snp:<measurement prefix>`.
+ */
 export function workloadId(c: VerifiedClaims): string {
   const d = c.details as Record<string, unknown>
-  const registered = (d.akTrust as { workload?: unknown } | null | undefined)?.workload
-  if (c.tee === 'tpm' && typeof registered === 'string') return registered
-  if (c.tee === 'tpm' && typeof d.akName === 'string') return `tpm:${d.akName.slice(0, 24)}`
+  const enrolled = (d.akTrust as { workload?: unknown } | null | undefined)?.workload
+  if (c.tee === 'tpm' && typeof enrolled === 'string' && ENROLLED_NAME.test(enrolled)) return `tpm:${enrolled}`
+  if (c.tee === 'tpm') return `tpm-ak:${typeof d.akName === 'string' ? d.akName.slice(0, 24) : c.measurement.slice(0, 24)}`
   return `${c.tee}:${c.measurement.slice(0, 24)}`
 }
 

@@ -37,7 +37,7 @@ export interface VaultServices {
     attested: { jti: string; jkt: string; tee: string; measurement: string; policy: string; referenceIds: string[]; workload: string },
     grant: VaultGrant & { wrapTtlSeconds?: number },
   ): Promise<{ token?: string; wrapToken?: string; accessor: string; leaseDuration: number }>
-  revokeFor(filter: { jkt?: string; referenceId?: string; policy?: string }, reason: string): Promise<number>
+  revokeFor(filter: { jkt?: string; jti?: string; referenceId?: string; policy?: string }, reason: string): Promise<number>
   readKv(ref: { mount: string; path: string; version?: number; field?: string }): Promise<Uint8Array>
 }
 

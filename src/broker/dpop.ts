@@ -18,7 +18,10 @@ export interface DpopCheck {
   method: string
   /** The request URL as the client addressed it (see publicRequestUrl); query and fragment are ignored (§4.3 item 9). */
   url: string
-  accessToken: string
+  /** Absent for a proof over a request that carries no access token (POST /v1/attest). */
+  accessToken?: string
+  /** The `nonce` claim the proof must carry (RFC 9449 §8), when the server gave one. */
+  nonce?: string
   /** The thumbprint the token is bound to. */
   jkt: string
   now: Date
@@ -62,8 +65,9 @@ export async function verifyDpopProof(c: DpopCheck, useProofId: UseProofId): Pro
   const now = Math.floor(c.now.getTime() / 1000)
   if (typeof payload.iat !== 'number' || Math.abs(now - payload.iat) > IAT_WINDOW_S) fail('DPoP proof iat outside the accepted window')
   if (typeof payload.jti !== 'string' || payload.jti.length < 8 || payload.jti.length > 256) fail('DPoP jti missing')
-  const ath = createHash('sha256').update(c.accessToken).digest('base64url')
+  const ath = c.accessToken === undefined ? undefined : createHash('sha256').update(c.accessToken).digest('base64url')
   if (payload.ath !== ath) fail('DPoP ath does not match the access token')
+  if (c.nonce !== undefined && payload.nonce !== c.nonce) fail('DPoP nonce does not match')
   if ((await calculateJwkThumbprint(jwk!, 'sha256')) !== c.jkt) fail('DPoP key is not the key the token is bound to')
   if (c.nonceValid && !(await c.nonceValid(payload.nonce))) throw new KeywardError('ERR_DPOP_NONCE', 'a DPoP proof with the nonce from the DPoP-Nonce header is required')
   // Kept until the proof's iat can no longer pass on any replica (window plus the same again for skew).

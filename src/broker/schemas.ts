@@ -94,12 +94,17 @@ export const ReferenceValueRequest = z
   .strict()
 
 export const PinAkRequest = z
-  .object({ workload: z.string().min(1).max(128), ak: b64 })
+  .object({ workload: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/), ak: b64 })
   .strict()
+
+/** A workload name an authority can bind to a TPM (src/broker/enrolment.ts ENROLLED_NAME). */
+export const EnrolledName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'workload names are 1–63 of [a-z0-9._-], starting with a letter or digit')
 
 export const TpmRegisterRequest = z
   .object({
-    workload: z.string().min(1).max(128),
+    workload: EnrolledName,
+    /** A single-use enrolment token an admin issued for `workload` (keyward enrol token). */
+    enrolToken: z.string().min(1).max(256).optional(),
     ekPub: b64,
     ekCert: b64.optional(),
     akPub: b64,
@@ -113,3 +118,7 @@ export const VaultTokenRequest = z.object({ role: z.string().max(128).optional()
 export const ErrorResponse = z.object({
   error: z.object({ code: z.string(), message: z.string(), failures: z.array(z.record(z.string(), z.unknown())).optional() }),
 })
+
+export const EnrolmentTokenRequest = z.object({ workload: EnrolledName, ttlSeconds: z.number().int().min(1).max(30 * 24 * 3600).optional() }).strict()
+export const EkAllowRequest = z.object({ workload: EnrolledName, ek: z.string().min(64).max(95), note: z.string().max(1024).optional() }).strict()
+export const RevokeAkRequest = z.object({ denyEk: z.boolean().optional() }).strict()

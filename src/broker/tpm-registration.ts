@@ -1,7 +1,8 @@
 // TPM attestation-key registration by credential activation (the Keylime registrar's flow):
 // the EK certificate must chain to a configured TPM manufacturer CA, the AK must be a
 // restricted signing key, and the AK is admitted only after the workload returns the secret that
-// only its TPM could recover with TPM2_ActivateCredential.
+// only its TPM could recover with TPM2_ActivateCredential. The name the registrant asks for binds
+// only with an authority's say (src/broker/enrolment.ts); otherwise the AK stays pending.
 import { Hono, type Context } from 'hono'
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { z } from 'zod'
@@ -10,7 +11,8 @@ import type { BrokerDeps } from './deps.js'
 import * as S from './schemas.js'
 import { constantTimeEqual, fromB64, fromHex, sha256, toHex } from '../util/bytes.js'
 import { enforceCap } from './abuse.js'
-import { parseTpmPublic, akName, checkAkAttributes, makeCredential, verifyEkCertificate } from '../verifiers/tpm/index.js'
+import { parseTpmPublic, akName, checkAkAttributes, makeCredential, verifyEkCertificate, publicKeyOf } from '../verifiers/tpm/index.js'
+import { assertEkNotDenied, ekPublicDigest, enrolmentFor, enrolTokenHash } from './enrolment.js'
 
 type JsonBody = <T extends z.ZodType>(c: Context, schema: T) => Promise<z.infer<T>>
 
@@ -30,6 +32,8 @@ export function tpmRoutes(deps: BrokerDeps, jsonBody: JsonBody, noise: (route: s
       { roots: deps.trust.ekRoots, intermediates: deps.trust.ekIntermediates, now: deps.clock(), skewMs: deps.config.clockSkewSeconds * 1000 },
     )
     const ekFingerprint = ek.certificate.fingerprint
+    const ekPubDigest = ekPublicDigest(publicKeyOf(ekPub))
+    await assertEkNotDenied(deps, { ekFingerprint, ekPubDigest })
     const name = akName(akPub)
     const secret = randomBytes(32)
     const credential = makeCredential(ekPub, name, secret).file
@@ -45,8 +49,10 @@ export function tpmRoutes(deps: BrokerDeps, jsonBody: JsonBody, noise: (route: s
       ekFingerprint,
       expiresAt: now + ACTIVATION_TTL_MS,
       usedAt: null,
+      enrolTokenHash: body.enrolToken ? enrolTokenHash(body.enrolToken) : null,
+      ekPubDigest,
     })
-    await deps.audit({ type: 'tpm.register', subject: toHex(name), decision: 'info', detail: { workload: body.workload, ekFingerprint, activationId: id } })
+    await deps.audit({ type: 'tpm.register', subject: toHex(name), decision: 'info', detail: { workload: body.workload, ekFingerprint, ekPubDigest, activationId: id, enrolToken: body.enrolToken !== undefined } })
     return c.json({ activationId: id, credential: Buffer.from(credential).toString('base64'), expiresAt: new Date(now + ACTIVATION_TTL_MS).toISOString() })
   })
 
@@ -63,6 +69,14 @@ export function tpmRoutes(deps: BrokerDeps, jsonBody: JsonBody, noise: (route: s
       await deps.audit({ type: 'tpm.activate', subject: row?.akName ?? body.activationId, decision: 'deny', detail: { code: 'ERR_CREDENTIAL_ACTIVATION' } })
       throw new KeywardError('ERR_CREDENTIAL_ACTIVATION', 'credential activation failed')
     }
+    await assertEkNotDenied(deps, row)
+    const existing = await deps.store.getAk(row.akName)
+    if (existing) {
+      // Re-registering a known AK changes nothing: its name and status stay what an authority set.
+      await deps.audit({ type: 'tpm.activate', subject: row.akName, decision: 'info', detail: { workload: row.workload, status: existing.status, existing: true } })
+      return c.json({ akName: existing.name, workload: existing.workload, status: existing.status })
+    }
+    const enrolment = await enrolmentFor(deps, row)
     await deps.store.putAk({
       name: row.akName,
       publicArea: row.publicArea,
@@ -71,9 +85,12 @@ export function tpmRoutes(deps: BrokerDeps, jsonBody: JsonBody, noise: (route: s
       ekFingerprint: row.ekFingerprint,
       createdAt: deps.clock().getTime(),
       revokedAt: null,
+      status: enrolment.status,
+      enrolledBy: enrolment.enrolledBy,
+      ekPubDigest: row.ekPubDigest,
     })
-    await deps.audit({ type: 'tpm.activate', subject: row.akName, decision: 'allow', detail: { workload: row.workload } })
-    return c.json({ akName: row.akName, workload: row.workload })
+    await deps.audit({ type: 'tpm.activate', subject: row.akName, decision: enrolment.status === 'enrolled' ? 'allow' : 'info', detail: { workload: row.workload, ...enrolment } })
+    return c.json({ akName: row.akName, workload: row.workload, status: enrolment.status, ...(enrolment.reason ? { reason: enrolment.reason } : {}) })
   })
   return r as unknown as Hono
 }

@@ -57,7 +57,7 @@ export async function createVaultServices(
         }
       },
       async revokeFor(filter, reason) {
-        const f = filter.jkt ? { jkt: filter.jkt } : filter.referenceId ? { referenceId: filter.referenceId } : { policy: filter.policy! }
+        const f = filter.jkt ? { jkt: filter.jkt } : filter.jti ? { jti: filter.jti } : filter.referenceId ? { referenceId: filter.referenceId } : { policy: filter.policy! }
         const out = await leases.revokeFor(f, reason)
         if (out.failed.length > 0) logger.warn({ failed: out.failed.length }, 'some Vault tokens could not be revoked; they stay listed as live and are retried')
         return out.revoked.length

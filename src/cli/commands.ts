@@ -11,6 +11,7 @@ import { buildDeps, runServe } from '../broker/server.js'
 import type { BrokerDeps } from '../broker/deps.js'
 import * as A from '../broker/admin-services.js'
 import { workloadsView } from '../broker/admin.js'
+import { revokeAk } from '../broker/enrolment.js'
 import { policyTestCommand } from './policy-test.js'
 import { credentialRevokeCommand } from './credential-revoke.js'
 import { hashCredential } from '../sealing/credentials.js'
@@ -132,17 +133,17 @@ export async function runAdminCommand(argv: string[], USAGE: string): Promise<nu
         return out({ id }), 0
       })
     }
+    case 'enrol':
+      return (await import('./enrol.js')).enrolCommand(argv.slice(1), { withDeps, who, out })
+    case 'ek':
+      return (await import('./ek.js')).ekCommand(argv.slice(1), { withDeps, who, out })
     case 'ak': {
-      const { values, positionals } = parse(rest, { workload: { type: 'string' } })
+      const { values, positionals } = parse(rest, { workload: { type: 'string' }, 'deny-ek': { type: 'boolean' } })
       return withDeps(values, async (deps) => {
         if (sub === 'list') return out({ aks: await deps.store.listAks() }), 0
-        if (sub === 'revoke' && positionals[0]) {
-          if (!(await deps.store.revokeAk(positionals[0], deps.clock().getTime()))) throw new KeywardError('ERR_NOT_FOUND', 'no such AK')
-          await deps.audit({ type: 'ak.revoke', subject: positionals[0], decision: 'info', detail: { by: who() } })
-          return out(`revoked ${positionals[0]}`), 0
-        }
+        if (sub === 'revoke' && positionals[0]) return out(await revokeAk(deps, positionals[0], { denyEk: values['deny-ek'] === true }, who())), 0
         const workload = str(values.workload)
-        if (sub !== 'pin' || !positionals[0] || !workload) throw new KeywardError('ERR_BAD_REQUEST', 'ak pin --workload W FILE | ak list | ak revoke NAME')
+        if (sub !== 'pin' || !positionals[0] || !workload) throw new KeywardError('ERR_BAD_REQUEST', 'ak pin --workload W FILE | ak list | ak revoke NAME [--deny-ek]')
         return out(await A.pinAk(deps, workload, new Uint8Array(readFileSync(positionals[0])), who())), 0
       })
     }

@@ -10,7 +10,9 @@ const USAGE = `keyward — attestation-gated key broker
   keyward policy apply FILE | policy list | policy test POLICY CLAIMS_OR_EVIDENCE [--refs FILE] [--json]
   keyward reference add --set S --tee T --value V --source TEXT [--expires ISO] | reference list [--set S] | reference revoke ID
   keyward reference import --format nitro-cli|snp-measurement|tpm-pcrs|tpm-eventlog FILE [--source TEXT] [--expires ISO] [--indices 0,7]
-  keyward ak pin --workload W AK_TPM2B_PUBLIC_FILE | ak list | ak revoke NAME
+  keyward ak pin --workload W AK_TPM2B_PUBLIC_FILE | ak list | ak revoke NAME [--deny-ek]
+  keyward enrol list | enrol approve AK_NAME | enrol reject AK_NAME | enrol token --workload NAME [--ttl SECONDS]
+  keyward ek allow --workload NAME (--ek-cert FILE | --ek-pub FILE | --fingerprint HEX) | ek list | ek remove ID | ek undeny HEX
   keyward audit tail [-n N] | audit verify
   keyward keys rotate [--kek]
   keyward credential create admin|relying-party NAME     (prints the bearer token once)

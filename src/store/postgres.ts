@@ -267,6 +267,9 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
     revokeAk: (name, at) => run('revokeAk', async () =>
       ((await db.update(t.aks).set({ revokedAt: at })
         .where(and(eq(t.aks.name, name), isNull(t.aks.revokedAt)))).rowCount ?? 0) > 0),
+    setAkStatus: (name, status, by) => run('setAkStatus', async () =>
+      ((await db.update(t.aks).set({ status, enrolledBy: status === 'enrolled' ? by : null })
+        .where(and(eq(t.aks.name, name), eq(t.aks.status, 'pending')))).rowCount ?? 0) > 0),
     insertActivation: (row) => run('insertActivation', async () => {
       await db.insert(t.activations).values(row)
     }),
@@ -280,6 +283,21 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
       (await db.select({ n: count() }).from(t.activations))[0]?.n ?? 0),
     pruneActivations: (before) => run('pruneActivations', async () =>
       (await db.delete(t.activations).where(lt(t.activations.expiresAt, before))).rowCount ?? 0),
+    insertEnrolmentToken: (row) => run('insertEnrolmentToken', async () => {
+      await db.insert(t.enrolmentTokens).values(row)
+    }),
+    consumeEnrolmentToken: (id, workload, now, akName) => run('consumeEnrolmentToken', async () =>
+      (await db.update(t.enrolmentTokens).set({ usedAt: now, usedBy: akName })
+        .where(and(eq(t.enrolmentTokens.id, id), eq(t.enrolmentTokens.workload, workload), isNull(t.enrolmentTokens.usedAt), gt(t.enrolmentTokens.expiresAt, now)))
+        .returning({ id: t.enrolmentTokens.id })).length === 1),
+    putEkEntry: (row) => run('putEkEntry', async () => {
+      await db.insert(t.ekList).values(row)
+    }),
+    listEkEntries: (eks) => run('listEkEntries', () =>
+      (eks === undefined ? db.select().from(t.ekList) : db.select().from(t.ekList).where(inArray(t.ekList.ek, eks)))
+        .orderBy(asc(t.ekList.createdAt), asc(t.ekList.id))),
+    removeEkEntries: (by) => run('removeEkEntries', async () =>
+      (await db.delete(t.ekList).where('id' in by ? eq(t.ekList.id, by.id) : and(eq(t.ekList.kind, by.kind), eq(t.ekList.ek, by.ek)))).rowCount ?? 0),
 
     // --- attestations and workloads ---
     insertAttestation: (row) => run('insertAttestation', async () => {
@@ -294,6 +312,8 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
         (r) => parseIdList(r.referenceIds).includes(referenceId)),
     revokeAttestationsByPolicy: (policy, at) =>
       revokeAttestations('revokeAttestationsByPolicy', at, eq(t.attestations.policy, policy), () => true),
+    revokeAttestationsByAk: (akNames, at) =>
+      revokeAttestations('revokeAttestationsByAk', at, inArray(t.attestations.akName, akNames), () => true),
     upsertWorkload: (row) => run('upsertWorkload', async () => {
       const { id: _id, ...rest } = row
       await db.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest })
@@ -308,6 +328,7 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
     listLiveVaultLeases: (filter) => run('listLiveVaultLeases', async () => {
       const conds = [isNull(t.vaultLeases.revokedAt)]
       if (filter.jkt !== undefined) conds.push(eq(t.vaultLeases.jkt, filter.jkt))
+      if (filter.jti !== undefined) conds.push(eq(t.vaultLeases.jti, filter.jti))
       if (filter.policy !== undefined) conds.push(eq(t.vaultLeases.policy, filter.policy))
       const rows = await db.select().from(t.vaultLeases).where(and(...conds))
         .orderBy(asc(t.vaultLeases.createdAt), asc(t.vaultLeases.accessor))

@@ -170,6 +170,9 @@ export const sqliteAks = sqliteTable('aks', {
   ekFingerprint: sText('ek_fingerprint'),
   createdAt: sMs('created_at').notNull(),
   revokedAt: sMs('revoked_at'),
+  status: sText('status', { enum: ['enrolled', 'pending', 'rejected'] }).notNull().default('enrolled'),
+  enrolledBy: sText('enrolled_by'),
+  ekPubDigest: sText('ek_pub_digest'),
 })
 export const pgAks = pgTable('aks', {
   name: pText('name').primaryKey(),
@@ -179,6 +182,9 @@ export const pgAks = pgTable('aks', {
   ekFingerprint: pText('ek_fingerprint'),
   createdAt: pMs('created_at').notNull(),
   revokedAt: pMs('revoked_at'),
+  status: pText('status', { enum: ['enrolled', 'pending', 'rejected'] }).notNull().default('enrolled'),
+  enrolledBy: pText('enrolled_by'),
+  ekPubDigest: pText('ek_pub_digest'),
 })
 
 export const sqliteActivations = sqliteTable('activations', {
@@ -190,6 +196,8 @@ export const sqliteActivations = sqliteTable('activations', {
   ekFingerprint: sText('ek_fingerprint'),
   expiresAt: sMs('expires_at').notNull(),
   usedAt: sMs('used_at'),
+  enrolTokenHash: sText('enrol_token_hash'),
+  ekPubDigest: sText('ek_pub_digest'),
 })
 export const pgActivations = pgTable('activations', {
   id: pText('id').primaryKey(),
@@ -200,6 +208,8 @@ export const pgActivations = pgTable('activations', {
   ekFingerprint: pText('ek_fingerprint'),
   expiresAt: pMs('expires_at').notNull(),
   usedAt: pMs('used_at'),
+  enrolTokenHash: pText('enrol_token_hash'),
+  ekPubDigest: pText('ek_pub_digest'),
 })
 
 // --- issued attestation tokens and workloads --------------------------------------------
@@ -215,6 +225,7 @@ export const sqliteAttestations = sqliteTable('attestations', {
   issuedAt: sMs('issued_at').notNull(),
   expiresAt: sMs('expires_at').notNull(),
   revokedAt: sMs('revoked_at'),
+  akName: sText('ak_name'),
 }, (t) => [sIndex('attestations_policy_idx').on(t.policy)])
 export const pgAttestations = pgTable('attestations', {
   jti: pText('jti').primaryKey(),
@@ -228,6 +239,7 @@ export const pgAttestations = pgTable('attestations', {
   issuedAt: pMs('issued_at').notNull(),
   expiresAt: pMs('expires_at').notNull(),
   revokedAt: pMs('revoked_at'),
+  akName: pText('ak_name'),
 }, (t) => [pIndex('attestations_policy_idx').on(t.policy)])
 
 export const sqliteWorkloads = sqliteTable('workloads', {
@@ -310,6 +322,47 @@ export const pgCredentials = pgTable('credentials', {
   revokedAt: pMs('revoked_at'),
 })
 
+// --- TPM enrolment: single-use tokens an admin issued for a name, and the EK allow/deny list ---
+export const sqliteEnrolmentTokens = sqliteTable('enrolment_tokens', {
+  /** SHA-256 of the token, hex: the token itself is never stored. */
+  id: sText('id').primaryKey(),
+  workload: sText('workload').notNull(),
+  createdAt: sMs('created_at').notNull(),
+  createdBy: sText('created_by').notNull(),
+  expiresAt: sMs('expires_at').notNull(),
+  usedAt: sMs('used_at'),
+  usedBy: sText('used_by'),
+})
+export const pgEnrolmentTokens = pgTable('enrolment_tokens', {
+  id: pText('id').primaryKey(),
+  workload: pText('workload').notNull(),
+  createdAt: pMs('created_at').notNull(),
+  createdBy: pText('created_by').notNull(),
+  expiresAt: pMs('expires_at').notNull(),
+  usedAt: pMs('used_at'),
+  usedBy: pText('used_by'),
+})
+
+export const sqliteEkList = sqliteTable('ek_list', {
+  id: sText('id').primaryKey(),
+  kind: sText('kind', { enum: ['allow', 'deny'] }).notNull(),
+  /** EK certificate SHA-256 fingerprint or SHA-256 of the EK public key (SPKI DER), hex. */
+  ek: sText('ek').notNull(),
+  workload: sText('workload'),
+  createdAt: sMs('created_at').notNull(),
+  createdBy: sText('created_by').notNull(),
+  note: sText('note'),
+}, (t) => [sIndex('ek_list_ek_idx').on(t.ek)])
+export const pgEkList = pgTable('ek_list', {
+  id: pText('id').primaryKey(),
+  kind: pText('kind', { enum: ['allow', 'deny'] }).notNull(),
+  ek: pText('ek').notNull(),
+  workload: pText('workload'),
+  createdAt: pMs('created_at').notNull(),
+  createdBy: pText('created_by').notNull(),
+  note: pText('note'),
+}, (t) => [pIndex('ek_list_ek_idx').on(t.ek)])
+
 /** The SQLite tables by logical name. */
 export const sqliteSchema = {
   nonces: sqliteNonces,
@@ -325,6 +378,8 @@ export const sqliteSchema = {
   vaultLeases: sqliteVaultLeases,
   auditLog: sqliteAuditLog,
   credentials: sqliteCredentials,
+  enrolmentTokens: sqliteEnrolmentTokens,
+  ekList: sqliteEkList,
 } as const
 
 /** The PostgreSQL tables by the same logical names. */
@@ -342,4 +397,6 @@ export const pgSchema = {
   vaultLeases: pgVaultLeases,
   auditLog: pgAuditLog,
   credentials: pgCredentials,
+  enrolmentTokens: pgEnrolmentTokens,
+  ekList: pgEkList,
 } as const

@@ -228,6 +228,9 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     listAks: () => run('listAks', () => db.select().from(t.aks).orderBy(asc(t.aks.createdAt), asc(t.aks.name)).all()),
     revokeAk: (name, at) => run('revokeAk', () =>
       db.update(t.aks).set({ revokedAt: at }).where(and(eq(t.aks.name, name), isNull(t.aks.revokedAt))).run().changes > 0),
+    setAkStatus: (name, status, by) => run('setAkStatus', () =>
+      db.update(t.aks).set({ status, enrolledBy: status === 'enrolled' ? by : null })
+        .where(and(eq(t.aks.name, name), eq(t.aks.status, 'pending'))).run().changes > 0),
     insertActivation: (row) => run('insertActivation', () => {
       db.insert(t.activations).values(row).run()
     }),
@@ -241,6 +244,21 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       db.select({ n: count() }).from(t.activations).get()?.n ?? 0),
     pruneActivations: (before) => run('pruneActivations', () =>
       db.delete(t.activations).where(lt(t.activations.expiresAt, before)).run().changes),
+    insertEnrolmentToken: (row) => run('insertEnrolmentToken', () => {
+      db.insert(t.enrolmentTokens).values(row).run()
+    }),
+    consumeEnrolmentToken: (id, workload, now, akName) => run('consumeEnrolmentToken', () =>
+      db.update(t.enrolmentTokens).set({ usedAt: now, usedBy: akName })
+        .where(and(eq(t.enrolmentTokens.id, id), eq(t.enrolmentTokens.workload, workload), isNull(t.enrolmentTokens.usedAt), gt(t.enrolmentTokens.expiresAt, now)))
+        .run().changes === 1),
+    putEkEntry: (row) => run('putEkEntry', () => {
+      db.insert(t.ekList).values(row).run()
+    }),
+    listEkEntries: (eks) => run('listEkEntries', () =>
+      (eks === undefined ? db.select().from(t.ekList) : db.select().from(t.ekList).where(inArray(t.ekList.ek, eks)))
+        .orderBy(asc(t.ekList.createdAt), asc(t.ekList.id)).all()),
+    removeEkEntries: (by) => run('removeEkEntries', () =>
+      db.delete(t.ekList).where('id' in by ? eq(t.ekList.id, by.id) : and(eq(t.ekList.kind, by.kind), eq(t.ekList.ek, by.ek))).run().changes),
 
     // --- attestations and workloads ---
     insertAttestation: (row) => run('insertAttestation', () => {
@@ -254,6 +272,8 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
         (r) => parseIdList(r.referenceIds).includes(referenceId)),
     revokeAttestationsByPolicy: (policy, at) =>
       revokeAttestations('revokeAttestationsByPolicy', at, eq(t.attestations.policy, policy), () => true),
+    revokeAttestationsByAk: (akNames, at) =>
+      revokeAttestations('revokeAttestationsByAk', at, inArray(t.attestations.akName, akNames), () => true),
     upsertWorkload: (row) => run('upsertWorkload', () => {
       const { id: _id, ...rest } = row
       db.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest }).run()
@@ -268,6 +288,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     listLiveVaultLeases: (filter) => run('listLiveVaultLeases', () => {
       const conds = [isNull(t.vaultLeases.revokedAt)]
       if (filter.jkt !== undefined) conds.push(eq(t.vaultLeases.jkt, filter.jkt))
+      if (filter.jti !== undefined) conds.push(eq(t.vaultLeases.jti, filter.jti))
       if (filter.policy !== undefined) conds.push(eq(t.vaultLeases.policy, filter.policy))
       const rows = db.select().from(t.vaultLeases).where(and(...conds))
         .orderBy(asc(t.vaultLeases.createdAt), asc(t.vaultLeases.accessor)).all()

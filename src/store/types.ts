@@ -83,6 +83,41 @@ export interface AkRow {
   ekFingerprint: string | null
   createdAt: number
   revokedAt: number | null
+  /**
+   * Whether an authority bound `workload` to this AK (docs/tpm-enrolment.md): only 'enrolled'
+   * AKs admit. A 'pending' AK's workload is the name its (unauthenticated) registrant asked for.
+   */
+  status: AkStatus
+  /** Who enrolled it: "admin:<name>", "enrol-token:<id prefix>", "ek-allow:<entry id>", or the pinning admin. */
+  enrolledBy: string | null
+  /** SHA-256 of the EK public key (SPKI DER), hex. */
+  ekPubDigest: string | null
+}
+
+export type AkStatus = 'enrolled' | 'pending' | 'rejected'
+
+export interface EnrolmentTokenRow {
+  /** SHA-256 of the token, hex. */
+  id: string
+  workload: string
+  createdAt: number
+  createdBy: string
+  expiresAt: number
+  usedAt: number | null
+  /** The AK name the token enrolled. */
+  usedBy: string | null
+}
+
+export interface EkListRow {
+  id: string
+  /** allow: this EK may enrol as `workload` without approval; deny: this EK may not register or attest. */
+  kind: 'allow' | 'deny'
+  /** EK certificate fingerprint or EK public-key digest (SHA-256, lowercase hex). */
+  ek: string
+  workload: string | null
+  createdAt: number
+  createdBy: string
+  note: string | null
 }
 
 export interface ActivationRow {
@@ -95,6 +130,9 @@ export interface ActivationRow {
   ekFingerprint: string | null
   expiresAt: number
   usedAt: number | null
+  /** SHA-256 of the enrolment token the registrant presented, hex (consumed at activation). */
+  enrolTokenHash: string | null
+  ekPubDigest: string | null
 }
 
 export interface AttestationRow {
@@ -111,6 +149,8 @@ export interface AttestationRow {
   issuedAt: number
   expiresAt: number
   revokedAt: number | null
+  /** The TPM AK that signed the evidence (null for other TEEs), so revoking the AK revokes this. */
+  akName: string | null
 }
 
 export interface WorkloadRow {
@@ -216,25 +256,38 @@ export interface Store {
   getAk(name: string): Promise<AkRow | null>
   listAks(): Promise<AkRow[]>
   revokeAk(name: string, at: number): Promise<boolean>
+  /** Moves a pending AK to enrolled or rejected; false unless it was pending. */
+  setAkStatus(name: string, status: 'enrolled' | 'rejected', by: string): Promise<boolean>
   insertActivation(row: ActivationRow): Promise<void>
   /** Marks the activation used exactly once; returns it, or null when unknown/used/expired. */
   consumeActivation(id: string, now: number): Promise<ActivationRow | null>
   /** Stored activations, expired or not: what the pending-activation cap bounds. */
   countActivations(): Promise<number>
   pruneActivations(before: number): Promise<number>
+  // Enrolment tokens: consume is exactly-once across replicas, like nonces.
+  insertEnrolmentToken(row: EnrolmentTokenRow): Promise<void>
+  /** Marks the token used by akName when it is unused, unexpired and issued for workload. */
+  consumeEnrolmentToken(id: string, workload: string, now: number, akName: string): Promise<boolean>
+  // EK allow/deny list
+  putEkEntry(row: EkListRow): Promise<void>
+  /** Entries for any of the given EK digests (all entries when omitted). */
+  listEkEntries(eks?: string[]): Promise<EkListRow[]>
+  /** Removes one entry by id, or every entry of a kind for an EK digest; returns how many. */
+  removeEkEntries(by: { id: string } | { kind: 'allow' | 'deny'; ek: string }): Promise<number>
 
   // Attestations (issued tokens) and workloads
   insertAttestation(row: AttestationRow): Promise<void>
   getAttestation(jti: string): Promise<AttestationRow | null>
   revokeAttestationsByReference(referenceId: string, at: number): Promise<AttestationRow[]>
   revokeAttestationsByPolicy(policy: string, at: number): Promise<AttestationRow[]>
+  revokeAttestationsByAk(akNames: string[], at: number): Promise<AttestationRow[]>
   upsertWorkload(row: WorkloadRow): Promise<void>
   getWorkload(id: string): Promise<WorkloadRow | null>
   listWorkloads(): Promise<WorkloadRow[]>
 
   // Vault leases minted for attested workloads
   insertVaultLease(row: VaultLeaseRow): Promise<void>
-  listLiveVaultLeases(filter: { jkt?: string; referenceId?: string; policy?: string }): Promise<VaultLeaseRow[]>
+  listLiveVaultLeases(filter: { jkt?: string; jti?: string; referenceId?: string; policy?: string }): Promise<VaultLeaseRow[]>
   markVaultLeaseRevoked(accessor: string, at: number): Promise<void>
 
   // Audit: append-only, hash-chained, serialized across replicas.

@@ -50,9 +50,10 @@ export interface MintedVaultToken {
   expiresAt: number
 }
 
-export type RevokeFilter = { jkt: string } | { referenceId: string } | { policy: string }
+export type RevokeFilter = { jkt: string } | { jti: string } | { referenceId: string } | { policy: string }
 const revokeFilterSchema = z.union([
   z.object({ jkt: z.string().min(1) }).strict(),
+  z.object({ jti: z.string().min(1) }).strict(),
   z.object({ referenceId: z.string().min(1) }).strict(),
   z.object({ policy: z.string().min(1) }).strict(),
 ])
@@ -149,7 +150,7 @@ export function createLeaseManager(deps: LeaseManagerDeps): LeaseManager {
 
     async revokeFor(filterIn, reason) {
       const f = revokeFilterSchema.safeParse(filterIn)
-      if (!f.success) throw new KeywardError('ERR_BAD_REQUEST', 'revoke filter needs exactly one of jkt, referenceId, policy')
+      if (!f.success) throw new KeywardError('ERR_BAD_REQUEST', 'revoke filter needs exactly one of jkt, jti, referenceId, policy')
       const leases = await deps.store.listLiveVaultLeases(f.data)
       const out: RevokeOutcome = { revoked: [], failed: [] }
       for (const lease of leases) {

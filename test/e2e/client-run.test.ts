@@ -64,16 +64,18 @@ beforeAll(async () => {
 
 
   await writeFile(join(dir, 'policy.yaml'), POLICY)
+  // The name binds with an enrolment token an admin issued for it (docs/tpm-enrolment.md).
+  const enrolToken = (JSON.parse(await admin('enrol', 'token', '--workload', 'svc-e2e')) as { token: string }).token
   // Independent admin steps and the registration run side by side (the store serializes writers).
   const [, , ref, reg] = await Promise.all([
     admin('policy', 'apply', join(dir, 'policy.yaml')),
     admin('secret', 'put', 'db-password', '--text', SECRET),
     admin('reference', 'add', '--set', 'e2e-pcr7', '--tee', 'tpm', '--value', PCR7, '--source', 'e2e test'),
-    client(['--state-dir', join(dir, 'state'), 'register', '--workload', 'svc-e2e']),
+    client(['--state-dir', join(dir, 'state'), 'register', '--workload', 'svc-e2e'], { env: { KEYWARD_ENROL_TOKEN: enrolToken } }),
   ])
   referenceId = (JSON.parse(ref) as { id: string }).id
   if (reg.code !== 0) throw new Error(`register failed: ${reg.stderr}`)
-  expect(JSON.parse(reg.stdout)).toMatchObject({ workload: 'svc-e2e', akName: expect.stringMatching(/^000b[0-9a-f]{64}$/) })
+  expect(JSON.parse(reg.stdout)).toMatchObject({ workload: 'svc-e2e', status: 'enrolled', akName: expect.stringMatching(/^000b[0-9a-f]{64}$/) })
 }, 120_000)
 
 afterAll(async () => {

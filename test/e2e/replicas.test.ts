@@ -84,7 +84,8 @@ describe('two broker processes on one PostgreSQL', () => {
     const collector = createTpmCollector({ tcti: tpm.tcti, stateDir: join(dir, 'state') })
     // Register through replica A; attest through replica B.
     const viaA = createClient({ broker: urls[0]!, collector, retries: 0 })
-    expect(await viaA.register('replicated-svc')).toMatchObject({ workload: 'replicated-svc' })
+    const enrolToken = (JSON.parse(await admin('enrol', 'token', '--workload', 'replicated-svc')) as { token: string }).token
+    expect(await viaA.register('replicated-svc', { enrolToken })).toMatchObject({ workload: 'replicated-svc', status: 'enrolled' })
     const viaB = createClient({ broker: urls[1]!, collector, retries: 0 })
     expect((await viaB.attest()).policy).toBe('replicated')
 

@@ -108,10 +108,10 @@ describe('TPM collector call sequence', () => {
     const posts: Array<[string, unknown]> = []
     const r = await c.register(async (path, body) => {
       posts.push([path, body])
-      return path.endsWith('register') ? { activationId: 'a1', credential: Buffer.from('CRED').toString('base64'), expiresAt: 'x' } : { akName: '000b00', workload: 'w' }
-    }, 'w')
-    expect(r).toEqual({ akName: '000b00', workload: 'w' })
-    expect(posts[0]).toEqual(['/v1/tpm/register', { workload: 'w', ekPub: Buffer.from('EKPUB').toString('base64'), akPub: Buffer.from('AKPUB').toString('base64'), ekCert: Buffer.from([0x30, 3, 1, 2, 3]).toString('base64') }])
+      return path.endsWith('register') ? { activationId: 'a1', credential: Buffer.from('CRED').toString('base64'), expiresAt: 'x' } : { akName: '000b00', workload: 'w', status: 'pending' }
+    }, 'w', 'kwe.token')
+    expect(r).toEqual({ akName: '000b00', workload: 'w', status: 'pending' })
+    expect(posts[0]).toEqual(['/v1/tpm/register', { workload: 'w', enrolToken: 'kwe.token', ekPub: Buffer.from('EKPUB').toString('base64'), akPub: Buffer.from('AKPUB').toString('base64'), ekCert: Buffer.from([0x30, 3, 1, 2, 3]).toString('base64') }])
     expect(posts[1]).toEqual(['/v1/tpm/activate', { activationId: 'a1', secret: Buffer.from('RECOVERED').toString('base64') }])
     expect(calls.slice(-4)).toEqual(['tpm2_startauthsession', 'tpm2_policysecret', 'tpm2_activatecredential', 'tpm2_flushcontext'])
     await expect(c.register(async () => ({ activationId: 'a', credential: '!!' }), 'w')).rejects.toBeInstanceOf(ProtocolError)

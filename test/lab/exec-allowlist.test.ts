@@ -80,9 +80,10 @@ beforeAll(async () => {
   await broker.admin('policy', 'apply', join(broker.dir, 'policy.yaml'))
   await broker.admin('secret', 'put', 'lab-secret', '--text', SECRET)
   await broker.admin('reference', 'add', '--set', 'approved-allowlists', '--tee', 'tpm', '--value', approved, '--source', 'lab: host copies of the guest binaries')
+  const enrolToken = (JSON.parse(await broker.admin('enrol', 'token', '--workload', 'lab-exec-allowlist')) as { token: string }).token
   // The scenario is long (allowlist, broker halves, bypass probes, tamper checks): on a loaded
   // 2-core host it took 250-300 s of guest time.
-  lab = await runLab('exec-allowlist', { nonce: nonce.toString('hex'), broker_port: String(broker.port) }, { relay: broker.url, guest, timeoutS: 600 })
+  lab = await runLab('exec-allowlist', { nonce: nonce.toString('hex'), enrol_token: enrolToken, broker_port: String(broker.port) }, { relay: broker.url, guest, timeoutS: 600 })
 }, 900_000)
 
 afterAll(async () => {

@@ -67,7 +67,8 @@ beforeAll(async () => {
   writeFileSync(join(broker.dir, 'policy.yaml'), POLICY)
   await broker.admin('policy', 'apply', join(broker.dir, 'policy.yaml'))
   await broker.admin('secret', 'put', 'lab-boot-secret', '--text', 'testOnly-lab-boot-secret')
-  lab = await runLab('measured-boot', { nonce: nonce.toString('hex'), pcr: '15', broker_port: String(broker.port) }, { relay: broker.url, guest })
+  const enrolToken = (JSON.parse(await broker.admin('enrol', 'token', '--workload', 'lab-measured-boot')) as { token: string }).token
+  lab = await runLab('measured-boot', { nonce: nonce.toString('hex'), enrol_token: enrolToken, pcr: '15', broker_port: String(broker.port) }, { relay: broker.url, guest })
 })
 
 afterAll(async () => {
@@ -163,8 +164,8 @@ describe('lab: measured boot (OVMF + swtpm + /dev/tpmrm0)', () => {
 
   it('the broker admitted the AK by credential activation against the swtpm EK certificate', async () => {
     expect(lab.text('register.rc').trim()).toBe('0')
-    const reg = JSON.parse(lab.text('register.out')) as { akName: string; workload: string }
-    expect(reg).toEqual({ akName: expect.stringMatching(/^000b[0-9a-f]{64}$/), workload: 'lab-measured-boot' })
+    const reg = JSON.parse(lab.text('register.out')) as { akName: string; workload: string; status: string }
+    expect(reg).toEqual({ akName: expect.stringMatching(/^000b[0-9a-f]{64}$/), workload: 'lab-measured-boot', status: 'enrolled' })
     const { aks } = JSON.parse(await broker.admin('ak', 'list')) as { aks: { name: string; via: string; workload: string; ekFingerprint: string | null }[] }
     expect(aks).toHaveLength(1)
     expect(aks[0]).toMatchObject({ name: reg.akName, via: 'credential-activation', workload: 'lab-measured-boot' })

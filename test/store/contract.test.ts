@@ -29,7 +29,7 @@ function secretRow(name: string, version: number, extra: Partial<SecretVersionRo
 function attestation(jti: string, policy: string, refs: string[]): AttestationRow {
   return {
     jti, jkt: `jkt-${jti}`, tee: 'tpm', policy, policyVersion: 1, measurement: 'ab'.repeat(32),
-    referenceIds: JSON.stringify(refs), workload: 'w1', issuedAt: T0, expiresAt: T0 + 300_000, revokedAt: null,
+    referenceIds: JSON.stringify(refs), workload: 'w1', issuedAt: T0, expiresAt: T0 + 300_000, revokedAt: null, akName: null,
   }
 }
 
@@ -209,7 +209,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
 
   describe('AKs and credential activation', () => {
     it('puts, gets, lists and revokes AKs', async () => {
-      const ak = { name: '000b' + 'aa'.repeat(32), publicArea: 'AQID', workload: 'w1', via: 'pinned' as const, ekFingerprint: null, createdAt: T0, revokedAt: null }
+      const ak = { name: '000b' + 'aa'.repeat(32), publicArea: 'AQID', workload: 'w1', via: 'pinned' as const, ekFingerprint: null, createdAt: T0, revokedAt: null, status: 'enrolled' as const, enrolledBy: 'admin:a', ekPubDigest: null }
       await store.putAk(ak)
       expect(await store.getAk(ak.name)).toEqual(ak)
       expect(await store.getAk('none')).toBeNull()
@@ -221,7 +221,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
     })
 
     it('consumes an activation exactly once, never when expired or unknown', async () => {
-      const a = { id: 'act1', akName: 'ak', secretHash: 'ff'.repeat(32), workload: 'w', publicArea: 'AQ', ekFingerprint: 'ek', expiresAt: T0 + 100, usedAt: null }
+      const a = { id: 'act1', akName: 'ak', secretHash: 'ff'.repeat(32), workload: 'w', publicArea: 'AQ', ekFingerprint: 'ek', expiresAt: T0 + 100, usedAt: null, enrolTokenHash: null, ekPubDigest: null }
       await store.insertActivation(a)
       await store.insertActivation({ ...a, id: 'act2' })
       await store.insertActivation({ ...a, id: 'act3' })
@@ -232,9 +232,54 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       const results = await Promise.all(Array.from({ length: 30 }, () => store.consumeActivation('act3', T0)))
       expect(results.filter((r) => r !== null)).toHaveLength(1)
     })
+
+    it('moves an AK out of pending once, and only out of pending', async () => {
+      const ak = { name: '000b' + 'cc'.repeat(32), publicArea: 'AQ', workload: 'svc', via: 'credential-activation' as const, ekFingerprint: 'ee'.repeat(32), createdAt: T0, revokedAt: null, status: 'pending' as const, enrolledBy: null, ekPubDigest: 'dd'.repeat(32) }
+      await store.putAk(ak)
+      expect(await store.setAkStatus(ak.name, 'enrolled', 'admin:a')).toBe(true)
+      expect(await store.getAk(ak.name)).toMatchObject({ status: 'enrolled', enrolledBy: 'admin:a' })
+      expect(await store.setAkStatus(ak.name, 'rejected', 'admin:b')).toBe(false)
+      expect(await store.setAkStatus('nope', 'enrolled', 'admin:a')).toBe(false)
+    })
+
+    it('consumes an enrolment token exactly once, for its name, before it expires', async () => {
+      const tok = { id: 'aa'.repeat(32), workload: 'svc', createdAt: T0, createdBy: 'admin:a', expiresAt: T0 + 100, usedAt: null, usedBy: null }
+      await store.insertEnrolmentToken(tok)
+      await store.insertEnrolmentToken({ ...tok, id: 'bb'.repeat(32) })
+      expect(await store.consumeEnrolmentToken(tok.id, 'other', T0, 'ak0')).toBe(false)
+      expect(await store.consumeEnrolmentToken(tok.id, 'svc', T0 + 100, 'ak0')).toBe(false)
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.consumeEnrolmentToken(tok.id, 'svc', T0, `ak${i}`)))
+      expect(results.filter(Boolean)).toHaveLength(1)
+      expect(await store.consumeEnrolmentToken('bb'.repeat(32), 'svc', T0, 'ak')).toBe(true)
+      expect(await store.consumeEnrolmentToken('cc'.repeat(32), 'svc', T0, 'ak')).toBe(false)
+    })
+
+    it('keeps the EK allow/deny list: lists by digest, removes by id or by kind and digest', async () => {
+      const e = { id: 'e1', kind: 'allow' as const, ek: '11'.repeat(32), workload: 'svc', createdAt: T0, createdBy: 'admin:a', note: null }
+      await store.putEkEntry(e)
+      await store.putEkEntry({ ...e, id: 'e2', kind: 'deny', workload: null })
+      await store.putEkEntry({ ...e, id: 'e3', ek: '22'.repeat(32) })
+      expect((await store.listEkEntries(['11'.repeat(32)])).map((r) => r.id).sort()).toEqual(['e1', 'e2'])
+      expect(await store.listEkEntries([])).toEqual([])
+      expect(await store.listEkEntries()).toHaveLength(3)
+      expect(await store.removeEkEntries({ kind: 'deny', ek: '11'.repeat(32) })).toBe(1)
+      expect(await store.removeEkEntries({ id: 'e3' })).toBe(1)
+      expect(await store.removeEkEntries({ id: 'e3' })).toBe(0)
+      expect((await store.listEkEntries()).map((r) => r.id)).toEqual(['e1'])
+    })
   })
 
   describe('attestations and workloads', () => {
+    it('revokes the live attestations of given AKs', async () => {
+      await store.insertAttestation({ ...attestation('ak-j1', 'p-ak', []), akName: 'ak1' })
+      await store.insertAttestation({ ...attestation('ak-j2', 'p-ak', []), akName: 'ak2' })
+      await store.insertAttestation(attestation('ak-j3', 'p-ak', []))
+      expect((await store.revokeAttestationsByAk(['ak1', 'ak9'], T0 + 5)).map((r) => r.jti)).toEqual(['ak-j1'])
+      expect(await store.revokeAttestationsByAk(['ak1'], T0 + 6)).toEqual([])
+      expect(await store.revokeAttestationsByAk([], T0 + 6)).toEqual([])
+      expect((await store.getAttestation('ak-j2'))?.revokedAt).toBeNull()
+    })
+
     it('inserts, gets and revokes by exact reference id or by policy', async () => {
       await store.insertAttestation(attestation('j1', 'pa', ['ref_1', 'ref-2']))
       await store.insertAttestation(attestation('j2', 'pa', ['ref-10']))

@@ -29,6 +29,7 @@ describe('opening stores', () => {
       const db = new Database(join(data, 'keyward.db'), { readonly: true })
       try {
         expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
+        // Each migration of the journal applied exactly once.
         const journal = JSON.parse(readFileSync(join(REPO_ROOT, 'drizzle/sqlite/meta/_journal.json'), 'utf8')) as { entries: unknown[] }
         expect((db.prepare('SELECT count(*) AS n FROM __drizzle_migrations').get() as { n: number }).n).toBe(journal.entries.length)
       } finally {

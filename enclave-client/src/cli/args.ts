@@ -50,6 +50,10 @@ export interface CliArgs {
   brokerJwks?: string
   out?: string
   workload?: string
+  /** register: file holding a single-use enrolment token (keyward enrol token). */
+  enrolTokenFile?: string | undefined
+  /** register: the enrolment token from KEYWARD_ENROL_TOKEN. */
+  enrolTokenEnv?: string | undefined
   /** `run`: the child command and its arguments. */
   exec: string[]
 }
@@ -62,7 +66,9 @@ commands:
   credential TOOL         fetch a short-lived tool credential
   evidence                print the /v1/attest body this host would send
   attest                  attest and print the decision and claims
-  register --workload W   register this TPM's AK by credential activation
+  register --workload W   register this TPM's AK by credential activation; enrolled at once with
+                          --enrol-token-file FILE or KEYWARD_ENROL_TOKEN (keyward enrol token),
+                          else "pending approval" until an admin runs keyward enrol approve
 options:
   --broker URL (env KEYWARD_BROKER)   --tee tpm|nitro|sev-snp (default: detected)
   --tcti TCTI (default device:/dev/tpmrm0)   --state-dir DIR   --pcrs SEL   --ek-alg/--ak-alg rsa|ecc   --ek-handle 0x81010001
@@ -146,6 +152,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         'broker-jwks': { type: 'string' },
         out: { type: 'string' },
         workload: { type: 'string' },
+        'enrol-token-file': { type: 'string' },
       },
     })
   } catch (e) {
@@ -184,6 +191,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     brokerJwks: v['broker-jwks'],
     out: v.out,
     workload: v.workload,
+    // Never on argv (every local user can read /proc/*/cmdline): a file or the environment.
+    enrolTokenFile: v['enrol-token-file'],
+    enrolTokenEnv: env.KEYWARD_ENROL_TOKEN,
     exec,
   }
   if (command !== 'evidence' && !args.broker) throw new ClientConfigError('--broker URL (or KEYWARD_BROKER) is required')

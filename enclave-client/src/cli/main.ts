@@ -1,6 +1,7 @@
 // keyward-client: the workload's CLI. Progress goes to stderr; stdout carries only command
 // output (`get` the secret, `credential` the token, JSON for evidence/attest/register).
 import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { createClient, type ClientOptions, type KeywardClient } from '../client.js'
 import { BrokerError, DeniedError, KeywardError, isKeywardError } from '../errors.js'
 import { USAGE, parseCli, type CliArgs } from './args.js'
@@ -114,9 +115,11 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         }
       }
       case 'register': {
-        const r = await client.register(a.workload!)
+        const enrolToken = a.enrolTokenFile !== undefined ? (await readFile(a.enrolTokenFile, 'utf8')).trim() : a.enrolTokenEnv?.trim()
+        const r = await client.register(a.workload!, enrolToken ? { enrolToken } : {})
         io.stdout(`${JSON.stringify(r)}\n`)
-        return 0
+        if (r.status === 'pending') io.stderr(`keyward-client: pending approval: AK ${r.akName} waits for an admin (keyward enrol approve ${r.akName})`)
+        return r.status === 'rejected' ? 1 : 0
       }
     }
   } catch (e) {

@@ -50,11 +50,11 @@ export interface TpmCollector extends Collector {
   /** Recovers the secret of a tpm2_makecredential blob; only this TPM with this EK and AK can. */
   activateCredential(credential: Uint8Array): Promise<Uint8Array>
   /** Full registration: register → activate credential → confirm. Returns the broker's answer. */
-  register(post: BrokerPost, workload: string): Promise<{ akName: string; workload: string }>
+  register(post: BrokerPost, workload: string, enrolToken?: string): Promise<{ akName: string; workload: string; status: 'enrolled' | 'pending' | 'rejected'; reason?: string }>
 }
 
 const RegisterAnswer = z.object({ activationId: z.string().min(1), credential: z.string().min(1), expiresAt: z.string().optional() })
-const ActivateAnswer = z.object({ akName: z.string(), workload: z.string() })
+const ActivateAnswer = z.object({ akName: z.string(), workload: z.string(), status: z.enum(['enrolled', 'pending', 'rejected']), reason: z.string().optional() })
 
 export const execTool: ToolRunner = (t, env) =>
   new Promise((resolve, reject) => {
@@ -249,9 +249,9 @@ export function createTpmCollector(o: TpmCollectorOptions): TpmCollector {
         }
       }),
 
-    async register(post, workload) {
+    async register(post, workload, enrolToken) {
       const reg = await collector.registration()
-      const started = RegisterAnswer.safeParse(await post('/v1/tpm/register', { workload, ...reg }))
+      const started = RegisterAnswer.safeParse(await post('/v1/tpm/register', { workload, ...(enrolToken !== undefined ? { enrolToken } : {}), ...reg }))
       if (!started.success) throw new ProtocolError('unexpected answer from /v1/tpm/register')
       const cred = fromB64(started.data.credential)
       if (!cred) throw new ProtocolError('credential from /v1/tpm/register is not base64')

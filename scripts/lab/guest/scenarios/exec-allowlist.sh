@@ -48,7 +48,10 @@ bypass() {
 bypass before
 if [ $BROKER = 1 ]; then
   kw_broker_up "$KW_BROKER_PORT" || exit 20
+  # The host's admin issued a single-use enrolment token for the name (kw.enrol_token).
+  export KEYWARD_ENROL_TOKEN="${KW_ENROL_TOKEN:-}"
   kw_step register register --workload lab-exec-allowlist
+  unset KEYWARD_ENROL_TOKEN
 fi
 probe before
 $AG load --allowlist "$OUT/allowlist.txt" --mode enforce > "$OUT/load-enforce.json" || exit 10

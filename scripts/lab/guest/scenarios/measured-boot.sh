@@ -13,7 +13,10 @@ kw_quote "$NONCE" "sha256:0,1,2,3,4,5,6,7,${KW_PCR:-15}" || exit 3
 cp /sys/kernel/security/tpm0/binary_bios_measurements "$OUT/eventlog.bin"
 [ -n "${KW_BROKER_PORT:-}" ] || exit 0
 kw_broker_up "$KW_BROKER_PORT" || exit 4
+# The host's admin issued a single-use enrolment token for the name (kw.enrol_token).
+export KEYWARD_ENROL_TOKEN="${KW_ENROL_TOKEN:-}"
 kw_step register register --workload lab-measured-boot
+unset KEYWARD_ENROL_TOKEN
 kw_step attest attest
 kw_step evidence evidence
 kill "$KW_SHIM_PID"
