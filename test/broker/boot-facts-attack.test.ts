@@ -5,6 +5,7 @@
 // facts (claims.details.eventLog.kernelCmdline / secureBoot) must not read the host as golden:
 // /v1/attest answers 403 ERR_EVENTLOG_UNTRUSTED naming the PCR, event and rule, on SQLite and
 // PostgreSQL. A host that booted golden is admitted by the same policy (the control).
+import { issueEnrolmentToken } from '../../src/broker/enrolment.js'
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
@@ -78,7 +79,8 @@ describe.each(['sqlite', 'postgres'] as const)('post-boot event appends on swtpm
     await measure(host, bootEvents({ ...boot, kernel: GOLDEN_KERNEL }))
     const collector = createTpmCollector({ tcti: tpm.tcti, stateDir: join(dir, `${backend}-${name}-state`), eventLogPath: host.logFile, pcrs: 'sha256:0,1,2,3,4,5,6,7,8' })
     host.client = createClient({ broker: h.url, collector, retries: 0 })
-    expect(await host.client.register(`${name}-${backend}`)).toMatchObject({ workload: `${name}-${backend}` })
+    const { token: enrolToken } = await issueEnrolmentToken(h.deps, `${name}-${backend}`, 600, 'test')
+    expect(await host.client.register(`${name}-${backend}`, { enrolToken })).toMatchObject({ workload: `${name}-${backend}`, status: 'enrolled' })
     return host
   }
 

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { startHarness, testOnlyNitroCollector, TEST_POLICY, type Harness } from './harness.js'
 import { createClient } from '../../enclave-client/src/index.js'
 import { createSessionKey } from '../../enclave-client/src/session-key.js'
+import { createReleaseVerifier } from '../../enclave-client/src/release.js'
 import { bindingDigest } from '../../src/broker/binding.js'
 import * as A from '../../src/broker/admin-services.js'
 import { createApp } from '../../src/broker/app.js'
@@ -216,10 +217,14 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
     await h.restart()
     // The token issued before the restart, used as it is.
     const url = `${h.url}/v1/secrets/db-password`
-    const r = await fetch(url, { headers: { authorization: `DPoP ${token}`, dpop: await key.dpopProof('GET', url, token) } })
+    const proof = await key.dpopProof('GET', url, token)
+    const r = await fetch(url, { headers: { authorization: `DPoP ${token}`, dpop: proof } })
     expect(r.status).toBe(200)
     const jwe = ((await r.json()) as { jwe: string }).jwe
-    expect(new TextDecoder().decode(await key.decrypt(jwe))).toBe('testOnly-db-password-9f2c')
+    // The release is signed by the broker (a key published after the restart too) and bound to this request.
+    const releases = createReleaseVerifier({ fetchJwks: async () => (await fetch(`${h.url}/.well-known/jwks.json`)).json() })
+    const opened = await releases.open(new TextDecoder().decode(await key.decrypt(jwe)), { kind: 'secret', name: 'db-password', dpopJti: String(decodeJwt(proof).jti), jkt: key.jkt })
+    expect(new TextDecoder().decode(opened.value)).toBe('testOnly-db-password-9f2c')
     expect((await A.allAuditRows(h.deps)).length).toBeGreaterThan(auditBefore)
     expect((await A.verifyAudit(h.deps)).ok).toBe(true)
   })

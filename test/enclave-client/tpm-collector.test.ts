@@ -109,9 +109,9 @@ describe('TPM collector on swtpm', () => {
       expect(path).toBe('/v1/tpm/activate')
       expect(b.activationId).toBe('act-1')
       activated = b.secret
-      return { akName, workload: 'svc-a' }
+      return { akName, workload: 'svc-a', status: 'enrolled' }
     }
-    expect(await collector.register(post, 'svc-a')).toEqual({ akName, workload: 'svc-a' })
+    expect(await collector.register(post, 'svc-a')).toEqual({ akName, workload: 'svc-a', status: 'enrolled' })
     expect(activated).toBe(Buffer.from(secret).toString('base64'))
 
     // A credential made for another key name does not activate.
