@@ -1,6 +1,7 @@
 // `keyward verify --tee nitro`: the command module over the shared vectors.
 import { describe, it, expect } from 'vitest'
-import { verifyNitroCommand, parseAtTime } from '../../../src/cli/verify-nitro.js'
+import { verifyNitroCommand } from '../../../src/cli/verify-nitro.js'
+import { parseAtTime } from '../../../src/cli/args.js'
 import { readManifest, vectorPath } from '../../helpers/vectors.js'
 import { KeywardError } from '../../../src/errors.js'
 
@@ -39,10 +40,11 @@ describe('verify --tee nitro', () => {
     expect(await codeOf([file, '--at', v.timestamp_iso, '--user-data', 'ab'])).toBe('ERR_BINDING_MISMATCH')
   })
 
-  it('rejects bad arguments with ERR_BAD_REQUEST', async () => {
-    for (const argv of [[], [file, '--at'], [file, '--at', 'yesterday'], [file, '--nonce', 'xyz'], [file, file], [file, '--bogus'], ['/nonexistent/doc.cbor']]) {
-      expect(await codeOf(argv), argv.join(' ')).toBe('ERR_BAD_REQUEST')
+  it('rejects a bad command line with ERR_USAGE and an unreadable file with ERR_BAD_REQUEST', async () => {
+    for (const argv of [[], [file, '--at'], [file, '--at', 'yesterday'], [file, '--nonce', 'xyz'], [file, file], [file, '--bogus'], [file, '--at', v.timestamp_iso, '--at', v.timestamp_iso]]) {
+      expect(await codeOf(argv), argv.join(' ')).toBe('ERR_USAGE')
     }
+    expect(await codeOf(['/nonexistent/doc.cbor'])).toBe('ERR_BAD_REQUEST')
     expect(parseAtTime('2021-03-17T22:01:55.685Z').getTime()).toBe(1616018515685)
   })
 })

@@ -45,18 +45,18 @@ describe('verify --tee sev-snp', () => {
       expect(await outcome([...base, '--report-data', v.report_data.slice(0, 64)])).toBe('valid')
       expect(await outcome([...base, '--report-data', 'ff' + v.report_data.slice(2, 64)])).toBe('ERR_BINDING_MISMATCH')
       expect(await outcome([...base, '--report-data', 'ff' + v.report_data.slice(2)])).toBe('ERR_BINDING_MISMATCH')
-      expect(await outcome([...base, '--report-data', 'zz'])).toBe('ERR_BAD_REQUEST')
+      expect(await outcome([...base, '--report-data', 'zz'])).toBe('ERR_USAGE')
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
   })
 
-  it('refuses bad arguments with ERR_BAD_REQUEST', async () => {
+  it('refuses a bad command line with ERR_USAGE and an unreadable file with ERR_BAD_REQUEST', async () => {
     const v = vector('milan-v2-virtee')
-    expect(await outcome([])).toBe('ERR_BAD_REQUEST')
-    expect(await outcome([p(v.report), '--bogus', 'x'])).toBe('ERR_BAD_REQUEST')
-    expect(await outcome([p(v.report), '--at', 'yesterday'])).toBe('ERR_BAD_REQUEST')
+    expect(await outcome([])).toBe('ERR_USAGE')
+    expect(await outcome([p(v.report), '--bogus', 'x'])).toBe('ERR_USAGE')
+    expect(await outcome([p(v.report), '--at', 'yesterday'])).toBe('ERR_USAGE')
     expect(await outcome([p(v.report), '--vcek', '/nonexistent/vcek.der'])).toBe('ERR_BAD_REQUEST')
-    expect(await outcome([p(v.report), '--at', v.verify_at, '--at', v.verify_at])).toBe('ERR_BAD_REQUEST')
+    expect(await outcome([p(v.report), '--at', v.verify_at, '--at', v.verify_at])).toBe('ERR_USAGE')
   })
 })
