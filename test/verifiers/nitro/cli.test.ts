@@ -3,21 +3,13 @@ import { describe, it, expect } from 'vitest'
 import { verifyNitroCommand } from '../../../src/cli/verify-nitro.js'
 import { parseAtTime } from '../../../src/cli/args.js'
 import { readManifest, vectorPath } from '../../helpers/vectors.js'
-import { KeywardError } from '../../../src/errors.js'
+import { errorCodeOf } from '../../helpers/errors.js'
 
 const manifest = readManifest<{ vectors: { file: string; timestamp_ms: number; timestamp_iso: string; genuine: boolean; expected: string }[] }>('nitro')
 const v = manifest.vectors.find((x) => x.file === 'pycape-20220714-204607-debug.cbor')!
 const file = vectorPath('nitro', v.file)
 
-async function codeOf(argv: string[]): Promise<string> {
-  try {
-    await verifyNitroCommand(argv)
-    return 'OK'
-  } catch (e) {
-    if (!(e instanceof KeywardError)) throw e
-    return e.code
-  }
-}
+const codeOf = (argv: string[]): Promise<string> => errorCodeOf(() => verifyNitroCommand(argv))
 
 describe('verify --tee nitro', () => {
   it('verifies a recorded document at its time given as ISO-8601, epoch seconds or epoch ms', async () => {

@@ -3,7 +3,7 @@ import { describe, it, expect } from 'vitest'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { KeywardError } from '../../../src/errors.js'
+import { errorCodeOf } from '../../helpers/errors.js'
 import { verifySevSnpCommand } from '../../../src/cli/verify-sev-snp.js'
 import { vectorPath } from '../../helpers/vectors.js'
 import { certDer, manifest, vector } from './helpers.js'
@@ -18,13 +18,8 @@ const argsOf = (v: (typeof manifest.vectors)[number]): string[] => [
   v.verify_at,
 ]
 async function outcome(argv: string[]): Promise<string> {
-  try {
-    await verifySevSnpCommand(argv)
-    return 'valid'
-  } catch (e) {
-    if (!(e instanceof KeywardError)) throw e
-    return e.code
-  }
+  const code = await errorCodeOf(() => verifySevSnpCommand(argv))
+  return code === 'OK' ? 'valid' : code
 }
 
 describe('verify --tee sev-snp', () => {
