@@ -16,6 +16,11 @@ async function post(h: Harness, path: string, body: unknown, headers: Record<str
   return { status: r.status, body: (await r.json()) as Record<string, any> }
 }
 
+/** A client of the harness's broker with the testOnly Nitro collector (or the one given), no retries. */
+function clientOf(h: Harness, collector = testOnlyNitroCollector(h.pki)) {
+  return createClient({ broker: h.url, collector, retries: 0 })
+}
+
 /** Builds an attest body by hand (as the client would) so tests can replay or alter it. */
 async function attestBody(h: Harness, opts: { nonce?: string } = {}) {
   const key = await createSessionKey('ES256')
@@ -35,7 +40,7 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
   })
 
   it('challenge → attest → release delivers the secret, JWE-encrypted to the bound key', async () => {
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const client = clientOf(h)
     const a = await client.attest()
     expect(a.policy).toBe('test-enclave')
     const claims = decodeJwt(a.token) as Record<string, any>
@@ -115,13 +120,13 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
   })
 
   it('a secret the admitting policy does not grant is refused', async () => {
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const client = clientOf(h)
     await expect(client.getSecret('not-granted')).rejects.toMatchObject({ code: 'ERR_NOT_GRANTED' })
     await client.close()
   })
 
   it('a tool grant releases a stored API key (not otherwise granted as a secret) JWE-encrypted to the agent key', async () => {
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const client = clientOf(h)
     const c = await client.credential('search-api')
     expect(c).toMatchObject({ tool: 'search-api', kind: 'api-key', token: 'testOnly-search-api-key-51d0', expiresAt: null })
     await expect(client.getSecret('search-api-key')).rejects.toMatchObject({ code: 'ERR_NOT_GRANTED' })
@@ -129,7 +134,7 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
   })
 
   it('policy denial lists the failing condition with expected and actual values', async () => {
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki, { pcrs: new Map([[0, new Uint8Array(48).fill(9)], [1, new Uint8Array(48).fill(2)], [2, new Uint8Array(48).fill(3)]]) }), retries: 0 })
+    const client = clientOf(h, testOnlyNitroCollector(h.pki, { pcrs: new Map([[0, new Uint8Array(48).fill(9)], [1, new Uint8Array(48).fill(2)], [2, new Uint8Array(48).fill(3)]]) }))
     const err = await client.attest().then(() => null, (e: unknown) => e as { code: string; failures: Array<Record<string, unknown>> })
     expect(err?.code).toBe('ERR_POLICY_DENIED')
     const f = err!.failures.find((x) => x.condition === 'pcr0-known')!
@@ -185,13 +190,13 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
     for (const k of await h.deps.store.listSigningKeys()) expect(JSON.parse(k.sealedPrivate).kekId).toBe(r.kekId)
     // Ciphertext at rest is untouched; only the wrapped data keys change.
     expect(after.map((x) => Buffer.from(x.ciphertext).toString('hex')).sort()).toEqual(before.map((x) => Buffer.from(x.ciphertext).toString('hex')).sort())
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const client = clientOf(h)
     expect(new TextDecoder().decode(await client.getSecret('api-key'))).toBe('testOnly-api-key-77aa')
     await client.close()
   })
 
   it('signing-key rotation keeps tokens of the old key valid and publishes both keys', async () => {
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const client = clientOf(h)
     await client.attest()
     const kid = await A.rotateSigningKey(h.deps)
     const jwks = (await (await fetch(`${h.url}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> }
@@ -202,11 +207,11 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
   })
 
   it('restart keeps all state: tokens, secrets, policies, audit', async () => {
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const client = clientOf(h)
     const a = await client.attest()
     const auditBefore = (await A.allAuditRows(h.deps)).length
     await h.restart()
-    const c2 = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const c2 = clientOf(h)
     expect(new TextDecoder().decode(await c2.getSecret('db-password'))).toBe('testOnly-db-password-9f2c')
     expect((await A.allAuditRows(h.deps)).length).toBeGreaterThan(auditBefore)
     expect((await A.verifyAudit(h.deps)).ok).toBe(true)
@@ -216,7 +221,7 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
   })
 
   it('revoking a reference value denies at once and revokes tokens granted on it', async () => {
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const client = clientOf(h)
     await client.attest()
     const ref = (await h.deps.store.listReferenceValues('nitro-pcr0')).find((r) => r.revokedAt === null)!
     const r = await A.revokeReferenceValue(h.deps, ref.id, 'test')
@@ -225,7 +230,7 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
     await expect(client.getSecret('db-password')).rejects.toMatchObject({ code: 'ERR_POLICY_DENIED' })
     const audit = await A.allAuditRows(h.deps)
     expect(audit.some((e) => e.type === 'release:secret' && e.decision === 'deny' && (e.detail as { code?: string }).code === 'ERR_TOKEN_INVALID')).toBe(true)
-    const fresh = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const fresh = clientOf(h)
     await expect(fresh.attest()).rejects.toMatchObject({ code: 'ERR_POLICY_DENIED' })
     await A.addReferenceValue(h.deps, { set: 'nitro-pcr0', tee: 'nitro', value: ref.value, source: 're-approved' }, 'test')
     await client.close()
