@@ -6,6 +6,7 @@
 export const ERROR_STATUS = {
   // request shape
   ERR_BAD_REQUEST: 400,
+  ERR_USAGE: 400, // a command line the CLI does not accept (exit 2)
   ERR_BODY_TOO_LARGE: 413,
   ERR_UNSUPPORTED_MEDIA_TYPE: 415,
   ERR_UNKNOWN_TEE: 400,

@@ -2,56 +2,71 @@
 // denials come from `keyward ak revoke NAME --deny-ek` and are lifted with `ek undeny`.
 import { readFileSync } from 'node:fs'
 import { createPublicKey } from 'node:crypto'
-import { KeywardError } from '../errors.js'
 import * as E from '../broker/enrolment.js'
 import { parseCertificate } from '../verifiers/common/x509.js'
 import { parseTpmPublic, publicKeyOf } from '../verifiers/tpm/index.js'
-import { parseCommand, type AdminCli } from './enrol.js'
+import { UsageError, positionals, str, type CommandGroup, type ParsedArgs } from './args.js'
+import { STORE_OPTIONS, STORE_USAGE, out, who, withDeps } from './store-deps.js'
 
-export const EK_USAGE = `keyward ek allow --workload NAME (--ek-cert FILE | --ek-pub FILE | --fingerprint HEX) [--note TEXT]
-keyward ek list
-keyward ek remove ENTRY_ID
-keyward ek undeny HEX          lift a denial (from ak revoke --deny-ek)
---ek-cert: the EK certificate (DER or PEM), matched by its SHA-256 fingerprint;
---ek-pub: the EK public key (PEM SPKI, or TPM2B_PUBLIC as tpm2_createek -u writes), matched by SHA-256 of its SPKI;
-options: --data-dir DIR, --config FILE`
+const ALLOW = `usage: keyward ek allow --workload NAME (--ek-cert FILE | --ek-pub FILE | --fingerprint HEX) [--note TEXT]
+  --ek-cert: the EK certificate (DER or PEM), matched by its SHA-256 fingerprint;
+  --ek-pub: the EK public key (PEM SPKI, or TPM2B_PUBLIC as tpm2_createek -u writes), matched by SHA-256 of its SPKI`
+const LIST = 'usage: keyward ek list'
+const REMOVE = 'usage: keyward ek remove ENTRY_ID'
+const UNDENY = 'usage: keyward ek undeny HEX          lift a denial (from ak revoke --deny-ek)'
 
 /** The digest an EK is listed by, from whichever form the admin has. */
-function ekDigest(v: Record<string, string | undefined>): string {
-  const given = [v['ek-cert'], v['ek-pub'], v.fingerprint].filter((x) => x !== undefined)
-  if (given.length !== 1) throw new KeywardError('ERR_BAD_REQUEST', `give exactly one of --ek-cert, --ek-pub, --fingerprint\n${EK_USAGE}`)
-  if (v.fingerprint !== undefined) return E.checkEkDigest(v.fingerprint)
-  if (v['ek-cert'] !== undefined) return parseCertificate(new Uint8Array(readFileSync(v['ek-cert'])), 'EK certificate').fingerprint
-  const bytes = readFileSync(v['ek-pub']!)
+function ekDigest(v: ParsedArgs['values']): string {
+  const cert = str(v['ek-cert'])
+  const pub = str(v['ek-pub'])
+  const fingerprint = str(v.fingerprint)
+  if ([cert, pub, fingerprint].filter((x) => x !== undefined).length !== 1) throw new UsageError('give exactly one of --ek-cert, --ek-pub, --fingerprint', ALLOW)
+  if (fingerprint !== undefined) return E.checkEkDigest(fingerprint)
+  if (cert !== undefined) return parseCertificate(new Uint8Array(readFileSync(cert)), 'EK certificate').fingerprint
+  const bytes = readFileSync(pub!)
   const text = bytes.toString('latin1')
   const key = text.includes('-----BEGIN PUBLIC KEY-----') ? createPublicKey(text) : publicKeyOf(parseTpmPublic(new Uint8Array(bytes)))
   return E.ekPublicDigest(key)
 }
 
-export async function ekCommand(argv: string[], cli: AdminCli): Promise<number> {
-  const { values, positionals } = parseCommand(argv, {
-    workload: { type: 'string' }, 'ek-cert': { type: 'string' }, 'ek-pub': { type: 'string' }, fingerprint: { type: 'string' }, note: { type: 'string' },
-  })
-  const [sub, arg, ...extra] = positionals
-  if (values.help) return cli.out(EK_USAGE), 0
-  const usage = (m: string) => new KeywardError('ERR_BAD_REQUEST', `${m}\n${EK_USAGE}`)
-  if (extra.length > 0) throw usage('too many arguments')
-  switch (sub) {
-    case 'allow': {
-      const workload = values.workload
-      if (!workload || arg) throw usage('ek allow needs --workload NAME')
-      const ek = ekDigest(values)
-      return cli.withDeps(values, async (deps) => (cli.out(await E.allowEk(deps, ek, workload, cli.who(), values.note ?? null)), 0))
-    }
-    case 'list':
-      return cli.withDeps(values, async (deps) => (cli.out({ eks: await deps.store.listEkEntries() }), 0))
-    case 'remove':
-      if (!arg) throw usage('ek remove needs an ENTRY_ID')
-      return cli.withDeps(values, async (deps) => (await E.removeEkEntry(deps, arg, cli.who()), cli.out(`removed ${arg}`), 0))
-    case 'undeny':
-      if (!arg) throw usage('ek undeny needs the denied EK digest (ek list)')
-      return cli.withDeps(values, async (deps) => (cli.out({ undenied: E.checkEkDigest(arg), entries: await E.undenyEk(deps, arg, cli.who()) }), 0))
-    default:
-      throw usage(sub ? `unknown ek command ${sub}` : 'ek needs a command')
-  }
+const ek: CommandGroup = {
+  usage: [ALLOW, LIST, REMOVE, UNDENY].map((u) => u.replace(/^usage: /, '       ')).join('\n').replace(/^ {7}/, 'usage: ') + `\n${STORE_USAGE}`,
+  commands: {
+    allow: {
+      usage: ALLOW,
+      options: { ...STORE_OPTIONS, workload: { type: 'string' }, 'ek-cert': { type: 'string' }, 'ek-pub': { type: 'string' }, fingerprint: { type: 'string' }, note: { type: 'string' } },
+      run: (args) => {
+        positionals(args, [], ALLOW)
+        const workload = str(args.values.workload)
+        if (!workload) throw new UsageError('ek allow needs --workload NAME', ALLOW)
+        const digest = ekDigest(args.values)
+        return withDeps(args.values, async (deps) => (out(await E.allowEk(deps, digest, workload, who(), str(args.values.note) ?? null)), 0))
+      },
+    },
+    list: {
+      usage: LIST,
+      options: STORE_OPTIONS,
+      run: (args) => {
+        positionals(args, [], LIST)
+        return withDeps(args.values, async (deps) => (out({ eks: await deps.store.listEkEntries() }), 0))
+      },
+    },
+    remove: {
+      usage: REMOVE,
+      options: STORE_OPTIONS,
+      run: (args) => {
+        const [id] = positionals(args, ['ENTRY_ID'], REMOVE)
+        return withDeps(args.values, async (deps) => (await E.removeEkEntry(deps, id!, who()), out(`removed ${id}`), 0))
+      },
+    },
+    undeny: {
+      usage: UNDENY,
+      options: STORE_OPTIONS,
+      run: (args) => {
+        const [hex] = positionals(args, ['HEX'], UNDENY)
+        return withDeps(args.values, async (deps) => (out({ undenied: E.checkEkDigest(hex!), entries: await E.undenyEk(deps, hex!, who()) }), 0))
+      },
+    },
+  },
 }
+export default ek

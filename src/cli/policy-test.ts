@@ -13,6 +13,7 @@ import { activeRefs } from '../policy/reference-values.js'
 import { DEFAULT_ALLOWLIST_PCR, allowlistFacts, parseAllowlistLog, replayAllowlistLog } from '../policy/allowlist-state.js'
 import type { AllowlistFacts } from '../policy/cel.js'
 import type { ReferenceValueRow } from '../store/types.js'
+import { positionals, str, type Command } from './args.js'
 
 const ClaimsJson = z.object({
   tee: z.enum(TEES),
@@ -41,15 +42,6 @@ const RefRows = z.array(
 
 function bad(message: string): KeywardError {
   return new KeywardError('ERR_BAD_REQUEST', message)
-}
-
-function takeOption(argv: string[], flag: string): string | undefined {
-  const i = argv.indexOf(flag)
-  if (i < 0) return undefined
-  const v = argv[i + 1]
-  if (v === undefined || v.startsWith('--')) throw bad(`${flag} needs a value`)
-  argv.splice(i, 2)
-  return v
 }
 
 function readText(path: string): string {
@@ -162,38 +154,32 @@ function formatDecision(d: Decision, claims: PolicyClaims): string {
   return s
 }
 
-export async function policyTestCommand(argv: string[]): Promise<number> {
-  const rest = [...argv]
-  const jsonIdx = rest.indexOf('--json')
-  const json = jsonIdx >= 0
-  if (json) rest.splice(jsonIdx, 1)
-  try {
-    const refsPath = takeOption(rest, '--refs')
-    const atText = takeOption(rest, '--at')
-    const atFlag = atText ? parseTime(atText, '--at') : undefined
-    const allowlistOpts: AllowlistOptions = {
-      log: takeOption(rest, '--allowlist'),
-      pcrHex: takeOption(rest, '--allowlist-pcr'),
-      idx: takeOption(rest, '--allowlist-pcr-index'),
+const USAGE = 'usage: keyward policy test POLICY.yaml CLAIMS_OR_EVIDENCE.json [--refs refs.json] [--at TIME] [--allowlist LOG [--allowlist-pcr HEX | --allowlist-pcr-index N]] [--json]'
+
+export const policyTest: Command = {
+  usage: USAGE,
+  options: { refs: { type: 'string' }, at: { type: 'string' }, allowlist: { type: 'string' }, 'allowlist-pcr': { type: 'string' }, 'allowlist-pcr-index': { type: 'string' }, json: { type: 'boolean' } },
+  async run(args) {
+    const [policyPath, inputPath] = positionals(args, ['POLICY', 'CLAIMS_OR_EVIDENCE'], USAGE)
+    const { values } = args
+    const json = values.json === true
+    try {
+      const atText = str(values.at)
+      const atFlag = atText ? parseTime(atText, '--at') : undefined
+      const allowlistOpts: AllowlistOptions = { log: str(values.allowlist), pcrHex: str(values['allowlist-pcr']), idx: str(values['allowlist-pcr-index']) }
+      const policy = compilePolicy(readText(policyPath!), { file: policyPath! })
+      const { claims, at } = await readClaims(inputPath!, atFlag)
+      const now = at ?? new Date()
+      const allowlist = readAllowlist(allowlistOpts, claims)
+      const input: PolicyInput = { claims, ...readRefs(str(values.refs), now, claims.tee), now, ...(allowlist ? { allowlist } : {}) }
+      const d = evaluatePolicy(policy, input)
+      process.stdout.write(json ? JSON.stringify({ ...d, tee: claims.tee, measurement: claims.measurement, at: now.toISOString() }, null, 2) + '\n' : formatDecision(d, claims))
+      return d.allow ? 0 : 3
+    } catch (e) {
+      const err = isKeywardError(e) ? e : new KeywardError('ERR_INTERNAL', e instanceof Error ? e.message : String(e))
+      if (json) process.stdout.write(JSON.stringify({ allow: false, error: err.toJSON() }) + '\n')
+      process.stderr.write(`${err.code}: ${err.message}\n`)
+      return 2
     }
-    const unknown = rest.find((a) => a.startsWith('--'))
-    if (unknown) throw bad(`unknown option ${unknown}`)
-    const [policyPath, inputPath, extra] = rest
-    if (!policyPath || !inputPath || extra !== undefined) {
-      throw bad('usage: keyward policy test POLICY.yaml CLAIMS_OR_EVIDENCE.json [--refs refs.json] [--at TIME] [--allowlist LOG [--allowlist-pcr HEX | --allowlist-pcr-index N]] [--json]')
-    }
-    const policy = compilePolicy(readText(policyPath), { file: policyPath })
-    const { claims, at } = await readClaims(inputPath, atFlag)
-    const now = at ?? new Date()
-    const allowlist = readAllowlist(allowlistOpts, claims)
-    const input: PolicyInput = { claims, ...readRefs(refsPath, now, claims.tee), now, ...(allowlist ? { allowlist } : {}) }
-    const d = evaluatePolicy(policy, input)
-    process.stdout.write(json ? JSON.stringify({ ...d, tee: claims.tee, measurement: claims.measurement, at: now.toISOString() }, null, 2) + '\n' : formatDecision(d, claims))
-    return d.allow ? 0 : 3
-  } catch (e) {
-    const err = isKeywardError(e) ? e : new KeywardError('ERR_INTERNAL', e instanceof Error ? e.message : String(e))
-    if (json) process.stdout.write(JSON.stringify({ allow: false, error: err.toJSON() }) + '\n')
-    process.stderr.write(`${err.code}: ${err.message}\n`)
-    return 2
-  }
+  },
 }

@@ -4,56 +4,15 @@
 // --chain files (PEM or DER, a PEM file may hold several) supply the ASK/ASVK and ARK; without
 // them the shipped AMD certificates for the product are used. --report-data is either the
 // 32-byte binding digest (REPORT_DATA[0..32], rest zero) or all 64 bytes of REPORT_DATA.
-import { readFileSync } from 'node:fs'
 import { KeywardError } from '../errors.js'
 import { constantTimeEqual, fromHex } from '../util/bytes.js'
 import { parseCertificate, parsePemBundle, type CertInfo } from '../verifiers/common/x509.js'
-import { createSevSnpVerifier } from '../verifiers/sev-snp/index.js'
-import type { VerifyContext } from '../verifiers/types.js'
-import type { VerifyCommand } from './verify.js'
+import type { VerifiedClaims, VerifyContext } from '../verifiers/types.js'
+import { UsageError, parseAtTime, positionals, str, strings } from './args.js'
+import { readInput as read } from './read-input.js'
+import { verifyClaims, type TeeVerifyCommand } from './verify-command.js'
 
-const VALUE_FLAGS = ['--vcek', '--chain', '--cert-table', '--crl', '--kds-dir', '--at', '--report-data'] as const
-const REPEATABLE = new Set(['--chain', '--crl'])
-const BOOL_FLAGS = ['--allow-masked-chip-id'] as const
-
-interface Args {
-  report: string
-  values: Map<string, string[]>
-  bools: Set<string>
-}
-
-function parseArgs(argv: string[]): Args {
-  const values = new Map<string, string[]>()
-  const bools = new Set<string>()
-  let report: string | undefined
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!
-    if ((BOOL_FLAGS as readonly string[]).includes(a)) {
-      bools.add(a)
-    } else if ((VALUE_FLAGS as readonly string[]).includes(a)) {
-      const v = argv[++i]
-      if (v === undefined) throw new KeywardError('ERR_BAD_REQUEST', `verify --tee sev-snp: ${a} needs a value`)
-      const list = values.get(a) ?? []
-      if (list.length > 0 && !REPEATABLE.has(a)) throw new KeywardError('ERR_BAD_REQUEST', `verify --tee sev-snp: ${a} given twice`)
-      list.push(v)
-      values.set(a, list)
-    } else if (!a.startsWith('--') && report === undefined) {
-      report = a
-    } else {
-      throw new KeywardError('ERR_BAD_REQUEST', `verify --tee sev-snp: unexpected argument ${a}`)
-    }
-  }
-  if (report === undefined) throw new KeywardError('ERR_BAD_REQUEST', 'verify --tee sev-snp: REPORT file is required')
-  return { report, values, bools }
-}
-
-function read(path: string, flag: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(path))
-  } catch (e) {
-    throw new KeywardError('ERR_BAD_REQUEST', `${flag}: cannot read ${path}`, { cause: e })
-  }
-}
+const USAGE = 'usage: keyward verify --tee sev-snp REPORT [--vcek FILE] [--chain FILE]... [--cert-table FILE] [--crl FILE]... [--kds-dir DIR] [--at TIME] [--report-data HEX] [--allow-masked-chip-id]'
 
 /** Certificates of a file: PEM (one or more) or a single DER certificate. */
 function readCerts(path: string, flag: string): CertInfo[] {
@@ -64,38 +23,52 @@ function readCerts(path: string, flag: string): CertInfo[] {
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64')
 
-export const verifySevSnpCommand: VerifyCommand = async (argv) => {
-  const a = parseArgs(argv)
-  const one = (f: string): string | undefined => a.values.get(f)?.[0]
-  const evidence: Record<string, unknown> = { report: b64(read(a.report, 'REPORT')) }
-  const vcek = one('--vcek')
+export const sevSnpVerify: TeeVerifyCommand = {
+  usage: USAGE,
+  options: {
+    vcek: { type: 'string' },
+    chain: { type: 'string', multiple: true },
+    'cert-table': { type: 'string' },
+    crl: { type: 'string', multiple: true },
+    'kds-dir': { type: 'string' },
+    at: { type: 'string' },
+    'report-data': { type: 'string' },
+    'allow-masked-chip-id': { type: 'boolean' },
+  },
+  claims: (args) => verifySevSnp(args.values, positionals(args, ['REPORT'], USAGE)[0]!),
+}
+
+async function verifySevSnp(values: Parameters<TeeVerifyCommand['claims']>[0]['values'], report: string): Promise<VerifiedClaims> {
+  const one = (f: string): string | undefined => str(values[f])
+  const evidence: Record<string, unknown> = { report: b64(read(report, 'REPORT')) }
+  const vcek = one('vcek')
   if (vcek !== undefined) {
     const leaf = readCerts(vcek, '--vcek')
     if (leaf.length !== 1) throw new KeywardError('ERR_BAD_REQUEST', '--vcek must hold one certificate')
     evidence.vcek = b64(new Uint8Array(leaf[0]!.cert.raw))
   }
-  const chain = (a.values.get('--chain') ?? []).flatMap((p) => readCerts(p, '--chain'))
+  const chain = strings(values.chain).flatMap((p) => readCerts(p, '--chain'))
   if (chain.length > 0) evidence.chain = chain.map((c) => b64(new Uint8Array(c.cert.raw)))
-  const table = one('--cert-table')
+  const table = one('cert-table')
   if (table !== undefined) evidence.certTable = b64(read(table, '--cert-table'))
 
-  const at = one('--at')
-  const now = at === undefined ? new Date() : new Date(at)
-  if (Number.isNaN(now.getTime())) throw new KeywardError('ERR_BAD_REQUEST', '--at must be an ISO 8601 time')
+  const at = one('at')
+  const now = at === undefined ? new Date() : parseAtTime(at)
   const ctx: VerifyContext = { now }
-  const crls = (a.values.get('--crl') ?? []).map((p) => read(p, '--crl'))
+  const crls = strings(values.crl).map((p) => read(p, '--crl'))
   let fullReportData: Uint8Array | undefined
-  const rd = one('--report-data')
+  const rd = one('report-data')
   if (rd !== undefined) {
     const b = fromHex(rd.replace(/^0x/i, ''))
-    if (!b || (b.length !== 32 && b.length !== 64)) throw new KeywardError('ERR_BAD_REQUEST', '--report-data must be 32 or 64 bytes of hex')
+    if (!b || (b.length !== 32 && b.length !== 64)) throw new UsageError('--report-data must be 32 or 64 bytes of hex', USAGE)
     if (b.length === 32) ctx.expectedBinding = b
     else fullReportData = b
   }
-  const kdsDir = one('--kds-dir')
+  const kdsDir = one('kds-dir')
+  const { createSevSnpVerifier } = await import('../verifiers/sev-snp/index.js')
   const verifier = createSevSnpVerifier({
     crls,
-    allowMaskedChipId: a.bools.has('--allow-masked-chip-id'),
+    allowMaskedChipId: values['allow-masked-chip-id'] === true,
     ...(kdsDir !== undefined ? { kdsDir } : {}),
   })
   const claims = await verifier.verify(verifier.decode(evidence), ctx)
@@ -104,3 +77,6 @@ export const verifySevSnpCommand: VerifyCommand = async (argv) => {
   }
   return claims
 }
+
+/** `keyward verify --tee ...` without the printing: argv in, claims or a KeywardError out. */
+export const verifySevSnpCommand = (argv: string[]): Promise<VerifiedClaims> => verifyClaims(sevSnpVerify, argv)

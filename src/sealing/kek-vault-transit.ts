@@ -8,7 +8,7 @@
 // the caller's aad (secret name and version), so Vault derives a distinct key per (name, version)
 // and a wrapped key moved to another secret fails to unwrap.
 import { KeywardError, isKeywardError } from '../errors.js'
-import { concatBytes, sha256 } from '../util/bytes.js'
+import { sha256 } from '../util/bytes.js'
 import { ciphertextVersion, type VaultClient } from '../vault/client.js'
 import type { KekProvider, WrappedKey } from './kek.js'
 

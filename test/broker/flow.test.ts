@@ -17,6 +17,11 @@ async function post(h: Harness, path: string, body: unknown, headers: Record<str
   return { status: r.status, body: (await r.json()) as Record<string, any> }
 }
 
+/** A client of the harness's broker with the testOnly Nitro collector (or the one given), no retries. */
+function clientOf(h: Harness, collector = testOnlyNitroCollector(h.pki)) {
+  return createClient({ broker: h.url, collector, retries: 0 })
+}
+
 /** Builds an attest body by hand (as the client would) so tests can replay or alter it. */
 async function attestBody(h: Harness, opts: { nonce?: string } = {}) {
   const key = await createSessionKey('ES256')
@@ -36,7 +41,7 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
   })
 
   it('challenge → attest → release delivers the secret, JWE-encrypted to the bound key', async () => {
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const client = clientOf(h)
     const a = await client.attest()
     expect(a.policy).toBe('test-enclave')
     const claims = decodeJwt(a.token) as Record<string, any>
@@ -116,13 +121,13 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
   })
 
   it('a secret the admitting policy does not grant is refused', async () => {
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const client = clientOf(h)
     await expect(client.getSecret('not-granted')).rejects.toMatchObject({ code: 'ERR_NOT_GRANTED' })
     await client.close()
   })
 
   it('a tool grant releases a stored API key (not otherwise granted as a secret) JWE-encrypted to the agent key', async () => {
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const client = clientOf(h)
     const c = await client.credential('search-api')
     expect(c).toMatchObject({ tool: 'search-api', kind: 'api-key', token: 'testOnly-search-api-key-51d0', expiresAt: null })
     await expect(client.getSecret('search-api-key')).rejects.toMatchObject({ code: 'ERR_NOT_GRANTED' })
@@ -130,7 +135,7 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
   })
 
   it('policy denial: the audit lists the failing condition with expected and actual values; the workload gets a summary', async () => {
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki, { pcrs: new Map([[0, new Uint8Array(48).fill(9)], [1, new Uint8Array(48).fill(2)], [2, new Uint8Array(48).fill(3)]]) }), retries: 0 })
+    const client = clientOf(h, testOnlyNitroCollector(h.pki, { pcrs: new Map([[0, new Uint8Array(48).fill(9)], [1, new Uint8Array(48).fill(2)], [2, new Uint8Array(48).fill(3)]]) }))
     const err = await client.attest().then(() => null, (e: unknown) => e as { code: string; failures: Array<Record<string, unknown>> })
     expect(err?.code).toBe('ERR_POLICY_DENIED')
     expect(err!.failures).toEqual([])
@@ -188,7 +193,7 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
     for (const k of await h.deps.store.listSigningKeys()) expect(JSON.parse(k.sealedPrivate).kekId).toBe(r.kekId)
     // Ciphertext at rest is untouched; only the wrapped data keys change.
     expect(after.map((x) => Buffer.from(x.ciphertext).toString('hex')).sort()).toEqual(before.map((x) => Buffer.from(x.ciphertext).toString('hex')).sort())
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const client = clientOf(h)
     expect(new TextDecoder().decode(await client.getSecret('api-key'))).toBe('testOnly-api-key-77aa')
     await client.close()
   })
@@ -247,7 +252,7 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
   })
 
   it('revoking a reference value denies at once and revokes tokens granted on it', async () => {
-    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const client = clientOf(h)
     await client.attest()
     const ref = (await h.deps.store.listReferenceValues('nitro-pcr0')).find((r) => r.revokedAt === null)!
     const r = await A.revokeReferenceValue(h.deps, ref.id, 'test')
@@ -256,7 +261,7 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
     await expect(client.getSecret('db-password')).rejects.toMatchObject({ code: 'ERR_POLICY_DENIED' })
     const audit = await A.allAuditRows(h.deps)
     expect(audit.some((e) => e.type === 'release:secret' && e.decision === 'deny' && (e.detail as { code?: string }).code === 'ERR_TOKEN_INVALID')).toBe(true)
-    const fresh = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
+    const fresh = clientOf(h)
     await expect(fresh.attest()).rejects.toMatchObject({ code: 'ERR_POLICY_DENIED' })
     await A.addReferenceValue(h.deps, { set: 'nitro-pcr0', tee: 'nitro', value: ref.value, source: 're-approved' }, 'test')
     await client.close()

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
+import { keywardAdmin, startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
 import { startSwtpm, tpmTool, type Swtpm } from '../enclave-client/helpers/swtpm.js'
 import { runBin, type ProcResult } from '../enclave-client/helpers/proc.js'
 
@@ -40,11 +40,7 @@ spec:
     secrets: [db-password]
 `
 
-async function admin(...args: string[]): Promise<string> {
-  const r = await runBin('keyward', [...args, '--data-dir', join(dir, 'data')])
-  if (r.code !== 0) throw new Error(`keyward ${args.join(' ')} failed (${r.code}): ${r.stderr}`)
-  return r.stdout
-}
+const admin = (...args: string[]): Promise<string> => keywardAdmin(join(dir, 'data'), args)
 
 function client(args: string[], opts: Parameters<typeof runBin>[2] = {}): Promise<ProcResult> {
   return runBin('keyward-client', ['--broker', url, '--tee', 'tpm', '--tcti', tpm.tcti, '--retries', '1', ...args], opts)

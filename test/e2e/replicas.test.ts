@@ -7,10 +7,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
+import { keywardAdmin, startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
 import { PG_ADMIN_URL } from '../store/helpers.js'
 import { startSwtpm, type Swtpm } from '../enclave-client/helpers/swtpm.js'
-import { runBin } from '../enclave-client/helpers/proc.js'
 import { createClient } from '../../enclave-client/src/index.js'
 import { createTpmCollector } from '../../enclave-client/src/collectors/tpm.js'
 
@@ -40,11 +39,7 @@ async function startBroker(config: string): Promise<string> {
   return b.url
 }
 
-async function admin(...args: string[]): Promise<string> {
-  const r = await runBin('keyward', [...args, '--data-dir', join(dir, 'data')], { env: { DATABASE_URL: dbUrl } })
-  if (r.code !== 0) throw new Error(`keyward ${args.join(' ')} failed (${r.code}): ${r.stderr}`)
-  return r.stdout
-}
+const admin = (...args: string[]): Promise<string> => keywardAdmin(join(dir, 'data'), args, { DATABASE_URL: dbUrl })
 
 beforeAll(async () => {
   dbName = `keyward_replicas_${randomBytes(5).toString('hex')}`

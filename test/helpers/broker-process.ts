@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { REPO_ROOT } from './vectors.js'
+import { runBin } from '../enclave-client/helpers/proc.js'
 
 export interface BrokerProcess {
   url: string
@@ -48,4 +49,11 @@ export async function startBrokerProcess(config: string, env: NodeJS.ProcessEnv 
     await stop()
     throw e
   }
+}
+
+/** `keyward ARGS --data-dir DIR` through the real bin; its stdout, or an error with its stderr. */
+export async function keywardAdmin(dataDir: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await runBin('keyward', [...args, '--data-dir', dataDir], { env })
+  if (r.code !== 0) throw new Error(`keyward ${args.join(' ')} failed (${r.code}): ${r.stderr}`)
+  return r.stdout
 }

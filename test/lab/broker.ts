@@ -6,9 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
+import { keywardAdmin, startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
 import { REPO_ROOT } from '../helpers/vectors.js'
-import { runBin } from '../enclave-client/helpers/proc.js'
 
 const run = promisify(execFile)
 
@@ -61,11 +60,7 @@ export async function startBroker(): Promise<LabBroker> {
     url,
     port,
     dir,
-    async admin(...args) {
-      const r = await runBin('keyward', [...args, '--data-dir', join(dir, 'data')])
-      if (r.code !== 0) throw new Error(`keyward ${args.join(' ')} failed (${r.code}): ${r.stderr}`)
-      return r.stdout
-    },
+    admin: (...args) => keywardAdmin(join(dir, 'data'), args),
     async post(path, body) {
       const res = await fetch(new URL(path, url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
       return { status: res.status, json: (await res.json()) as unknown }

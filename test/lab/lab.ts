@@ -46,7 +46,7 @@ export async function runLab(scenario: string, args: Record<string, string> = {}
     await run(join(REPO_ROOT, 'scripts/lab/run.sh'), argv, { cwd: REPO_ROOT, timeout: (timeoutS + 240) * 1000, maxBuffer: 16 << 20 })
   } catch (e) {
     const serial = existsSync(join(dir, 'serial.log')) ? readFileSync(join(dir, 'serial.log'), 'utf8').slice(-3000) : ''
-    throw new Error(`lab scenario ${scenario} failed (outputs in ${dir}): ${(e as Error).message}\n--- serial tail ---\n${serial}`)
+    throw new Error(`lab scenario ${scenario} failed (outputs in ${dir}): ${(e as Error).message}\n--- serial tail ---\n${serial}`, { cause: e })
   }
   const wallMs = Date.now() - t0
   const file = (name: string): string => join(dir, 'files', name)

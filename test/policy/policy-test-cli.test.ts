@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createHash } from 'node:crypto'
-import { policyTestCommand } from '../../src/cli/policy-test.js'
+import { run as runKeyward } from '../../src/cli/main.js'
 import { encodeAllowlistState } from '../../src/policy/allowlist-state.js'
 import { REPO_ROOT, readManifest, readVector } from '../helpers/vectors.js'
 
@@ -18,7 +18,7 @@ async function run(argv: string[]): Promise<{ rc: number; out: string; err: stri
   const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true))
   const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true))
   try {
-    return { rc: await policyTestCommand(argv), out, err }
+    return { rc: await runKeyward(['policy', 'test', ...argv]), out, err }
   } finally {
     o.mockRestore()
     e.mockRestore()

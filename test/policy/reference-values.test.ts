@@ -10,7 +10,6 @@ import {
   referenceValue,
   tpmPcrSet,
 } from '../../src/policy/reference-values.js'
-import { KeywardError } from '../../src/errors.js'
 import { readManifest, readVector, vectorPath } from '../helpers/vectors.js'
 import { NOW } from './helpers.js'
 import { errorCode } from '../helpers/errors.js'

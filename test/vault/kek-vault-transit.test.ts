@@ -1,6 +1,5 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { KeywardError } from '../../src/errors.js'
 import { createTransitKek } from '../../src/sealing/kek-vault-transit.js'
 import type { KekProvider } from '../../src/sealing/kek.js'
 import { startRig, type Rig } from './helpers.js'

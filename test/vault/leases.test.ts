@@ -1,5 +1,4 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest'
-import { KeywardError } from '../../src/errors.js'
 import type { AuditInput } from '../../src/store/types.js'
 import { createLeaseManager, type AttestedWorkload, type LeaseManager, type VaultGrant } from '../../src/vault/leases.js'
 import { startRig, type Rig } from './helpers.js'

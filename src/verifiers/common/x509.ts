@@ -147,7 +147,7 @@ export function verifyCertificatePath(path: CertInfo[], anchors: CertInfo[], opt
 export function verifyIssued(issuer: CertInfo, subject: CertInfo, what = 'certificate'): void {
   const pair = `${issuer.fingerprint}>${subject.fingerprint}`
   if (verifiedPairs.has(pair)) return
-  let ok = false
+  let ok: boolean
   try {
     ok = subject.cert.checkIssued(issuer.cert) && subject.cert.verify(issuer.cert.publicKey)
   } catch {

@@ -102,7 +102,7 @@ export function checkRevocation(ark: CertInfo, subject: CertInfo, crls: ParsedCr
   for (const crl of crls) {
     if (crl.issuer !== arkName) continue
     const alg = parseSigAlg(crl.sigAlg)
-    let ok = false
+    let ok: boolean
     try {
       ok = cryptoVerify('sha384', crl.tbs, { key: ark.cert.publicKey, ...alg }, crl.signature)
     } catch {

@@ -40,7 +40,7 @@ export function verifyReportSignature(report: AttestationReport, key: KeyObject)
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'secp384r1') {
     throw new SignatureInvalidError(FIXED, { detail: { reason: 'signing key is not EC P-384' } })
   }
-  let ok = false
+  let ok: boolean
   try {
     ok = cryptoVerify('sha384', signedBytes(report), { key, dsaEncoding: 'ieee-p1363' }, Buffer.concat([r, s]))
   } catch {

@@ -4,7 +4,6 @@ import { generateKeyPairSync, sign as cryptoSign } from 'node:crypto'
 import { encode } from 'cborg'
 import { decodeCoseSign1, requireCoseAlg, sigStructure1, verifyCoseSign1, COSE_ALG } from '../../../src/verifiers/common/cose.js'
 import { decodeCborStrict } from '../../../src/verifiers/common/cbor.js'
-import { KeywardError } from '../../../src/errors.js'
 import { concatBytes, toHex } from '../../../src/util/bytes.js'
 import { errorCode } from '../../helpers/errors.js'
 

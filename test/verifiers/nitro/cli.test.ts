@@ -1,22 +1,15 @@
 // `keyward verify --tee nitro`: the command module over the shared vectors.
 import { describe, it, expect } from 'vitest'
-import { verifyNitroCommand, parseAtTime } from '../../../src/cli/verify-nitro.js'
+import { verifyNitroCommand } from '../../../src/cli/verify-nitro.js'
+import { parseAtTime } from '../../../src/cli/args.js'
 import { readManifest, vectorPath } from '../../helpers/vectors.js'
-import { KeywardError } from '../../../src/errors.js'
+import { errorCodeOf } from '../../helpers/errors.js'
 
 const manifest = readManifest<{ vectors: { file: string; timestamp_ms: number; timestamp_iso: string; genuine: boolean; expected: string }[] }>('nitro')
 const v = manifest.vectors.find((x) => x.file === 'pycape-20220714-204607-debug.cbor')!
 const file = vectorPath('nitro', v.file)
 
-async function codeOf(argv: string[]): Promise<string> {
-  try {
-    await verifyNitroCommand(argv)
-    return 'OK'
-  } catch (e) {
-    if (!(e instanceof KeywardError)) throw e
-    return e.code
-  }
-}
+const codeOf = (argv: string[]): Promise<string> => errorCodeOf(() => verifyNitroCommand(argv))
 
 describe('verify --tee nitro', () => {
   it('verifies a recorded document at its time given as ISO-8601, epoch seconds or epoch ms', async () => {
@@ -39,10 +32,11 @@ describe('verify --tee nitro', () => {
     expect(await codeOf([file, '--at', v.timestamp_iso, '--user-data', 'ab'])).toBe('ERR_BINDING_MISMATCH')
   })
 
-  it('rejects bad arguments with ERR_BAD_REQUEST', async () => {
-    for (const argv of [[], [file, '--at'], [file, '--at', 'yesterday'], [file, '--nonce', 'xyz'], [file, file], [file, '--bogus'], ['/nonexistent/doc.cbor']]) {
-      expect(await codeOf(argv), argv.join(' ')).toBe('ERR_BAD_REQUEST')
+  it('rejects a bad command line with ERR_USAGE and an unreadable file with ERR_BAD_REQUEST', async () => {
+    for (const argv of [[], [file, '--at'], [file, '--at', 'yesterday'], [file, '--nonce', 'xyz'], [file, file], [file, '--bogus'], [file, '--at', v.timestamp_iso, '--at', v.timestamp_iso]]) {
+      expect(await codeOf(argv), argv.join(' ')).toBe('ERR_USAGE')
     }
+    expect(await codeOf(['/nonexistent/doc.cbor'])).toBe('ERR_BAD_REQUEST')
     expect(parseAtTime('2021-03-17T22:01:55.685Z').getTime()).toBe(1616018515685)
   })
 })

@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll } from 'vitest'
 import { encode } from 'cborg'
 import { readVector, readManifest } from '../../helpers/vectors.js'
 import { nitroVerifier } from '../../../src/verifiers/nitro/index.js'
-import { KeywardError } from '../../../src/errors.js'
+import { errorCodeOf } from '../../helpers/errors.js'
 import { concatBytes } from '../../../src/util/bytes.js'
 import type { CborMap, CborValue } from '../../../src/verifiers/common/cbor.js'
 import { decodeCoseSign1 } from '../../../src/verifiers/common/cose.js'
@@ -21,15 +21,7 @@ const goodAt = new Date(manifest.vectors.find((v) => v.file === GOOD)!.timestamp
 const good = readVector('nitro', GOOD)
 const goodCose = decodeCoseSign1(good)
 
-async function codeOf(bytes: Uint8Array, ctx: VerifyContext): Promise<string> {
-  try {
-    await nitroVerifier.verify(nitroVerifier.parse(bytes), ctx)
-    return 'OK'
-  } catch (e) {
-    if (!(e instanceof KeywardError)) throw e
-    return e.code
-  }
-}
+const codeOf = (bytes: Uint8Array, ctx: VerifyContext): Promise<string> => errorCodeOf(() => nitroVerifier.verify(nitroVerifier.parse(bytes), ctx))
 const genuineCode = (bytes: Uint8Array): Promise<string> => codeOf(bytes, { now: goodAt })
 
 function withPayload(edit: (m: Map<string, CborValue>) => void): Uint8Array {

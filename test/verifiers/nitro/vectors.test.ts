@@ -7,7 +7,6 @@ import { readManifest, readVector } from '../../helpers/vectors.js'
 import { nitroVerifier } from '../../../src/verifiers/nitro/index.js'
 import type { VerifiedClaims } from '../../../src/verifiers/types.js'
 import type { NitroDetails } from '../../../src/verifiers/nitro/verify.js'
-import { KeywardError } from '../../../src/errors.js'
 import { toHex } from '../../../src/util/bytes.js'
 import { errorCodeOf } from '../../helpers/errors.js'
 

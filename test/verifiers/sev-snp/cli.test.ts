@@ -3,7 +3,7 @@ import { describe, it, expect } from 'vitest'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { KeywardError } from '../../../src/errors.js'
+import { errorCodeOf } from '../../helpers/errors.js'
 import { verifySevSnpCommand } from '../../../src/cli/verify-sev-snp.js'
 import { vectorPath } from '../../helpers/vectors.js'
 import { certDer, manifest, vector } from './helpers.js'
@@ -18,13 +18,8 @@ const argsOf = (v: (typeof manifest.vectors)[number]): string[] => [
   v.verify_at,
 ]
 async function outcome(argv: string[]): Promise<string> {
-  try {
-    await verifySevSnpCommand(argv)
-    return 'valid'
-  } catch (e) {
-    if (!(e instanceof KeywardError)) throw e
-    return e.code
-  }
+  const code = await errorCodeOf(() => verifySevSnpCommand(argv))
+  return code === 'OK' ? 'valid' : code
 }
 
 describe('verify --tee sev-snp', () => {
@@ -45,18 +40,18 @@ describe('verify --tee sev-snp', () => {
       expect(await outcome([...base, '--report-data', v.report_data.slice(0, 64)])).toBe('valid')
       expect(await outcome([...base, '--report-data', 'ff' + v.report_data.slice(2, 64)])).toBe('ERR_BINDING_MISMATCH')
       expect(await outcome([...base, '--report-data', 'ff' + v.report_data.slice(2)])).toBe('ERR_BINDING_MISMATCH')
-      expect(await outcome([...base, '--report-data', 'zz'])).toBe('ERR_BAD_REQUEST')
+      expect(await outcome([...base, '--report-data', 'zz'])).toBe('ERR_USAGE')
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
   })
 
-  it('refuses bad arguments with ERR_BAD_REQUEST', async () => {
+  it('refuses a bad command line with ERR_USAGE and an unreadable file with ERR_BAD_REQUEST', async () => {
     const v = vector('milan-v2-virtee')
-    expect(await outcome([])).toBe('ERR_BAD_REQUEST')
-    expect(await outcome([p(v.report), '--bogus', 'x'])).toBe('ERR_BAD_REQUEST')
-    expect(await outcome([p(v.report), '--at', 'yesterday'])).toBe('ERR_BAD_REQUEST')
+    expect(await outcome([])).toBe('ERR_USAGE')
+    expect(await outcome([p(v.report), '--bogus', 'x'])).toBe('ERR_USAGE')
+    expect(await outcome([p(v.report), '--at', 'yesterday'])).toBe('ERR_USAGE')
     expect(await outcome([p(v.report), '--vcek', '/nonexistent/vcek.der'])).toBe('ERR_BAD_REQUEST')
-    expect(await outcome([p(v.report), '--at', v.verify_at, '--at', v.verify_at])).toBe('ERR_BAD_REQUEST')
+    expect(await outcome([p(v.report), '--at', v.verify_at, '--at', v.verify_at])).toBe('ERR_USAGE')
   })
 })

@@ -1,24 +1,14 @@
 import { describe, it, expect } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { KeywardError } from '../../../src/errors.js'
+import { errorCode, errorCodeOf } from '../../helpers/errors.js'
 import { parseAttestationReport, signedBytes } from '../../../src/verifiers/sev-snp/parse.js'
 import { buildCertTable, parseCertTable } from '../../../src/verifiers/sev-snp/certs.js'
 import { sevSnpVerifier } from '../../../src/verifiers/sev-snp/index.js'
 import { OFF, REPORT_SIZE } from '../../../src/verifiers/sev-snp/layout.js'
 import { b64, certDer, manifest, snpFile } from './helpers.js'
-import { errorCodeOf } from '../../helpers/errors.js'
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 const u64hex = (v: bigint): string => `0x${v.toString(16).padStart(16, '0')}`
-const codeOf = (f: () => unknown): string => {
-  try {
-    f()
-  } catch (e) {
-    if (!(e instanceof KeywardError)) throw e
-    return e.code
-  }
-  return 'ok'
-}
 const genuine = manifest.vectors.filter((v) => v.expected === 'valid')
 const base = snpFile('milan-v2-trustee.bin')
 const v5 = snpFile('genoa-v5-oak.bin')
@@ -26,9 +16,9 @@ const v5 = snpFile('genoa-v5-oak.bin')
 describe('parseAttestationReport over the manifest', () => {
   it.each(manifest.vectors.map((v) => [v.name, v] as const))('%s: fields as the manifest lists', (_n, v) => {
     const bytes = snpFile(v.report)
-    const code = codeOf(() => parseAttestationReport(bytes))
+    const code = errorCode(() => parseAttestationReport(bytes))
     // Only the padding negative has a structurally odd signature; parse leaves signatures to verify.ts.
-    expect(code).toBe('ok')
+    expect(code).toBe('OK')
     const r = parseAttestationReport(bytes)
     const m = v as unknown as Record<string, any>
     expect(r.version).toBe(v.report_version)
@@ -112,7 +102,7 @@ describe('parseAttestationReport rejects malformed input with typed errors', () 
     ['v5 reserved 0x208', 'ERR_EVIDENCE_MALFORMED', patched(v5, OFF.RESERVED_208, 1)],
     ['v5 reserved 0x29F', 'ERR_EVIDENCE_MALFORMED', patched(v5, 0x29f, 1)],
   ] as const)('%s → %s', (_n, code, bytes) => {
-    expect(codeOf(() => parseAttestationReport(bytes))).toBe(code)
+    expect(errorCode(() => parseAttestationReport(bytes))).toBe(code)
   })
 
   it('accepts a v5 mitigation vector that a v2 report must not carry', () => {
@@ -122,13 +112,13 @@ describe('parseAttestationReport rejects malformed input with typed errors', () 
   })
 
   it('fuzz: every truncation and random byte string gives a report or a KeywardError', () => {
-    for (let n = 0; n < REPORT_SIZE; n += 7) expect(codeOf(() => parseAttestationReport(v5.subarray(0, n)))).toBe('ERR_EVIDENCE_MALFORMED')
-    for (let n = 1; n < 64; n += 9) expect(codeOf(() => parseAttestationReport(new Uint8Array([...v5, ...new Uint8Array(n)])))).toBe('ERR_EVIDENCE_MALFORMED')
+    for (let n = 0; n < REPORT_SIZE; n += 7) expect(errorCode(() => parseAttestationReport(v5.subarray(0, n)))).toBe('ERR_EVIDENCE_MALFORMED')
+    for (let n = 1; n < 64; n += 9) expect(errorCode(() => parseAttestationReport(new Uint8Array([...v5, ...new Uint8Array(n)])))).toBe('ERR_EVIDENCE_MALFORMED')
     let parsed = 0
     for (let i = 0; i < 3000; i++) {
       const b = i % 2 === 0 ? new Uint8Array(randomBytes(REPORT_SIZE)) : v5.slice()
       if (i % 2 === 1) for (let k = 0; k < 1 + (i % 5); k++) b[(i * 131 + k * 977) % 0x2a0]! ^= 1 << (i + k) % 8
-      if (codeOf(() => parseAttestationReport(b)) === 'ok') parsed++
+      if (errorCode(() => parseAttestationReport(b)) === 'OK') parsed++
     }
     expect(parsed).toBeGreaterThan(0)
   })
@@ -141,9 +131,9 @@ describe('parseAttestationReport rejects malformed input with typed errors', () 
       inputs.push({ report: b64(base), chain: [b64(new Uint8Array(randomBytes(i)))] })
     }
     for (const x of inputs) {
-      const code = codeOf(() => sevSnpVerifier.decode(x))
-      expect(code).toMatch(/^ERR_EVIDENCE_(MALFORMED|UNSUPPORTED)$|^ok$/)
-      if (code === 'ok') expect(await errorCodeOf(sevSnpVerifier.verify(sevSnpVerifier.decode(x), { now: new Date() }))).toMatch(/^ERR_/)
+      const code = errorCode(() => sevSnpVerifier.decode(x))
+      expect(code).toMatch(/^ERR_EVIDENCE_(MALFORMED|UNSUPPORTED)$|^OK$/)
+      if (code === 'OK') expect(await errorCodeOf(sevSnpVerifier.verify(sevSnpVerifier.decode(x), { now: new Date() }))).toMatch(/^ERR_/)
     }
   })
 })
@@ -163,17 +153,17 @@ describe('certificate table (GHCB extended report)', () => {
 
   it('rejects tables without terminator, with offsets outside, or truncated', () => {
     const good = buildCertTable({ vcek, ask })
-    expect(codeOf(() => parseCertTable(good.subarray(0, 30)))).toBe('ERR_EVIDENCE_MALFORMED')
-    expect(codeOf(() => parseCertTable(good.subarray(0, good.length - 1)))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => parseCertTable(good.subarray(0, 30)))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => parseCertTable(good.subarray(0, good.length - 1)))).toBe('ERR_EVIDENCE_MALFORMED')
     const bad = good.slice()
     new DataView(bad.buffer).setUint32(16, 4, true) // VCEK offset points into the header
-    expect(codeOf(() => parseCertTable(bad))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => parseCertTable(bad))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 
   it('rejects a duplicated GUID', () => {
     const t = buildCertTable({ vcek, ask })
     const dup = t.slice()
     dup.set(t.subarray(0, 16), 24) // second entry gets the VCEK GUID too
-    expect(codeOf(() => parseCertTable(dup))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => parseCertTable(dup))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 })

@@ -44,6 +44,9 @@ afterAll(() => {
 
 function checkquote(q: Quote, files: { msg?: string; sig?: string; pcrs?: string } = {}, nonce = q.nonce): boolean {
   const r = spawnSync('tpm2_checkquote', ['-u', join(q.akDir, 'ak.pub.pem'), '-m', files.msg ?? join(q.dir, 'quote.msg'), '-s', files.sig ?? join(q.dir, 'quote.sig'), '-f', files.pcrs ?? join(q.dir, 'quote.pcrs'), '-g', 'sha256', '-q', nonce], { stdio: 'pipe' })
+  // A missing or crashing tool must fail the test, not count as "the quote was rejected".
+  if (r.error) throw r.error
+  if (r.status !== 0 && r.status !== 1) throw new Error(`tpm2_checkquote exited ${r.status} (signal ${r.signal}): ${r.stderr}`)
   return r.status === 0
 }
 

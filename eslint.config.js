@@ -1,0 +1,57 @@
+// ESLint (flat config): typescript-eslint, import cycles, and the import boundaries of
+// docs/architecture.md. The boundary rules describe the target layout (src/protocol shared by the
+// broker and enclave-client); `npm run lint` reports today's violations until the code moves.
+import js from '@eslint/js'
+import tseslint from 'typescript-eslint'
+import { importX, createNodeResolver } from 'eslint-plugin-import-x'
+
+/** A no-restricted-imports rule naming what a folder may not import, and why. */
+const forbid = (message, ...groups) => ['error', { patterns: [{ group: groups, message }] }]
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'dist/', 'drizzle/', '.lab-cache/', 'bench/results/', '.fuzz-findings/', 'enclave-client/dist/', 'enclave-client/native/', 'enclave-client/ebpf/', '**/*.d.ts'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts', '**/*.js', '**/*.mjs', '**/*.cjs'],
+    plugins: { 'import-x': importX },
+    languageOptions: { ecmaVersion: 2023, sourceType: 'module', globals: { process: 'readonly', Buffer: 'readonly', console: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', TextEncoder: 'readonly', TextDecoder: 'readonly', fetch: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly', structuredClone: 'readonly', queueMicrotask: 'readonly', crypto: 'readonly', Response: 'readonly', Request: 'readonly', Headers: 'readonly', setImmediate: 'readonly', performance: 'readonly', URLSearchParams: 'readonly' } },
+    // ESM TypeScript imports name the emitted file (./x.js); resolve it to the source (./x.ts).
+    settings: { 'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] }, 'import-x/resolver-next': [createNodeResolver({ extensions: ['.ts', '.js', '.mjs', '.json', '.node'], extensionAlias: { '.js': ['.ts', '.js'] } })] },
+    rules: {
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      'no-undef': 'off', // TypeScript checks names
+      // Today's idioms: \`return out(x), 0\` and \`if (c) (a(), b())\`; \`catch {}\` where absence is fine.
+      '@typescript-eslint/no-unused-expressions': 'off',
+      'no-empty': ['error', { allowEmptyCatch: true }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+    },
+  },
+  // Boundaries (docs/architecture.md §Import rules).
+  {
+    files: ['enclave-client/**/*.ts'],
+    rules: { 'no-restricted-imports': forbid('enclave-client shares only src/protocol and src/util with the broker', '**/src/*', '!**/src/protocol', '!**/src/util', '**/src/*/**', '!**/src/protocol/**', '!**/src/util/**') },
+  },
+  {
+    files: ['src/verifiers/**/*.ts'],
+    rules: { 'no-restricted-imports': forbid('verifiers are pure: nothing from broker, policy or store', '**/broker/**', '**/policy/**', '**/store/**') },
+  },
+  {
+    files: ['src/policy/**/*.ts'],
+    rules: { 'no-restricted-imports': forbid('policy sees claims (src/protocol), never verifiers or evidence', '**/verifiers/**') },
+  },
+  {
+    files: ['src/protocol/**/*.ts'],
+    rules: { 'no-restricted-imports': forbid('src/protocol imports only src/util', '../*', '!../util', '../*/**', '!../util/**') },
+  },
+  // Tests, benches and scripts: the rules of the code, minus the ones that only make sense for it.
+  {
+    files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
+    rules: { '@typescript-eslint/no-explicit-any': 'off' },
+  },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', __dirname: 'readonly', process: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+)
