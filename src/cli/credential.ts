@@ -2,7 +2,7 @@
 import * as A from '../broker/admin-services.js'
 import { hashCredential } from '../sealing/credentials.js'
 import { UsageError, positionals, type CommandGroup } from './args.js'
-import { STORE_OPTIONS, STORE_USAGE, out, withDeps } from './store-deps.js'
+import { STORE_OPTIONS, STORE_USAGE, out, who, withDeps } from './store-deps.js'
 
 const REVOKE = 'usage: keyward credential revoke [admin|relying-party] NAME   (refused by every broker from its next request; kind defaults to admin)'
 const CREATE = 'usage: keyward credential create admin|relying-party NAME     (prints the bearer token once)'
