@@ -72,7 +72,8 @@ describe('post-boot event appends across two broker processes', () => {
     await measure(bootEvents({ secureBoot: false, kernel: new Uint8Array(32).fill(0x61), cmdline: `${GOLDEN_CMDLINE} init=/bin/sh` }))
     const collector = createTpmCollector({ tcti: tpm.tcti, stateDir: join(dir, 'state'), eventLogPath: join(dir, 'eventlog.bin'), pcrs: 'sha256:0,1,2,3,4,5,6,7,8' })
     const viaA = createClient({ broker: urls[0]!, collector, retries: 0 })
-    expect(await viaA.register('booted-host')).toMatchObject({ workload: 'booted-host' })
+    const enrolToken = (JSON.parse(await admin('enrol', 'token', '--workload', 'booted-host')) as { token: string }).token
+    expect(await viaA.register('booted-host', { enrolToken })).toMatchObject({ workload: 'booted-host', status: 'enrolled' })
     const attest = async (url: string) => {
       const body = JSON.stringify(await viaA.evidence())
       const r = await fetch(`${url}/v1/attest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })

@@ -105,16 +105,17 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true })
 })
 
-async function admin(data: string, env: Record<string, string>, ...args: string[]): Promise<void> {
+async function admin(data: string, env: Record<string, string>, ...args: string[]): Promise<string> {
   const r = await runBin('keyward', [...args, '--data-dir', data], { env })
   if (r.code !== 0) throw new Error(`keyward ${args.join(' ')} failed (${r.code}): ${r.stderr}`)
+  return r.stdout
 }
 
 /** Registers, attests and releases once through the proxy; returns the captured release request. */
-async function captureRelease(proxy: Awaited<ReturnType<typeof startCapturingProxy>>, state: string): Promise<Captured> {
+async function captureRelease(proxy: Awaited<ReturnType<typeof startCapturingProxy>>, state: string, enrolToken: string): Promise<Captured> {
   const client = createClient({ broker: proxy.url, collector: createTpmCollector({ tcti: tpm.tcti, stateDir: join(dir, state) }), retries: 0 })
   try {
-    await client.register(`replay-svc-${state}`)
+    expect(await client.register(`replay-svc-${state}`, { enrolToken })).toMatchObject({ status: 'enrolled' })
     expect(new TextDecoder().decode(await client.getSecret('replay-secret'))).toBe('testOnly-replay-secret')
   } finally {
     await client.close()
@@ -145,7 +146,8 @@ describe('a captured release request replayed', () => {
       await admin(data, env, 'policy', 'apply', join(dir, 'policy.yaml'))
       await admin(data, env, 'secret', 'put', 'replay-secret', '--text', 'testOnly-replay-secret')
       proxy.target(brokers[0]!.port)
-      const captured = await captureRelease(proxy, 'pg')
+      const enrolToken = (JSON.parse(await admin(data, env, 'enrol', 'token', '--workload', 'replay-svc-pg')) as { token: string }).token
+      const captured = await captureRelease(proxy, 'pg', enrolToken)
       for (const b of [brokers[1]!, brokers[0]!, brokers[1]!]) {
         const r = await replay(b.port, captured)
         expect(r).toMatchObject({ status: 401, code: 'ERR_DPOP_INVALID', message: expect.stringMatching(/replayed/) })
@@ -176,7 +178,8 @@ describe('a captured release request replayed', () => {
       await admin(data, {}, 'policy', 'apply', join(dir, 'policy.yaml'))
       await admin(data, {}, 'secret', 'put', 'replay-secret', '--text', 'testOnly-replay-secret')
       proxy.target(port)
-      const captured = await captureRelease(proxy, 'sqlite')
+      const enrolToken = (JSON.parse(await admin(data, {}, 'enrol', 'token', '--workload', 'replay-svc-sqlite')) as { token: string }).token
+      const captured = await captureRelease(proxy, 'sqlite', enrolToken)
       const results = await Promise.all(Array.from({ length: 4 }, () => replay(port, captured)))
       for (const r of results) expect(r).toMatchObject({ status: 401, code: 'ERR_DPOP_INVALID', message: expect.stringMatching(/replayed/) })
     } finally {

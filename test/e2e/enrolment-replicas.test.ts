@@ -109,7 +109,7 @@ describe('TPM enrolment across two broker processes', () => {
     const after = await client(attacker, 1, squat, ['attest'])
     expect(after.code).toBe(1)
     expect(after.stdout).toContain('ERR_AK_UNTRUSTED')
-  })
+  }, 180_000)
 
   it('ak revoke --deny-ek stops the TPM on every replica until ek undeny', async () => {
     const st = fresh()
@@ -136,7 +136,7 @@ describe('TPM enrolment across two broker processes', () => {
     const back = await client(victim, 0, st2, ['register', '--workload', 'svc-payments'], { KEYWARD_ENROL_TOKEN: await token('svc-payments') })
     expect(JSON.parse(back.stdout)).toMatchObject({ status: 'enrolled' })
     expect((await client(victim, 1, st2, ['get', 'payments-secret'])).stdout).toBe('testOnly-payments-replicated')
-  })
+  }, 180_000)
 
   it('the CLI answers --help with usage (exit 0) and usage errors with exit 2', async () => {
     for (const group of ['enrol', 'ek']) {
@@ -148,5 +148,5 @@ describe('TPM enrolment across two broker processes', () => {
     expect((await keyward('enrol', 'token')).code).toBe(2)
     expect((await keyward('enrol', 'token', '--workload', 'nitro:ab')).code).toBe(2)
     expect((await keyward('ek', 'allow', '--workload', 'svc-x')).code).toBe(2)
-  })
+  }, 180_000)
 })
