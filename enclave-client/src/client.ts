@@ -4,7 +4,7 @@
 import { z } from 'zod'
 import { bindingDigest, ZERO_STATE } from '../../src/broker/binding.js'
 import { fromB64url } from '../../src/util/bytes.js'
-import type { Tee } from '../../src/verifiers/types.js'
+import type { Tee } from '../../src/protocol/tee.js'
 import type { Collector } from './collectors/types.js'
 import type { TpmCollector } from './collectors/tpm.js'
 import { ClientClosedError, ClientConfigError, DeniedError, ProtocolError, isKeywardError } from './errors.js'

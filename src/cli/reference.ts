@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs'
 import * as A from '../broker/admin-services.js'
 import { KeywardError } from '../errors.js'
-import { TEES, type Tee } from '../verifiers/types.js'
+import { TEES, type Tee } from '../protocol/tee.js'
 import { importNitroMeasurements, importSnpMeasurement, importTpmEventLog, importTpmPcrs, type ImportOptions } from '../policy/reference-values.js'
 import type { ReferenceValueRow } from '../store/types.js'
 import { UsageError, positionals, str, type CommandGroup } from './args.js'

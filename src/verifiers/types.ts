@@ -1,9 +1,10 @@
 // The contract between the broker and each TEE verifier. Every verifier returns the same
 // normalized claims shape; policy sees only these claims, never raw evidence bytes.
 import type { X509Certificate } from 'node:crypto'
+import type { Tee } from '../protocol/tee.js'
+// Kept for src/broker/schemas.ts until the in-flight merge on it lands; import TEES from src/protocol/tee.ts.
+export { TEES } from '../protocol/tee.js'
 
-export const TEES = ['tpm', 'nitro', 'sev-snp'] as const
-export type Tee = (typeof TEES)[number]
 
 /** JSON-safe values: what claims may hold (hex strings for bytes, numbers, booleans). */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [k: string]: JsonValue }
