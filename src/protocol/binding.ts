@@ -7,7 +7,7 @@
 // when the workload presents none. All parts are fixed-length, so the encoding is unambiguous.
 import { calculateJwkThumbprint, type JWK } from 'jose'
 import { KeywardError } from './errors.js'
-import { concatBytes, fromB64url, sha256 } from '../util/bytes.js'
+import { fromB64url, sha256 } from '../util/bytes.js'
 
 export const BINDING_LABEL = 'keyward-binding-v1'
 const LABEL_BYTES = new TextEncoder().encode(BINDING_LABEL)
