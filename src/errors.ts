@@ -1,9 +1,12 @@
-// The one error module. Every failure keyward reports carries a stable `code`;
-// callers branch on the code, never on message text. Crypto failures use fixed
-// messages that reveal nothing; details go to `detail` (logged, never secret).
+// The HTTP status of each stable error code. The error classes live in src/protocol/errors.ts
+// (shared with the enclave client) and are re-exported here for the broker's modules; the table
+// moves to the HTTP layer's error handler later (issue 14 item 3).
+import { KeywardError, type ErrorCode } from './protocol/errors.js'
 
-/** Stable error codes and the HTTP status each maps to. Add codes here, nowhere else. */
-export const ERROR_STATUS = {
+export * from './protocol/errors.js'
+
+/** The HTTP status each code maps to; the type makes it list every code, and only codes. */
+export const ERROR_STATUS: { readonly [C in ErrorCode]: number } = {
   // request shape
   ERR_BAD_REQUEST: 400,
   ERR_USAGE: 400, // a command line the CLI does not accept (exit 2)
@@ -77,58 +80,7 @@ export const ERROR_STATUS = {
   ERR_UNSAFE_PATH: 500,
   ERR_RELEASE_UNVERIFIED: 502,
   ERR_INTERNAL: 500,
-} as const
-
-export type ErrorCode = keyof typeof ERROR_STATUS
-
-export interface KeywardErrorOptions {
-  cause?: unknown
-  /** Structured, non-secret detail for logs and explainable denials. */
-  detail?: Record<string, unknown>
 }
 
-export class KeywardError extends Error {
-  readonly code: ErrorCode
-  readonly detail: Record<string, unknown> | undefined
-
-  constructor(code: ErrorCode, message: string, options: KeywardErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.name = 'KeywardError'
-    this.code = code
-    this.detail = options.detail
-  }
-
-  get status(): number {
-    return ERROR_STATUS[this.code]
-  }
-
-  toJSON(): { code: ErrorCode; message: string } {
-    return { code: this.code, message: this.message }
-  }
-}
-
-/** Structure errors from parsers: truncated, oversized, wrong magic, unknown version. */
-export class EvidenceMalformedError extends KeywardError {
-  constructor(message: string, options?: KeywardErrorOptions) {
-    super('ERR_EVIDENCE_MALFORMED', message, options)
-    this.name = 'EvidenceMalformedError'
-  }
-}
-
-/** Signature failures always carry the same message: which check failed is in `detail`. */
-export class SignatureInvalidError extends KeywardError {
-  constructor(what = 'signature verification failed', options?: KeywardErrorOptions) {
-    super('ERR_SIGNATURE_INVALID', what, options)
-    this.name = 'SignatureInvalidError'
-  }
-}
-
-export function isKeywardError(e: unknown): e is KeywardError {
-  return e instanceof KeywardError
-}
-
-/** Wraps anything thrown by a parser into a typed malformed-evidence error, so no RangeError escapes. */
-export function asEvidenceError(e: unknown, what: string): KeywardError {
-  if (e instanceof KeywardError) return e
-  return new EvidenceMalformedError(`${what}: malformed`, { cause: e })
-}
+/** The HTTP status of an error's code. */
+export const httpStatus = (e: KeywardError): number => ERROR_STATUS[e.code]

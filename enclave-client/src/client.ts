@@ -2,9 +2,9 @@
 // DPoP-authenticated release of secrets, Vault tokens and tool credentials, each a JWE to the
 // session key (docs/protocol.md). Renewal re-attests before the token expires.
 import { z } from 'zod'
-import { bindingDigest, ZERO_STATE } from '../../src/broker/binding.js'
+import { bindingDigest, ZERO_STATE } from '../../src/protocol/binding.js'
 import { fromB64url } from '../../src/util/bytes.js'
-import type { Tee } from '../../src/verifiers/types.js'
+import type { Tee } from '../../src/protocol/tee.js'
 import type { Collector } from './collectors/types.js'
 import type { TpmCollector } from './collectors/tpm.js'
 import { ClientClosedError, ClientConfigError, DeniedError, ProtocolError, isKeywardError } from './errors.js'

@@ -1,8 +1,8 @@
 // Typed errors of the enclave client. Every failure path has its own class, all extending
-// keyward's KeywardError, so callers branch on `code` (stable, from src/errors.ts) or on the class.
-import { ERROR_STATUS, KeywardError, type ErrorCode, type KeywardErrorOptions } from '../../src/errors.js'
+// keyward's KeywardError, so callers branch on `code` (stable, from src/protocol/errors.ts) or on the class.
+import { KeywardError, isErrorCode, type ErrorCode, type KeywardErrorOptions } from '../../src/protocol/errors.js'
 
-export { KeywardError, isKeywardError, type ErrorCode } from '../../src/errors.js'
+export { KeywardError, isKeywardError, type ErrorCode } from '../../src/protocol/errors.js'
 
 /** One failing condition of a denial, as the broker lists it (policy rule, verifier check). */
 export interface DenialFailure {
@@ -10,7 +10,7 @@ export interface DenialFailure {
 }
 
 function asCode(code: unknown, fallback: ErrorCode): ErrorCode {
-  return typeof code === 'string' && Object.hasOwn(ERROR_STATUS, code) ? (code as ErrorCode) : fallback
+  return isErrorCode(code) ? code : fallback
 }
 
 /** The broker answered with an error body (any 4xx, or a 5xx after the retries ran out). */

@@ -3,8 +3,8 @@
 // confidential VM often has a vTPM too, so the hardware TEE interfaces are preferred; pass
 // the platform explicitly to choose otherwise.
 import { access, constants } from 'node:fs/promises'
-import type { Tee } from '../../src/verifiers/types.js'
-import { TEES } from '../../src/verifiers/types.js'
+import type { Tee } from '../../src/protocol/tee.js'
+import { TEES } from '../../src/protocol/tee.js'
 import type { Collector } from './collectors/types.js'
 import { createTpmCollector, DEFAULT_TCTI, type TpmCollectorOptions } from './collectors/tpm.js'
 import { ClientConfigError } from './errors.js'

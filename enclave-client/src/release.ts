@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet } from 'jose'
 import { z } from 'zod'
-import { RELEASE_TYP, releaseAudience } from '../../src/broker/binding.js'
+import { RELEASE_TYP, releaseAudience } from '../../src/protocol/binding.js'
 import { fromB64url } from '../../src/util/bytes.js'
 import { ClientConfigError, ReleaseUnverifiedError } from './errors.js'
 

@@ -8,7 +8,7 @@
 // public JWK is ever exported.
 import { randomUUID, webcrypto } from 'node:crypto'
 import { SignJWT, compactDecrypt, type JWK } from 'jose'
-import { jwkThumbprint, thumbprintBytes } from '../../src/broker/binding.js'
+import { jwkThumbprint, thumbprintBytes } from '../../src/protocol/binding.js'
 import { sha256, toB64url } from '../../src/util/bytes.js'
 import { DecryptError } from './errors.js'
 

@@ -6,9 +6,9 @@ import { bodyLimit } from 'hono/body-limit'
 import { requestId } from 'hono/request-id'
 import { randomBytes } from 'node:crypto'
 import type { JWK } from 'jose'
-import { jwkThumbprint } from './binding.js'
+import { jwkThumbprint } from '../protocol/binding.js'
 import { z } from 'zod'
-import { KeywardError, isKeywardError } from '../errors.js'
+import { KeywardError, httpStatus, isKeywardError } from '../errors.js'
 import type { BrokerDeps } from './deps.js'
 import * as S from './schemas.js'
 import { attest, errorForAudit, nonceId, recordWorkload } from './attest.js'
@@ -84,11 +84,11 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
     const e = isKeywardError(err) ? err : new KeywardError('ERR_INTERNAL', 'internal error')
     const retryAfter = e.detail?.retryAfterSeconds
     if (typeof retryAfter === 'number') c.header('Retry-After', String(retryAfter))
-    if (!isKeywardError(err) || e.status >= 500) {
+    if (!isKeywardError(err) || httpStatus(e) >= 500) {
       log.error({ reqId: c.get('requestId'), code: e.code, err: err instanceof Error ? { name: err.name, message: err.message } : String(err) }, 'request failed')
     }
     const failures = e.detail?.failures
-    return c.json({ error: { code: e.code, message: e.message, ...(Array.isArray(failures) ? { failures } : {}) } }, e.status as 400)
+    return c.json({ error: { code: e.code, message: e.message, ...(Array.isArray(failures) ? { failures } : {}) } }, httpStatus(e) as 400)
   })
   app.notFound(() => {
     throw new KeywardError('ERR_NOT_FOUND', 'no such endpoint')

@@ -8,7 +8,7 @@ import type { EarClaims } from './tokens.js'
 import type { AttestationRow } from '../store/types.js'
 import { dpopNonces, verifyDpopProof } from './dpop.js'
 import { toB64url } from '../util/bytes.js'
-import { RELEASE_TYP, releaseAudience } from './binding.js'
+import { RELEASE_TYP, releaseAudience } from '../protocol/binding.js'
 
 export interface Attested {
   claims: EarClaims

@@ -1,5 +1,5 @@
 // The shape of one TEE's `keyward verify --tee T` command (src/cli/verify-<tee>.ts).
-import type { VerifiedClaims } from '../verifiers/types.js'
+import type { VerifiedClaims } from '../protocol/claims.js'
 import { parseCommandArgs, type OptionSpec, type ParsedArgs } from './args.js'
 
 export interface TeeVerifyCommand {

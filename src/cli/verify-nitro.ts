@@ -3,7 +3,8 @@
 // at a recorded time (ISO-8601, or epoch seconds / milliseconds); default now. --nonce and
 // --user-data require the document's nonce / user_data to equal the given bytes.
 import { fromHex } from '../util/bytes.js'
-import type { VerifiedClaims, VerifyContext } from '../verifiers/types.js'
+import type { VerifyContext } from '../verifiers/types.js'
+import type { VerifiedClaims } from '../protocol/claims.js'
 import { UsageError, parseAtTime, positionals, str } from './args.js'
 import { readInput } from './read-input.js'
 import { verifyClaims, type TeeVerifyCommand } from './verify-command.js'

@@ -3,7 +3,7 @@
 // does; the AK is given explicitly, so no registry is consulted.
 import { fromHex } from '../util/bytes.js'
 import type { TpmEvidence, TpmVerifyOptions } from '../verifiers/tpm/index.js'
-import type { VerifiedClaims } from '../verifiers/types.js'
+import type { VerifiedClaims } from '../protocol/claims.js'
 import { UsageError, positionals, str } from './args.js'
 import { readInput as read } from './read-input.js'
 import { verifyClaims, type TeeVerifyCommand } from './verify-command.js'

@@ -3,7 +3,7 @@
 // them and maps failures to exit 1 with the error code on stderr. Verifier modules are loaded
 // only for the TEE asked for.
 import { KeywardError, isKeywardError } from '../errors.js'
-import { TEES, type Tee } from '../verifiers/types.js'
+import { TEES, type Tee } from '../protocol/tee.js'
 import { claimsToJson } from '../verifiers/claims-json.js'
 import { UsageError, isHelp, type Command, type CommandGroup } from './args.js'
 import type { TeeVerifyCommand } from './verify-command.js'

@@ -2,7 +2,8 @@
 // §Variables). One environment, built once: declared variables only (an undeclared name is a
 // type error at apply time), homogeneous literals, structural limits on the AST.
 import { Environment, type ParseResult } from '@marcbachmann/cel-js'
-import type { JsonObject, JsonValue, Tee } from '../verifiers/types.js'
+import type { JsonObject, JsonValue } from '../protocol/claims.js'
+import type { Tee } from '../protocol/tee.js'
 import { toHex } from '../util/bytes.js'
 import { MATCHES_FN, matchesRe2, rewriteMatches, type LiteralPattern } from './regex.js'
 // Allowlist facts live with the state encoding (the workload client imports it without CEL).

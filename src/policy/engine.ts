@@ -3,7 +3,8 @@
 // errors, a TEE the policy does not admit and a debug guest are all reported as failures.
 import { createHash } from 'node:crypto'
 import type { ParseResult } from '@marcbachmann/cel-js'
-import type { JsonValue, Tee, VerifiedClaims } from '../verifiers/types.js'
+import type { JsonValue, VerifiedClaims } from '../protocol/claims.js'
+import type { Tee } from '../protocol/tee.js'
 import { ABSENT_ALLOWLIST, celToJson, jsonToCel, parseCondition, type AllowlistFacts, type PolicyClaims } from './cel.js'
 import { buildExplainer, errorText, explain, referencedSets, type ExplainNode } from './explain.js'
 import { checkLiteralPattern, MATCHES_FN } from './regex.js'

@@ -4,7 +4,7 @@
 // failure reports the left operand as `actual` and the right one as `expected`. For membership
 // in a reference set only the set's name and size are reported, never its entries.
 import { serialize, type ASTNode, type ParseResult } from '@marcbachmann/cel-js'
-import type { JsonValue } from '../verifiers/types.js'
+import type { JsonValue } from '../protocol/claims.js'
 import { celToJson, parseCondition } from './cel.js'
 import { walkAst } from './ast.js'
 

@@ -19,7 +19,6 @@ export {
   importNitroMeasurements,
   importSnpMeasurement,
   importTpmPcrs,
-  importTpmEventLog,
   referenceValue,
   tpmPcrSet,
   type ActiveRefs,

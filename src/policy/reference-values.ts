@@ -1,12 +1,11 @@
 // Reference values (docs/policy.md §Reference values): importers for the files each platform's
-// tools produce, returning ReferenceValueRow objects with provenance, and the filter that turns
+// tools produce (the TCG event-log importer, which parses evidence, is src/cli/reference-import.ts), returning ReferenceValueRow objects with provenance, and the filter that turns
 // stored rows into the `refs` map a policy sees. Persistence is the store's job.
 import { randomUUID } from 'node:crypto'
 import { parse as parseYaml } from 'yaml'
 import { KeywardError } from '../errors.js'
 import type { ReferenceValueRow } from '../store/types.js'
 import { fromB64, fromHex, toHex, type HashName } from '../util/bytes.js'
-import { parseEventLog, replayBank } from '../verifiers/tpm/eventlog.js'
 
 export interface ImportOptions {
   /** Who imports (ReferenceValueRow.createdBy). */
@@ -26,7 +25,8 @@ function invalid(what: string, message: string): KeywardError {
 
 const ms = (t: Date | number): number => (typeof t === 'number' ? t : t.getTime())
 
-function row(set: string, tee: string, value: string, source: string, o: ImportOptions): ReferenceValueRow {
+/** A row with provenance: `source` names the importer (the tool whose output it read). */
+export function referenceRow(set: string, tee: string, value: string, source: string, o: ImportOptions): ReferenceValueRow {
   return {
     id: `rv_${randomUUID()}`,
     set,
@@ -79,7 +79,7 @@ export function importNitroMeasurements(input: string | unknown, o: ImportOption
         if (pcr !== 'PCR8') throw invalid(what, `missing ${pcr}`)
         continue
       }
-      out.push(row(`${prefix}-${pcr.toLowerCase()}`, 'nitro', hexValue(m[pcr], 48, `${what} ${pcr}`), 'nitro-cli', o))
+      out.push(referenceRow(`${prefix}-${pcr.toLowerCase()}`, 'nitro', hexValue(m[pcr], 48, `${what} ${pcr}`), 'nitro-cli', o))
     }
   }
   return out
@@ -97,7 +97,7 @@ export function importSnpMeasurement(text: string, o: ImportOptions & { set?: st
     const s = l.replace(/^0x/i, '')
     const b = /^[0-9a-fA-F]{96}$/.test(s) ? fromHex(s) : fromB64(s)
     if (!b || b.length !== 48) throw invalid(what, 'expected 48 bytes as hex or base64')
-    return row(o.set ?? 'snp-measurements', 'sev-snp', toHex(b), 'sev-snp-measure', o)
+    return referenceRow(o.set ?? 'snp-measurements', 'sev-snp', toHex(b), 'sev-snp-measure', o)
   })
 }
 
@@ -133,24 +133,7 @@ export function importTpmPcrs(text: string, o: ImportOptions & { indices?: numbe
       const i = Number(idx.trim())
       if (!/^\d{1,2}$/.test(idx.trim()) || i > 23) throw invalid(what, `${bank}: PCR index ${JSON.stringify(idx)} out of range 0-23`)
       if (o.indices && !o.indices.includes(i)) continue
-      out.push(row(tpmPcrSet(b, i, o.setPrefix), 'tpm', hexValue(v, HASH_SIZES[b], `${what} ${bank}:${i}`), 'tpm2_pcrread', o))
-    }
-  }
-  return out
-}
-
-/**
- * Golden PCR values computed by replaying a TCG event log (the TPM verifier's parser and replay),
- * one row per extended PCR of each bank the log carries, limited to `indices` when given.
- */
-export function importTpmEventLog(bytes: Uint8Array, o: ImportOptions & { indices?: number[]; banks?: HashName[]; setPrefix?: string }): ReferenceValueRow[] {
-  const log = parseEventLog(bytes)
-  const out: ReferenceValueRow[] = []
-  for (const bank of log.banks) {
-    if (o.banks && !o.banks.includes(bank)) continue
-    for (const [i, v] of replayBank(log, bank)) {
-      if (o.indices && !o.indices.includes(i)) continue
-      out.push(row(tpmPcrSet(bank, i, o.setPrefix), 'tpm', toHex(v), 'tcg-event-log', o))
+      out.push(referenceRow(tpmPcrSet(b, i, o.setPrefix), 'tpm', hexValue(v, HASH_SIZES[b], `${what} ${bank}:${i}`), 'tpm2_pcrread', o))
     }
   }
   return out
@@ -160,7 +143,7 @@ export function importTpmEventLog(bytes: Uint8Array, o: ImportOptions & { indice
 export function referenceValue(set: string, tee: string, value: string, o: ImportOptions): ReferenceValueRow {
   if (!/^[a-z0-9][a-z0-9._-]{0,127}$/.test(set)) throw invalid('reference set', 'name must be lowercase a-z 0-9 . _ -')
   if (value.length === 0 || value.length > 1024) throw invalid('reference value', 'must be 1-1024 chars')
-  return row(set, tee, /^(0x)?[0-9a-fA-F]+$/.test(value) && value.replace(/^0x/i, '').length % 2 === 0 ? value.replace(/^0x/i, '').toLowerCase() : value, 'manual', o)
+  return referenceRow(set, tee, /^(0x)?[0-9a-fA-F]+$/.test(value) && value.replace(/^0x/i, '').length % 2 === 0 ? value.replace(/^0x/i, '').toLowerCase() : value, 'manual', o)
 }
 
 export interface ActiveRefs {

@@ -4,7 +4,7 @@
 import { z } from 'zod'
 import { LineCounter, parseDocument, isMap, isPair, isScalar, visit, type Document, type Node } from 'yaml'
 import { KeywardError } from '../errors.js'
-import { TEES } from '../verifiers/types.js'
+import { TEES } from '../protocol/tee.js'
 
 export const POLICY_API_VERSION = 'keyward.dev/v1'
 export const POLICY_KIND = 'ReleasePolicy'

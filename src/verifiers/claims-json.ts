@@ -1,6 +1,6 @@
 // The JSON view of verified claims, shared by `keyward verify --json` and the claims that
 // attestation-result tokens carry: bytes as lowercase hex, nothing secret.
-import type { VerifiedClaims } from './types.js'
+import type { VerifiedClaims } from '../protocol/claims.js'
 import { toHex } from '../util/bytes.js'
 
 export function claimsToJson(c: VerifiedClaims): Record<string, unknown> {

@@ -1,5 +1,6 @@
 // The verifier registry: the broker dispatches /v1/attest by `tee` to one of these.
-import type { Tee, Verifier } from './types.js'
+import type { Verifier } from './types.js'
+import type { Tee } from '../protocol/tee.js'
 import { tpmVerifier } from './tpm/index.js'
 import { nitroVerifier } from './nitro/index.js'
 import { createSevSnpVerifier } from './sev-snp/index.js'

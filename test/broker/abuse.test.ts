@@ -5,7 +5,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { startHarness, testOnlyNitroCollector, type Harness } from './harness.js'
 import { createSessionKey, type SessionKey } from '../../enclave-client/src/session-key.js'
-import { bindingDigest } from '../../src/broker/binding.js'
+import { bindingDigest } from '../../src/protocol/binding.js'
 import { createApp } from '../../src/broker/app.js'
 import type { BrokerDeps } from '../../src/broker/deps.js'
 import * as A from '../../src/broker/admin-services.js'

@@ -7,7 +7,7 @@ import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 
 import { startHarness, testOnlyNitroCollector, TEST_POLICY, type Harness } from './harness.js'
 import { createSessionKey, type SessionKey } from '../../enclave-client/src/session-key.js'
 import { createClient } from '../../enclave-client/src/index.js'
-import { bindingDigest } from '../../src/broker/binding.js'
+import { bindingDigest } from '../../src/protocol/binding.js'
 import * as A from '../../src/broker/admin-services.js'
 import { hashCredential } from '../../src/sealing/credentials.js'
 

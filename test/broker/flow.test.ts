@@ -8,7 +8,7 @@ import { startHarness, testOnlyNitroCollector, TEST_POLICY, type Harness } from 
 import { createClient } from '../../enclave-client/src/index.js'
 import { createSessionKey } from '../../enclave-client/src/session-key.js'
 import { createReleaseVerifier } from '../../enclave-client/src/release.js'
-import { bindingDigest } from '../../src/broker/binding.js'
+import { bindingDigest } from '../../src/protocol/binding.js'
 import * as A from '../../src/broker/admin-services.js'
 import { createApp } from '../../src/broker/app.js'
 

@@ -11,7 +11,7 @@ import { decodeJwt } from 'jose'
 import { startHarness, testOnlyNitroCollector, TEST_POLICY, type Harness } from './harness.js'
 import { startVaultStandIn, type VaultStandIn } from '../vault/vault-api-stand-in.js'
 import { createClient, createSessionKey } from '../../enclave-client/src/index.js'
-import { bindingDigest } from '../../src/broker/binding.js'
+import { bindingDigest } from '../../src/protocol/binding.js'
 import * as A from '../../src/broker/admin-services.js'
 
 const POLICY = TEST_POLICY.replace('  grants:\n', `    - name: pcr1-known\n      expr: claims.details.pcrs["1"] == "${'02'.repeat(48)}"\n  grants:\n    vault: { role: payments, policies: [payments-read], ttl: 15m, num_uses: 0 }\n`)

@@ -12,7 +12,7 @@ import { startVaultStandIn, type VaultStandIn } from '../vault/vault-api-stand-i
 import { vaultJwtLogin, type VaultJwtRole, type VaultJwtConfig } from '../vault/vault-jwt-rules.js'
 import { createClient } from '../../enclave-client/src/index.js'
 import { createSessionKey } from '../../enclave-client/src/session-key.js'
-import { bindingDigest } from '../../src/broker/binding.js'
+import { bindingDigest } from '../../src/protocol/binding.js'
 import * as A from '../../src/broker/admin-services.js'
 import { hashCredential } from '../../src/sealing/credentials.js'
 import { REPO_ROOT } from '../helpers/vectors.js'

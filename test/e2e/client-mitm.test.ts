@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { SignJWT, exportJWK, generateKeyPair, calculateJwkThumbprint, decodeJwt, type JWK } from 'jose'
 import { startHarness, testOnlyNitroCollector, type Harness } from '../broker/harness.js'
 import { createClient } from '../../enclave-client/src/index.js'
-import { RELEASE_TYP, releaseAudience } from '../../src/broker/binding.js'
+import { RELEASE_TYP, releaseAudience } from '../../src/protocol/binding.js'
 import { encrypt } from '../enclave-client/helpers/stand-in-broker.js'
 import { runBin } from '../enclave-client/helpers/proc.js'
 

@@ -1,5 +1,5 @@
 // createClient against a protocol-level stand-in broker on 127.0.0.1: the binding the client
-// commits to equals src/broker/binding.ts over (nonce, jkt, state); releases carry valid DPoP
+// commits to equals src/protocol/binding.ts over (nonce, jkt, state); releases carry valid DPoP
 // proofs and decrypt; denials surface as DeniedError without retry; 5xx restarts the flow.
 import { describe, it, expect, afterEach } from 'vitest'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -9,7 +9,7 @@ import { calculateJwkThumbprint, type JWK } from 'jose'
 import { createClient, type KeywardClient } from '../../enclave-client/src/client.js'
 import type { Collector, CollectRequest } from '../../enclave-client/src/collectors/types.js'
 import { ClientClosedError, ClientConfigError, DeniedError, ProtocolError } from '../../enclave-client/src/errors.js'
-import { bindingDigest } from '../../src/broker/binding.js'
+import { bindingDigest } from '../../src/protocol/binding.js'
 import { encodeAllowlistState, stateDigest } from '../../src/policy/allowlist-state.js'
 import { fromB64url, toHex } from '../../src/util/bytes.js'
 import { startServer } from './helpers/http-server.js'

@@ -9,7 +9,7 @@ import { encode } from 'cborg'
 import {
   createNitroCollector, decodeAttestationResponse, encodeAttestationRequest, loadNsmAddon, type NsmTransport,
 } from '../../enclave-client/src/collectors/nitro.js'
-import { decodeCborStrict } from '../../src/verifiers/common/cbor.js'
+import { decodeCborStrict } from '../../src/protocol/cbor.js'
 import { nitroVerifier } from '../../src/verifiers/nitro/index.js'
 import { KeywardError } from '../../src/errors.js'
 import { concatBytes, toHex } from '../../src/util/bytes.js'

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest'
 import { compilePolicy, decide, evaluatePolicy, selectPolicies, toPolicyClaims, type PolicyInput } from '../../src/policy/engine.js'
 import { activeRefs } from '../../src/policy/reference-values.js'
 import type { ReferenceValueRow } from '../../src/store/types.js'
-import type { VerifiedClaims } from '../../src/verifiers/types.js'
+import type { VerifiedClaims } from '../../src/protocol/claims.js'
 import { claims, policySource, NOW } from './helpers.js'
 
 const SNP_DETAILS = {

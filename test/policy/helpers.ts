@@ -1,6 +1,7 @@
 // Shared builders for the policy tests: a policy source from parts, claims per TEE.
 import type { PolicyClaims } from '../../src/policy/engine.js'
-import type { JsonObject, Tee } from '../../src/verifiers/types.js'
+import type { JsonObject } from '../../src/protocol/claims.js'
+import type { Tee } from '../../src/protocol/tee.js'
 
 export function policySource(opts: {
   name?: string

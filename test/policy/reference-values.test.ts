@@ -1,15 +1,7 @@
 import { describe, it, expect } from 'vitest'
 import { readFileSync } from 'node:fs'
-import {
-  activeRefs,
-  importNitroMeasurements,
-  importSnpMeasurement,
-  importTpmEventLog,
-  importTpmPcrs,
-  isActive,
-  referenceValue,
-  tpmPcrSet,
-} from '../../src/policy/reference-values.js'
+import { activeRefs, importNitroMeasurements, importSnpMeasurement, importTpmPcrs, isActive, referenceValue, tpmPcrSet } from '../../src/policy/reference-values.js'
+import { importTpmEventLog } from '../../src/cli/reference-import.js'
 import { readManifest, readVector, vectorPath } from '../helpers/vectors.js'
 import { NOW } from './helpers.js'
 import { errorCode } from '../helpers/errors.js'

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
 import { inspect } from 'node:util'
-import { KeywardError } from '../../src/errors.js'
+import { KeywardError, httpStatus } from '../../src/errors.js'
 import { createVaultClient } from '../../src/vault/client.js'
 import { startRig, writeFile, FAST_BACKOFF, type Rig } from './helpers.js'
 import { startVaultStandIn } from './vault-api-stand-in.js'
@@ -185,7 +185,7 @@ describe('failure modes', () => {
     await c.start()
     await rig.vault.setMode('down')
     const e = await rejectionOf(c.kvRead('secret', 'x'))
-    expect([e.code, e.status, e.detail?.attempts, e.detail?.delivered]).toEqual(['ERR_VAULT_UNAVAILABLE', 503, 3, false])
+    expect([e.code, httpStatus(e), e.detail?.attempts, e.detail?.delivered]).toEqual(['ERR_VAULT_UNAVAILABLE', 503, 3, false])
     const t = await rejectionOf(c.createToken('keyward-workload', { policies: [], ttl: 60, numUses: 0, meta: {} }))
     expect([t.code, t.detail?.attempts]).toEqual(['ERR_VAULT_UNAVAILABLE', 3])
     await rig.vault.setMode('up')
@@ -199,7 +199,7 @@ describe('failure modes', () => {
     await rig.vault.setMode('denied')
     const n = rig.vault.log.length
     const e = await rejectionOf(c.transitEncrypt('kek', new Uint8Array(1)))
-    expect([e.code, e.status]).toEqual(['ERR_VAULT_DENIED', 502])
+    expect([e.code, httpStatus(e)]).toEqual(['ERR_VAULT_DENIED', 502])
     expect(rig.vault.log.length - n).toBe(1)
   })
 
@@ -208,7 +208,7 @@ describe('failure modes', () => {
     await c.start()
     await rig.vault.setMode('sealed')
     const e = await rejectionOf(c.revokeAccessor('abc'))
-    expect([e.code, e.status]).toEqual(['ERR_VAULT_SEALED', 503])
+    expect([e.code, httpStatus(e)]).toEqual(['ERR_VAULT_SEALED', 503])
     expect(await c.health()).toMatchObject({ initialized: true, sealed: true })
     await rig.vault.setMode('up')
     expect((await c.health()).sealed).toBe(false)

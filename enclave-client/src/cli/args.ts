@@ -3,7 +3,7 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import type { Tee } from '../../../src/verifiers/types.js'
+import type { Tee } from '../../../src/protocol/tee.js'
 import { ClientConfigError } from '../errors.js'
 import { targetSyntaxProblem } from './secret-files.js'
 import { parseTee } from '../platform.js'

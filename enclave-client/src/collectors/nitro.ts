@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { encode } from 'cborg'
-import { decodeCborStrict, isCborMap, type CborValue } from '../../../src/verifiers/common/cbor.js'
+import { decodeCborStrict, isCborMap, type CborValue } from '../../../src/protocol/cbor.js'
 import { CollectorError } from '../errors.js'
 import type { Collector, CollectRequest } from './types.js'
 

@@ -1,6 +1,6 @@
 // A collector gathers evidence on the workload's platform that commits to the binding digest
 // (docs/protocol.md §Binding) and returns it in the wire shape of `/v1/attest`'s `evidence`.
-import type { Tee } from '../../../src/verifiers/types.js'
+import type { Tee } from '../../../src/protocol/tee.js'
 
 export interface CollectRequest {
   /** The 32-byte binding digest the evidence must carry. */

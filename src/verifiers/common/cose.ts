@@ -1,10 +1,10 @@
 // COSE_Sign1 (RFC 9052 §4.2) decoding and signature checks, generic over the payload: Nitro
 // attestation documents use it today, other TEEs' CBOR evidence (e.g. EAT/CCA tokens) can reuse it.
-// The structure is decoded strictly (common/cbor.ts); the protected header is kept as the exact
+// The structure is decoded strictly (src/protocol/cbor.ts); the protected header is kept as the exact
 // bytes received, because the signature covers those bytes, never a re-encoding.
 import { verify as cryptoVerify, type KeyObject } from 'node:crypto'
 import { EvidenceMalformedError, KeywardError } from '../../errors.js'
-import { decodeCborStrict, encodeCbor, isCborMap, type CborMap, type CborValue } from './cbor.js'
+import { decodeCborStrict, encodeCbor, isCborMap, type CborMap, type CborValue } from '../../protocol/cbor.js'
 
 /** RFC 9052 §4.2: the CBOR tag of a tagged COSE_Sign1. */
 export const COSE_SIGN1_TAG = 18

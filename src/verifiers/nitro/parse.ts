@@ -2,7 +2,7 @@
 // CDDL types and sizes from layout.ts. Nothing here checks a signature or a certificate: every
 // value read from the payload is untrusted until verify.ts has checked the signature and chain.
 import { EvidenceMalformedError } from '../../errors.js'
-import { decodeCborStrict, cborTypeName, isCborMap, type CborMap, type CborValue } from '../common/cbor.js'
+import { decodeCborStrict, cborTypeName, isCborMap, type CborMap, type CborValue } from '../../protocol/cbor.js'
 import { decodeCoseSign1, type CoseSign1 } from '../common/cose.js'
 import {
   CERT_MAX, CERT_MIN, DIGEST_SHA384, ENCLAVE_MEASUREMENT_PCR, FIELD, NITROTPM_MEASUREMENT_PCR, KNOWN_FIELDS, MAX_DOCUMENT_BYTES, MODULE_ID_MAX,

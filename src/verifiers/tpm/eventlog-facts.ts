@@ -4,7 +4,7 @@
 // only from the boot phase after the rules of boot-phase.ts hold (post-boot appends deny).
 import { constantTimeEqual, toHex, type HashName } from '../../util/bytes.js'
 import { hashOf } from './hash.js'
-import type { JsonObject } from '../types.js'
+import type { JsonObject } from '../../protocol/claims.js'
 import { EV } from './layout.js'
 import type { EventLog, ReplayResult, TcgEvent } from './eventlog.js'
 import { checkBootPhase, cmdlineSource } from './boot-phase.js'

@@ -3,7 +3,8 @@
 import { z } from 'zod'
 import { EvidenceMalformedError, KeywardError } from '../../errors.js'
 import { fromB64, toHex, type HashName } from '../../util/bytes.js'
-import type { JsonObject, VerifiedClaims, Verifier, VerifyContext } from '../types.js'
+import type { Verifier, VerifyContext } from '../types.js'
+import type { JsonObject, VerifiedClaims } from '../../protocol/claims.js'
 import { parseEventLog, replayEventLog, type EventLog } from './eventlog.js'
 import { extractFacts } from './eventlog-facts.js'
 import {

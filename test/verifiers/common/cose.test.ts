@@ -3,7 +3,7 @@ import { describe, it, expect } from 'vitest'
 import { generateKeyPairSync, sign as cryptoSign } from 'node:crypto'
 import { encode } from 'cborg'
 import { decodeCoseSign1, requireCoseAlg, sigStructure1, verifyCoseSign1, COSE_ALG } from '../../../src/verifiers/common/cose.js'
-import { decodeCborStrict } from '../../../src/verifiers/common/cbor.js'
+import { decodeCborStrict } from '../../../src/protocol/cbor.js'
 import { concatBytes, toHex } from '../../../src/util/bytes.js'
 import { errorCode } from '../../helpers/errors.js'
 

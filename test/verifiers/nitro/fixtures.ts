@@ -6,7 +6,7 @@ import { webcrypto, KeyObject, X509Certificate, sign as cryptoSign } from 'node:
 import * as x509 from '@peculiar/x509'
 import { encode } from 'cborg'
 import { sigStructure1 } from '../../../src/verifiers/common/cose.js'
-import { decodeCborStrict, type CborMap, type CborValue } from '../../../src/verifiers/common/cbor.js'
+import { decodeCborStrict, type CborMap, type CborValue } from '../../../src/protocol/cbor.js'
 import { decodeCoseSign1 } from '../../../src/verifiers/common/cose.js'
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])

@@ -7,7 +7,7 @@ import { readVector, readManifest } from '../../helpers/vectors.js'
 import { nitroVerifier } from '../../../src/verifiers/nitro/index.js'
 import { errorCodeOf } from '../../helpers/errors.js'
 import { concatBytes } from '../../../src/util/bytes.js'
-import type { CborMap, CborValue } from '../../../src/verifiers/common/cbor.js'
+import type { CborMap, CborValue } from '../../../src/protocol/cbor.js'
 import { decodeCoseSign1 } from '../../../src/verifiers/common/cose.js'
 import type { VerifyContext } from '../../../src/verifiers/types.js'
 import {

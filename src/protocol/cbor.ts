@@ -9,7 +9,7 @@
 // Every failure is an EvidenceMalformedError; nothing else escapes (stack overflows from deeply
 // nested input included).
 import { decode, Tokenizer, Type, encode, type Token } from 'cborg'
-import { EvidenceMalformedError } from '../../errors.js'
+import { EvidenceMalformedError } from './errors.js'
 
 export type CborKey = number | bigint | string
 export type CborMap = Map<CborKey, CborValue>
