@@ -1,15 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
-// keyward-allowlist: loads the exec-allowlist LSM program (allowlist.bpf.c), fills its map,
-// pins it under /sys/fs/bpf/keyward, and measures its state as docs/allowlist-state.md
-// specifies: 91-byte record, SHA-256 digest extended into the allowlist PCR (sha256 bank)
-// with tpm2_pcrextend, record appended to /run/keyward/allowlist.log.
+// keyward-allowlist: the exec-allowlist agent (docs/allowlist-state.md). `load` loads the LSM
+// program (allowlist.bpf.c), fills and freezes its maps, generates a P-256 statement key in
+// memory, extends two records into the allowlist PCR (sha256 bank) — LOAD (program tag, load
+// time, mode, allowlist digest, the key's public point) and SEPARATOR ("workload phase begins")
+// — and then stays in the foreground serving signed statements on a unix socket. It must be
+// started from the measured boot chain before any workload (the lab: the initramfs /init):
+// every record extended after the separator makes the state untrustworthy to the broker.
 //
-//   keyward-allowlist load --allowlist FILE [--mode enforce|audit] [common]
-//   keyward-allowlist status [--print-state] [common]
-//   keyward-allowlist update-denials [common]     re-measure if the state changed
+//   keyward-allowlist load --allowlist FILE [--mode enforce|audit] [--socket PATH] [common]
+//   keyward-allowlist statement --nonce HEX64 --jkt HEX64 [--socket PATH]
+//   keyward-allowlist status [--pin-dir DIR]
 //   keyward-allowlist unload [--pin-dir DIR]
-//   keyward-allowlist encode --allowlist FILE --mode M --tag HEX16 --denials N --load-time N
-//   common: [--pcr N | --no-pcr] [--log PATH] [--pin-dir DIR] [--tcti TCTI]
+//   keyward-allowlist encode --allowlist FILE --mode M --tag HEX16 --load-time N --denials N
+//                            --nonce HEX64 --jkt HEX64     (format cross-check, fresh key)
+//   common: [--pcr N | --no-pcr] [--pin-dir DIR] [--tcti TCTI]
+//
+// Socket protocol: the client writes 64 bytes (challenge nonce || key thumbprint, raw) and
+// reads one JSON line {"records": [hex, hex], "statement": hex} or {"error": "..."}.
 //
 // Allowlist file: sha256sum(1) format, one lowercase/uppercase 64-hex digest per line,
 // optionally followed by whitespace and a path (informational); '#' lines and blank lines
@@ -17,49 +24,78 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 
 #include "allowlist.skel.h"
 
 #define DIGEST_LEN 32
-#define RECORD_LEN 91
-#define LABEL "keyward-allowlist-state-v1" /* docs/allowlist-state.md: 26 bytes */
-#define MAX_ENTRIES 65536                  /* = KW_MAX_ENTRIES in allowlist.bpf.c */
+#define MAX_ENTRIES 65536 /* = KW_MAX_ENTRIES in allowlist.bpf.c */
 #define MODE_ENFORCE 1
 #define MODE_AUDIT 2
+/* docs/allowlist-state.md "Records" and "Statement". */
+#define RECORD_LABEL "keyward-allowlist-v2"            /* 20 bytes */
+#define RECORD_LEN 136
+#define KIND_LOAD 1
+#define KIND_SEPARATOR 2
+#define POINT_LEN 65                                    /* SEC1 uncompressed P-256 */
+#define STATEMENT_LABEL "keyward-allowlist-statement-v2" /* 30 bytes */
+#define STATEMENT_SIGNED 176
+#define STATEMENT_LEN 240
+#define CGROUP_DENIALS_UNKNOWN UINT64_MAX
+/* Run by absolute path with a fixed environment: never found through root's PATH. */
+#ifndef TPM2_PCREXTEND
+#define TPM2_PCREXTEND "/usr/bin/tpm2_pcrextend"
+#endif
+#define DEFAULT_SOCKET "/run/keyward/agent.sock"
 
 struct opts {
 	const char *allowlist;
-	const char *log;
 	const char *pin_dir;
+	const char *socket;
 	const char *tcti;
 	const char *tag_hex;
+	const char *nonce_hex;
+	const char *jkt_hex;
 	int pcr; /* -1: do not extend */
 	int mode;
-	int print_state;
+	int have_load_time, have_denials;
 	uint64_t denials;
 	uint64_t load_time;
 };
 
+/* What the kernel enforces now, read through the agent's own descriptors. */
 struct state {
 	uint8_t allowlist_digest[DIGEST_LEN];
 	uint8_t mode;
 	uint8_t tag[8];
 	uint64_t denials;
 	uint64_t load_time;
+	uint32_t link_id, prog_id;
 	size_t entries;
+};
+
+/* The loaded program's descriptors, held for the daemon's lifetime (unlinking pins does not
+ * detach a program whose link the agent holds). */
+struct live {
+	int prog, link, cfg, den, allow;
 };
 
 static void die(const char *fmt, ...)
@@ -182,38 +218,90 @@ static void put_u64be(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)v;
 }
 
-/* docs/allowlist-state.md "State record (91 bytes)". */
-static void encode_record(const struct state *s, uint8_t rec[RECORD_LEN])
+
+static void put_u32be(uint8_t *p, uint32_t v)
 {
-	memset(rec, 0, RECORD_LEN); /* separator at 26 and reserved 84..90 stay zero */
-	memcpy(rec, LABEL, 26);
-	memcpy(rec + 27, s->allowlist_digest, DIGEST_LEN);
-	rec[59] = s->mode;
-	memcpy(rec + 60, s->tag, 8);
-	put_u64be(rec + 68, s->denials);
-	put_u64be(rec + 76, s->load_time);
+	for (int i = 3; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
 }
 
-static void print_state(const struct state *s, int json)
+/* docs/allowlist-state.md "Records": LOAD carries the program and the agent's public point. */
+static void encode_load(const struct state *s, const uint8_t point[POINT_LEN], uint8_t rec[RECORD_LEN])
 {
-	uint8_t rec[RECORD_LEN], dig[DIGEST_LEN];
-	char rh[2 * RECORD_LEN + 1], dh[2 * DIGEST_LEN + 1], ah[2 * DIGEST_LEN + 1], th[17];
+	memset(rec, 0, RECORD_LEN);
+	memcpy(rec, RECORD_LABEL, 20);
+	rec[21] = KIND_LOAD;
+	memcpy(rec + 22, s->allowlist_digest, DIGEST_LEN);
+	rec[54] = s->mode;
+	memcpy(rec + 55, s->tag, 8);
+	put_u64be(rec + 63, s->load_time);
+	memcpy(rec + 71, point, POINT_LEN);
+}
 
-	encode_record(s, rec);
-	sha256(rec, RECORD_LEN, dig);
-	to_hex(rec, RECORD_LEN, rh);
-	to_hex(dig, DIGEST_LEN, dh);
-	if (!json) {
-		printf("record %s\ndigest %s\n", rh, dh);
-		return;
-	}
-	to_hex(s->allowlist_digest, DIGEST_LEN, ah);
-	to_hex(s->tag, 8, th);
-	printf("{\"mode\":\"%s\",\"entries\":%zu,\"allowlistDigest\":\"%s\",\"progTag\":\"%s\","
-	       "\"denials\":%llu,\"loadTime\":%llu,\"record\":\"%s\",\"stateDigest\":\"%s\"}\n",
-	       s->mode == MODE_ENFORCE ? "enforce" : s->mode == MODE_AUDIT ? "audit" : "unknown",
-	       s->entries, ah, th, (unsigned long long)s->denials, (unsigned long long)s->load_time,
-	       rh, dh);
+static void encode_separator(uint8_t rec[RECORD_LEN])
+{
+	memset(rec, 0, RECORD_LEN);
+	memcpy(rec, RECORD_LABEL, 20);
+	rec[21] = KIND_SEPARATOR;
+}
+
+/* Hook for per-cgroup counting (a `denials_by_cgroup` map, key u64 cgroup id, value u64): until
+ * the program keeps one, the statement says "unknown" and policies can only judge host-wide. */
+static uint64_t cgroup_denials(const struct live *l, uint64_t cgroup_id)
+{
+	(void)l;
+	(void)cgroup_id;
+	return CGROUP_DENIALS_UNKNOWN;
+}
+
+/* docs/allowlist-state.md "Statement": body (176 bytes) then r||s over SHA-256 of the body. */
+static int sign_statement(EVP_PKEY *key, const uint8_t nonce[32], const uint8_t jkt[32],
+			  const struct state *s, uint64_t cgroup_id, uint64_t cg_denials,
+			  uint8_t out[STATEMENT_LEN])
+{
+	unsigned char der[128];
+	const unsigned char *p = der;
+	size_t der_len = sizeof(der);
+	EVP_MD_CTX *ctx;
+	ECDSA_SIG *sig;
+	const BIGNUM *r, *sv;
+	int ok;
+
+	memset(out, 0, STATEMENT_LEN);
+	memcpy(out, STATEMENT_LABEL, 30);
+	memcpy(out + 31, nonce, 32);
+	memcpy(out + 63, jkt, 32);
+	memcpy(out + 95, s->allowlist_digest, DIGEST_LEN);
+	out[127] = s->mode;
+	memcpy(out + 128, s->tag, 8);
+	put_u64be(out + 136, s->load_time);
+	put_u64be(out + 144, s->denials);
+	put_u64be(out + 152, cgroup_id);
+	put_u64be(out + 160, cg_denials);
+	put_u32be(out + 168, s->link_id);
+	put_u32be(out + 172, s->prog_id);
+	if (!(ctx = EVP_MD_CTX_new()))
+		return -1;
+	ok = EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
+	     EVP_DigestSign(ctx, der, &der_len, out, STATEMENT_SIGNED) == 1;
+	EVP_MD_CTX_free(ctx);
+	if (!ok || !(sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len)))
+		return -1;
+	ECDSA_SIG_get0(sig, &r, &sv);
+	ok = BN_bn2binpad(r, out + STATEMENT_SIGNED, 32) == 32 && BN_bn2binpad(sv, out + STATEMENT_SIGNED + 32, 32) == 32;
+	ECDSA_SIG_free(sig);
+	return ok ? 0 : -1;
+}
+
+static EVP_PKEY *make_key(uint8_t point[POINT_LEN])
+{
+	EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	size_t n = 0;
+	if (!key || !EVP_PKEY_set_utf8_string_param(key, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "uncompressed") ||
+	    !EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point, POINT_LEN, &n) || n != POINT_LEN ||
+	    point[0] != 0x04)
+		die("generating the P-256 statement key failed");
+	return key;
 }
 
 static void pin_path(char *buf, size_t n, const char *dir, const char *name)
@@ -222,98 +310,76 @@ static void pin_path(char *buf, size_t n, const char *dir, const char *name)
 		die("pin path too long");
 }
 
-/* Reads the live state from the pinned program and maps (what the kernel enforces now). */
-static void read_live_state(const char *pin_dir, struct state *s)
+/* Reads the live state; returns an error message or NULL. */
+static const char *read_live_state(const struct live *l, struct state *s)
 {
-	char p[4096];
-	int prog, cfg, den, allow;
 	uint32_t zero = 0, mode = 0;
 	struct bpf_prog_info info;
-	uint32_t info_len = sizeof(info);
+	struct bpf_link_info link;
+	uint32_t info_len = sizeof(info), link_len = sizeof(link);
 	uint8_t key[DIGEST_LEN], next[DIGEST_LEN], (*d)[DIGEST_LEN];
 	size_t n = 0;
 	void *prev = NULL;
 
 	memset(s, 0, sizeof(*s));
-	pin_path(p, sizeof(p), pin_dir, "prog");
-	if ((prog = bpf_obj_get(p)) < 0)
-		die("no allowlist program pinned at %s (not loaded?): %s", p, strerror(errno));
 	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(prog, &info, &info_len))
-		die("bpf_obj_get_info_by_fd: %s", strerror(errno));
+	if (bpf_obj_get_info_by_fd(l->prog, &info, &info_len))
+		return "cannot read the program info";
 	memcpy(s->tag, info.tag, 8);
 	s->load_time = info.load_time; /* ns since boot (kernel: ktime_get_boottime_ns) */
-	close(prog);
-
-	pin_path(p, sizeof(p), pin_dir, "config");
-	if ((cfg = bpf_obj_get(p)) < 0 || bpf_map_lookup_elem(cfg, &zero, &mode))
-		die("cannot read %s: %s", p, strerror(errno));
+	s->prog_id = info.id;
+	if (l->link >= 0) {
+		memset(&link, 0, sizeof(link));
+		if (bpf_obj_get_info_by_fd(l->link, &link, &link_len))
+			return "cannot read the link info";
+		if (link.prog_id != info.id)
+			return "the LSM link is no longer attached to the measured program";
+		s->link_id = link.id;
+	}
+	if (bpf_map_lookup_elem(l->cfg, &zero, &mode))
+		return "cannot read the mode";
 	s->mode = (uint8_t)mode;
-	close(cfg);
-	pin_path(p, sizeof(p), pin_dir, "denials");
-	if ((den = bpf_obj_get(p)) < 0 || bpf_map_lookup_elem(den, &zero, &s->denials))
-		die("cannot read %s: %s", p, strerror(errno));
-	close(den);
-
-	pin_path(p, sizeof(p), pin_dir, "allowed");
-	if ((allow = bpf_obj_get(p)) < 0)
-		die("cannot open %s: %s", p, strerror(errno));
+	if (bpf_map_lookup_elem(l->den, &zero, &s->denials))
+		return "cannot read the denial counter";
 	d = malloc((size_t)MAX_ENTRIES * DIGEST_LEN);
 	if (!d)
-		die("out of memory");
-	while (n < MAX_ENTRIES && bpf_map_get_next_key(allow, prev, next) == 0) {
+		return "out of memory";
+	while (n < MAX_ENTRIES && bpf_map_get_next_key(l->allow, prev, next) == 0) {
 		memcpy(d[n++], next, DIGEST_LEN);
 		memcpy(key, next, DIGEST_LEN);
 		prev = key;
 	}
-	close(allow);
 	s->entries = sort_unique(d, n);
 	allowlist_digest(d, s->entries, s->allowlist_digest);
 	free(d);
+	return NULL;
 }
 
-/* Last record in the log, if any; returns 1 when found. */
-static int last_logged_record(FILE *log, uint8_t rec[RECORD_LEN], long *seq)
+static void extend_pcr(const struct opts *o, const uint8_t rec[RECORD_LEN])
 {
-	char *line = NULL, *r;
-	size_t cap = 0;
-	int found = 0;
-
-	*seq = -1;
-	rewind(log);
-	while (getline(&line, &cap, log) >= 0) {
-		if (!(r = strstr(line, "\"record\":\"")))
-			continue;
-		r += 10;
-		if (from_hex(r, strcspn(r, "\""), rec, RECORD_LEN) == 0) {
-			found = 1;
-			(*seq)++;
-		}
-	}
-	free(line);
-	return found;
-}
-
-static void extend_pcr(const struct opts *o, const uint8_t dig[DIGEST_LEN])
-{
-	char spec[128], dh[2 * DIGEST_LEN + 1];
+	char spec[128], dh[2 * DIGEST_LEN + 1], tcti[512];
+	char *env[] = { tcti, NULL };
+	uint8_t dig[DIGEST_LEN];
 	int status;
 	pid_t pid;
 
+	if (o->pcr < 0)
+		return;
+	sha256(rec, RECORD_LEN, dig);
 	to_hex(dig, DIGEST_LEN, dh);
 	snprintf(spec, sizeof(spec), "%d:sha256=%s", o->pcr, dh);
+	if ((size_t)snprintf(tcti, sizeof(tcti), "TPM2TOOLS_TCTI=%s", o->tcti ? o->tcti : "device:/dev/tpmrm0") >= sizeof(tcti))
+		die("--tcti too long");
 	pid = fork();
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
-		if (o->tcti)
-			setenv("TPM2TOOLS_TCTI", o->tcti, 1);
-		execlp("tpm2_pcrextend", "tpm2_pcrextend", spec, (char *)NULL);
-		fprintf(stderr, "keyward-allowlist: exec tpm2_pcrextend: %s\n", strerror(errno));
+		execve(TPM2_PCREXTEND, (char *[]){ TPM2_PCREXTEND, spec, NULL }, env);
+		fprintf(stderr, "keyward-allowlist: exec %s: %s\n", TPM2_PCREXTEND, strerror(errno));
 		_exit(127);
 	}
 	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		die("tpm2_pcrextend %s failed", spec);
+		die("%s %s failed", TPM2_PCREXTEND, spec);
 }
 
 static void mkdirs(const char *path)
@@ -332,45 +398,76 @@ static void mkdirs(const char *path)
 		}
 }
 
-/* Extend then append, under an exclusive lock on the log so PCR order equals log order.
- * Either step failing leaves PCR and log out of step, which the broker's replay denies. */
-static void measure(const struct opts *o, const struct state *s, int only_if_changed)
-{
-	uint8_t rec[RECORD_LEN], last[RECORD_LEN], dig[DIGEST_LEN];
-	char rh[2 * RECORD_LEN + 1];
-	long seq;
-	int fd, have_last;
-	FILE *log;
-
-	encode_record(s, rec);
-	sha256(rec, RECORD_LEN, dig);
-	mkdirs(o->log);
-	if ((fd = open(o->log, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
-		die("open %s: %s", o->log, strerror(errno));
-	if (flock(fd, LOCK_EX))
-		die("flock %s: %s", o->log, strerror(errno));
-	if (!(log = fdopen(fd, "a+")))
-		die("fdopen: %s", strerror(errno));
-	have_last = last_logged_record(log, last, &seq);
-	if (only_if_changed && have_last && memcmp(last, rec, RECORD_LEN) == 0) {
-		fclose(log);
-		printf("unchanged seq=%ld denials=%llu\n", seq, (unsigned long long)s->denials);
-		return;
-	}
-	if (o->pcr >= 0)
-		extend_pcr(o, dig);
-	to_hex(rec, RECORD_LEN, rh);
-	fprintf(log, "{\"seq\":%ld,\"record\":\"%s\"}\n", seq + 1, rh);
-	if (fflush(log) || fsync(fd))
-		die("append %s: %s", o->log, strerror(errno));
-	fclose(log);
-	if (only_if_changed)
-		printf("measured seq=%ld denials=%llu\n", seq + 1, (unsigned long long)s->denials);
-}
-
 static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	return level == LIBBPF_DEBUG ? 0 : vfprintf(stderr, fmt, ap);
+}
+
+static void reply(int fd, const char *line)
+{
+	size_t n = strlen(line), off = 0;
+	while (off < n) {
+		ssize_t w = write(fd, line + off, n - off);
+		if (w <= 0)
+			return;
+		off += (size_t)w;
+	}
+}
+
+/* One request: 64 bytes in (nonce || jkt), one JSON line out. */
+static void serve_one(int fd, EVP_PKEY *key, const struct live *l, const char records_hex[2][2 * RECORD_LEN + 1])
+{
+	uint8_t req[64], st[STATEMENT_LEN];
+	char sh[2 * STATEMENT_LEN + 1], line[2 * (2 * RECORD_LEN + 1) + sizeof(sh) + 64];
+	struct timeval tv = { .tv_sec = 5 };
+	struct state s;
+	const char *err;
+	size_t got = 0;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	while (got < sizeof(req)) {
+		ssize_t r = read(fd, req + got, sizeof(req) - got);
+		if (r <= 0)
+			return reply(fd, "{\"error\":\"expected 64 bytes: nonce || jkt\"}\n");
+		got += (size_t)r;
+	}
+	if ((err = read_live_state(l, &s))) {
+		snprintf(line, sizeof(line), "{\"error\":\"%s\"}\n", err);
+		return reply(fd, line);
+	}
+	/* Hook: the requester's cgroup (SO_PEERCRED pid -> cgroup id) once counts are kept per cgroup. */
+	if (sign_statement(key, req, req + 32, &s, 0, cgroup_denials(l, 0), st))
+		return reply(fd, "{\"error\":\"signing failed\"}\n");
+	to_hex(st, STATEMENT_LEN, sh);
+	snprintf(line, sizeof(line), "{\"records\":[\"%s\",\"%s\"],\"statement\":\"%s\"}\n", records_hex[0], records_hex[1], sh);
+	reply(fd, line);
+}
+
+static int listen_socket(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	mode_t old;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		die("--socket path too long");
+	strcpy(sa.sun_path, path);
+	mkdirs(path);
+	/* Replace only a stale socket, never follow or remove anything else. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			die("%s exists and is not a socket", path);
+		unlink(path);
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		die("socket: %s", strerror(errno));
+	old = umask(0117); /* srw-rw----: root and the socket's group */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 16))
+		die("bind %s: %s", path, strerror(errno));
+	umask(old);
+	return fd;
 }
 
 static void cmd_load(const struct opts *o)
@@ -378,21 +475,28 @@ static void cmd_load(const struct opts *o)
 	struct allowlist_bpf *skel;
 	struct bpf_link *link;
 	struct state s;
-	uint8_t(*d)[DIGEST_LEN], one = 1;
+	struct live l;
+	uint8_t(*d)[DIGEST_LEN], one = 1, point[POINT_LEN], load_rec[RECORD_LEN], sep_rec[RECORD_LEN];
+	char p[4096], records_hex[2][2 * RECORD_LEN + 1];
 	uint32_t zero = 0, mode = (uint32_t)o->mode;
-	char p[4096];
+	const char *err;
+	EVP_PKEY *key;
 	size_t n;
-	int allow, cfg, den;
+	int allow, cfg, den, sfd;
 
 	if (!o->allowlist)
 		die("load needs --allowlist FILE");
+	/* The statement key lives only in this process: keep it out of core dumps, swap and
+	 * same-uid ptrace (root is kept out by the LSM program, docs/allowlist-state.md). */
+	if (prctl(PR_SET_DUMPABLE, 0) || mlockall(MCL_CURRENT | MCL_FUTURE))
+		die("cannot protect the agent's memory: %s", strerror(errno));
 	n = read_allowlist(o->allowlist, &d);
 	mkdirs(o->pin_dir);
 	if (mkdir(o->pin_dir, 0700) && errno != EEXIST)
 		die("mkdir %s: %s", o->pin_dir, strerror(errno));
 	pin_path(p, sizeof(p), o->pin_dir, "prog");
 	if (access(p, F_OK) == 0)
-		die("already loaded (%s exists); unload first", p);
+		die("already loaded (%s exists): one load per boot", p);
 
 	if (!(skel = allowlist_bpf__open_and_load()))
 		die("loading the BPF program failed: %s", strerror(errno));
@@ -405,7 +509,7 @@ static void cmd_load(const struct opts *o)
 	if (bpf_map_update_elem(cfg, &zero, &mode, BPF_ANY))
 		die("setting the mode: %s", strerror(errno));
 	/* Freeze the maps against syscall writes: the allowlist, mode and counter can then
-	 * change only by unloading and loading again, which is measured. */
+	 * change only by loading again, which is a second load record (untrusted). */
 	if (bpf_map_freeze(allow) || bpf_map_freeze(cfg) || bpf_map_freeze(den))
 		die("bpf_map_freeze: %s", strerror(errno));
 
@@ -424,16 +528,88 @@ static void cmd_load(const struct opts *o)
 		die("attaching the LSM program: %s", strerror(errno));
 	PIN(link, bpf_link__pin, "link");
 #undef PIN
-
-	read_live_state(o->pin_dir, &s);
+	l = (struct live){ .prog = bpf_program__fd(skel->progs.keyward_exec_allowlist),
+			   .link = bpf_link__fd(link), .cfg = cfg, .den = den, .allow = allow };
+	if ((err = read_live_state(&l, &s)))
+		die("%s", err);
 	if (s.entries != n)
 		die("map holds %zu entries, file has %zu", s.entries, n);
-	measure(o, &s, 0);
-	print_state(&s, 1);
 	free(d);
-	bpf_link__disconnect(link); /* the pin keeps it attached after we exit */
-	bpf_link__destroy(link);
-	allowlist_bpf__destroy(skel);
+
+	key = make_key(point);
+	encode_load(&s, point, load_rec);
+	encode_separator(sep_rec);
+	/* The socket first (so the workload can connect as soon as it starts), then the records:
+	 * LOAD, then SEPARATOR. Nothing extended after the separator is trusted. */
+	sfd = listen_socket(o->socket);
+	extend_pcr(o, load_rec);
+	extend_pcr(o, sep_rec);
+	to_hex(load_rec, RECORD_LEN, records_hex[0]);
+	to_hex(sep_rec, RECORD_LEN, records_hex[1]);
+	printf("{\"mode\":\"%s\",\"entries\":%zu,\"loadRecord\":\"%s\",\"separator\":\"%s\",\"socket\":\"%s\"}\n",
+	       s.mode == MODE_ENFORCE ? "enforce" : "audit", s.entries, records_hex[0], records_hex[1], o->socket);
+	fflush(stdout);
+
+	signal(SIGPIPE, SIG_IGN);
+	for (;;) {
+		int c = accept4(sfd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			die("accept: %s", strerror(errno));
+		}
+		serve_one(c, key, &l, (const char(*)[2 * RECORD_LEN + 1])records_hex);
+		close(c);
+	}
+}
+
+static void cmd_statement(const struct opts *o)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	uint8_t req[64];
+	char buf[4096];
+	ssize_t r;
+	int fd;
+
+	if (!o->nonce_hex || !o->jkt_hex || from_hex(o->nonce_hex, strlen(o->nonce_hex), req, 32) ||
+	    from_hex(o->jkt_hex, strlen(o->jkt_hex), req + 32, 32))
+		die("statement needs --nonce HEX64 --jkt HEX64");
+	if (strlen(o->socket) >= sizeof(sa.sun_path))
+		die("--socket path too long");
+	strcpy(sa.sun_path, o->socket);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		die("connect %s: %s", o->socket, strerror(errno));
+	if (write(fd, req, sizeof(req)) != (ssize_t)sizeof(req))
+		die("write: %s", strerror(errno));
+	shutdown(fd, SHUT_WR);
+	while ((r = read(fd, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)r, stdout);
+	close(fd);
+}
+
+static void cmd_status(const struct opts *o)
+{
+	static const char *names[] = { "prog", "config", "denials", "allowed" };
+	int fds[4];
+	char p[4096], ah[2 * DIGEST_LEN + 1], th[17];
+	struct state s;
+	struct live l;
+	const char *err;
+
+	for (int i = 0; i < 4; i++) {
+		pin_path(p, sizeof(p), o->pin_dir, names[i]);
+		if ((fds[i] = bpf_obj_get(p)) < 0)
+			die("no allowlist pinned at %s (not loaded?): %s", p, strerror(errno));
+	}
+	l = (struct live){ .prog = fds[0], .link = -1, .cfg = fds[1], .den = fds[2], .allow = fds[3] };
+	if ((err = read_live_state(&l, &s)))
+		die("%s", err);
+	to_hex(s.allowlist_digest, DIGEST_LEN, ah);
+	to_hex(s.tag, 8, th);
+	printf("{\"mode\":\"%s\",\"entries\":%zu,\"allowlistDigest\":\"%s\",\"progTag\":\"%s\","
+	       "\"denials\":%llu,\"loadTime\":%llu,\"progId\":%u}\n",
+	       s.mode == MODE_ENFORCE ? "enforce" : s.mode == MODE_AUDIT ? "audit" : "unknown", s.entries, ah, th,
+	       (unsigned long long)s.denials, (unsigned long long)s.load_time, s.prog_id);
 }
 
 static void cmd_unload(const struct opts *o)
@@ -450,56 +626,70 @@ static void cmd_unload(const struct opts *o)
 	printf(missing == 5 ? "not loaded\n" : "unloaded\n");
 }
 
+/* Prints what a load would extend and a statement, with a fresh key: the format cross-check. */
 static void cmd_encode(const struct opts *o)
 {
 	struct state s;
-	uint8_t(*d)[DIGEST_LEN];
+	uint8_t(*d)[DIGEST_LEN], point[POINT_LEN], rec[RECORD_LEN], sep[RECORD_LEN], nonce[32], jkt[32], st[STATEMENT_LEN];
+	char lh[2 * RECORD_LEN + 1], sh[2 * RECORD_LEN + 1], sth[2 * STATEMENT_LEN + 1];
+	EVP_PKEY *key;
 
 	memset(&s, 0, sizeof(s));
-	if (!o->allowlist || !o->tag_hex || !o->mode)
-		die("encode needs --allowlist, --mode, --tag, --denials, --load-time");
+	if (!o->allowlist || !o->tag_hex || !o->mode || !o->have_load_time || !o->have_denials || !o->nonce_hex || !o->jkt_hex)
+		die("encode needs --allowlist, --mode, --tag, --load-time, --denials, --nonce, --jkt");
 	s.entries = read_allowlist(o->allowlist, &d);
 	allowlist_digest(d, s.entries, s.allowlist_digest);
 	free(d);
 	if (from_hex(o->tag_hex, strlen(o->tag_hex), s.tag, 8))
 		die("--tag must be 16 hex digits");
+	if (from_hex(o->nonce_hex, strlen(o->nonce_hex), nonce, 32) || from_hex(o->jkt_hex, strlen(o->jkt_hex), jkt, 32))
+		die("--nonce and --jkt must be 64 hex digits");
 	s.mode = (uint8_t)o->mode;
 	s.denials = o->denials;
 	s.load_time = o->load_time;
-	print_state(&s, !o->print_state);
+	key = make_key(point);
+	encode_load(&s, point, rec);
+	encode_separator(sep);
+	if (sign_statement(key, nonce, jkt, &s, 0, CGROUP_DENIALS_UNKNOWN, st))
+		die("signing failed");
+	to_hex(rec, RECORD_LEN, lh);
+	to_hex(sep, RECORD_LEN, sh);
+	to_hex(st, STATEMENT_LEN, sth);
+	printf("{\"records\":[\"%s\",\"%s\"],\"statement\":\"%s\"}\n", lh, sh, sth);
+	EVP_PKEY_free(key);
 }
 
-static uint64_t parse_u64(const char *v, const char *name)
+/* Strict decimal u64 within [0, max]: no sign, no blanks, no overflow. */
+static uint64_t parse_u64(const char *v, const char *name, uint64_t max)
 {
 	char *end;
+	unsigned long long x;
+	if (!*v || *v < '0' || *v > '9')
+		die("%s must be a decimal number", name);
 	errno = 0;
-	unsigned long long x = strtoull(v, &end, 10);
-	if (errno || *end || !*v || *v == '-')
-		die("%s must be a decimal u64", name);
+	x = strtoull(v, &end, 10);
+	if (errno || *end || x > max)
+		die("%s must be a decimal number up to %llu", name, (unsigned long long)max);
 	return x;
 }
 
 static void usage(void)
 {
-	fputs("usage: keyward-allowlist load|status|update-denials|unload|encode [options]\n"
-	      "  load --allowlist FILE [--mode enforce|audit]   (default enforce)\n"
-	      "  status [--print-state]   update-denials   unload\n"
-	      "  encode --allowlist FILE --mode M --tag HEX16 --denials N --load-time N [--print-state]\n"
-	      "  common: --pcr N (default 15) | --no-pcr, --log PATH (default "
-	      "/run/keyward/allowlist.log),\n"
-	      "          --pin-dir DIR (default /sys/fs/bpf/keyward), --tcti TCTI\n",
+	fputs("usage: keyward-allowlist load|statement|status|unload|encode [options]\n"
+	      "  load --allowlist FILE [--mode enforce|audit] [--socket PATH]   (default enforce, " DEFAULT_SOCKET ")\n"
+	      "  statement --nonce HEX64 --jkt HEX64 [--socket PATH]\n"
+	      "  status   unload\n"
+	      "  encode --allowlist FILE --mode M --tag HEX16 --load-time N --denials N --nonce HEX64 --jkt HEX64\n"
+	      "  common: --pcr N (0..23, default 15) | --no-pcr, --pin-dir DIR (default /sys/fs/bpf/keyward),\n"
+	      "          --tcti TCTI (default device:/dev/tpmrm0)\n",
 	      stderr);
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .log = "/run/keyward/allowlist.log",
-			  .pin_dir = "/sys/fs/bpf/keyward",
-			  .pcr = 15,
-			  .mode = 0 };
+	struct opts o = { .pin_dir = "/sys/fs/bpf/keyward", .socket = DEFAULT_SOCKET, .pcr = 15, .mode = 0 };
 	const char *cmd;
-	struct state s;
 
 	if (argc < 2)
 		usage();
@@ -509,23 +699,27 @@ int main(int argc, char **argv)
 #define ARG(name) (strcmp(a, name) == 0 && (v || (die("%s needs a value", name), 0)) && ++i)
 		if (ARG("--allowlist"))
 			o.allowlist = v;
-		else if (ARG("--log"))
-			o.log = v;
 		else if (ARG("--pin-dir"))
 			o.pin_dir = v;
+		else if (ARG("--socket"))
+			o.socket = v;
 		else if (ARG("--tcti"))
 			o.tcti = v;
 		else if (ARG("--tag"))
 			o.tag_hex = v;
-		else if (ARG("--denials"))
-			o.denials = parse_u64(v, "--denials");
-		else if (ARG("--load-time"))
-			o.load_time = parse_u64(v, "--load-time");
-		else if (ARG("--pcr")) {
-			o.pcr = (int)parse_u64(v, "--pcr");
-			if (o.pcr > 23)
-				die("--pcr must be 0..23");
-		} else if (ARG("--mode")) {
+		else if (ARG("--nonce"))
+			o.nonce_hex = v;
+		else if (ARG("--jkt"))
+			o.jkt_hex = v;
+		else if (ARG("--denials")) {
+			o.denials = parse_u64(v, "--denials", UINT64_MAX);
+			o.have_denials = 1;
+		} else if (ARG("--load-time")) {
+			o.load_time = parse_u64(v, "--load-time", UINT64_MAX);
+			o.have_load_time = 1;
+		} else if (ARG("--pcr"))
+			o.pcr = (int)parse_u64(v, "--pcr", 23);
+		else if (ARG("--mode")) {
 			if (!strcmp(v, "enforce") || !strcmp(v, "1"))
 				o.mode = MODE_ENFORCE;
 			else if (!strcmp(v, "audit") || !strcmp(v, "2"))
@@ -534,8 +728,6 @@ int main(int argc, char **argv)
 				die("--mode must be enforce or audit");
 		} else if (!strcmp(a, "--no-pcr"))
 			o.pcr = -1;
-		else if (!strcmp(a, "--print-state"))
-			o.print_state = 1;
 		else
 			usage();
 #undef ARG
@@ -545,13 +737,11 @@ int main(int argc, char **argv)
 		if (!o.mode)
 			o.mode = MODE_ENFORCE;
 		cmd_load(&o);
-	} else if (!strcmp(cmd, "status")) {
-		read_live_state(o.pin_dir, &s);
-		print_state(&s, !o.print_state);
-	} else if (!strcmp(cmd, "update-denials")) {
-		read_live_state(o.pin_dir, &s);
-		measure(&o, &s, 1);
-	} else if (!strcmp(cmd, "unload"))
+	} else if (!strcmp(cmd, "statement"))
+		cmd_statement(&o);
+	else if (!strcmp(cmd, "status"))
+		cmd_status(&o);
+	else if (!strcmp(cmd, "unload"))
 		cmd_unload(&o);
 	else if (!strcmp(cmd, "encode"))
 		cmd_encode(&o);

@@ -10,7 +10,7 @@ import type { TpmCollector } from './collectors/tpm.js'
 import { ClientClosedError, ClientConfigError, DeniedError, ProtocolError, isKeywardError } from './errors.js'
 import { createHttpClient, type HttpClient, type TlsOptions } from './http.js'
 import { createCollector, detectPlatform, type CollectorOptions } from './platform.js'
-import { readRuntimeStateFile, runtimeStateDigest, type RuntimeState, type RuntimeStateSource } from './runtime-state.js'
+import { requestAgentStatement, runtimeStateDigest, type RuntimeState, type RuntimeStateSource } from './runtime-state.js'
 import { createSessionKey, type KeyAlg, type SessionKey } from './session-key.js'
 
 export interface ClientOptions {
@@ -30,8 +30,8 @@ export interface ClientOptions {
   timeoutMs?: number
   /** Retries on network errors, timeouts and 5xx (default 3). Never on a 4xx. */
   retries?: number
-  /** Runtime state (allowlist records) to present, or a file path re-read before each attestation. */
-  runtimeState?: RuntimeStateSource | string
+  /** Runtime state: the allowlist agent's socket path, or a provider; asked before each attestation. */
+  runtimeState?: RuntimeStateSource
   /** Progress lines (never secrets). */
   onProgress?: (line: string) => void
   /** Backoff tuning, mostly for tests. */
@@ -144,11 +144,11 @@ export function createClient(o: ClientOptions): KeywardClient {
     return collectorP
   }
 
-  async function runtimeState(): Promise<RuntimeState | undefined> {
+  /** Asked afresh for every attestation: the agent signs its current state for this nonce and key. */
+  async function runtimeState(nonce: Uint8Array, jkt: Uint8Array): Promise<RuntimeState | undefined> {
     const s = o.runtimeState
     if (s === undefined) return undefined
-    if (typeof s === 'string') return readRuntimeStateFile(s)
-    return typeof s === 'function' ? s() : s
+    return typeof s === 'string' ? requestAgentStatement(s, { nonce, jkt }) : s({ nonce, jkt })
   }
 
   function live(): void {
@@ -156,7 +156,8 @@ export function createClient(o: ClientOptions): KeywardClient {
   }
 
   async function buildRequest(nonce: Uint8Array): Promise<EvidenceRequest> {
-    const [key, col, state] = await Promise.all([sessionKey(), collector(), runtimeState()])
+    const [key, col] = await Promise.all([sessionKey(), collector()])
+    const state = await runtimeState(nonce, key.jktBytes)
     const binding = bindingDigest(nonce, key.jktBytes, runtimeStateDigest(state) ?? ZERO_STATE)
     const evidence = await col.collect({ binding, nonce, publicKeyDer: key.spki })
     return {
