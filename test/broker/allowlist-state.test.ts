@@ -46,7 +46,7 @@ spec:
 `
 
 /** The fixed messages of ERR_ALLOWLIST_UNTRUSTED, one per reason (src/policy/allowlist-state.ts). */
-const WHY: Record<string, RegExp> = {
+const WHY = {
   'after-separator': /record 2 was extended after the separator/,
   'no-agent': /no agent measured this boot/,
   'second-load': /record 1 is a second load record/,
@@ -54,7 +54,7 @@ const WHY: Record<string, RegExp> = {
   'statement-signature': /not signed by the agent key/,
   'statement-binding': /another challenge or key/,
   'statement-program': /another program/,
-}
+} as const
 
 interface Case {
   /** Records extended into the allowlist PCR, in order. */

@@ -42,7 +42,7 @@ const NONCE = new Uint8Array(randomBytes(32))
 const JKT = new Uint8Array(randomBytes(32))
 
 /** PCR after extending each record's SHA-256 from 32 zero bytes. */
-const pcrOf = (records: Uint8Array[]): string => records.reduce((p, r) => h(p, h(r)), Buffer.alloc(32)).toString('hex')
+const pcrOf = (records: Uint8Array[]): string => records.reduce<Buffer>((p, r) => h(p, h(r)), Buffer.alloc(32)).toString('hex')
 
 describe('allowlist digest', () => {
   it('hashes the distinct entries sorted bytewise', () => {
@@ -144,7 +144,7 @@ describe('judging the state', () => {
     const other = makeAgent(PROGRAM)
     expect(reason(() => judge(agent.records, other.statement(NONCE, JKT)))).toBe('statement-signature')
     const flipped = agent.statement(NONCE, JKT)
-    flipped[239] ^= 1
+    flipped[239] = flipped[239]! ^ 1
     expect(reason(() => judge(agent.records, flipped))).toBe('statement-signature')
     expect(reason(() => judge(agent.records, agent.statement(new Uint8Array(32), JKT)))).toBe('statement-binding')
     expect(reason(() => judge(agent.records, agent.statement(NONCE, new Uint8Array(32))))).toBe('statement-binding')
