@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { startHarness, type Harness } from './harness.js'
+import { startHarness, testOnlyNitroCollector, type Harness } from './harness.js'
 import * as A from '../../src/broker/admin-services.js'
 import { startSwtpm, tpmTool, type Swtpm } from '../enclave-client/helpers/swtpm.js'
 import { createClient, type KeywardClient } from '../../enclave-client/src/client.js'
@@ -169,6 +169,15 @@ describe.each(['sqlite', 'postgres'] as const)('exec-allowlist state through /v1
     const otherProgram = await attest(honest({ mode: 'audit' }))
     expect(otherProgram.body).toMatchObject({ code: 'ERR_ALLOWLIST_UNTRUSTED', message: expect.stringMatching(WHY['statement-program']) })
   }, 120_000)
+
+  it('on Nitro (and SEV-SNP) allowlist state is refused: no register the agent writes before the workload', async () => {
+    const nitro = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), runtimeState: async (q) => agent.runtimeState(q.nonce, q.jkt), retries: 0 })
+    const body = await nitro.evidence()
+    await nitro.close()
+    const res = await fetch(`${h.url}/v1/attest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    expect(res.status).toBe(403)
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('ERR_ALLOWLIST_UNATTESTED')
+  }, 60_000)
 
   it('a captured request with its statement cannot be replayed', async () => {
     current = honest()
