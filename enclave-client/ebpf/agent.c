@@ -3,7 +3,8 @@
 // program (allowlist.bpf.c), fills and freezes its maps, generates a P-256 statement key in
 // memory, extends two records into the allowlist PCR (sha256 bank) — LOAD (program tag, load
 // time, mode, allowlist digest, the key's public point) and SEPARATOR ("workload phase begins")
-// — and then stays in the foreground serving signed statements on a unix socket. It must be
+// — and then stays in the foreground serving signed statements on a unix socket. A second LSM
+// hook (ptrace_access_check) keeps every other process out of the agent's memory. It must be
 // started from the measured boot chain before any workload (the lab: the initramfs /init):
 // every record extended after the separator makes the state untrustworthy to the broker.
 //
@@ -478,11 +479,12 @@ static void cmd_load(const struct opts *o)
 	struct live l;
 	uint8_t(*d)[DIGEST_LEN], one = 1, point[POINT_LEN], load_rec[RECORD_LEN], sep_rec[RECORD_LEN];
 	char p[4096], records_hex[2][2 * RECORD_LEN + 1];
-	uint32_t zero = 0, mode = (uint32_t)o->mode;
+	uint32_t zero = 0, mode = (uint32_t)o->mode, self;
+	struct bpf_link *protect;
 	const char *err;
 	EVP_PKEY *key;
 	size_t n;
-	int allow, cfg, den, sfd;
+	int allow, cfg, den, agent_map, sfd;
 
 	if (!o->allowlist)
 		die("load needs --allowlist FILE");
@@ -503,14 +505,18 @@ static void cmd_load(const struct opts *o)
 	allow = bpf_map__fd(skel->maps.kw_allowed);
 	cfg = bpf_map__fd(skel->maps.kw_config);
 	den = bpf_map__fd(skel->maps.kw_denials);
+	agent_map = bpf_map__fd(skel->maps.kw_agent);
 	for (size_t i = 0; i < n; i++)
 		if (bpf_map_update_elem(allow, d[i], &one, BPF_NOEXIST))
 			die("filling the allowlist map: %s", strerror(errno));
 	if (bpf_map_update_elem(cfg, &zero, &mode, BPF_ANY))
 		die("setting the mode: %s", strerror(errno));
+	self = (uint32_t)getpid();
+	if (bpf_map_update_elem(agent_map, &zero, &self, BPF_ANY))
+		die("recording the agent's pid: %s", strerror(errno));
 	/* Freeze the maps against syscall writes: the allowlist, mode and counter can then
 	 * change only by loading again, which is a second load record (untrusted). */
-	if (bpf_map_freeze(allow) || bpf_map_freeze(cfg) || bpf_map_freeze(den))
+	if (bpf_map_freeze(allow) || bpf_map_freeze(cfg) || bpf_map_freeze(den) || bpf_map_freeze(agent_map))
 		die("bpf_map_freeze: %s", strerror(errno));
 
 #define PIN(obj, fn, name)                                                  \
@@ -527,6 +533,11 @@ static void cmd_load(const struct opts *o)
 	if (!link)
 		die("attaching the LSM program: %s", strerror(errno));
 	PIN(link, bpf_link__pin, "link");
+	/* Before the key exists: nothing but the agent can read its memory from here on. */
+	protect = bpf_program__attach_lsm(skel->progs.keyward_protect_agent);
+	if (!protect)
+		die("attaching the ptrace guard: %s", strerror(errno));
+	PIN(protect, bpf_link__pin, "link-protect");
 #undef PIN
 	l = (struct live){ .prog = bpf_program__fd(skel->progs.keyward_exec_allowlist),
 			   .link = bpf_link__fd(link), .cfg = cfg, .den = den, .allow = allow };
@@ -614,7 +625,7 @@ static void cmd_status(const struct opts *o)
 
 static void cmd_unload(const struct opts *o)
 {
-	static const char *names[] = { "link", "prog", "allowed", "config", "denials" };
+	static const char *names[] = { "link", "link-protect", "prog", "allowed", "config", "denials" };
 	char p[4096];
 	int missing = 0;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -623,7 +634,7 @@ static void cmd_unload(const struct opts *o)
 			missing++;
 	}
 	rmdir(o->pin_dir);
-	printf(missing == 5 ? "not loaded\n" : "unloaded\n");
+	printf(missing == 6 ? "not loaded\n" : "unloaded\n");
 }
 
 /* Prints what a load would extend and a statement, with a fresh key: the format cross-check. */

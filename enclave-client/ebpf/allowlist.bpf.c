@@ -6,6 +6,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 
 #define EPERM 1
 #define KW_MODE_OFF 0     /* not configured yet: allow, count nothing */
@@ -69,4 +70,33 @@ int BPF_PROG(keyward_exec_allowlist, struct linux_binprm *bprm, int ret)
 	if (count)
 		__sync_fetch_and_add(count, 1);
 	return *mode == KW_MODE_AUDIT ? 0 : -EPERM; /* unknown mode: fail closed */
+}
+
+/* ---- Protecting the agent's statement key (docs/allowlist-state.md) ----------------------
+ * The agent signs statements with a key that lives only in its memory. Every way into another
+ * process's memory — PTRACE_ATTACH, /proc/<pid>/mem and /maps, process_vm_readv/writev — goes
+ * through ptrace_may_access() and so this hook: only the agent itself may reach the agent. */
+
+/* [0] = tgid of the agent that loaded this program; 0 = none. Written before attach, frozen. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} kw_agent SEC(".maps");
+
+SEC("lsm/ptrace_access_check")
+int BPF_PROG(keyward_protect_agent, struct task_struct *child, unsigned int mode, int ret)
+{
+	__u32 zero = 0;
+	__u32 *agent;
+
+	if (ret != 0)
+		return ret;
+	agent = bpf_map_lookup_elem(&kw_agent, &zero);
+	if (!agent || *agent == 0 || BPF_CORE_READ(child, tgid) != (int)*agent)
+		return 0;
+	if ((__u32)(bpf_get_current_pid_tgid() >> 32) == *agent)
+		return 0;
+	return -EPERM;
 }

@@ -76,10 +76,12 @@ beforeAll(async () => {
   const cache = process.env.KEYWARD_LAB_CACHE ?? join(REPO_ROOT, '.lab-cache')
   const bins = ['/bin/busybox', process.execPath, '/usr/bin/tpm2', join(cache, 'ebpf/keyward-allowlist')]
   approved = toHex(allowlistDigest(bins.map((f) => sha256(readFileSync(f)))))
-  const [b1, b2] = await Promise.all([broker(), broker()])
-  lab = await runLab('exec-allowlist', { agent: 'enforce', nonce: nonce.toString('hex'), broker_port: String(b1!.port) }, { relay: b1!.url, guest })
-  bare = await runLab('exec-allowlist', { agent: 'none', broker_port: String(b2!.port) }, { relay: b2!.url, guest })
-})
+  // One after the other: the first builds the cached swtpm template both use.
+  const b1 = await broker()
+  const b2 = await broker()
+  lab = await runLab('exec-allowlist', { agent: 'enforce', nonce: nonce.toString('hex'), broker_port: String(b1.port) }, { relay: b1.url, guest })
+  bare = await runLab('exec-allowlist', { agent: 'none', broker_port: String(b2.port) }, { relay: b2.url, guest })
+}, 1_200_000) // two boots
 
 afterAll(async () => {
   await Promise.all(brokers.map((b) => b.stop()))
@@ -95,6 +97,14 @@ describe('lab: the agent started by the initramfs enforces the allowlist in the 
     expect(lab.text('enforce-listed.rc').trim()).toBe('0')
     expect(lab.json<AgentStatus>('status-start.json').denials).toBe(0)
     expect(lab.json<AgentStatus>('status-enforce.json')).toMatchObject({ mode: 'enforce', entries: 4, denials: 2 })
+  })
+
+  it("root in the guest cannot open the agent's memory (the key), while other processes' open", () => {
+    for (const f of ['mem', 'maps']) {
+      expect(lab.text(`agent-${f}.rc`).trim(), f).not.toBe('0')
+      expect(lab.text(`agent-${f}.err`), f).toMatch(/can't open|Permission denied|not permitted/)
+      expect(lab.text(`other-${f}.rc`).trim(), f).toBe('0')
+    }
   })
 
   it("the load record carries the kernel's program and the declared allowlist; the separator follows", () => {

@@ -62,6 +62,12 @@ kw_step run-approved run --runtime-state $SOCK --renew-interval 0 \
   /bin/sh -c 'printf %s "$LAB_SECRET" > /tmp/out/child-env.txt; cat /run/secrets/lab-secret > /tmp/out/child-file.txt; stat -c %a /run/secrets/lab-secret > /tmp/out/child-file-mode.txt'
 probe enforce
 $AG status > "$OUT/status-enforce.json" || exit 11
+# Root reaches for the agent's key: its /proc/<pid>/mem and /maps are refused (ptrace guard);
+# the same opens on another process succeed.
+for f in mem maps; do
+  ( exec 3< "/proc/$KW_AGENT_PID/$f" ) 2> "$OUT/agent-$f.err"; echo $? > "$OUT/agent-$f.rc"
+  ( exec 3< "/proc/$KW_SHIM_PID/$f" ) 2> "$OUT/other-$f.err"; echo $? > "$OUT/other-$f.rc"
+done
 # No update step: the agent reads the counter when asked for the statement.
 kw_step attest-denials attest --runtime-state $SOCK
 # The agent signs for any nonce; the host judges one (statement + quote over PCR 15).
