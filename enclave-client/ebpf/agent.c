@@ -9,6 +9,7 @@
 // every record extended after the separator makes the state untrustworthy to the broker.
 //
 //   keyward-allowlist load --allowlist FILE [--mode enforce|audit] [--socket PATH] [common]
+//   keyward-allowlist separator [--pcr N] [--tcti TCTI]   boot chain without an agent: close the phase
 //   keyward-allowlist statement --nonce HEX64 --jkt HEX64 [--socket PATH]
 //   keyward-allowlist status [--pin-dir DIR]
 //   keyward-allowlist unload [--pin-dir DIR]
@@ -574,6 +575,18 @@ static void cmd_load(const struct opts *o)
 	}
 }
 
+/* A boot chain that starts no agent still closes the pre-workload phase, so that a workload
+ * cannot be the first to extend a LOAD record (docs/allowlist-state.md). */
+static void cmd_separator(const struct opts *o)
+{
+	uint8_t rec[RECORD_LEN];
+	char rh[2 * RECORD_LEN + 1];
+	encode_separator(rec);
+	extend_pcr(o, rec);
+	to_hex(rec, RECORD_LEN, rh);
+	printf("{\"separator\":\"%s\"}\n", rh);
+}
+
 static void cmd_statement(const struct opts *o)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -686,8 +699,9 @@ static uint64_t parse_u64(const char *v, const char *name, uint64_t max)
 
 static void usage(void)
 {
-	fputs("usage: keyward-allowlist load|statement|status|unload|encode [options]\n"
+	fputs("usage: keyward-allowlist load|separator|statement|status|unload|encode [options]\n"
 	      "  load --allowlist FILE [--mode enforce|audit] [--socket PATH]   (default enforce, " DEFAULT_SOCKET ")\n"
+	      "  separator   (a boot chain without an agent closes the pre-workload phase)\n"
 	      "  statement --nonce HEX64 --jkt HEX64 [--socket PATH]\n"
 	      "  status   unload\n"
 	      "  encode --allowlist FILE --mode M --tag HEX16 --load-time N --denials N --nonce HEX64 --jkt HEX64\n"
@@ -750,6 +764,8 @@ int main(int argc, char **argv)
 		cmd_load(&o);
 	} else if (!strcmp(cmd, "statement"))
 		cmd_statement(&o);
+	else if (!strcmp(cmd, "separator"))
+		cmd_separator(&o);
 	else if (!strcmp(cmd, "status"))
 		cmd_status(&o);
 	else if (!strcmp(cmd, "unload"))

@@ -49,6 +49,7 @@ spec:
 const WHY = {
   'after-separator': /record 2 was extended after the separator/,
   'no-agent': /no agent measured this boot/,
+  'no-load-record': /first allowlist record is not a load record/,
   'second-load': /record 1 is a second load record/,
   'no-separator': /no separator/,
   'statement-signature': /not signed by the agent key/,
@@ -148,6 +149,13 @@ describe.each(['sqlite', 'postgres'] as const)('exec-allowlist state through /v1
     const none = await attest({ extended: [], present: () => undefined })
     expect(none.body.code).toBe('ERR_POLICY_DENIED')
     expect(JSON.stringify(none.body)).toContain('allowlist-present')
+  }, 60_000)
+
+  it('no agent, the boot chain extended a separator alone: a workload that loads its own agent is refused', async () => {
+    const forger = makeAgent(PROGRAM)
+    const records = [agent.separator, forger.load, forger.separator]
+    const r = await attest({ extended: records, present: (q) => ({ allowlist: { records: records.map(toHex), statement: toHex(forger.statement(q.nonce, q.jkt)) } }) })
+    expect(r.body).toMatchObject({ code: 'ERR_ALLOWLIST_UNTRUSTED', message: expect.stringMatching(WHY['no-load-record']) })
   }, 60_000)
 
   it('a second load record, or a missing separator, is refused', async () => {

@@ -3,7 +3,8 @@
 // guest kernel (BPF LSM + IMA), extends LOAD and SEPARATOR into PCR 15 and serves signed
 // statements. keyward-client in the guest attests through the virtio-serial relay against
 // `keyward serve`, asking the agent for a fresh statement each time; root in the guest then
-// forges its own agent. Boot 2 (kw.agent=none): no agent at boot, root forges. Scenario 3:
+// forges its own agent. Boot 2 (kw.agent=none): no agent at boot (/init extends the separator
+// alone), root forges. Scenario 3:
 // `keyward-client run` starts its child with the secret.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
@@ -179,8 +180,21 @@ describe('lab: no agent at boot, root in the guest forges', () => {
     expect(o.failures!.map((f) => f.condition)).toContain('allowlist-replayed')
   })
 
-  it('its own signed statement without boot records is ERR_ALLOWLIST_UNTRUSTED', () => {
+  it('/init closed the pre-workload phase with a separator alone', () => {
+    expect(decodeRecord(fromHex(bare.json<{ separator: string }>('separator.json').separator)!)).toEqual({ kind: 'separator' })
+  })
+
+  it('its own signed statement without boot records does not replay (PCR 15 holds the separator)', () => {
     expect(bare.text('attest-norecords.rc').trim()).toBe('1')
-    expect(out(bare, 'attest-norecords').code).toBe('ERR_ALLOWLIST_UNTRUSTED')
+    expect(out(bare, 'attest-norecords').code).toBe('ERR_ALLOWLIST_REPLAY')
+  })
+
+  it('its own agent (enforce, approved, 0 denials) started by the workload is denied', () => {
+    expect(bare.json<LoadOut>('forged-load.json')).toMatchObject({ mode: 'enforce', entries: 4 })
+    // Presented after /init's separator: untrusted.
+    expect(bare.text('attest-selfload.rc').trim()).toBe('1')
+    expect(out(bare, 'attest-selfload').code).toBe('ERR_ALLOWLIST_UNTRUSTED')
+    // Its own records only: they do not replay to PCR 15.
+    expect(out(bare, 'attest-selfload-own').code).toBe('ERR_ALLOWLIST_REPLAY')
   })
 })

@@ -5,8 +5,10 @@
 //       separator), with the forger's statement: the best a forger can do with an agent present
 //   node /lab/forge.mjs norecords FORGED.sock LISTEN.sock
 //       the forger's statement with no records at all: "there is no agent, trust my key"
+//   node /lab/forge.mjs withsep SEPARATOR.json FORGED.sock LISTEN.sock
+//       no agent at boot: the separator /init extended, then the forger's records and statement
 import { createConnection, createServer } from 'node:net'
-import { unlinkSync } from 'node:fs'
+import { readFileSync, unlinkSync } from 'node:fs'
 
 const [mode, ...socks] = process.argv.slice(2)
 const ask = (path, req) =>
@@ -19,7 +21,8 @@ const ask = (path, req) =>
   })
 const listen = socks.at(-1)
 try { unlinkSync(listen) } catch {}
-createServer((c) => {
+// allowHalfOpen: the client half-closes after its 64 bytes and waits for the answer.
+createServer({ allowHalfOpen: true }, (c) => {
   const chunks = []
   c.on('data', (d) => chunks.push(d))
   c.on('end', async () => {
@@ -28,6 +31,9 @@ createServer((c) => {
     if (mode === 'merge') {
       const [real, forged] = await Promise.all([ask(socks[0], req), ask(socks[1], req)])
       out = { records: [...real.records, ...forged.records], statement: forged.statement }
+    } else if (mode === 'withsep') {
+      const forged = await ask(socks[1], req)
+      out = { records: [JSON.parse(readFileSync(socks[0], 'utf8')).separator, ...forged.records], statement: forged.statement }
     } else {
       const forged = await ask(socks[0], req)
       out = { records: [], statement: forged.statement }

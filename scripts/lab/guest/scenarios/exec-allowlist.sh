@@ -10,11 +10,12 @@
 #   the separator                     -> ERR_ALLOWLIST_UNTRUSTED (or ERR_ALLOWLIST_REPLAY when
 #                                        it leaves the real records out)
 #   an extend missing from the log    -> ERR_ALLOWLIST_REPLAY
-# With kw.agent=none no agent ran at boot; root in the workload forges:
+# With kw.agent=none no agent ran at boot and /init extended the SEPARATOR alone; root in the
+# workload forges:
 #   nothing presented                 -> denied by the allowlist conditions
-#   its own statement, no records     -> ERR_ALLOWLIST_UNTRUSTED
-#   its own agent started now (its records are the first in PCR 15) -> see docs/allowlist-state.md
-#                                        "What the state proves": only the boot-chain pin catches it
+#   its own statement, no records     -> ERR_ALLOWLIST_REPLAY (PCR 15 is not zero)
+#   its own agent started now, presented after /init's separator -> ERR_ALLOWLIST_UNTRUSTED,
+#   or with its own records only      -> ERR_ALLOWLIST_REPLAY
 set -u
 . /lab/lib.sh
 AG=keyward-allowlist
@@ -46,9 +47,12 @@ if [ "${KW_AGENT:-none}" = none ]; then
   probe noagent
   kw_step attest-nothing attest
   forged_agent || exit 30
+  cp /run/keyward/separator.json "$OUT/separator.json"
   forge_proxy norecords /tmp/forged.sock /tmp/norecords.sock
   kw_step attest-norecords attest --runtime-state /tmp/norecords.sock
-  kw_step attest-selfload attest --runtime-state /tmp/forged.sock
+  forge_proxy withsep /run/keyward/separator.json /tmp/forged.sock /tmp/withsep.sock
+  kw_step attest-selfload attest --runtime-state /tmp/withsep.sock
+  kw_step attest-selfload-own attest --runtime-state /tmp/forged.sock
   kill "$KW_SHIM_PID"
   exit 0
 fi
