@@ -80,9 +80,9 @@ beforeAll(async () => {
   // One after the other: the first builds the cached swtpm template both use.
   const b1 = await broker()
   const b2 = await broker()
-  lab = await runLab('exec-allowlist', { agent: 'enforce', nonce: nonce.toString('hex'), broker_port: String(b1.port) }, { relay: b1.url, guest })
-  bare = await runLab('exec-allowlist', { agent: 'none', broker_port: String(b2.port) }, { relay: b2.url, guest })
-}, 1_200_000) // two boots
+  lab = await runLab('exec-allowlist', { agent: 'enforce', nonce: nonce.toString('hex'), broker_port: String(b1.port) }, { relay: b1.url, guest, timeoutS: 600 })
+  bare = await runLab('exec-allowlist', { agent: 'none', broker_port: String(b2.port) }, { relay: b2.url, guest, timeoutS: 600 })
+}, 2_400_000) // two boots, slow under TCG on a loaded host
 
 afterAll(async () => {
   await Promise.all(brokers.map((b) => b.stop()))
