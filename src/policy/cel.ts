@@ -38,6 +38,7 @@ function buildEnvironment(): Environment {
         loadTime: 'int',
         replayed: 'bool',
         stateDigest: 'string',
+        cgroupDenials: 'int',
       },
     })
     .registerVariable('now', 'google.protobuf.Timestamp')
