@@ -11,7 +11,7 @@ import { parseAttest, parseSignature, parseTpmPublic, parsePcrsFile, parseAkPubl
 import { parseEventLog } from '../src/verifiers/tpm/eventlog.js'
 import { parseNitroDocument } from '../src/verifiers/nitro/parse.js'
 import { decodeCborStrict } from '../src/protocol/cbor.js'
-import { decodeAllowlistState } from '../src/policy/allowlist-state.js'
+import { decodeRecord, decodeStatement } from '../src/policy/allowlist-state.js'
 import { compilePolicy } from '../src/policy/engine.js'
 import { parseCertificate } from '../src/verifiers/common/x509.js'
 
@@ -40,7 +40,8 @@ const TARGETS: Target[] = [
   { name: 'nitro-document', seeds: files('nitro', /\.cbor$/), run: parseNitroDocument },
   { name: 'cbor', seeds: files('nitro', /\.cbor$/), run: (b) => decodeCborStrict(b, { allowIndefiniteMaps: true }) },
   { name: 'x509', seeds: files('sev-snp', /\.der$/), run: (b) => parseCertificate(b) },
-  { name: 'allowlist-record', seeds: [new Uint8Array(91)], run: decodeAllowlistState },
+  { name: 'allowlist-record', seeds: [new Uint8Array(136)], run: (b) => decodeRecord(b) },
+  { name: 'allowlist-statement', seeds: [new Uint8Array(240)], run: decodeStatement },
   {
     name: 'policy-yaml',
     seeds: readdirSync(join(ROOT, 'policies')).map((f) => new Uint8Array(readFileSync(join(ROOT, 'policies', f)))),

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 // keyward exec allowlist: BPF LSM programs that refuse to run code from any file whose SHA-256
-// (from IMA) is not in the `kw_allowed` map, and that keep other BPF users away from the maps
-// the measured state is read from. Layout of the maps is shared with agent.c; what each hook
+// (from IMA) is not in the `kw_allowed` map, that keep other BPF users away from the maps
+// the agent's statements are read from, and that keep every other process out of the agent's
+// memory (its statement key). Layout of the maps is shared with agent.c; what each hook
 // covers and what it does not is in docs/allowlist-state.md ("What the kernel hook covers").
 // GPL is required: bpf_ima_file_hash is GPL-only.
 #include "vmlinux.h"
@@ -32,7 +33,9 @@ struct kw_digest {
 /* Written by the agent (syscall) before the maps are frozen and the programs attached. */
 struct kw_config {
 	__u32 mode;
-	__u32 reserved;
+	/* tgid of the agent that loaded the programs: the only process that may reach its
+	 * memory (keyward_protect_agent). */
+	__u32 agent_tgid;
 	/* The agent's executable (inode number, kernel dev_t): the only program that may open
 	 * these maps once loaded (see kw_bpf_map). */
 	__u64 agent_ino;
@@ -214,8 +217,7 @@ int BPF_PROG(keyward_file_mprotect, struct vm_area_struct *vma, unsigned long re
  * can write it (an array of maps, a map iterator, a socket filter run by test_run). Every
  * descriptor is created through security_bpf_map (map creation, BPF_OBJ_GET of a pin,
  * BPF_MAP_GET_FD_BY_ID), so once configured no process but the agent's executable gets one,
- * and never a writable one. Independent of mode: audit mode's counts must hold as well.
- * (A hook protecting the agent process itself belongs in a section of its own.) */
+ * and never a writable one. Independent of mode: audit mode's counts must hold as well. */
 SEC("lsm/bpf_map")
 int BPF_PROG(keyward_bpf_map, struct bpf_map *map, fmode_t fmode, int ret)
 {
@@ -244,3 +246,22 @@ int BPF_PROG(keyward_bpf_map, struct bpf_map *map, fmode_t fmode, int ret)
 	return 0;
 }
 /* ---- end of map protection ---------------------------------------------------------------- */
+
+/* ---- protecting the agent's statement key (docs/allowlist-state.md) ----------------------
+ * The agent signs statements with a key that lives only in its memory. Every way into another
+ * process's memory (PTRACE_ATTACH, /proc/<pid>/mem and /maps, process_vm_readv/writev) goes
+ * through ptrace_may_access() and so this hook: only the agent itself may reach the agent. */
+SEC("lsm/ptrace_access_check")
+int BPF_PROG(keyward_protect_agent, struct task_struct *child, unsigned int mode, int ret)
+{
+	struct kw_config *c;
+
+	if (ret != 0)
+		return ret;
+	c = kw_cfg();
+	if (!c || c->agent_tgid == 0 || BPF_CORE_READ(child, tgid) != (int)c->agent_tgid)
+		return 0;
+	if ((__u32)(bpf_get_current_pid_tgid() >> 32) == c->agent_tgid)
+		return 0;
+	return -EPERM;
+}

@@ -12,7 +12,7 @@ import { decodeJwt, type JSONWebKeySet } from 'jose'
 import { createHttpClient, isLoopback, type HttpClient, type TlsOptions } from './http.js'
 import { createReleaseVerifier, readJwksFile, type ReleaseExpectation } from './release.js'
 import { createCollector, detectPlatform, type CollectorOptions } from './platform.js'
-import { readRuntimeStateFile, runtimeStateDigest, type RuntimeState, type RuntimeStateSource } from './runtime-state.js'
+import { requestAgentStatement, runtimeStateDigest, type RuntimeState, type RuntimeStateSource } from './runtime-state.js'
 import { createSessionKey, type KeyAlg, type SessionKey } from './session-key.js'
 
 export interface ClientOptions {
@@ -32,8 +32,8 @@ export interface ClientOptions {
   timeoutMs?: number
   /** Retries on network errors, timeouts and 5xx (default 3). Never on a 4xx. */
   retries?: number
-  /** Runtime state (allowlist records) to present, or a file path re-read before each attestation. */
-  runtimeState?: RuntimeStateSource | string
+  /** Runtime state: the allowlist agent's socket path, or a provider; asked before each attestation. */
+  runtimeState?: RuntimeStateSource
   /** The broker's signing keys (a JWKS, or a file path): the trust anchor for released values. Without it they are fetched from the broker over https or loopback. */
   brokerJwks?: string | JSONWebKeySet
   /** Allow http:// to a broker that is not on loopback; needs brokerJwks. */
@@ -159,11 +159,11 @@ export function createClient(o: ClientOptions): KeywardClient {
     return collectorP
   }
 
-  async function runtimeState(): Promise<RuntimeState | undefined> {
+  /** Asked afresh for every attestation: the agent signs its current state for this nonce and key. */
+  async function runtimeState(nonce: Uint8Array, jkt: Uint8Array): Promise<RuntimeState | undefined> {
     const s = o.runtimeState
     if (s === undefined) return undefined
-    if (typeof s === 'string') return readRuntimeStateFile(s)
-    return typeof s === 'function' ? s() : s
+    return typeof s === 'string' ? requestAgentStatement(s, { nonce, jkt }) : s({ nonce, jkt })
   }
 
   function live(): void {
@@ -171,7 +171,8 @@ export function createClient(o: ClientOptions): KeywardClient {
   }
 
   async function buildRequest(nonce: Uint8Array): Promise<EvidenceRequest> {
-    const [key, col, state] = await Promise.all([sessionKey(), collector(), runtimeState()])
+    const [key, col] = await Promise.all([sessionKey(), collector()])
+    const state = await runtimeState(nonce, key.jktBytes)
     const binding = bindingDigest(nonce, key.jktBytes, runtimeStateDigest(state) ?? ZERO_STATE)
     const evidence = await col.collect({ binding, nonce, publicKeyDer: key.spki })
     return {

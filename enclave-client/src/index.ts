@@ -23,6 +23,6 @@ export { createTpmCollector, DEFAULT_TCTI, DEFAULT_EVENT_LOG } from './collector
 export type { TpmCollector, TpmCollectorOptions, TpmRegistration } from './collectors/tpm.js'
 export { DEFAULT_PCR_SELECTION } from './collectors/tpm-args.js'
 export type { Collector, CollectRequest } from './collectors/types.js'
-export { readRuntimeStateFile, runtimeStateDigest } from './runtime-state.js'
-export type { RuntimeState, RuntimeStateSource } from './runtime-state.js'
+export { requestAgentStatement, runtimeStateDigest } from './runtime-state.js'
+export type { RuntimeState, RuntimeStateSource, StatementRequest } from './runtime-state.js'
 export type { Tee } from '../../src/protocol/tee.js'

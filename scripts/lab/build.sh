@@ -69,7 +69,7 @@ fi
 # --- cache key over every input ---------------------------------------------------------
 MODS=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_console virtio_blk
       netfs fscache 9pnet 9pnet_virtio 9p)
-BINS=(/bin/busybox /usr/bin/tpm2 "$CACHE/ebpf/keyward-allowlist" "$PROBE/kw-probe" "$PROBE/kw-lib.so")
+BINS=(/bin/busybox /usr/bin/tpm2 /usr/bin/setpriv "$CACHE/ebpf/keyward-allowlist" "$PROBE/kw-probe" "$PROBE/kw-lib.so")
 ((WITH_NODE)) && BINS+=("$(command -v node)" "$CLIENT/keyward-client.cjs" "$CLIENT/load.cjs")
 KEY=$( { echo "v3 $KPKG node=$WITH_NODE"; sha256sum "${BINS[@]}" "$0";
          find "$ROOT/scripts/lab/guest" -type f -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-16)
@@ -95,6 +95,9 @@ copy_with_libs /usr/bin/tpm2 /usr/bin/tpm2
 for t in /usr/bin/tpm2_*; do [[ $(readlink "$t") == tpm2 ]] && ln -sf tpm2 "$R/usr/bin/$(basename "$t")"; done
 for l in /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0; do copy_with_libs "$l" "$l"; done
 copy_with_libs "$CACHE/ebpf/keyward-allowlist" /usr/bin/keyward-allowlist
+# util-linux setpriv: `keyward-client run` starts its command through `setpriv --pdeathsig`
+# (busybox's setpriv has no --pdeathsig).
+copy_with_libs /usr/bin/setpriv /usr/bin/setpriv
 copy_with_libs "$PROBE/kw-probe" /usr/lib/keyward-lab/kw-probe
 mkdir -p "$R/lib64"; [[ -e $R/lib64/ld-linux-x86-64.so.2 ]] || cp -L /lib64/ld-linux-x86-64.so.2 "$R/lib64/"
 cp -r "$ROOT/scripts/lab/guest/." "$R/lab/"

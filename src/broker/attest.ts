@@ -17,6 +17,7 @@ import { EAR_PROFILE, type EarClaims } from './tokens.js'
 import { claimsToJson, jsonSafe } from '../verifiers/claims-json.js'
 import { allowlistFactsFor } from './runtime-state.js'
 import { assertEkNotDenied, ENROLLED_NAME } from './enrolment.js'
+import { statementDigest } from '../policy/allowlist-state.js'
 
 export const VERIFIER_ID = { developer: 'keyward', build: 'keyward 0.1.0' }
 
@@ -51,9 +52,13 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
   }
   opts.onNonceSpent?.()
 
-  const records = req.runtimeState?.allowlist.records.map((h) => fromHex(h)!) ?? []
-  const state = records.length > 0 ? sha256(records[records.length - 1]!) : ZERO_STATE
-  const binding = bindingDigest(nonce, thumbprintBytes(jkt), state)
+  const allowlistEv = req.runtimeState && {
+    records: req.runtimeState.allowlist.records.map((h) => fromHex(h)!),
+    statement: fromHex(req.runtimeState.allowlist.statement)!,
+  }
+  const state = allowlistEv ? statementDigest(allowlistEv.statement) : ZERO_STATE
+  const jktBytes = thumbprintBytes(jkt)
+  const binding = bindingDigest(nonce, jktBytes, state)
   const ctx: VerifyContext = {
     now,
     clockSkewMs: deps.config.clockSkewSeconds * 1000,
@@ -85,7 +90,7 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
   }
 
   let allowlist: AllowlistFacts | undefined
-  if (records.length > 0) allowlist = allowlistFactsFor(claims, records, deps.config.tpm.allowlistPcr)
+  if (allowlistEv) allowlist = allowlistFactsFor(claims, allowlistEv, deps.config.tpm.allowlistPcr, { nonce, jkt: jktBytes })
 
   const appraisal = await deps.appraiser.appraise({ claims, ...(allowlist ? { allowlist } : {}), now })
   const workload = workloadId(claims)

@@ -35,7 +35,12 @@ export const ChallengeResponse = z.object({ nonce: b64url, expiresAt: z.string()
 
 export const RuntimeState = z
   .object({
-    allowlist: z.object({ records: z.array(z.string().regex(/^[0-9a-f]{182}$/, 'a record is 91 bytes of lowercase hex')).min(1).max(10_000) }).strict(),
+    allowlist: z
+      .object({
+        records: z.array(z.string().regex(/^[0-9a-f]{272}$/, 'a record is 136 bytes of lowercase hex')).max(64),
+        statement: z.string().regex(/^[0-9a-f]{480}$/, 'a statement is 240 bytes of lowercase hex'),
+      })
+      .strict(),
   })
   .strict()
 

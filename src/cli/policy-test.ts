@@ -1,5 +1,5 @@
 // `keyward policy test POLICY.yaml CLAIMS_OR_EVIDENCE.json [--refs refs.json] [--at TIME]
-//  [--allowlist allowlist.log [--allowlist-pcr HEX | --allowlist-pcr-index N]] [--json]`
+//  [--allowlist runtime-state.json [--allowlist-pcr HEX | --allowlist-pcr-index N]] [--json]`
 // Offline evaluation for policy authors and CI. The input is either claims as
 // `keyward verify --json` prints them, or {"tee", "evidence", "at"?} which is verified here with
 // the TEE's verifier (pinned roots; TPM AK trust is not checked offline). Exit: 0 allow, 3 deny,
@@ -11,7 +11,8 @@ import { type JsonObject, type VerifiedClaims, type Verifier } from '../verifier
 import { TEES, type Tee } from '../protocol/tee.js'
 import { compilePolicy, evaluatePolicy, toPolicyClaims, type Decision, type PolicyClaims, type PolicyInput } from '../policy/engine.js'
 import { activeRefs } from '../policy/reference-values.js'
-import { DEFAULT_ALLOWLIST_PCR, allowlistFacts, parseAllowlistLog, replayAllowlistLog } from '../policy/allowlist-state.js'
+import { DEFAULT_ALLOWLIST_PCR, decodeStatement, judgeAllowlistState } from '../policy/allowlist-state.js'
+import { fromHex } from '../util/bytes.js'
 import type { AllowlistFacts } from '../policy/cel.js'
 import type { ReferenceValueRow } from '../store/types.js'
 import { positionals, str, type Command } from './args.js'
@@ -123,14 +124,35 @@ interface AllowlistOptions {
   idx: string | undefined
 }
 
+const AllowlistStateJson = z.strictObject({
+  allowlist: z.strictObject({ records: z.array(z.string()).max(64), statement: z.string() }),
+})
+
+/**
+ * The runtime state as the client sends it ({"allowlist": {"records", "statement"}}), judged as the
+ * broker does; offline, the statement's own nonce and key stand in for the challenge (not checked,
+ * like AK trust).
+ */
 function readAllowlist({ log, pcrHex, idx }: AllowlistOptions, claims: PolicyClaims): AllowlistFacts | undefined {
   if (!log) {
     if (pcrHex || idx) throw bad('--allowlist-pcr needs --allowlist')
     return undefined
   }
-  const records = parseAllowlistLog(readText(log))
+  let parsed: z.infer<typeof AllowlistStateJson>
+  try {
+    parsed = AllowlistStateJson.parse(JSON.parse(readText(log)))
+  } catch {
+    throw bad(`${log}: expected {"allowlist": {"records": [hex, ...], "statement": hex}}`)
+  }
+  const hex = (h: string, what: string): Uint8Array => {
+    const b = fromHex(h)
+    if (!b) throw bad(`${log}: ${what} is not hex`)
+    return b
+  }
+  const ev = { records: parsed.allowlist.records.map((r) => hex(r, 'a record')), statement: hex(parsed.allowlist.statement, 'the statement') }
   let quoted = pcrHex
-  if (!quoted && claims.tee === 'tpm') {
+  if (!quoted) {
+    if (claims.tee !== 'tpm') throw new KeywardError('ERR_ALLOWLIST_UNATTESTED', `exec-allowlist state cannot be attested on ${claims.tee}`)
     const index = idx === undefined ? DEFAULT_ALLOWLIST_PCR : Number(idx)
     if (!Number.isInteger(index) || index < 0 || index > 23) throw bad('--allowlist-pcr-index must be 0-23')
     const pcrs = claims.details['pcrs'] as { sha256?: Record<string, unknown> } | undefined
@@ -138,9 +160,8 @@ function readAllowlist({ log, pcrHex, idx }: AllowlistOptions, claims: PolicyCla
     if (typeof v !== 'string') throw bad(`the TPM claims carry no quoted sha256 PCR ${index}`)
     quoted = v
   }
-  if (quoted) return replayAllowlistLog(records, quoted)
-  const last = records[records.length - 1]
-  return last ? allowlistFacts(last, false) : undefined
+  const { body } = decodeStatement(ev.statement)
+  return judgeAllowlistState(ev, quoted, { nonce: body.nonce, jkt: body.jkt })
 }
 
 function formatDecision(d: Decision, claims: PolicyClaims): string {
@@ -155,7 +176,7 @@ function formatDecision(d: Decision, claims: PolicyClaims): string {
   return s
 }
 
-const USAGE = 'usage: keyward policy test POLICY.yaml CLAIMS_OR_EVIDENCE.json [--refs refs.json] [--at TIME] [--allowlist LOG [--allowlist-pcr HEX | --allowlist-pcr-index N]] [--json]'
+const USAGE = 'usage: keyward policy test POLICY.yaml CLAIMS_OR_EVIDENCE.json [--refs refs.json] [--at TIME] [--allowlist STATE.json [--allowlist-pcr HEX | --allowlist-pcr-index N]] [--json]'
 
 export const policyTest: Command = {
   usage: USAGE,

@@ -1,27 +1,32 @@
-// The exec-allowlist state record, its digests and the PCR log replay, exactly as in
-// docs/allowlist-state.md (the C agent in enclave-client/ebpf implements the same document).
+// The exec-allowlist state, exactly as in docs/allowlist-state.md (the C agent in
+// enclave-client/ebpf implements the same document): the boot-time records the agent extends
+// into the allowlist PCR (one LOAD record carrying the agent's public key, then one SEPARATOR),
+// and the fresh STATEMENT the agent signs with that key for each attestation.
+import { createPublicKey, verify as verifySignature } from 'node:crypto'
 import { KeywardError, EvidenceMalformedError } from '../errors.js'
 import { ByteReader, requireZero } from '../verifiers/common/reader.js'
-import { constantTimeEqual, fromHex, sha256, toHex } from '../util/bytes.js'
+import { constantTimeEqual, fromHex, sha256, toB64url, toHex } from '../util/bytes.js'
 
 /** What the broker established about the host's exec-allowlist (docs/allowlist-state.md). */
 export interface AllowlistFacts {
-  /** False when the workload presented no allowlist state. */
+  /** False when the host has no agent (no load record) or the workload presented no state. */
   present: boolean
   /** 'unloaded': the agent's last record says it removed the program (docs/allowlist-state.md). */
   mode: 'enforce' | 'audit' | 'unloaded' | 'none'
   /** Lowercase hex of the allowlist digest, "" when absent. */
   allowlistDigest: string
-  /** Denials since load; -1 when absent, so `denials == 0` fails closed. */
+  /** Host-wide denials since load, as the agent read them for this attestation; -1 when absent. */
   denials: bigint
   /** Lowercase hex of the 8-byte BPF program tag, "" when absent. */
   progTag: string
   /** Nanoseconds since boot at program load; -1 when absent. */
   loadTime: bigint
-  /** True when the log replayed to the quoted PCR (TPM); false for binding-only (SNP, Nitro). */
+  /** True when the boot records replayed to the quoted PCR and the statement verified. */
   replayed: boolean
-  /** Lowercase hex SHA-256 of the current state record, "" when absent. */
+  /** Lowercase hex SHA-256 of the signed statement (the binding's `state` part), "" when absent. */
   stateDigest: string
+  /** Denials in the requesting workload's cgroup; -1 when the agent cannot count per cgroup. */
+  cgroupDenials: bigint
 }
 
 export const ABSENT_ALLOWLIST: Readonly<AllowlistFacts> = Object.freeze({
@@ -33,51 +38,114 @@ export const ABSENT_ALLOWLIST: Readonly<AllowlistFacts> = Object.freeze({
   loadTime: -1n,
   replayed: false,
   stateDigest: '',
+  cgroupDenials: -1n,
 })
 
-export const ALLOWLIST_STATE_LABEL = 'keyward-allowlist-state-v1'
-const LABEL_BYTES = new TextEncoder().encode(ALLOWLIST_STATE_LABEL)
-/** docs/allowlist-state.md §State record: offsets and sizes. */
-export const STATE_LAYOUT = {
-  label: { offset: 0, size: 26 },
-  separator: { offset: 26, size: 1 },
-  allowlistDigest: { offset: 27, size: 32 },
-  mode: { offset: 59, size: 1 },
-  progTag: { offset: 60, size: 8 },
-  denials: { offset: 68, size: 8 },
-  loadTime: { offset: 76, size: 8 },
-  reserved: { offset: 84, size: 7 },
-} as const
-export const ALLOWLIST_RECORD_SIZE = 91
-/** Default PCR the agent extends state digests into (docs/policy.md §Allowlist PCR). */
+/** Default PCR the agent extends records into (docs/policy.md §Allowlist PCR). */
 export const DEFAULT_ALLOWLIST_PCR = 15
-export const MAX_ALLOWLIST_RECORDS = 65_536
+/** Only a load record and a separator are valid; a few more are accepted to name what follows. */
+export const MAX_ALLOWLIST_RECORDS = 64
 
 export type AllowlistMode = 'enforce' | 'audit'
 /** A record's mode: the agent's `unload` measures mode 0 before it removes anything. */
 export type AllowlistRecordMode = AllowlistMode | 'unloaded'
 const MODE_CODE: Record<AllowlistRecordMode, number> = { enforce: 1, audit: 2, unloaded: 0 }
 const U64_MAX = (1n << 64n) - 1n
+const enc = new TextEncoder()
 
-export interface AllowlistState {
+export const RECORD_LABEL = 'keyward-allowlist-v2'
+const RECORD_LABEL_BYTES = enc.encode(RECORD_LABEL)
+/** docs/allowlist-state.md §Records: offsets and sizes (136 bytes). */
+export const RECORD_LAYOUT = {
+  label: { offset: 0, size: 20 },
+  zero: { offset: 20, size: 1 },
+  kind: { offset: 21, size: 1 },
+  allowlistDigest: { offset: 22, size: 32 },
+  mode: { offset: 54, size: 1 },
+  progTag: { offset: 55, size: 8 },
+  loadTime: { offset: 63, size: 8 },
+  agentKey: { offset: 71, size: 65 },
+} as const
+export const ALLOWLIST_RECORD_SIZE = 136
+export const RECORD_KIND = { load: 1, separator: 2 } as const
+
+export const STATEMENT_LABEL = 'keyward-allowlist-statement-v2'
+const STATEMENT_LABEL_BYTES = enc.encode(STATEMENT_LABEL)
+/** docs/allowlist-state.md §Statement: offsets and sizes (240 bytes; the signature covers 0..175). */
+export const STATEMENT_LAYOUT = {
+  label: { offset: 0, size: 30 },
+  zero: { offset: 30, size: 1 },
+  nonce: { offset: 31, size: 32 },
+  jkt: { offset: 63, size: 32 },
+  allowlistDigest: { offset: 95, size: 32 },
+  mode: { offset: 127, size: 1 },
+  progTag: { offset: 128, size: 8 },
+  loadTime: { offset: 136, size: 8 },
+  denials: { offset: 144, size: 8 },
+  cgroupId: { offset: 152, size: 8 },
+  cgroupDenials: { offset: 160, size: 8 },
+  linkId: { offset: 168, size: 4 },
+  progId: { offset: 172, size: 4 },
+  signature: { offset: 176, size: 64 },
+} as const
+export const STATEMENT_SIZE = 240
+const SIGNED_SIZE = STATEMENT_LAYOUT.signature.offset
+/** cgroup_denials when the agent cannot count per cgroup. */
+export const CGROUP_DENIALS_UNKNOWN = U64_MAX
+
+/** The agent's program as measured at load. */
+export interface LoadRecord {
+  kind: 'load'
   allowlistDigest: Uint8Array
   mode: AllowlistRecordMode
   progTag: Uint8Array
-  denials: bigint
   loadTime: bigint
+  /** SEC1 uncompressed P-256 point (65 bytes) of the agent's statement key. */
+  agentKey: Uint8Array
+}
+export type AllowlistRecord = LoadRecord | { kind: 'separator' }
+
+export interface Statement {
+  nonce: Uint8Array
+  jkt: Uint8Array
+  allowlistDigest: Uint8Array
+  mode: AllowlistMode
+  progTag: Uint8Array
+  loadTime: bigint
+  denials: bigint
+  cgroupId: bigint
+  cgroupDenials: bigint
+  linkId: number
+  progId: number
 }
 
-function hexOrBytes(v: Uint8Array | string, size: number, what: string): Uint8Array {
+/** Every way the state can be untrustworthy has this one code; detail.reason names which. */
+function untrusted(reason: string, message: string, detail: Record<string, unknown> = {}): KeywardError {
+  return new KeywardError('ERR_ALLOWLIST_UNTRUSTED', message, { detail: { reason, ...detail } })
+}
+
+function sized(v: Uint8Array | string, size: number, what: string): Uint8Array {
   const b = typeof v === 'string' ? fromHex(v) : v
   if (!b || b.length !== size) throw new EvidenceMalformedError(`${what}: expected ${size} bytes${typeof v === 'string' ? ' of hex' : ''}`)
   return b
+}
+
+function u64(v: bigint, what: string): bigint {
+  if (v < 0n || v > U64_MAX) throw new KeywardError('ERR_BAD_REQUEST', `${what} must be a u64`)
+  return v
+}
+
+function decodeMode(code: number, what: string): AllowlistMode {
+  const mode = code === 1 ? 'enforce' : code === 2 ? 'audit' : undefined
+  if (!mode) throw new EvidenceMalformedError(`${what}: unknown mode ${code}`)
+  return mode
 }
 
 /** allowlist_digest = SHA-256 of the distinct 32-byte entry digests, sorted bytewise ascending. */
 export function allowlistDigest(entries: ReadonlyArray<Uint8Array | string>): Uint8Array {
   const distinct = new Map<string, Uint8Array>()
   for (const e of entries) {
-    const b = hexOrBytes(typeof e === 'string' ? e.toLowerCase() : e, 32, 'allowlist entry')
+    const b = sized(typeof e === 'string' ? e.toLowerCase() : e, 32, 'allowlist entry')
     distinct.set(toHex(b), b)
   }
   // Lowercase hex sorts exactly as the bytes do.
@@ -85,117 +153,173 @@ export function allowlistDigest(entries: ReadonlyArray<Uint8Array | string>): Ui
   return sha256(...sorted)
 }
 
-export function encodeAllowlistState(s: AllowlistState): Uint8Array {
-  if (!(s.mode in MODE_CODE)) throw new KeywardError('ERR_BAD_REQUEST', 'allowlist mode must be enforce, audit or unloaded')
-  if (s.denials < 0n || s.denials > U64_MAX || s.loadTime < 0n || s.loadTime > U64_MAX) {
-    throw new KeywardError('ERR_BAD_REQUEST', 'allowlist counters must be u64')
-  }
+export function encodeRecord(r: AllowlistRecord): Uint8Array {
   const out = new Uint8Array(ALLOWLIST_RECORD_SIZE)
-  const view = new DataView(out.buffer)
-  out.set(LABEL_BYTES, STATE_LAYOUT.label.offset)
-  out[STATE_LAYOUT.separator.offset] = 0
-  out.set(hexOrBytes(s.allowlistDigest, 32, 'allowlist digest'), STATE_LAYOUT.allowlistDigest.offset)
-  out[STATE_LAYOUT.mode.offset] = MODE_CODE[s.mode]
-  out.set(hexOrBytes(s.progTag, 8, 'program tag'), STATE_LAYOUT.progTag.offset)
-  view.setBigUint64(STATE_LAYOUT.denials.offset, s.denials, false)
-  view.setBigUint64(STATE_LAYOUT.loadTime.offset, s.loadTime, false)
+  out.set(RECORD_LABEL_BYTES, RECORD_LAYOUT.label.offset)
+  out[RECORD_LAYOUT.kind.offset] = RECORD_KIND[r.kind]
+  if (r.kind === 'separator') return out
+  if (!(r.mode in MODE_CODE)) throw new KeywardError('ERR_BAD_REQUEST', 'allowlist mode must be enforce or audit')
+  out.set(sized(r.allowlistDigest, 32, 'allowlist digest'), RECORD_LAYOUT.allowlistDigest.offset)
+  out[RECORD_LAYOUT.mode.offset] = MODE_CODE[r.mode]
+  out.set(sized(r.progTag, 8, 'program tag'), RECORD_LAYOUT.progTag.offset)
+  new DataView(out.buffer).setBigUint64(RECORD_LAYOUT.loadTime.offset, u64(r.loadTime, 'load time'), false)
+  out.set(sized(r.agentKey, 65, 'agent key'), RECORD_LAYOUT.agentKey.offset)
   return out
 }
 
-/** Strict decode: exact length, label, separator, known mode, zero reserved bytes. */
-export function decodeAllowlistState(record: Uint8Array): AllowlistState {
-  const what = 'allowlist state record'
+/** Strict decode: exact length, label, known kind and mode, a separator all zero after its kind. */
+export function decodeRecord(record: Uint8Array, index = 0): AllowlistRecord {
+  const what = `allowlist record ${index}`
   if (!(record instanceof Uint8Array) || record.length !== ALLOWLIST_RECORD_SIZE) {
     throw new EvidenceMalformedError(`${what}: must be ${ALLOWLIST_RECORD_SIZE} bytes`)
   }
   const r = new ByteReader(record, what)
-  const label = r.bytesN(STATE_LAYOUT.label.size, 'label')
-  if (!constantTimeEqual(label, LABEL_BYTES)) throw new EvidenceMalformedError(`${what}: label is not ${ALLOWLIST_STATE_LABEL}`)
-  if (r.u8('separator') !== 0) throw new EvidenceMalformedError(`${what}: separator at 0x1a is not zero`)
-  const digest = r.bytesN(32, 'allowlist_digest')
-  const modeCode = r.u8('mode')
-  const mode = modeCode === 1 ? 'enforce' : modeCode === 2 ? 'audit' : modeCode === 0 ? 'unloaded' : undefined
-  if (!mode) throw new EvidenceMalformedError(`${what}: unknown mode ${modeCode}`)
+  if (!constantTimeEqual(r.bytesN(RECORD_LAYOUT.label.size, 'label'), RECORD_LABEL_BYTES)) {
+    throw new EvidenceMalformedError(`${what}: label is not ${RECORD_LABEL}`)
+  }
+  if (r.u8('zero') !== 0) throw new EvidenceMalformedError(`${what}: byte 0x14 is not zero`)
+  const kind = r.u8('kind')
+  if (kind === RECORD_KIND.separator) {
+    requireZero(record, RECORD_LAYOUT.allowlistDigest.offset, ALLOWLIST_RECORD_SIZE, what)
+    return { kind: 'separator' }
+  }
+  if (kind !== RECORD_KIND.load) throw new EvidenceMalformedError(`${what}: unknown kind ${kind}`)
+  const allowlistDigest = r.bytesN(32, 'allowlist_digest')
+  const mode = decodeMode(r.u8('mode'), what)
   const progTag = r.bytesN(8, 'prog_tag')
-  const denials = r.u64be('denials')
   const loadTime = r.u64be('load_time')
-  requireZero(record, STATE_LAYOUT.reserved.offset, ALLOWLIST_RECORD_SIZE, what)
-  r.skip(STATE_LAYOUT.reserved.size, 'reserved')
+  const agentKey = r.bytesN(65, 'agent_key')
   r.end()
-  return { allowlistDigest: digest, mode, progTag, denials, loadTime }
+  if (agentKey[0] !== 0x04) throw new EvidenceMalformedError(`${what}: agent key is not an uncompressed P-256 point`)
+  return { kind: 'load', allowlistDigest, mode, progTag, loadTime, agentKey }
 }
 
-/** state_digest = SHA-256(record); the record is validated first. */
-export function stateDigest(record: Uint8Array): Uint8Array {
-  decodeAllowlistState(record)
-  return sha256(record)
+/** The signed part of a statement (bytes 0..175); the agent appends the 64-byte r||s signature. */
+export function encodeStatementBody(s: Statement): Uint8Array {
+  const out = new Uint8Array(SIGNED_SIZE)
+  const view = new DataView(out.buffer)
+  const L = STATEMENT_LAYOUT
+  out.set(STATEMENT_LABEL_BYTES, L.label.offset)
+  out.set(sized(s.nonce, 32, 'nonce'), L.nonce.offset)
+  out.set(sized(s.jkt, 32, 'jkt'), L.jkt.offset)
+  out.set(sized(s.allowlistDigest, 32, 'allowlist digest'), L.allowlistDigest.offset)
+  out[L.mode.offset] = MODE_CODE[s.mode]
+  out.set(sized(s.progTag, 8, 'program tag'), L.progTag.offset)
+  view.setBigUint64(L.loadTime.offset, u64(s.loadTime, 'load time'), false)
+  view.setBigUint64(L.denials.offset, u64(s.denials, 'denials'), false)
+  view.setBigUint64(L.cgroupId.offset, u64(s.cgroupId, 'cgroup id'), false)
+  view.setBigUint64(L.cgroupDenials.offset, u64(s.cgroupDenials, 'cgroup denials'), false)
+  view.setUint32(L.linkId.offset, s.linkId, false)
+  view.setUint32(L.progId.offset, s.progId, false)
+  return out
 }
 
-/** Facts about one record without a PCR (SNP, Nitro: the record's digest is bound, not replayed). */
-export function allowlistFacts(record: Uint8Array, replayed = false): AllowlistFacts {
-  const s = decodeAllowlistState(record)
-  return {
-    present: true,
-    mode: s.mode,
-    allowlistDigest: toHex(s.allowlistDigest),
-    denials: s.denials,
-    progTag: toHex(s.progTag),
-    loadTime: s.loadTime,
-    replayed,
-    stateDigest: toHex(sha256(record)),
+export function decodeStatement(statement: Uint8Array): { body: Statement; signed: Uint8Array; signature: Uint8Array } {
+  const what = 'allowlist statement'
+  if (!(statement instanceof Uint8Array) || statement.length !== STATEMENT_SIZE) {
+    throw new EvidenceMalformedError(`${what}: must be ${STATEMENT_SIZE} bytes`)
+  }
+  const r = new ByteReader(statement, what)
+  if (!constantTimeEqual(r.bytesN(STATEMENT_LAYOUT.label.size, 'label'), STATEMENT_LABEL_BYTES)) {
+    throw new EvidenceMalformedError(`${what}: label is not ${STATEMENT_LABEL}`)
+  }
+  if (r.u8('zero') !== 0) throw new EvidenceMalformedError(`${what}: byte 0x1e is not zero`)
+  const body: Statement = {
+    nonce: r.bytesN(32, 'nonce'),
+    jkt: r.bytesN(32, 'jkt'),
+    allowlistDigest: r.bytesN(32, 'allowlist_digest'),
+    mode: decodeMode(r.u8('mode'), what),
+    progTag: r.bytesN(8, 'prog_tag'),
+    loadTime: r.u64be('load_time'),
+    denials: r.u64be('denials'),
+    cgroupId: r.u64be('cgroup_id'),
+    cgroupDenials: r.u64be('cgroup_denials'),
+    linkId: r.u32be('link_id'),
+    progId: r.u32be('prog_id'),
+  }
+  const signature = r.bytesN(64, 'signature')
+  r.end()
+  return { body, signed: statement.subarray(0, SIGNED_SIZE), signature }
+}
+
+/** The binding's `state` part: SHA-256 of the whole statement, signature included. */
+export function statementDigest(statement: Uint8Array): Uint8Array {
+  decodeStatement(statement)
+  return sha256(statement)
+}
+
+function p256PublicKey(point: Uint8Array): ReturnType<typeof createPublicKey> {
+  try {
+    return createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: toB64url(point.subarray(1, 33)), y: toB64url(point.subarray(33, 65)) }, format: 'jwk' })
+  } catch {
+    throw untrusted('agent-key', 'the load record agent key is not a P-256 point')
   }
 }
 
-function toRecord(r: Uint8Array | string, i: number): Uint8Array {
-  const b = typeof r === 'string' ? fromHex(r) : r
-  if (!b) throw new EvidenceMalformedError(`allowlist log record ${i}: not hex`)
-  return b
+export interface AllowlistEvidence {
+  records: ReadonlyArray<Uint8Array>
+  statement: Uint8Array | undefined
 }
 
 /**
- * Replays the log from the PCR's initial value (32 zero bytes): pcr = SHA-256(pcr || state_digest_i).
- * Throws ERR_ALLOWLIST_REPLAY unless the result equals the quoted SHA-256 PCR. The caller owes a
- * PCR value taken from a verified quote. No records and a zero PCR: nothing was loaded (absent).
+ * Judges the allowlist state of a TPM host. The caller owes `quotedPcrHex` from a verified
+ * quote, and `nonce`/`jkt` of this attestation. In order:
+ *  1. the records replay to the quoted PCR from 32 zero bytes (ERR_ALLOWLIST_REPLAY);
+ *  2. their shape is exactly LOAD, SEPARATOR: no records at all means no agent (absent facts);
+ *     anything else — a record after the separator, a second load, no separator — is
+ *     ERR_ALLOWLIST_UNTRUSTED naming the record index (only the boot-time agent writes before
+ *     the separator, docs/allowlist-state.md §Why this is trusted);
+ *  3. the statement is signed by the load record's agent key, covers this nonce and key, and
+ *     describes the loaded program (ERR_ALLOWLIST_UNTRUSTED otherwise).
  */
-export function replayAllowlistLog(records: ReadonlyArray<Uint8Array | string>, quotedPcrHex: string): AllowlistFacts {
+export function judgeAllowlistState(ev: AllowlistEvidence, quotedPcrHex: string, binding: { nonce: Uint8Array; jkt: Uint8Array }): AllowlistFacts {
   const quoted = fromHex(quotedPcrHex)
   if (!quoted || quoted.length !== 32) throw new EvidenceMalformedError('quoted allowlist PCR must be 32 bytes of hex (SHA-256 bank)')
-  if (records.length > MAX_ALLOWLIST_RECORDS) throw new EvidenceMalformedError(`allowlist log: more than ${MAX_ALLOWLIST_RECORDS} records`)
-  const bytes = records.map(toRecord)
+  if (ev.records.length > MAX_ALLOWLIST_RECORDS) throw new EvidenceMalformedError(`allowlist log: more than ${MAX_ALLOWLIST_RECORDS} records`)
   let pcr: Uint8Array = new Uint8Array(32)
-  for (const b of bytes) pcr = sha256(pcr, stateDigest(b))
+  for (const b of ev.records) pcr = sha256(pcr, sha256(b))
   if (!constantTimeEqual(pcr, quoted)) {
-    throw new KeywardError('ERR_ALLOWLIST_REPLAY', 'allowlist log does not replay to the quoted PCR', {
-      detail: { records: bytes.length, replayed: toHex(pcr), quoted: toHex(quoted) },
+    throw new KeywardError('ERR_ALLOWLIST_REPLAY', 'allowlist records do not replay to the quoted PCR', {
+      detail: { records: ev.records.length, replayed: toHex(pcr), quoted: toHex(quoted) },
     })
   }
-  const last = bytes[bytes.length - 1]
-  return last ? allowlistFacts(last, true) : { ...ABSENT_ALLOWLIST, replayed: true }
-}
-
-/** Parses the agent's JSON-lines log ({"seq": n, "record": hex}); seq must increase by one. */
-export function parseAllowlistLog(text: string): Uint8Array[] {
-  const out: Uint8Array[] = []
-  let prev: number | undefined
-  for (const [i, line] of text.split('\n').entries()) {
-    if (line.trim() === '') continue
-    let v: unknown
-    try {
-      v = JSON.parse(line)
-    } catch {
-      throw new EvidenceMalformedError(`allowlist log line ${i + 1}: not JSON`)
-    }
-    const o = v as { seq?: unknown; record?: unknown } | null
-    if (!o || typeof o !== 'object' || !Number.isSafeInteger(o.seq) || typeof o.record !== 'string') {
-      throw new EvidenceMalformedError(`allowlist log line ${i + 1}: expected {"seq": n, "record": hex}`)
-    }
-    const seq = o.seq as number
-    if (prev !== undefined && seq !== prev + 1) throw new EvidenceMalformedError(`allowlist log line ${i + 1}: seq ${seq} after ${prev}`)
-    prev = seq
-    const rec = fromHex(o.record)
-    if (!rec || rec.length !== ALLOWLIST_RECORD_SIZE) throw new EvidenceMalformedError(`allowlist log line ${i + 1}: record must be ${ALLOWLIST_RECORD_SIZE} bytes of hex`)
-    out.push(rec)
-    if (out.length > MAX_ALLOWLIST_RECORDS) throw new EvidenceMalformedError(`allowlist log: more than ${MAX_ALLOWLIST_RECORDS} records`)
+  if (ev.records.length === 0) {
+    if (ev.statement) throw untrusted('no-agent', 'a statement without a load record: no agent measured this boot')
+    return { ...ABSENT_ALLOWLIST }
   }
-  return out
+  // Decoded in order up to the separator: whatever follows it is untrusted whatever it says.
+  const load = decodeRecord(ev.records[0]!, 0)
+  if (load.kind !== 'load') throw untrusted('no-load-record', 'the first allowlist record is not a load record', { index: 0 })
+  const second = ev.records[1]
+  if (!second) throw untrusted('no-separator', 'the allowlist records have no separator: the workload phase was never marked')
+  if (decodeRecord(second, 1).kind !== 'separator') throw untrusted('second-load', 'record 1 is a second load record before the separator', { index: 1 })
+  if (ev.records.length > 2) throw untrusted('after-separator', 'record 2 was extended after the separator', { index: 2, after: ev.records.length - 2 })
+  if (!ev.statement) throw untrusted('no-statement', 'the agent measured this boot but no signed statement was presented')
+
+  const { body, signed, signature } = decodeStatement(ev.statement)
+  if (!verifySignature('sha256', signed, { key: p256PublicKey(load.agentKey), dsaEncoding: 'ieee-p1363' }, signature)) {
+    throw untrusted('statement-signature', 'the statement is not signed by the agent key of the load record')
+  }
+  if (!constantTimeEqual(body.nonce, binding.nonce) || !constantTimeEqual(body.jkt, binding.jkt)) {
+    throw untrusted('statement-binding', 'the statement was made for another challenge or key')
+  }
+  if (
+    !constantTimeEqual(body.allowlistDigest, load.allowlistDigest) ||
+    body.mode !== load.mode ||
+    !constantTimeEqual(body.progTag, load.progTag) ||
+    body.loadTime !== load.loadTime
+  ) {
+    throw untrusted('statement-program', 'the statement describes another program than the load record')
+  }
+  return {
+    present: true,
+    mode: body.mode,
+    allowlistDigest: toHex(body.allowlistDigest),
+    denials: body.denials,
+    progTag: toHex(body.progTag),
+    loadTime: body.loadTime,
+    replayed: true,
+    stateDigest: toHex(sha256(ev.statement)),
+    cgroupDenials: body.cgroupDenials === CGROUP_DENIALS_UNKNOWN ? -1n : body.cgroupDenials,
+  }
 }

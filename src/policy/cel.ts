@@ -39,6 +39,7 @@ function buildEnvironment(): Environment {
         loadTime: 'int',
         replayed: 'bool',
         stateDigest: 'string',
+        cgroupDenials: 'int',
       },
     })
     .registerVariable('now', 'google.protobuf.Timestamp')

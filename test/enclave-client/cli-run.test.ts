@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startSwtpm, type Swtpm } from './helpers/swtpm.js'
 import { runBin, type ProcResult } from './helpers/proc.js'
-import { encodeAllowlistState } from '../../src/policy/allowlist-state.js'
+import { makeAgent, serveAgent } from '../helpers/allowlist-agent.js'
 import { toHex } from '../../src/util/bytes.js'
 import { secrets, startBroker, type Broker } from './helpers/stand-in-broker.js'
 
@@ -132,18 +132,19 @@ describe('keyward-client run', () => {
     expect(c.stdout).toBe('eyJ.tool.cred\n')
   })
 
-  it('binds the runtime state: the quote commits to the last allowlist record and the body carries the log', async () => {
-    const rec = (n: bigint): string =>
-      toHex(encodeAllowlistState({ allowlistDigest: new Uint8Array(32).fill(4), mode: 'enforce', progTag: new Uint8Array(8).fill(2), denials: n, loadTime: 5n }))
-    const log = join(dir, 'allowlist.log')
-    await writeFile(log, `{"seq":0,"record":"${rec(0n)}"}\n{"seq":1,"record":"${rec(1n)}"}\n`)
+  it('binds the runtime state: the quote commits to the agent statement and the body carries the records', async () => {
+    const agent = makeAgent({ allowlistDigest: new Uint8Array(32).fill(4), mode: 'enforce', progTag: new Uint8Array(8).fill(2), loadTime: 5n })
+    const sock = join(dir, 'agent.sock')
+    const srv = await serveAgent(agent, sock)
     const before = broker.srv.requests.length
-    // The stand-in refuses the attestation unless the quote's extraData is the binding over this state.
-    const r = await cli([...globals(), '--runtime-state', log, 'attest'])
+    // The stand-in refuses the attestation unless the quote's extraData is the binding over this statement.
+    const r = await cli([...globals(), '--runtime-state', sock, 'attest'])
+    srv.close()
     expect(r.stderr).not.toContain('ERR_BINDING_MISMATCH')
     expect(r.code).toBe(0)
-    const sent = broker.srv.requests.slice(before).find((q) => q.path === '/v1/attest')!.body as { runtimeState: unknown }
-    expect(sent.runtimeState).toEqual({ allowlist: { records: [rec(0n), rec(1n)] } })
+    const sent = broker.srv.requests.slice(before).find((q) => q.path === '/v1/attest')!.body as { runtimeState: { allowlist: { records: string[]; statement: string } } }
+    expect(sent.runtimeState.allowlist.records).toEqual(agent.records.map(toHex))
+    expect(sent.runtimeState.allowlist.statement).toMatch(/^[0-9a-f]{480}$/)
   })
 
   it('get writes the secret to stdout; evidence prints the body it would send', async () => {

@@ -10,7 +10,8 @@ import { createClient, type KeywardClient } from '../../enclave-client/src/clien
 import type { Collector, CollectRequest } from '../../enclave-client/src/collectors/types.js'
 import { ClientClosedError, ClientConfigError, DeniedError, ProtocolError } from '../../enclave-client/src/errors.js'
 import { bindingDigest } from '../../src/protocol/binding.js'
-import { encodeAllowlistState, stateDigest } from '../../src/policy/allowlist-state.js'
+import { decodeStatement, statementDigest } from '../../src/policy/allowlist-state.js'
+import { makeAgent, serveAgent } from '../helpers/allowlist-agent.js'
 import { fromB64url, toHex } from '../../src/util/bytes.js'
 import { startServer } from './helpers/http-server.js'
 import { secrets, startBroker, type Broker } from './helpers/stand-in-broker.js'
@@ -61,22 +62,28 @@ describe('createClient', () => {
     expect(broker.tokens).toEqual(['tok-1'])
   })
 
-  it('binds the runtime state: the last allowlist record digest is the binding state', async () => {
+  it('asks the agent for a fresh statement per attestation and binds its digest', async () => {
     broker = await startBroker()
-    const rec = (denials: bigint): string =>
-      toHex(encodeAllowlistState({ allowlistDigest: new Uint8Array(32).fill(9), mode: 'enforce', progTag: new Uint8Array(8).fill(1), denials, loadTime: 77n }))
+    const agent = makeAgent({ allowlistDigest: new Uint8Array(32).fill(9), mode: 'enforce', progTag: new Uint8Array(8).fill(1), loadTime: 77n })
     const dir = await mkdtemp(join(tmpdir(), 'kw-rs-'))
-    const log = join(dir, 'allowlist.log')
-    await writeFile(log, `{"seq":0,"record":"${rec(0n)}"}\n{"seq":1,"record":"${rec(2n)}"}\n`)
+    const sock = join(dir, 'agent.sock')
+    let denials = 0n
+    const srv = await serveAgent(agent, sock, () => ({ denials }))
     const col = echoCollector()
-    client = createClient({ broker: broker.srv.url, collector: col, runtimeState: log, retries: 0 })
+    client = createClient({ broker: broker.srv.url, collector: col, runtimeState: sock, retries: 0 })
     await client.attest()
-    const body = broker.srv.requests.find((r) => r.path === '/v1/attest')!.body as { runtimeState: { allowlist: { records: string[] } } }
-    expect(body.runtimeState.allowlist.records).toEqual([rec(0n), rec(2n)])
+    const body = broker.srv.requests.find((r) => r.path === '/v1/attest')!.body as { nonce: string; runtimeState: { allowlist: { records: string[]; statement: string } } }
+    expect(body.runtimeState.allowlist.records).toEqual(agent.records.map(toHex))
+    const st = decodeStatement(Buffer.from(body.runtimeState.allowlist.statement, 'hex')).body
+    expect(toHex(st.nonce)).toBe(toHex(fromB64url(body.nonce)!))
+    // A denial after the first attestation is in the very next statement, with no manual step.
+    denials = 3n
     const ev = await client.evidence(new Uint8Array(32).fill(5))
-    const expected = bindingDigest(new Uint8Array(32).fill(5), fromB64url(await calculateJwkThumbprint(ev.key as JWK))!, stateDigest(Buffer.from(rec(2n), 'hex')))
-    expect(col.requests.at(-1)!.binding).toEqual(expected)
-    await writeFile(log, '{"seq":0,"record":"00"}\n')
+    const jkt = fromB64url(await calculateJwkThumbprint(ev.key as JWK))!
+    const sent = (ev as { runtimeState: { allowlist: { statement: string } } }).runtimeState.allowlist.statement
+    expect(decodeStatement(Buffer.from(sent, 'hex')).body.denials).toBe(3n)
+    expect(col.requests.at(-1)!.binding).toEqual(bindingDigest(new Uint8Array(32).fill(5), jkt, statementDigest(Buffer.from(sent, 'hex'))))
+    await new Promise((r) => srv.close(r))
     await expect(client.attest()).rejects.toBeInstanceOf(ClientConfigError)
     await rm(dir, { recursive: true, force: true })
   })

@@ -9,7 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { isKeywardError, type KeywardError } from '../../src/errors.js'
-import { fromB64, fromB64url, toHex } from '../../src/util/bytes.js'
+import { fromB64, fromB64url, sha256, toHex } from '../../src/util/bytes.js'
+import { encodeRecord } from '../../src/policy/allowlist-state.js'
 import { parseCertificate } from '../../src/verifiers/common/x509.js'
 import { verifyEkCertificate } from '../../src/verifiers/tpm/ek.js'
 import {
@@ -87,8 +88,8 @@ describe('lab: measured boot (OVMF + swtpm + /dev/tpmrm0)', () => {
     const q = verify(lab, nonce)
     expect(q.akAttributesVerified).toBe(true)
     expect([...q.pcrs.sha256!.keys()].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 15])
-    // No agent ran in this boot: the allowlist PCR is still at its reset value.
-    expect(toHex(q.pcrs.sha256!.get(15)!)).toBe('00'.repeat(32))
+    // No agent ran in this boot: /init closed the pre-workload phase with a SEPARATOR record alone.
+    expect(toHex(q.pcrs.sha256!.get(15)!)).toBe(toHex(sha256(new Uint8Array(32), sha256(encodeRecord({ kind: 'separator' })))))
     // Firmware measured the boot: PCR 0 is not at its reset value.
     expect(toHex(q.pcrs.sha256!.get(0)!)).not.toBe('00'.repeat(32))
     expect(await checkQuoteWithTpm2Tools(lab, nonce.toString('hex'))).toBe(true)

@@ -220,7 +220,7 @@ describe('allowlist facts in policy', () => {
       ],
     }),
   )
-  const facts = { present: true, mode: 'enforce' as const, allowlistDigest: '11'.repeat(32), denials: 0n, progTag: '22'.repeat(8), loadTime: 5n, replayed: true, stateDigest: '33'.repeat(32) }
+  const facts = { present: true, mode: 'enforce' as const, allowlistDigest: '11'.repeat(32), denials: 0n, progTag: '22'.repeat(8), loadTime: 5n, replayed: true, stateDigest: '33'.repeat(32), cgroupDenials: -1n }
   const base = { claims: claims('tpm'), refs: { 'allowlist-digests': ['11'.repeat(32)] }, now: NOW }
 
   it('admits an approved enforcing allowlist with no denials', () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createHash } from 'node:crypto'
 import { run as runKeyward } from '../../src/cli/main.js'
-import { encodeAllowlistState } from '../../src/policy/allowlist-state.js'
+import { makeAgent } from '../helpers/allowlist-agent.js'
 import { REPO_ROOT, readManifest, readVector } from '../helpers/vectors.js'
 
 let dir: string
@@ -78,26 +78,25 @@ describe('keyward policy test', () => {
     expect(late.out).toContain('FAIL measurement-known')
   })
 
-  it('replays an allowlist log against the quoted TPM PCR 15', async () => {
+  it('judges the runtime state (boot records + statement) against the quoted TPM PCR 15', async () => {
     const digest = createHash('sha256').update(Buffer.alloc(32, 7)).digest()
-    const rec = (denials: bigint) => Buffer.from(encodeAllowlistState({ allowlistDigest: new Uint8Array(digest), mode: 'enforce', progTag: new Uint8Array(8).fill(1), denials, loadTime: 5n }))
-    const recs = [rec(0n)]
-    const pcr = recs.reduce((p, r) => createHash('sha256').update(p).update(createHash('sha256').update(r).digest()).digest(), Buffer.alloc(32))
-    write('allowlist.log', recs.map((r, i) => JSON.stringify({ seq: i, record: r.toString('hex') })).join('\n'))
+    const agent = makeAgent({ allowlistDigest: new Uint8Array(digest), mode: 'enforce', progTag: new Uint8Array(8).fill(1), loadTime: 5n })
+    const pcr = agent.records.reduce<Buffer>((p, r) => createHash('sha256').update(p).update(createHash('sha256').update(r).digest()).digest(), Buffer.alloc(32))
+    write('state.json', agent.runtimeState(new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)))
     const tpmClaims = (pcr15: string) => ({ tee: 'tpm', measurement: 'cd'.repeat(32), debug: false, issuedAt: null, details: { pcrs: { sha256: { '7': '77'.repeat(32), '15': pcr15 } }, eventLog: { secureBoot: true } } })
     write('tpm-claims.json', tpmClaims(pcr.toString('hex')))
     write('tpm-refs.json', { 'tpm-sha256-pcr7': ['77'.repeat(32)], 'allowlist-digests': [digest.toString('hex')] })
     const policy = resolve(REPO_ROOT, 'policies/tpm-host.yaml')
-    const ok = await run([policy, path('tpm-claims.json'), '--refs', path('tpm-refs.json'), '--allowlist', path('allowlist.log')])
+    const ok = await run([policy, path('tpm-claims.json'), '--refs', path('tpm-refs.json'), '--allowlist', path('state.json')])
     expect(ok.out).toMatch(/^ALLOW policy build-host/)
     expect(ok.rc).toBe(0)
     // without the allowlist, every allowlist condition fails closed
     const none = await run([policy, path('tpm-claims.json'), '--refs', path('tpm-refs.json')])
     expect(none.rc).toBe(3)
     expect(none.out).toContain('FAIL allowlist-replayed')
-    // a PCR the log does not replay to is invalid evidence
+    // a PCR the records do not replay to is invalid evidence
     write('tpm-claims-bad.json', tpmClaims('00'.repeat(32)))
-    const bad = await run([policy, path('tpm-claims-bad.json'), '--refs', path('tpm-refs.json'), '--allowlist', path('allowlist.log')])
+    const bad = await run([policy, path('tpm-claims-bad.json'), '--refs', path('tpm-refs.json'), '--allowlist', path('state.json')])
     expect(bad.rc).toBe(2)
     expect(bad.err).toMatch(/^ERR_ALLOWLIST_REPLAY: /)
   })

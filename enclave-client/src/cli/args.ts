@@ -73,7 +73,7 @@ options:
   --broker URL (env KEYWARD_BROKER)   --tee tpm|nitro|sev-snp (default: detected)
   --tcti TCTI (default device:/dev/tpmrm0)   --state-dir DIR   --pcrs SEL   --ek-alg/--ak-alg rsa|ecc   --ek-handle 0x81010001
   --ca FILE   --cert FILE --key FILE   --timeout MS   --retries N   --key-alg ES256|ES384|RSA-OAEP-256
-  --runtime-state FILE (allowlist records)   --renew-interval MS (run; 0: off)   --exit-on-renew-failure
+  --runtime-state SOCKET (allowlist agent, /run/keyward/agent.sock)   --renew-interval MS (run; 0: off)   --exit-on-renew-failure
   --kill-grace MS (run: SIGKILL that long after SIGTERM; default 10000)
   --broker-jwks FILE (the broker's signing keys; else fetched over https or loopback)
   --insecure-http (allow http:// to a broker that is not on loopback)

@@ -108,8 +108,10 @@ static int is_counter(int fd)
 
 static void probe_bpf(const char *pin)
 {
-	uint32_t zero = 0, id = 0;
+	uint32_t zero = 0, id = 0, control_id;
 	uint64_t v = 7;
+	struct bpf_map_info ci;
+	uint32_t ci_len = sizeof(ci);
 	int fd, ok, refused = 0, attacked = 0;
 	LIBBPF_OPTS(bpf_obj_get_opts, ro, .file_flags = BPF_F_RDONLY);
 
@@ -120,6 +122,9 @@ static void probe_bpf(const char *pin)
 	}
 	ok = zero_key0(fd) && bpf_map_lookup_elem(fd, &zero, &v) == 0;
 	printf("control-frozen-map %s 7->%llu\n", res(ok), (unsigned long long)v);
+	/* Freed only after an RCU grace period: it may still be found by id below. */
+	memset(&ci, 0, sizeof(ci));
+	control_id = bpf_obj_get_info_by_fd(fd, &ci, &ci_len) == 0 ? ci.id : 0;
 	close(fd);
 
 	fd = bpf_obj_get(pin);
@@ -135,6 +140,8 @@ static void probe_bpf(const char *pin)
 		printf("pin-ro %s\n", res(0));
 	}
 	while (bpf_map_get_next_id(id, &id) == 0) {
+		if (id == control_id)
+			continue;
 		fd = bpf_map_get_fd_by_id(id);
 		if (fd < 0) {
 			refused += errno == EPERM;

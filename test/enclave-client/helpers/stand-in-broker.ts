@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { CompactEncrypt, EmbeddedJWK, SignJWT, calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, jwtVerify, type JWK } from 'jose'
 import { RELEASE_TYP, releaseAudience } from '../../../src/protocol/binding.js'
 import { bindingDigest, ZERO_STATE } from '../../../src/protocol/binding.js'
-import { stateDigest } from '../../../src/policy/allowlist-state.js'
+import { statementDigest } from '../../../src/policy/allowlist-state.js'
 import { fromB64url, toHex } from '../../../src/util/bytes.js'
 import { startServer, type Recorded, type Reply, type TestServer } from './http-server.js'
 
@@ -94,7 +94,7 @@ export async function startBroker(): Promise<Broker> {
       return { status: 200, body: { nonce: n, expiresAt: new Date(Date.now() + 60_000).toISOString() } }
     }
     if (r.path === '/v1/attest') {
-      const body = r.body as { tee: string; nonce: string; key: JWK; evidence: { binding?: string; quote?: string }; runtimeState?: { allowlist: { records: string[] } } }
+      const body = r.body as { tee: string; nonce: string; key: JWK; evidence: { binding?: string; quote?: string }; runtimeState?: { allowlist: { records: string[]; statement: string } } }
       if (!nonces.delete(body.nonce)) return err(403, 'ERR_NONCE_USED', 'nonce unknown or used')
       if (b.attestFailures > 0) {
         b.attestFailures--
@@ -102,8 +102,8 @@ export async function startBroker(): Promise<Broker> {
       }
       if (b.deny) return err(403, b.deny.code, 'denied by policy web', b.deny.failures)
       const jkt = fromB64url(await calculateJwkThumbprint(body.key))!
-      const last = body.runtimeState?.allowlist.records.at(-1)
-      const state = last ? stateDigest(Buffer.from(last, 'hex')) : ZERO_STATE
+      const st = body.runtimeState?.allowlist.statement
+      const state = st ? statementDigest(Buffer.from(st, 'hex')) : ZERO_STATE
       const expected = toHex(bindingDigest(fromB64url(body.nonce)!, jkt, state))
       const got = typeof body.evidence.quote === 'string' ? quoteExtraData(body.evidence.quote) : body.evidence.binding
       if (got !== expected) return err(403, 'ERR_BINDING_MISMATCH', 'binding mismatch')

@@ -1,26 +1,34 @@
-# Scenarios 2 and 3 in one boot. Scenario 2, exec allowlist: the agent loads the LSM program
-# in enforce mode with an allowlist of every ELF file the guest ships; an unlisted binary
-# (busybox with one byte appended) must fail with EPERM and be counted; in audit mode it runs and
-# is counted. Every state change is measured into PCR 15 and logged; the host replays log vs
-# quote. With kw.broker_port=P, keyward-client attests against the broker (relayed over
-# virtio-serial) after each state change, passing the agent's log (--runtime-state):
-#   enforce, approved, 0 denials  -> `run` starts its child with the secret (scenario 3)
-#   enforce, 2 denials            -> denied (allowlist-no-denials)
-#   audit                         -> denied (allowlist-enforcing)
-#   enforce, changed allowlist    -> `run` denied, child never starts (scenario 3; allowlist-approved)
-#   an extend missing from the log -> denied (ERR_ALLOWLIST_REPLAY)
+# Scenarios 2 and 3. Scenario 2, exec allowlist. With kw.agent=enforce the initramfs /init has
+# started the agent before this script (the workload phase): the LSM programs enforce an
+# allowlist of every ELF file the guest ships (executables, ld.so, shared libraries); an
+# unlisted binary (busybox with one byte appended) fails with EPERM and is counted, host-wide and
+# per cgroup. keyward-client attests against the broker (relayed over virtio-serial) asking the
+# agent for a fresh signed statement each time (--runtime-state the agent's socket); the
+# statement carries the denials of the client's own cgroup, which the lab policy judges:
+#   enforce, approved, 0 denials      -> `run` starts its child with the secret (scenario 3)
+#   the refused execs, no manual step -> the very next attestation is denied (allowlist-no-denials)
+#   bypass probes refused in cgroup kwa -> a client in kwa is denied, one in the clean kwb is not
+#   root starts its own agent (own key, enforce, approved, 0 denials); its records land after
+#   the separator                     -> ERR_ALLOWLIST_UNTRUSTED (or ERR_ALLOWLIST_REPLAY when
+#                                        it leaves the real records out)
+#   an extend missing from the log    -> ERR_ALLOWLIST_REPLAY
+# and the kernel side (issue 20 items 2 and 4): code run without an exec (LD_PRELOAD, dlopen,
+# process.dlopen, memfd, mprotect, 9p) refused, a root BPF program kept from the counters, a
+# removed link or replaced map pin noticed.
+# With kw.agent=none no agent ran at boot and /init extended the SEPARATOR alone; the bypass
+# probes run unhindered (the control), and root in the workload forges:
+#   nothing presented                 -> denied by the allowlist conditions
+#   its own statement, no records     -> ERR_ALLOWLIST_REPLAY (PCR 15 is not zero)
+#   its own agent started now, presented after /init's separator -> ERR_ALLOWLIST_UNTRUSTED,
+#   or with its own records only      -> ERR_ALLOWLIST_REPLAY
 set -u
 . /lab/lib.sh
 AG=keyward-allowlist
-LOG=/run/keyward/allowlist.log
-BROKER=0; [ -n "${KW_BROKER_PORT:-}" ] && BROKER=1
-# Every ELF file the guest ships: executables, ld.so and the shared libraries (mapped, checked
-# by the mmap hook); build.sh computes the same list on the host (allowlist.sha256).
-. /lab/elf-files.sh
-lab_elf_files "" | xargs sha256sum > "$OUT/allowlist.txt"
+SOCK=/run/keyward/agent.sock
+PIN=/sys/fs/bpf/keyward
+CG=/sys/fs/cgroup
 mkdir -p /tmp/x && cp /bin/busybox /tmp/x/true && echo >> /tmp/x/true && chmod +x /tmp/x/true
 sha256sum /tmp/x/true > "$OUT/unlisted.txt"
-cat "$OUT/allowlist.txt" "$OUT/unlisted.txt" > "$OUT/allowlist-changed.txt"
 # errno as Node sees it (spawnSync error code), and the shell's exit status
 probe() {
   node -e "const r=require('child_process').spawnSync('/tmp/x/true');console.log(r.error?r.error.code:'status='+r.status)" > "$OUT/$1-node.txt" 2>&1
@@ -45,72 +53,94 @@ bypass() {
   /tmp/x/busybox-copy true; echo $? > "$OUT/$1-tmpfs.rc"
   sh /tmp/x/script.sh > "$OUT/$1-sh-file.out" 2>&1
 }
-bypass before
-if [ $BROKER = 1 ]; then
-  kw_broker_up "$KW_BROKER_PORT" || exit 20
-  # The host's admin issued a single-use enrolment token for the name (kw.enrol_token).
-  export KEYWARD_ENROL_TOKEN="${KW_ENROL_TOKEN:-}"
-  kw_step register register --workload lab-exec-allowlist
-  unset KEYWARD_ENROL_TOKEN
+# forged_agent: root loads a second program with its own key and socket (after boot: a workload)
+forged_agent() {
+  . /lab/elf-files.sh
+  lab_elf_files "" | xargs sha256sum > /tmp/forged-allowlist.txt
+  $AG load --allowlist /tmp/forged-allowlist.txt --mode enforce --pin-dir /sys/fs/bpf/forged \
+    --socket /tmp/forged.sock --tcti device:/dev/tpmrm0 > "$OUT/forged-load.json" 2> "$OUT/forged-load.err" &
+  for i in $(seq 300); do [ -s "$OUT/forged-load.json" ] && break; sleep 0.1; done
+  [ -s "$OUT/forged-load.json" ]
+}
+forge_proxy() {
+  node /lab/forge.mjs "$@" > /tmp/forge.out 2>&1 &
+  for i in $(seq 300); do grep -q ready /tmp/forge.out 2>/dev/null && break; sleep 0.1; done
+}
+kw_broker_up "$KW_BROKER_PORT" || exit 20
+# The host's admin issued a single-use enrolment token for the name (kw.enrol_token).
+export KEYWARD_ENROL_TOKEN="${KW_ENROL_TOKEN:-}"
+kw_step register register --workload lab-exec-allowlist
+unset KEYWARD_ENROL_TOKEN
+
+if [ "${KW_AGENT:-none}" = none ]; then
+  probe noagent
+  bypass before
+  kw_step attest-nothing attest
+  forged_agent || exit 30
+  cp /run/keyward/separator.json "$OUT/separator.json"
+  forge_proxy norecords /tmp/forged.sock /tmp/norecords.sock
+  kw_step attest-norecords attest --runtime-state /tmp/norecords.sock
+  forge_proxy withsep /run/keyward/separator.json /tmp/forged.sock /tmp/withsep.sock
+  kw_step attest-selfload attest --runtime-state /tmp/withsep.sock
+  kw_step attest-selfload-own attest --runtime-state /tmp/forged.sock
+  kill "$KW_SHIM_PID"
+  exit 0
 fi
-probe before
-$AG load --allowlist "$OUT/allowlist.txt" --mode enforce > "$OUT/load-enforce.json" || exit 10
-if [ $BROKER = 1 ]; then
-  # The child reports what it got; the secret file must be 0600 on tmpfs under /run/secrets.
-  kw_step run-approved run --runtime-state $LOG --renew-interval 0 \
-    --secret lab-secret=env:LAB_SECRET --secret lab-secret=file:/run/secrets/lab-secret -- \
-    /bin/sh -c 'printf %s "$LAB_SECRET" > /tmp/out/child-env.txt; cat /run/secrets/lab-secret > /tmp/out/child-file.txt; stat -c %a /run/secrets/lab-secret > /tmp/out/child-file-mode.txt'
-fi
+
+cp /run/keyward/allowlist.txt "$OUT/allowlist.txt"
+cp /run/keyward/load.json "$OUT/load.json"
+$AG status > "$OUT/status-start.json" || exit 10
+# The child reports what it got; the secret file must be 0600 on tmpfs under /run/secrets.
+kw_step run-approved run --runtime-state $SOCK --renew-interval 0 \
+  --secret lab-secret=env:LAB_SECRET --secret lab-secret=file:/run/secrets/lab-secret -- \
+  /bin/sh -c 'printf %s "$LAB_SECRET" > /tmp/out/child-env.txt; cat /run/secrets/lab-secret > /tmp/out/child-file.txt; stat -c %a /run/secrets/lab-secret > /tmp/out/child-file-mode.txt'
 probe enforce
 $AG status > "$OUT/status-enforce.json" || exit 11
-$AG update-denials > "$OUT/update-enforce-1.txt" || exit 12
-$AG update-denials > "$OUT/update-enforce-2.txt" || exit 13
-[ $BROKER = 1 ] && kw_step attest-denials attest --runtime-state $LOG
-$AG unload > /dev/null || exit 14
-$AG load --allowlist "$OUT/allowlist.txt" --mode audit > "$OUT/load-audit.json" || exit 15
-[ $BROKER = 1 ] && kw_step attest-audit attest --runtime-state $LOG
-probe audit
-$AG status > "$OUT/status-audit.json" || exit 16
-$AG status --print-state > "$OUT/print-state-audit.txt" || exit 17
-$AG update-denials > "$OUT/update-audit.txt" || exit 18
-cp $LOG "$OUT/allowlist.log"
-kw_quote "$KW_NONCE" "sha256:15" || exit 19
-[ $BROKER = 1 ] || exit 0
-# A changed allowlist (the unlisted binary added), enforcing, no denials: not approved.
-$AG unload > /dev/null || exit 21
-$AG load --allowlist "$OUT/allowlist-changed.txt" --mode enforce > "$OUT/load-changed.json" || exit 22
-kw_step run-unapproved run --runtime-state $LOG --renew-interval 0 --secret lab-secret=env:LAB_SECRET -- \
-  /bin/sh -c 'echo started > /tmp/out/unapproved-child-started'
-# An extend of PCR 15 the log does not have (as if the agent's append had been lost).
-tpm2_pcrextend "15:sha256=$(echo 'lab: unlogged extend' | sha256sum | cut -c1-64)" || exit 23
-kw_step attest-unlogged attest --runtime-state $LOG
-cp $LOG "$OUT/allowlist-final.log"
-kill "$KW_SHIM_PID"
+# Root reaches for the agent's key: its /proc/<pid>/mem and /maps are refused (ptrace guard);
+# the same opens on another process succeed.
+for f in mem maps; do
+  ( exec 3< "/proc/$KW_AGENT_PID/$f" ) 2> "$OUT/agent-$f.err"; echo $? > "$OUT/agent-$f.rc"
+  ( exec 3< "/proc/$KW_SHIM_PID/$f" ) 2> "$OUT/other-$f.err"; echo $? > "$OUT/other-$f.rc"
+done
+# No update step: the agent reads the counters when asked for the statement. The two refused
+# execs ran in this shell's cgroup (the root cgroup), as does the client.
+kw_step attest-denials attest --runtime-state $SOCK
+# The agent signs for any nonce; the host judges one (statement + quote over PCR 15).
+$AG statement --nonce "$KW_NONCE" --jkt "$KW_NONCE" > "$OUT/statement.json" || exit 12
+kw_quote "$KW_NONCE" "sha256:15" || exit 13
+
 # Bypasses under enforce (issue 20 item 4), counted per cgroup (item 5): the probes run in
-# cgroup kwa, one refused exec in the root cgroup (id 1). Then a root BPF program tries to
-# zero the denial counter (item 2), and unload measures before it removes anything.
-$AG unload > /dev/null || exit 24
-$AG load --allowlist "$OUT/allowlist.txt" --mode enforce > "$OUT/load-bypass.json" || exit 25
-mount -t cgroup2 none /sys/fs/cgroup || exit 26
-mkdir /sys/fs/cgroup/kwa && stat -c %i /sys/fs/cgroup/kwa > "$OUT/cgroup-a.id" || exit 27
-echo $$ > /sys/fs/cgroup/kwa/cgroup.procs || exit 28
+# cgroup kwa; a client there is denied, one in the clean cgroup kwb is admitted although the
+# host-wide count is not 0.
+mkdir $CG/kwa $CG/kwb && stat -c %i $CG/kwa > "$OUT/cgroup-a.id" && stat -c %i $CG/kwb > "$OUT/cgroup-b.id" || exit 27
+echo $$ > $CG/kwa/cgroup.procs || exit 28
 bypass enforce
-echo $$ > /sys/fs/cgroup/cgroup.procs || exit 29
-/tmp/x/true 2> /dev/null
+kw_step attest-cgroup-a attest --runtime-state $SOCK
+echo $$ > $CG/kwb/cgroup.procs || exit 29
+kw_step attest-cgroup-b attest --runtime-state $SOCK
+echo $$ > $CG/cgroup.procs || exit 29
 $AG status > "$OUT/status-bypass.json" || exit 30
-$PROBE bpf-attack /sys/fs/bpf/keyward/denials > "$OUT/bpf-attack.out" 2>&1
+# A root BPF program tries to zero the denial counter (item 2).
+$PROBE bpf-attack $PIN/denials > "$OUT/bpf-attack.out" 2>&1
 $AG status > "$OUT/status-after-attack.json" || exit 31
-$AG unload > "$OUT/unload-end.txt" || exit 32
-cp $LOG "$OUT/allowlist-end.log"
-# Tampering the agent must notice before it measures: a link removed (its program detached),
-# a map pin replaced by another map. Each time the pins are then cleared by hand.
-PIN=/sys/fs/bpf/keyward
-$AG load --allowlist "$OUT/allowlist.txt" --mode enforce > /dev/null || exit 33
+
+# Root forges: its own agent, its records after the separator.
+forged_agent || exit 14
+forge_proxy merge $SOCK /tmp/forged.sock /tmp/merged.sock
+kw_step attest-forged attest --runtime-state /tmp/merged.sock
+kw_step attest-forged-own attest --runtime-state /tmp/forged.sock
+# An extend of PCR 15 nobody logs.
+tpm2_pcrextend "15:sha256=$(echo 'lab: unlogged extend' | sha256sum | cut -c1-64)" || exit 23
+kw_step attest-unlogged attest --runtime-state $SOCK
+kill "$KW_SHIM_PID"
+
+# Tampering the pins must be noticed by whoever reads through them: a link pin removed, a map
+# pin replaced by another map. The agent reads through its own descriptors; its programs stay
+# attached through them.
 rm $PIN/link-mmap
 $AG status > /dev/null 2> "$OUT/tamper-link.err"; echo $? > "$OUT/tamper-link.rc"
-rm -rf $PIN
-$AG load --allowlist "$OUT/allowlist.txt" --mode enforce > /dev/null || exit 34
 rm $PIN/denials && $PROBE pin-fake $PIN/denials > "$OUT/pin-fake.out" 2>&1
 $AG status > /dev/null 2> "$OUT/tamper-map.err"; echo $? > "$OUT/tamper-map.rc"
-rm -rf $PIN
+$AG statement --nonce "$KW_NONCE" --jkt "$KW_NONCE" > "$OUT/statement-after-tamper.json" || exit 32
+/tmp/x/true 2> /dev/null; echo $? > "$OUT/after-tamper-sh.rc"
 exit 0
