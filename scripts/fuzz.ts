@@ -11,7 +11,7 @@ import { parseAttest, parseSignature, parseTpmPublic, parsePcrsFile, parseAkPubl
 import { parseEventLog } from '../src/verifiers/tpm/eventlog.js'
 import { parseNitroDocument } from '../src/verifiers/nitro/parse.js'
 import { decodeCborStrict } from '../src/protocol/cbor.js'
-import { decodeRecord, decodeStatement } from '../src/policy/allowlist-state.js'
+import { decodeRecord, decodeStatement } from '../src/protocol/allowlist-state.js'
 import { compilePolicy } from '../src/policy/engine.js'
 import { parseCertificate } from '../src/verifiers/common/x509.js'
 

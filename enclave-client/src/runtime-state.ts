@@ -2,7 +2,7 @@
 // agent's boot records and a statement it signs for this challenge and key. The statement's
 // digest is the `state` part of the binding digest.
 import { createConnection } from 'node:net'
-import { ALLOWLIST_RECORD_SIZE, STATEMENT_SIZE, statementDigest } from '../../src/policy/allowlist-state.js'
+import { ALLOWLIST_RECORD_SIZE, STATEMENT_SIZE, statementDigest } from '../../src/protocol/allowlist-state.js'
 import { fromHex } from '../../src/util/bytes.js'
 import { ClientConfigError, isKeywardError } from './errors.js'
 

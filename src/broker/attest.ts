@@ -12,12 +12,13 @@ import { bindingDigest, jwkThumbprint, thumbprintBytes, ZERO_STATE } from '../pr
 import { constantTimeEqual, fromB64url, fromHex, sha256, toHex } from '../util/bytes.js'
 import type { AttestRequest } from './schemas.js'
 import type { AllowlistFacts, Appraisal, BrokerDeps } from './deps.js'
-import type { VerifiedClaims, VerifyContext } from '../verifiers/types.js'
+import type { VerifyContext } from '../verifiers/types.js'
+import type { VerifiedClaims } from '../protocol/claims.js'
 import { EAR_PROFILE, type EarClaims } from './tokens.js'
 import { claimsToJson, jsonSafe } from '../verifiers/claims-json.js'
 import { allowlistFactsFor } from './runtime-state.js'
 import { assertEkNotDenied, ENROLLED_NAME } from './enrolment.js'
-import { statementDigest } from '../policy/allowlist-state.js'
+import { statementDigest } from '../protocol/allowlist-state.js'
 
 export const VERIFIER_ID = { developer: 'keyward', build: 'keyward 0.1.0' }
 

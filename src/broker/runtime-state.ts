@@ -3,7 +3,7 @@
 // by the key of the pre-separator load record. SNP and Nitro have no PCR the agent can write
 // before the workload, so their allowlist state is refused rather than taken on the workload's word.
 import { KeywardError } from '../errors.js'
-import type { VerifiedClaims } from '../verifiers/types.js'
+import type { VerifiedClaims } from '../protocol/claims.js'
 import type { AllowlistFacts } from './deps.js'
 import { judgeAllowlistState, type AllowlistEvidence } from '../policy/allowlist-state.js'
 

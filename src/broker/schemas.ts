@@ -1,7 +1,7 @@
 // Request and response schemas of HTTP API v1. The same schemas validate requests and
 // generate /openapi.json, so the document cannot drift from what the server accepts.
 import { z } from 'zod'
-import { TEES } from '../verifiers/types.js'
+import { TEES } from '../protocol/tee.js'
 
 const b64url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url without padding')
 const b64 = z.string().max(4 * 1024 * 1024).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64')

@@ -74,6 +74,7 @@ export async function startServer(deps: BrokerDeps): Promise<RunningServer> {
   checkPublicOrigin(config)
   const app = createApp(deps)
   return new Promise((resolve, reject) => {
+    // eslint-disable-next-line prefer-const -- assigned once below; onListen closes over it first
     let server: ServerType
     const onListen = (info: { port: number }) => {
       deps.logger.info({ port: info.port, host: config.host, store: deps.store.kind, tls: Boolean(config.tls) }, 'keyward listening')

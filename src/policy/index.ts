@@ -25,6 +25,10 @@ export {
   type ImportOptions,
 } from './reference-values.js'
 export {
+  judgeAllowlistState,
+  type AllowlistEvidence,
+} from './allowlist-state.js'
+export {
   ALLOWLIST_RECORD_SIZE,
   DEFAULT_ALLOWLIST_PCR,
   STATEMENT_SIZE,
@@ -33,10 +37,8 @@ export {
   decodeStatement,
   encodeRecord,
   encodeStatementBody,
-  judgeAllowlistState,
   statementDigest,
-  type AllowlistEvidence,
   type AllowlistMode,
   type AllowlistRecord,
   type Statement,
-} from './allowlist-state.js'
+} from '../protocol/allowlist-state.js'

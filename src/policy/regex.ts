@@ -32,7 +32,7 @@ export function matchesRe2(s: string, pattern: string): boolean {
   try {
     re = compilePattern(pattern)
   } catch (e) {
-    throw new Error(`invalid RE2 pattern ${JSON.stringify(pattern)}: ${patternErrorText(e)}`)
+    throw new Error(`invalid RE2 pattern ${JSON.stringify(pattern)}: ${patternErrorText(e)}`, { cause: e })
   }
   return re.test(s)
 }

@@ -3,10 +3,6 @@
 import type { X509Certificate } from 'node:crypto'
 import type { Tee } from '../protocol/tee.js'
 import type { VerifiedClaims } from '../protocol/claims.js'
-// Kept for src/broker/{schemas,attest,runtime-state}.ts and src/cli/policy-test.ts until the merge in
-// flight on them lands; new code imports these from src/protocol/{tee,claims}.ts.
-export { TEES } from '../protocol/tee.js'
-export type { JsonObject, VerifiedClaims } from '../protocol/claims.js'
 
 /** Everything a verifier may depend on, injected: verifiers never read the clock or roots from module scope. */
 export interface VerifyContext {

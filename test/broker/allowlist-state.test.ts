@@ -16,7 +16,7 @@ import { startSwtpm, tpmTool, type Swtpm } from '../enclave-client/helpers/swtpm
 import { createClient, type KeywardClient } from '../../enclave-client/src/client.js'
 import { createTpmCollector } from '../../enclave-client/src/collectors/tpm.js'
 import type { RuntimeState, StatementRequest } from '../../enclave-client/src/runtime-state.js'
-import { allowlistDigest, encodeRecord, type Statement } from '../../src/policy/allowlist-state.js'
+import { allowlistDigest, encodeRecord, type Statement } from '../../src/protocol/allowlist-state.js'
 import { sha256, toHex } from '../../src/util/bytes.js'
 import { makeAgent, type TestAgent } from '../helpers/allowlist-agent.js'
 

@@ -8,7 +8,6 @@
 import { issueEnrolmentToken } from '../../src/broker/enrolment.js'
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startHarness, type Harness } from './harness.js'

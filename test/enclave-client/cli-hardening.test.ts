@@ -2,7 +2,7 @@
 // inspector (for every subcommand), core dumps are off, and the `cmd:` TCTI (which runs a
 // program) is refused before anything runs.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'

@@ -2,7 +2,7 @@
 // qualifying data is the binding digest, and a child that must see its secrets (or never start).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startSwtpm, type Swtpm } from './helpers/swtpm.js'

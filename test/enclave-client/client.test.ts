@@ -2,7 +2,7 @@
 // commits to equals src/protocol/binding.ts over (nonce, jkt, state); releases carry valid DPoP
 // proofs and decrypt; denials surface as DeniedError without retry; 5xx restarts the flow.
 import { describe, it, expect, afterEach } from 'vitest'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { calculateJwkThumbprint, type JWK } from 'jose'
@@ -10,7 +10,7 @@ import { createClient, type KeywardClient } from '../../enclave-client/src/clien
 import type { Collector, CollectRequest } from '../../enclave-client/src/collectors/types.js'
 import { ClientClosedError, ClientConfigError, DeniedError, ProtocolError } from '../../enclave-client/src/errors.js'
 import { bindingDigest } from '../../src/protocol/binding.js'
-import { decodeStatement, statementDigest } from '../../src/policy/allowlist-state.js'
+import { decodeStatement, statementDigest } from '../../src/protocol/allowlist-state.js'
 import { makeAgent, serveAgent } from '../helpers/allowlist-agent.js'
 import { fromB64url, toHex } from '../../src/util/bytes.js'
 import { startServer } from './helpers/http-server.js'

@@ -11,7 +11,6 @@ import {
 } from '../../enclave-client/src/collectors/nitro.js'
 import { decodeCborStrict } from '../../src/protocol/cbor.js'
 import { nitroVerifier } from '../../src/verifiers/nitro/index.js'
-import { KeywardError } from '../../src/errors.js'
 import { concatBytes, toHex } from '../../src/util/bytes.js'
 import { readManifest, readVector } from '../helpers/vectors.js'
 import { errorCodeOf } from '../helpers/errors.js'

@@ -3,7 +3,7 @@
 // statements signed for a nonce and key. Tests use it to build honest state and forgeries alike.
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
 import { createServer, type Server } from 'node:net'
-import { encodeRecord, encodeStatementBody, type AllowlistMode, type Statement } from '../../src/policy/allowlist-state.js'
+import { encodeRecord, encodeStatementBody, type AllowlistMode, type Statement } from '../../src/protocol/allowlist-state.js'
 import { concatBytes, fromB64url, toHex } from '../../src/util/bytes.js'
 
 export interface TestAgent {

@@ -14,7 +14,8 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fromHex, toHex } from '../../src/util/bytes.js'
-import { allowlistDigest, decodeRecord, decodeStatement, judgeAllowlistState, type AllowlistMode } from '../../src/policy/allowlist-state.js'
+import { judgeAllowlistState } from '../../src/policy/allowlist-state.js'
+import { allowlistDigest, decodeRecord, decodeStatement, type AllowlistMode } from '../../src/protocol/allowlist-state.js'
 import { parseAkPublic, parseAttest, parsePcrsFile, parseSignature, verifyQuote } from '../../src/verifiers/tpm/index.js'
 import { checkQuoteWithTpm2Tools, runLab, type LabRun } from './lab.js'
 import { buildGuest, startBroker, type LabBroker } from './broker.js'
@@ -187,6 +188,7 @@ describe('lab: the broker on the exec allowlist (the guest attests through the r
     const kwb = lab.text('cgroup-b.id').trim()
     const s = lab.json<AgentStatus>('status-bypass.json')
     expect(s.denials).toBe(9) // 2 in the root cgroup, 7 bypass probes in kwa
+    expect(s.denialsByCgroup[kwa]).toBe(7)
     expect(s.denialsByCgroup[kwb]).toBeUndefined()
     expect(lab.text('attest-cgroup-a.rc').trim()).toBe('1')
     expect(out(lab, 'attest-cgroup-a').code).toBe('ERR_POLICY_DENIED')

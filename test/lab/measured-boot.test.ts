@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { isKeywardError, type KeywardError } from '../../src/errors.js'
 import { fromB64, fromB64url, sha256, toHex } from '../../src/util/bytes.js'
-import { encodeRecord } from '../../src/policy/allowlist-state.js'
+import { encodeRecord } from '../../src/protocol/allowlist-state.js'
 import { parseCertificate } from '../../src/verifiers/common/x509.js'
 import { verifyEkCertificate } from '../../src/verifiers/tpm/ek.js'
 import {
@@ -23,7 +23,7 @@ import { join } from 'node:path'
 import { REPO_ROOT } from '../helpers/vectors.js'
 import { checkQuoteWithTpm2Tools, runLab, type LabRun } from './lab.js'
 import { buildGuest, startBroker, type LabBroker } from './broker.js'
-import { bindingDigest, jwkThumbprint, thumbprintBytes } from '../../src/broker/binding.js'
+import { bindingDigest, jwkThumbprint, thumbprintBytes } from '../../src/protocol/binding.js'
 
 const nonce = randomBytes(32)
 let lab: LabRun

@@ -8,16 +8,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { REPO_ROOT } from '../helpers/vectors.js'
-import {
-  ALLOWLIST_RECORD_SIZE,
-  STATEMENT_SIZE,
-  allowlistDigest,
-  decodeRecord,
-  decodeStatement,
-  encodeRecord,
-  judgeAllowlistState,
-  statementDigest,
-} from '../../src/policy/allowlist-state.js'
+import { judgeAllowlistState } from '../../src/policy/allowlist-state.js'
+import { ALLOWLIST_RECORD_SIZE, STATEMENT_SIZE, allowlistDigest, decodeRecord, decodeStatement, encodeRecord, statementDigest } from '../../src/protocol/allowlist-state.js'
 import { KeywardError } from '../../src/errors.js'
 import { errorCode } from '../helpers/errors.js'
 import { makeAgent } from '../helpers/allowlist-agent.js'

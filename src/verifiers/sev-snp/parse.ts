@@ -2,7 +2,7 @@
 // Pure and total: any byte string yields an AttestationReport or a KeywardError. Nothing here is
 // trusted: the signature, chain and TCB binding are checked in verify.ts.
 import { EvidenceMalformedError, KeywardError } from '../../errors.js'
-import { ByteReader, requireZero } from '../common/reader.js'
+import { ByteReader, requireZero } from '../../protocol/reader.js'
 import {
   ECDSA_COMPONENT_SIZE,
   OFF,

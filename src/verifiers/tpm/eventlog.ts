@@ -3,7 +3,7 @@
 // §10.2) and replay per bank against quoted PCR values. Events are read for facts only after
 // their PCR replayed to a quoted value (go-tpm-tools server/eventlog.go); see eventlog-facts.ts.
 import { EvidenceMalformedError, KeywardError, asEvidenceError } from '../../errors.js'
-import { ByteReader } from '../common/reader.js'
+import { ByteReader } from '../../protocol/reader.js'
 import { constantTimeEqual, toHex, type HashName } from '../../util/bytes.js'
 import { EV, EVENTLOG_LIMITS, HASH_ALGS } from './layout.js'
 import { hashSize } from './parse.js'

@@ -4,7 +4,7 @@
 // signature or trusts a value; see verify.ts.
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { EvidenceMalformedError, KeywardError, asEvidenceError } from '../../errors.js'
-import { ByteReader } from '../common/reader.js'
+import { ByteReader } from '../../protocol/reader.js'
 import type { HashName } from '../../util/bytes.js'
 import {
   ECC_CURVES,

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { CompactEncrypt, EmbeddedJWK, SignJWT, calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, jwtVerify, type JWK } from 'jose'
 import { RELEASE_TYP, releaseAudience } from '../../../src/protocol/binding.js'
 import { bindingDigest, ZERO_STATE } from '../../../src/protocol/binding.js'
-import { statementDigest } from '../../../src/policy/allowlist-state.js'
+import { statementDigest } from '../../../src/protocol/allowlist-state.js'
 import { fromB64url, toHex } from '../../../src/util/bytes.js'
 import { startServer, type Recorded, type Reply, type TestServer } from './http-server.js'
 

@@ -2,7 +2,6 @@
 // truncation at every offset, appended bytes, oversized TPM2B sizes, unknown algorithms.
 import { describe, it, expect } from 'vitest'
 import { readVector } from '../../helpers/vectors.js'
-import { KeywardError } from '../../../src/errors.js'
 import { toHex } from '../../../src/util/bytes.js'
 import { parseAkPublic, parseAttest, parsePcrsFile, parseSignature, parseTpmPublic } from '../../../src/verifiers/tpm/index.js'
 import { parseTpm2bPublic, parseTpmtPublic } from '../../../src/verifiers/tpm/parse.js'

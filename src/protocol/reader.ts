@@ -1,6 +1,6 @@
 // A bounds-checked reader over bytes. Every read checks the remaining length first and
 // throws EvidenceMalformedError naming the structure; endianness is in the method name.
-import { EvidenceMalformedError } from '../../errors.js'
+import { EvidenceMalformedError } from './errors.js'
 
 export class ByteReader {
   readonly bytes: Uint8Array
