@@ -65,9 +65,10 @@ export interface UnsealReport {
 /**
  * Opens every stored secret version with a fresh sealer over `dataDir`'s keyring and compares it
  * with `expected`; throws on any version that fails to open, differs, or was never acknowledged
- * (unless `allowUnexpected` says which ones may exist: writes in flight when the broker died).
+ * (unless `allowUnexpected` accepts it: a write in flight when the broker died may have committed,
+ * but only whole, with the exact bytes sent).
  */
-export async function checkAllSecrets(store: Store, dataDir: string, expected: Expected, allowUnexpected: (key: string) => boolean = () => false): Promise<UnsealReport> {
+export async function checkAllSecrets(store: Store, dataDir: string, expected: Expected, allowUnexpected: (key: string, plain: Uint8Array) => boolean = () => false): Promise<UnsealReport> {
   const sealer = createSealer(await openLocalKeyring(dataDir))
   const rows = await store.allSecretVersions()
   const seen = new Set<string>()
@@ -83,7 +84,7 @@ export async function checkAllSecrets(store: Store, dataDir: string, expected: E
     }
     const want = expected.get(key)
     if (want === undefined) {
-      if (!allowUnexpected(key)) throw new Error(`${key} is stored but was never acknowledged`)
+      if (!allowUnexpected(key, plain)) throw new Error(`${key} is stored but was never acknowledged`)
     } else if (Buffer.compare(Buffer.from(plain), Buffer.from(want)) !== 0) {
       throw new Error(`${key} holds other bytes than were acknowledged`)
     }
