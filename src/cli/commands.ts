@@ -173,6 +173,8 @@ export async function runAdminCommand(argv: string[], USAGE: string): Promise<nu
       }
       return withDeps(values, async (deps) => (out(await A.createCredential(deps, kind, positionals[1]!, hashCredential)), 0))
     }
+    case 'backup': return (await import('./backup.js')).backupCommand(argv.slice(1))
+    case 'restore': return (await import('./backup.js')).restoreCommand(argv.slice(1))
     case 'workloads': {
       const { values } = parse(argv.slice(1), {})
       return withDeps(values, async (deps) => (out({ workloads: await workloadsView(deps) }), 0))

@@ -15,6 +15,8 @@ const USAGE = `keyward — attestation-gated key broker
   keyward keys rotate [--kek]
   keyward credential create admin|relying-party NAME     (prints the bearer token once)
   keyward workloads
+  keyward backup --out FILE [--include-keyring]     (SQLite; FILE.keyring is secret: keep it apart)
+  keyward restore --from FILE [--keyring FILE.keyring] --data-dir NEW_DIR
   keyward verify --tee tpm|nitro|sev-snp FILE… [--at TIME] [--json]
 
 Common options: --data-dir DIR (default ./.data), --config FILE; DATABASE_URL=postgres://… selects PostgreSQL.`
