@@ -68,6 +68,8 @@ export const ERROR_STATUS: { readonly [C in ErrorCode]: number } = {
   ERR_SEAL: 500,
   ERR_UNSEAL: 500,
   ERR_STORE: 500,
+  /** The store is unreachable, refusing connections, or out of disk: retry later. */
+  ERR_STORE_UNAVAILABLE: 503,
   ERR_AUDIT_CHAIN: 500,
   // upstreams
   ERR_VAULT_UNAVAILABLE: 503,

@@ -99,8 +99,8 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
     try {
       await deps.store.listSigningKeys()
       return c.json({ status: 'ready' })
-    } catch {
-      throw new KeywardError('ERR_UPSTREAM_UNAVAILABLE', 'store unavailable')
+    } catch (e) {
+      throw new KeywardError('ERR_STORE_UNAVAILABLE', 'store unavailable', { cause: e })
     }
   })
   app.get('/metrics', async (c) => {

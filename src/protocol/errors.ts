@@ -66,6 +66,7 @@ export const ERROR_CODES = [
   'ERR_SEAL',
   'ERR_UNSEAL',
   'ERR_STORE',
+  'ERR_STORE_UNAVAILABLE',
   'ERR_AUDIT_CHAIN',
   // upstreams
   'ERR_VAULT_UNAVAILABLE',

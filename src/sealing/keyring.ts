@@ -8,8 +8,9 @@
 // process just added. Processes sharing the data directory pick up new versions on their own:
 // wrap() re-reads the file when it changed, unwrap() when it meets an unknown id.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
-import { closeSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
-import { join } from 'node:path'
+import { closeSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { basename, dirname, join } from 'node:path'
 import { z } from 'zod'
 import { KeywardError } from '../errors.js'
 import { concatBytes } from '../util/bytes.js'
@@ -83,25 +84,73 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
 }
 
-/** Exclusive lock file beside the keyring; stale locks (a crashed holder) are broken after a minute. */
+/** Lock-file content: who holds it, so a waiter can tell a crashed holder from a slow one. */
+function lockOwner(): string {
+  return `${process.pid} ${hostname()}\n`
+}
+
+/** True when the lock was taken by a process of this host that no longer exists (killed mid-rotation). */
+function holderIsGone(lock: string): boolean {
+  let content: string
+  try {
+    content = readFileSync(lock, 'utf8')
+  } catch {
+    return false
+  }
+  const m = /^(\d+) (\S+)\n$/.exec(content)
+  if (!m || m[2] !== hostname()) return false
+  try {
+    process.kill(Number(m[1]), 0)
+    return false
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH'
+  }
+}
+
+/** Under the lock: removes temp files (key material, 0600) left by writers killed before their rename. */
+function removeDeadTemps(path: string): void {
+  const dir = dirname(path)
+  const prefix = `${basename(path)}.`
+  for (const name of readdirSync(dir)) {
+    const m = /^(?:lock\.)?(\d+)\.[0-9a-f]{12}\.tmp$/.exec(name.startsWith(prefix) ? name.slice(prefix.length) : '')
+    if (!m || Number(m[1]) === process.pid) continue
+    try {
+      process.kill(Number(m[1]), 0)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') unlinkSync(join(dir, name))
+    }
+  }
+}
+
+/**
+ * Exclusive lock file beside the keyring. A lock whose holder on this host has died (SIGKILL during
+ * `keys rotate --kek`) is broken at once, so a re-run proceeds; a lock from another host is broken
+ * only when untouched for a minute.
+ */
 function withLock<T>(path: string, fn: () => T): T {
   const lock = `${path}.lock`
   const deadline = Date.now() + LOCK_WAIT_MS
   for (;;) {
+    // The lock appears with its owner already written (link of a finished temp file), never empty.
+    const tmp = tmpName(lock)
+    writeFileDurable(tmp, lockOwner())
     try {
-      closeSync(openSync(lock, 'wx', 0o600))
+      linkSync(tmp, lock)
       break
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
       try {
-        if (Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS) unlinkSync(lock)
+        if (holderIsGone(lock) || Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS) unlinkSync(lock)
       } catch {
         // the holder released it meanwhile
       }
       if (Date.now() > deadline) throw new KeywardError('ERR_SEAL', 'keyring is locked by another process')
       sleepSync(20)
+    } finally {
+      unlinkSync(tmp)
     }
   }
+  removeDeadTemps(path)
   try {
     return fn()
   } finally {

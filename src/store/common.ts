@@ -34,6 +34,21 @@ export function isRetryable(e: unknown): boolean {
 }
 
 /**
+ * The store itself failed, not the request: connection refused, reset or terminated
+ * (pg_terminate_backend, server shutdown), the database refusing connections, a full disk, an
+ * I/O error, or a lock not released within busy_timeout. Callers may retry; nothing was committed.
+ */
+export function isStoreUnavailable(e: unknown): boolean {
+  const c = errCode(e)
+  if (/^(08|57P0[1-3]|53)/.test(c)) return true // PostgreSQL: connection exception, shutdown, insufficient resources (disk full)
+  if (/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|ENOSPC|EIO)$/.test(c)) return true
+  if (/^SQLITE_(FULL|IOERR|BUSY|CANTOPEN|PROTOCOL)/.test(c)) return true
+  const m = (driverError(e) as { message?: unknown } | null)?.message
+  // node-postgres reports a lost connection without a code.
+  return typeof m === 'string' && /Connection terminated|connection timeout|not currently accepting connections|Client has encountered a connection error/i.test(m)
+}
+
+/**
  * Maps anything a driver throws to a KeywardError: unique violations become ERR_CONFLICT, the
  * rest ERR_STORE. The cause is the driver error, never drizzle's wrapper (its message lists the
  * query parameters, which may hold ciphertext or credential hashes).
@@ -42,6 +57,7 @@ export function toStoreError(e: unknown, op: string): KeywardError {
   if (e instanceof KeywardError) return e
   const cause = driverError(e)
   if (isUniqueViolation(e)) return new KeywardError('ERR_CONFLICT', `${op}: already exists`, { detail: { op } })
+  if (isStoreUnavailable(e)) return new KeywardError('ERR_STORE_UNAVAILABLE', `storage unavailable: ${op}`, { cause, detail: { op, code: errCode(e) } })
   return new KeywardError('ERR_STORE', `storage operation failed: ${op}`, { cause, detail: { op, code: errCode(e) } })
 }
 

@@ -41,6 +41,10 @@ export async function openPostgresStore(url: string): Promise<Store> {
   const pool = new pg.Pool({ connectionString: url, max: 10 })
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => {})
+  // A checked-out client whose connection is cut between two statements (pg_terminate_backend
+  // mid-transaction) emits 'error' outside any query; unhandled, that would kill the process.
+  // The statement in flight fails on its own and the pool drops the client.
+  pool.on('connect', (client) => void client.on('error', () => {}))
   try {
     const client = await pool.connect()
     try {

@@ -2,7 +2,8 @@
 // KEKs with AAD-bound wraps, rotation persisted atomically and seen by other instances.
 import { describe, it, expect, beforeEach, afterEach } from 'vitest'
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { hostname, tmpdir } from 'node:os'
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { openLocalKeyring, KEYRING_FILE } from '../../src/sealing/keyring.js'
@@ -103,4 +104,20 @@ describe('local keyring', () => {
     expect(server.ids()).toEqual(['local:1', 'local:2', 'local:3'])
     expect((await openLocalKeyring(dir)).ids()).toEqual(['local:1', 'local:2', 'local:3', 'local:4'])
   })
+
+  it('a lock or temp file left by a killed rotation (dead pid on this host) does not block the next rotation', async () => {
+    const k = await openLocalKeyring(dir)
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!
+    writeFileSync(`${k.path}.lock`, `${dead} ${hostname()}\n`, { mode: 0o600 })
+    const orphan = `${k.path}.${dead}.0123456789ab.tmp`
+    writeFileSync(orphan, 'key material', { mode: 0o600 })
+    // (a lock younger than a minute from a live holder would make this ERR_SEAL after 10 s)
+    expect(await k.rotate()).toBe('local:2')
+    expect(existsSync(`${k.path}.lock`)).toBe(false)
+    expect(existsSync(orphan)).toBe(false)
+    // A live holder (this process) is waited for, never broken.
+    writeFileSync(`${k.path}.lock`, `${process.pid} ${hostname()}\n`, { mode: 0o600 })
+    expect(await errorCodeOf(k.rotate())).toBe('ERR_SEAL')
+    expect(k.ids()).toEqual(['local:1', 'local:2'])
+  }, 30_000)
 })

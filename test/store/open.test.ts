@@ -56,7 +56,7 @@ describe('opening stores', () => {
 
   it('fails with typed errors', async () => {
     expect(await errorCodeOf(openStore({ dataDir: '/tmp', databaseUrl: 'mysql://x' }))).toBe('ERR_CONFIG')
-    expect(await errorCodeOf(openStore({ dataDir: '/tmp', databaseUrl: 'postgres://postgres@127.0.0.1:1/none' }))).toBe('ERR_STORE')
+    expect(await errorCodeOf(openStore({ dataDir: '/tmp', databaseUrl: 'postgres://postgres@127.0.0.1:1/none' }))).toBe('ERR_STORE_UNAVAILABLE') // unreachable: a 503 a caller may retry
     const dir = mkdtempSync(join(tmpdir(), 'keyward-open-'))
     try {
       writeFileSync(join(dir, 'file'), '')
