@@ -84,7 +84,7 @@ async function soak(mode: 'single' | 'replicas', minutes: number) {
     const ca = join(dir, 'ek-ca.pem')
     await writeFile(ca, `${tpm.caIntermediate}\n${tpm.caRoot}`)
     const config = join(dir, 'keyward.yaml')
-    await writeFile(config, `host: 127.0.0.1\nport: 0\ndataDir: ${dataDir}\nlogLevel: warn\ntpm:\n  ekCaFiles: [${ca}]\n`)
+    await writeFile(config, `host: 127.0.0.1\nport: 0\ndataDir: ${dataDir}\nlogLevel: warn\ntpm:\n  ekCaFiles: [${ca}]\nlimits:\n  perAddress: { ratePerSecond: 100000, burst: 100000 }\n  perWorkload: { ratePerSecond: 100000, burst: 100000 }\n`)  // load from one address: above the per-address abuse limit
     const cred = await runBin('keyward', ['credential', 'create', 'admin', 'soak', '--data-dir', dataDir], { env })
     if (cred.code !== 0) throw new Error(cred.stderr)
     const token = cred.stdout.trim()
@@ -92,13 +92,16 @@ async function soak(mode: 'single' | 'replicas', minutes: number) {
     const admin = async (method: string, path: string, body: unknown) => {
       const r = await fetch(`${brokers[0]!.url}/v1/admin${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
       if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`)
+      return (await r.json()) as Record<string, unknown>
     }
     let rev = 0
     await admin('POST', '/policies', { source: policy(rev) })
     await admin('PUT', '/secrets/soak-secret', { text: 'soak-value-0' })
     const collector = createTpmCollector({ tcti: tpm.tcti, stateDir: join(dir, 'state') })
     for (const b of brokers) clients.push(createClient({ broker: b.url, collector, retries: 0 }))
-    await clients[0]!.register('soak-svc')
+    const enrol = await admin('POST', '/enrolments/tokens', { workload: 'soak-svc' })
+    const registered = await clients[0]!.register('soak-svc', { enrolToken: String(enrol.token) })
+    if (registered.status !== 'enrolled') throw new Error(`soak: the TPM did not enrol (${registered.status})`)
 
     const minutesOut: Minute[] = []
     const errors: string[] = []

@@ -14,6 +14,9 @@ import { buildDeps, startServer } from '../../src/broker/server.js'
 import { createLogger } from '../../src/broker/logger.js'
 import { checkAllSecrets, seededRng, waitFor, type Expected } from '../helpers/durability.js'
 
+/** These tests drive the broker from one address at load: above the per-address abuse limit. */
+const LOAD_LIMITS = { limits: { perAddress: { ratePerSecond: 100_000, burst: 100_000 }, perWorkload: { ratePerSecond: 100_000, burst: 100_000 } } }
+
 const LOAD = ['l0', 'l1', 'l2', 'db-password']
 const GRANTED = ['db-password', 'api-key', 'l0', 'l1', 'l2']
 
@@ -31,7 +34,7 @@ describe('backup under load and restore into a fresh data directory (SQLite)', (
   const keyward = (...args: string[]) => runBin('keyward', args, { env: { DATABASE_URL: '' } })
 
   beforeAll(async () => {
-    h = await startHarness('sqlite')
+    h = await startHarness('sqlite', LOAD_LIMITS)
     dir = mkdtempSync(join(tmpdir(), 'kw-backup-'))
     for (const row of await h.deps.store.allSecretVersions()) {
       const v = await h.deps.sealer.unseal(row)

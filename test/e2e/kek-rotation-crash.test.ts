@@ -14,6 +14,9 @@ import { createClient } from '../../enclave-client/src/index.js'
 import { checkAllSecrets, seededRng, trials, waitFor, type Expected } from '../helpers/durability.js'
 import { KEYRING_FILE } from '../../src/sealing/keyring.js'
 
+/** These tests drive the broker from one address at load: above the per-address abuse limit. */
+const LOAD_LIMITS = { limits: { perAddress: { ratePerSecond: 100_000, burst: 100_000 }, perWorkload: { ratePerSecond: 100_000, burst: 100_000 } } }
+
 const SEEDED_VERSIONS = 120
 
 describe.each(['sqlite', 'postgres'] as const)('KEK rotation under SIGKILL on %s', (backend) => {
@@ -43,7 +46,7 @@ describe.each(['sqlite', 'postgres'] as const)('KEK rotation under SIGKILL on %s
   const keyringIds = (): string[] => (JSON.parse(readFileSync(keyringPath(), 'utf8')) as { keys: { id: string }[] }).keys.map((k) => k.id)
 
   beforeAll(async () => {
-    h = await startHarness(backend)
+    h = await startHarness(backend, LOAD_LIMITS)
     // The harness's own secrets were written in-process; record their values as the test knows them.
     for (const row of await h.deps.store.allSecretVersions()) expected.set(`${row.name}@${row.version}`, await h.deps.sealer.unseal(row))
     for (let i = 0; i < SEEDED_VERSIONS; i++) await putSecret(`s${i % 40}`, rng.bytes(rng.int(1, 300)))

@@ -72,7 +72,7 @@ describe.each(['sqlite', 'postgres'] as const)('kill -9 of keyward serve on %s',
     const ca = join(dir, 'ek-ca.pem')
     await writeFile(ca, `${tpm.caIntermediate}\n${tpm.caRoot}`)
     config = join(dir, 'keyward.yaml')
-    await writeFile(config, `host: 127.0.0.1\nport: 0\ndataDir: ${dataDir}\nlogLevel: warn\ntpm:\n  ekCaFiles: [${ca}]\n`)
+    await writeFile(config, `host: 127.0.0.1\nport: 0\ndataDir: ${dataDir}\nlogLevel: warn\ntpm:\n  ekCaFiles: [${ca}]\nlimits:\n  perAddress: { ratePerSecond: 100000, burst: 100000 }\n  perWorkload: { ratePerSecond: 100000, burst: 100000 }\n`)  // load from one address: above the per-address abuse limit
     const cred = await runBin('keyward', ['credential', 'create', 'admin', 'crash', '--data-dir', dataDir], { env: env() })
     if (cred.code !== 0) throw new Error(cred.stderr)
     adminToken = cred.stdout.trim()
@@ -87,7 +87,8 @@ describe.each(['sqlite', 'postgres'] as const)('kill -9 of keyward serve on %s',
         expected.set(`${name}@${r.body.version}`, value)
       }
       const client = createClient({ broker: b.url, collector, retries: 0 })
-      await client.register('crash-svc')
+      const enrol = await admin(b, 'POST', '/enrolments/tokens', { workload: 'crash-svc' })
+      expect(await client.register('crash-svc', { enrolToken: enrol.body.token as string })).toMatchObject({ status: 'enrolled' })
       await client.close()
     } finally {
       await b.stop()

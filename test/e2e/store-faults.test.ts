@@ -27,7 +27,7 @@ async function startRig(dataDir: string, env: NodeJS.ProcessEnv): Promise<Rig> {
   const cred = await runBin('keyward', ['credential', 'create', 'admin', 'faults', '--data-dir', dataDir], { env })
   if (cred.code !== 0) throw new Error(cred.stderr)
   const config = join(dataDir, '..', 'keyward.yaml')
-  writeFileSync(config, `host: 127.0.0.1\nport: 0\ndataDir: ${dataDir}\nlogLevel: fatal\n`)
+  writeFileSync(config, `host: 127.0.0.1\nport: 0\ndataDir: ${dataDir}\nlogLevel: fatal\nlimits:\n  perAddress: { ratePerSecond: 100000, burst: 100000 }\n  perWorkload: { ratePerSecond: 100000, burst: 100000 }\n`)  // load from one address: above the per-address abuse limit
   return { broker: await startBrokerProcess(config, env), token: cred.stdout.trim(), expected: new Map(), sent: [] }
 }
 
