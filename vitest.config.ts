@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Most of the suite waits on child processes (brokers, swtpm, CLIs): three workers keep two cores busy.
+    maxWorkers: 3,
   },
 })
