@@ -12,8 +12,7 @@ import { writeFile, mkdtemp, rm } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
-import pg from 'pg'
+import { createLocation, type TestLocation } from '../test/store/helpers.js'
 import { startSwtpm } from './lib/swtpm.js'
 import { startBrokerProcess, type BrokerProcess } from '../test/helpers/broker-process.js'
 import { runBin } from '../test/enclave-client/helpers/proc.js'
@@ -25,7 +24,6 @@ const RE_ATTEST = 5
 const WRITE_EVERY = 10
 const POLICY_EVERY = 40
 const RSS_BOUND_MIB = 64
-const PG_ADMIN_URL = process.env.KEYWARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
 const policy = (rev: number) => `apiVersion: keyward.dev/v1
 kind: ReleasePolicy
@@ -67,18 +65,12 @@ async function soak(mode: 'single' | 'replicas', minutes: number) {
   const tpm = await startSwtpm({ ekCert: true })
   const brokers: BrokerProcess[] = []
   const clients: KeywardClient[] = []
-  let dbName: string | undefined
+  let db: TestLocation | undefined
   const env: NodeJS.ProcessEnv = { DATABASE_URL: '' }
   try {
     if (mode === 'replicas') {
-      dbName = `keyward_soak_${randomBytes(5).toString('hex')}`
-      const c = new pg.Client({ connectionString: PG_ADMIN_URL })
-      await c.connect()
-      await c.query(`CREATE DATABASE ${dbName}`)
-      await c.end()
-      const u = new URL(PG_ADMIN_URL)
-      u.pathname = `/${dbName}`
-      env.DATABASE_URL = u.toString()
+      db = await createLocation('postgres')
+      env.DATABASE_URL = db.where
     }
     const dataDir = join(dir, 'data')
     const ca = join(dir, 'ek-ca.pem')
@@ -179,12 +171,7 @@ async function soak(mode: 'single' | 'replicas', minutes: number) {
     for (const b of brokers) await b.stop()
     await tpm.stop()
     await rm(dir, { recursive: true, force: true })
-    if (dbName) {
-      const c = new pg.Client({ connectionString: PG_ADMIN_URL })
-      await c.connect()
-      await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
-      await c.end()
-    }
+    await db?.cleanup()
   }
 }
 

@@ -9,10 +9,8 @@ import { createServer as createNetServer } from 'node:net'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
-import { PG_ADMIN_URL } from '../store/helpers.js'
+import { createLocation } from '../store/helpers.js'
 import { REPO_ROOT } from '../helpers/vectors.js'
 import { startSwtpm, type Swtpm } from '../enclave-client/helpers/swtpm.js'
 import { runBin } from '../enclave-client/helpers/proc.js'
@@ -126,14 +124,8 @@ async function captureRelease(proxy: Awaited<ReturnType<typeof startCapturingPro
 
 describe('a captured release request replayed', () => {
   it('against a second `keyward serve` on the same PostgreSQL is refused with ERR_DPOP_INVALID', async () => {
-    const dbName = `keyward_dpop_${randomBytes(5).toString('hex')}`
-    const c = new pg.Client({ connectionString: PG_ADMIN_URL })
-    await c.connect()
-    await c.query(`CREATE DATABASE ${dbName}`)
-    await c.end()
-    const u = new URL(PG_ADMIN_URL)
-    u.pathname = `/${dbName}`
-    const env = { DATABASE_URL: u.toString() }
+    const db = await createLocation('postgres')
+    const env = { DATABASE_URL: db.where }
     const proxy = await startCapturingProxy()
     const brokers: BrokerProcess[] = []
     try {
@@ -155,10 +147,7 @@ describe('a captured release request replayed', () => {
     } finally {
       for (const b of brokers) await b.stop()
       await proxy.close()
-      const d = new pg.Client({ connectionString: PG_ADMIN_URL })
-      await d.connect()
-      await d.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
-      await d.end()
+      await db.cleanup()
     }
   }, 180_000)
 

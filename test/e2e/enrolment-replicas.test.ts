@@ -6,10 +6,8 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
-import { PG_ADMIN_URL } from '../store/helpers.js'
+import { createLocation, type TestLocation } from '../store/helpers.js'
 import { startSwtpm, type Swtpm } from '../enclave-client/helpers/swtpm.js'
 import { runBin, type ProcResult } from '../enclave-client/helpers/proc.js'
 
@@ -29,7 +27,7 @@ spec:
 let victim: Swtpm
 let attacker: Swtpm
 let dir: string
-let dbName: string
+let db: TestLocation | undefined
 let dbUrl: string
 const brokers: BrokerProcess[] = []
 let n = 0
@@ -48,14 +46,8 @@ function client(tpm: Swtpm, b: number, state: string, args: string[], env: NodeJ
 const fresh = (): string => `state-${n++}`
 
 beforeAll(async () => {
-  dbName = `keyward_enrol_${randomBytes(5).toString('hex')}`
-  const c = new pg.Client({ connectionString: PG_ADMIN_URL })
-  await c.connect()
-  await c.query(`CREATE DATABASE ${dbName}`)
-  await c.end()
-  const u = new URL(PG_ADMIN_URL)
-  u.pathname = `/${dbName}`
-  dbUrl = u.toString()
+  db = await createLocation('postgres')
+  dbUrl = db.where
   ;[victim, attacker] = await Promise.all([startSwtpm({ ekCert: true }), startSwtpm({ ekCert: true })])
   dir = await mkdtemp(join(tmpdir(), 'kw-enrol-replicas-'))
   const ca = join(dir, 'ek-cas.pem')
@@ -72,10 +64,7 @@ afterAll(async () => {
   for (const b of brokers) await b.stop()
   await Promise.all([victim?.stop(), attacker?.stop()])
   if (dir) await rm(dir, { recursive: true, force: true })
-  const c = new pg.Client({ connectionString: PG_ADMIN_URL })
-  await c.connect()
-  await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`)
-  await c.end()
+  await db?.cleanup()
 })
 
 describe('TPM enrolment across two broker processes', () => {
