@@ -5,6 +5,7 @@ set -euo pipefail
 want=(swtpm swtpm-tools tpm2-tools jq openssl)
 if [ "${1:-base}" = lab ]; then
   want+=(qemu-system-x86 ovmf busybox-static clang llvm libbpf-dev bpftool cpio libelf-dev zlib1g-dev libssl-dev pkg-config)
+  want+=(chromium)   # the dashboard tests drive Debian's chromium with playwright-core (no browser download)
   # linux-image-amd64 is deliberately absent: the lab's guest kernel is fetched with
   # `apt-get download` and extracted into .lab-cache/ by scripts/lab/build.sh, never installed on the host.
 fi
