@@ -71,6 +71,9 @@ describe('nitro vectors', () => {
     expect(d.timestamp).toBe(v.timestamp_ms)
     expect(c.issuedAt).toBe(new Date(v.timestamp_ms).toISOString())
     expect(Object.keys(d.pcrs)).toHaveLength(v.pcr_count)
+    // the typed PCRs (bytes, bank sha384) are the ones details shows as hex
+    expect(Object.keys(c.pcrs)).toEqual(['sha384'])
+    expect(Object.fromEntries([...c.pcrs.sha384!].map(([i, b]) => [String(i), toHex(b)]))).toEqual(d.pcrs)
     const want = { ...v.pcrs, ...(v.other_nonzero_pcrs ?? {}) }
     for (const [name, hex] of Object.entries(want)) {
       expect(d.pcrs[name.replace('PCR', '')], name).toBe(hex === 'zero' ? ZERO48 : hex)
