@@ -92,7 +92,7 @@ export function adminRoutes(deps: BrokerDeps, requireAdmin: RequireCredential, j
     return c.body(null, 204)
   })
 
-  r.get('/workloads', async (c) => c.json({ workloads: await workloadsView(deps) }))
+  r.get('/workloads', async (c) => c.json({ workloads: await A.workloadsView(deps) }))
   r.get('/audit', async (c) => {
     const after = Number(c.req.query('after') ?? 0)
     const limit = Math.min(Number(c.req.query('limit') ?? 100), 1000)
@@ -105,20 +105,4 @@ export function adminRoutes(deps: BrokerDeps, requireAdmin: RequireCredential, j
   return r as unknown as Hono
 }
 
-/** Declared (reference) versus actual (last attested) state per workload. */
-export async function workloadsView(deps: Pick<BrokerDeps, 'store'>) {
-  const refs = await deps.store.listReferenceValues()
-  return (await deps.store.listWorkloads()).map((w) => {
-    const actual = JSON.parse(w.actual) as { measurement?: string }
-    const declared = refs.filter((r) => r.tee === w.tee && r.revokedAt === null).map((r) => ({ set: r.set, value: r.value }))
-    return {
-      id: w.id,
-      tee: w.tee,
-      lastAttestedAt: new Date(w.lastAttestedAt).toISOString(),
-      lastDecision: w.lastDecision,
-      actual,
-      declaredMatches: actual.measurement ? declared.some((d) => d.value === actual.measurement) : null,
-      divergedAt: w.divergedAt === null ? null : new Date(w.divergedAt).toISOString(),
-    }
-  })
-}
+export { workloadsView } from './admin-services.js'
