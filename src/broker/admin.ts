@@ -35,14 +35,17 @@ export function createAdminAuth(deps: BrokerDeps): RequireCredential {
   }
 }
 
+/** With tls.clientCa, the admin API (and the dashboard) also require a client certificate from that CA (mTLS). */
+export function assertAdminClientCertificate(deps: Pick<BrokerDeps, 'config'>, c: Context): void {
+  if (!deps.config.tls?.clientCa) return
+  const socket = (c.env as { incoming?: { socket?: { authorized?: boolean } } } | undefined)?.incoming?.socket
+  if (socket?.authorized !== true) throw new KeywardError('ERR_UNAUTHORIZED', 'admin API requires a client certificate')
+}
+
 export function adminRoutes(deps: BrokerDeps, requireAdmin: RequireCredential, jsonBody: JsonBody): Hono {
   const r = new Hono<{ Variables: { admin: string } }>()
   r.use('*', async (c, next) => {
-    // With tls.clientCa, the admin API also requires a client certificate from that CA (mTLS).
-    if (deps.config.tls?.clientCa) {
-      const socket = (c.env as { incoming?: { socket?: { authorized?: boolean } } } | undefined)?.incoming?.socket
-      if (socket?.authorized !== true) throw new KeywardError('ERR_UNAUTHORIZED', 'admin API requires a client certificate')
-    }
+    assertAdminClientCertificate(deps, c)
     c.set('admin', await requireAdmin(c.req.header('authorization')))
     await next()
   })

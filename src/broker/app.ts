@@ -18,6 +18,7 @@ import { toB64url } from '../util/bytes.js'
 import { buildOpenApi } from './openapi.js'
 import { adminRoutes, createAdminAuth } from './admin.js'
 import { tpmRoutes } from './tpm-registration.js'
+import { uiRoutes } from './routes/ui.js'
 import { dpopChallenge, dpopNonces, publicRequestUrl, verifyDpopProof } from './dpop.js'
 import { TOOL_CREDENTIAL_TYP } from './tokens.js'
 import { clientAddress, createNoiseRecorder, createRateLimiter, enforceCap } from './abuse.js'
@@ -222,6 +223,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
 
   app.route('/v1/tpm', tpmRoutes(deps, jsonBody, noise))
   app.route('/v1/admin', adminRoutes(deps, requireAdmin, jsonBody))
+  app.route('/ui', uiRoutes(deps))
   return app
 
   /** Authenticates a release request, then charges the attested key's bucket. */
