@@ -3,7 +3,7 @@
 // SameSite=Strict, Secure with the __Secure- prefix when the broker is addressed over https,
 // path /ui. Every POST must come from this origin (Origin header) and, once logged in, carry
 // the session's CSRF token. Pages send a strict Content-Security-Policy (no script at all, the
-// stylesheet from this origin only), nosniff, no referrer, and are never cached.
+// stylesheet from this origin only), nosniff, no referrer to other origins, and are never cached.
 import { Hono, type Context } from 'hono'
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie'
 import { secureHeaders } from 'hono/secure-headers'
@@ -50,7 +50,8 @@ export function uiRoutes(deps: BrokerDeps): Hono<UiEnv> {
         frameAncestors: ["'none'"],
         baseUri: ["'none'"],
       },
-      referrerPolicy: 'no-referrer',
+      // same-origin, not no-referrer: with no-referrer Chromium sends `Origin: null` on the dashboard's own form POSTs.
+      referrerPolicy: 'same-origin',
       xFrameOptions: 'DENY',
       strictTransportSecurity: false,
     }),
