@@ -18,6 +18,7 @@ import { createApp } from '../../src/broker/app.js'
 import * as A from '../../src/broker/admin-services.js'
 import { UI_SESSION_TTL_MS } from '../../src/broker/ui-sessions.js'
 import { REPO_ROOT } from '../helpers/vectors.js'
+import { hashCredential } from '../../src/sealing/credentials.js'
 
 const PCR = 16
 const XSS = '<script>alert(1)</script>'
@@ -256,5 +257,21 @@ describe('drift dashboard in chromium', () => {
     expect(res.headers.get('set-cookie')).toMatch(/^__Secure-keyward_ui=[A-Za-z0-9_-]{43}; Max-Age=28800; Path=\/ui; HttpOnly; Secure; SameSite=Strict$/)
     expect(res.headers.get('x-content-type-options')).toBe('nosniff')
     expect(res.headers.get('referrer-policy')).toBe('same-origin')
+  })
+
+  it('revoking the admin credential ends its sessions on the next request', async () => {
+    const app = createApp(h.deps)
+    const token = await A.createCredential(h.deps, 'admin', 'second', hashCredential)
+    const login = await app.request('http://127.0.0.1/ui/login', {
+      method: 'POST',
+      headers: { origin: 'http://127.0.0.1', 'content-type': 'application/x-www-form-urlencoded' },
+      body: `credential=${encodeURIComponent(token)}`,
+    })
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!
+    expect((await app.request('http://127.0.0.1/ui/pending', { headers: { cookie } })).status).toBe(200)
+    await A.revokeCredential(h.deps, 'admin', 'second', 'test')
+    const after = await app.request('http://127.0.0.1/ui/pending', { headers: { cookie } })
+    expect(after.status).toBe(303)
+    expect(after.headers.get('location')).toBe('/ui/login')
   })
 })

@@ -11,7 +11,7 @@ import { z } from 'zod'
 import { KeywardError, httpStatus, isKeywardError } from '../../errors.js'
 import type { BrokerDeps } from '../deps.js'
 import { assertAdminClientCertificate, createAdminAuth } from '../admin.js'
-import { clientAddress, createRateLimiter } from '../abuse.js'
+import { clientAddress, createNoiseRecorder, createRateLimiter } from '../abuse.js'
 import { publicRequestUrl } from '../dpop.js'
 import { decideEnrolment } from '../enrolment.js'
 import { workloadsView } from '../admin-services.js'
@@ -37,6 +37,7 @@ const windowOf = (c: Context): WindowName => {
 export function uiRoutes(deps: BrokerDeps): Hono<UiEnv> {
   const r = new Hono<UiEnv>()
   const requireAdmin = createAdminAuth(deps)
+  const noise = createNoiseRecorder(deps)
   const logins = createRateLimiter({ ratePerSecond: 1, burst: 10 }, deps.clock, 'login attempts from this address')
 
   r.use(
@@ -105,6 +106,8 @@ export function uiRoutes(deps: BrokerDeps): Hono<UiEnv> {
       return c.redirect('/ui', 303)
     } catch (e) {
       if (!isKeywardError(e) || e.code !== 'ERR_UNAUTHORIZED') throw e
+      // A failed login is unauthenticated noise: counted and sampled in the log, not audited.
+      noise('/ui/login', e.code, c.get('requestId'))
       return c.html(P.htmlDocument(P.LoginPage({ error: 'That is not a live admin credential.' })), 401)
     }
   })
