@@ -125,11 +125,6 @@ export function allowlistTrustVector(f: AllowlistFacts): TrustVector {
   return v
 }
 
-/** Drops the 0 ("no claim") entries: both forms omit them, as veraison/ear's omitempty does. */
-function compact(v: TrustVector): Partial<TrustVector> {
-  return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== C.noClaim))
-}
-
 export interface EarSubmodInput {
   vector: TrustVector
   policyId: string
@@ -162,7 +157,8 @@ export function buildEarClaims(input: EarInput): Record<string, unknown> {
     overall = worseTier(overall, status)
     submods[name] = {
       [names.status]: status,
-      [names.vector]: compact(s.vector),
+      // All eight categories, 0 (no claim) included: explicit, and never the empty map ar4si.cddl forbids.
+      [names.vector]: { ...s.vector },
       ...(draft ? { ear_appraisal_policy_ids: [s.policyId] } : { 'ear.appraisal-policy-id': s.policyId }),
       keyward: s.keyward,
     }
