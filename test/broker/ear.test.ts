@@ -88,17 +88,39 @@ describe('keyward attestation results as EAR', () => {
     expect(veraisonEarErrors(c)).toEqual([])
     expect(c.eat_profile).toBe('tag:github.com,2023:veraison/ear')
     expect(c['ear.verifier-id']).toEqual({ developer: 'keyward', build: 'keyward 0.1.0' })
-    expect(c.submods.nitro).toMatchObject({ 'ear.status': 'warning', 'ear.trustworthiness-vector': { ...zero(), hardware: 2, executables: 3, 'runtime-opaque': 32 }, 'ear.appraisal-policy-id': 'keyward:policy:test-enclave@1' })
+    expect(c.submods.nitro).toMatchObject({
+      'ear.status': 'warning',
+      'ear.trustworthiness-vector': { ...zero(), hardware: 2, executables: 3, 'runtime-opaque': 32 },
+      'ear.appraisal-policy-id': 'keyward:policy:test-enclave@1',
+    })
     expect(c.ear_status).toBeUndefined()
   })
 
   it("veraison/ear ear.go validate(): what the library said of keyward's old token, and of the draft-04 form (its profile only)", () => {
     // The token before this change (issue 15): Veraison's profile with draft-style names.
-    const old = { eat_profile: 'tag:github.com,2023:veraison/ear', iat: 1, ear_verifier_id: { developer: 'keyward', build: 'b' }, eat_nonce: 'x'.repeat(43), submods: { nitro: { ear_status: 'affirming', ear_appraisal_policy_id: 'p' } }, keyward_tee: 'nitro' }
+    const old = {
+      eat_profile: 'tag:github.com,2023:veraison/ear',
+      iat: 1,
+      ear_verifier_id: { developer: 'keyward', build: 'b' },
+      eat_nonce: 'x'.repeat(43),
+      submods: { nitro: { ear_status: 'affirming', ear_appraisal_policy_id: 'p' } },
+      keyward_tee: 'nitro',
+    }
     expect(veraisonEarErrors(old)).toEqual(["missing mandatory 'ear.verifier-id'", "submods[nitro]: missing mandatory 'ear.status'"])
-    expect(draftEarErrors(old)).toEqual(expect.arrayContaining([expect.stringMatching(/eat_profile/), expect.stringMatching(/ear_trustworthiness_vector MUST/), expect.stringMatching(/ear_appraisal_policy_id \(singular\)/), expect.stringMatching(/extension "keyward_tee" is not a map/)]))
+    expect(draftEarErrors(old)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/eat_profile/),
+        expect.stringMatching(/ear_trustworthiness_vector MUST/),
+        expect.stringMatching(/ear_appraisal_policy_id \(singular\)/),
+        expect.stringMatching(/extension "keyward_tee" is not a map/),
+      ]),
+    )
     // Veraison's library knows only its own and Trustee's profile and the dotted names: that is what earForm is for.
-    expect(veraisonEarErrors(decodeJwt(tokens['draft-04']))).toEqual(["missing mandatory 'ear.verifier-id'", 'invalid value(s) for eat_profile (tag:ietf.org,2026:rats/ear#04)', "submods[nitro]: missing mandatory 'ear.status'"])
+    expect(veraisonEarErrors(decodeJwt(tokens['draft-04']))).toEqual([
+      "missing mandatory 'ear.verifier-id'",
+      'invalid value(s) for eat_profile (tag:ietf.org,2026:rats/ear#04)',
+      "submods[nitro]: missing mandatory 'ear.status'",
+    ])
   })
 
   it('draft-ietf-rats-ear-04 §3: ear_status of the top is never better than the worst submod; §3.1: a submod never better than its vector', () => {
@@ -177,7 +199,9 @@ describe('keyward ear verify', () => {
     expect(file).toMatchObject({ code: 0, stderr: '' })
     expect(file.stdout).toMatch(/^valid\nsignature: verified \(ES256, kid /)
     expect(file.stdout).toContain('status: warning\n')
-    expect(file.stdout).toContain('submod nitro: warning\n  policy: keyward:policy:test-enclave@1\n  instance-identity: 0 (none)\n  configuration: 0 (none)\n  executables: 3 (affirming)\n  file-system: 0 (none)\n  hardware: 2 (affirming)\n  runtime-opaque: 32 (warning)\n  storage-opaque: 0 (none)\n  sourced-data: 0 (none)\n  extensions: keyward\n')
+    expect(file.stdout).toContain(
+      'submod nitro: warning\n  policy: keyward:policy:test-enclave@1\n  instance-identity: 0 (none)\n  configuration: 0 (none)\n  executables: 3 (affirming)\n  file-system: 0 (none)\n  hardware: 2 (affirming)\n  runtime-opaque: 32 (warning)\n  storage-opaque: 0 (none)\n  sourced-data: 0 (none)\n  extensions: keyward\n',
+    )
     const url = await keyward(['ear', 'verify', tokens[form], '--jwks', `${h.url}/.well-known/jwks.json`, '--json'])
     expect(url.code).toBe(0)
     expect(JSON.parse(url.stdout)).toMatchObject({ valid: true, appraisal: { form: form === 'draft-04' ? 'draft' : 'veraison', status: 'warning' } })
@@ -270,6 +294,7 @@ describe('keyward ear verify', () => {
     for (const f of ['draft-ear-json-1.json', 'draft-ear-json-2.json', 'draft-ext-veraison-json-1.json', 'draft-ext-veraison-json-2.json', 'draft-ext-teep-json-1.json']) {
       expect(draftEarErrors(j(f), 'tag:ietf.org,2026:rats/ear#03'), f).toEqual([])
     }
-    for (const f of ['veraison-ear-claims.json', 'veraison-ear-claims-tv-ok.json', 'veraison-ear-claims-key-attestation-ok.json', 'trustee-example-claims.json']) expect(veraisonEarErrors(j(f)), f).toEqual([])
+    for (const f of ['veraison-ear-claims.json', 'veraison-ear-claims-tv-ok.json', 'veraison-ear-claims-key-attestation-ok.json', 'trustee-example-claims.json'])
+      expect(veraisonEarErrors(j(f)), f).toEqual([])
   })
 })

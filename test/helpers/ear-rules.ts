@@ -53,7 +53,12 @@ export function veraisonEarErrors(c: unknown): string[] {
     // verifier.go ToVerifierIdentity: build and developer mandatory strings, nothing else (ignoreUnexpected=false).
     if (!isObj(v)) invalid.push("'ear.verifier-id' (not a JSON object)")
     else {
-      const probs = [...['build', 'developer'].filter((k) => typeof v[k] !== 'string').map((k) => `'${k}'`), ...Object.keys(v).filter((k) => k !== 'build' && k !== 'developer').map((k) => `unexpected: ${k}`)]
+      const probs = [
+        ...['build', 'developer'].filter((k) => typeof v[k] !== 'string').map((k) => `'${k}'`),
+        ...Object.keys(v)
+          .filter((k) => k !== 'build' && k !== 'developer')
+          .map((k) => `unexpected: ${k}`),
+      ]
       if (probs.length) invalid.push(`'ear.verifier-id' (${probs.join(', ')})`)
     }
   }
@@ -112,7 +117,8 @@ export function draftEarErrors(c: unknown, profile = 'tag:ietf.org,2026:rats/ear
   if (!isInt(c.iat)) e.push('§3: iat is mandatory, an integer (~eat.time-int)')
   if ('exp' in c && !isInt(c.exp)) e.push('§3: exp must be an integer')
   const vid = c.ear_verifier_id
-  if (!isObj(vid) || typeof vid.developer !== 'string' || typeof vid.build !== 'string' || Object.keys(vid).length !== 2) e.push('§3/ar4si.cddl: ear_verifier_id must be {developer: text, build: text}')
+  if (!isObj(vid) || typeof vid.developer !== 'string' || typeof vid.build !== 'string' || Object.keys(vid).length !== 2)
+    e.push('§3/ar4si.cddl: ear_verifier_id must be {developer: text, build: text}')
   if ('ear_raw_evidence' in c && (typeof c.ear_raw_evidence !== 'string' || !/^[A-Za-z0-9_-]*$/.test(c.ear_raw_evidence))) e.push('§3: ear_raw_evidence is base64url binary-data')
   if ('eat_nonce' in c && (typeof c.eat_nonce !== 'string' || c.eat_nonce.length < 12 || c.eat_nonce.length > 88)) e.push('§3: eat_nonce is a base64 string of 12 to 88 characters')
   if ('ear_status' in c && !(typeof c.ear_status === 'string' && c.ear_status in DRAFT_TIERS)) e.push('§3: ear_status must be a trustworthiness-tier label')
@@ -152,7 +158,8 @@ export function draftEarErrors(c: unknown, profile = 'tag:ietf.org,2026:rats/ear
     }
   }
   // §3: the top ear_status no higher trust than the worst submod.
-  if (typeof c.ear_status === 'string' && c.ear_status in DRAFT_TIERS && DRAFT_TIERS[c.ear_status] !== 0 && DRAFT_TIERS[c.ear_status]! < worst(submodTiers)) e.push('§3: ear_status better than the worst submod')
+  if (typeof c.ear_status === 'string' && c.ear_status in DRAFT_TIERS && DRAFT_TIERS[c.ear_status] !== 0 && DRAFT_TIERS[c.ear_status]! < worst(submodTiers))
+    e.push('§3: ear_status better than the worst submod')
   // §3 $$ear-extension: an extension MUST be a map.
   for (const [k, v] of Object.entries(c)) {
     if (['eat_profile', 'ear_status', 'iat', 'exp', 'ear_verifier_id', 'ear_raw_evidence', 'submods', 'eat_nonce'].includes(k) || REGISTERED.has(k)) continue
