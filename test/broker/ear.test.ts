@@ -28,15 +28,16 @@ let h: Harness
 let dir: string
 let jwksFile: string
 const tokens = {} as Record<EarForm, string>
+const keys = {} as Record<EarForm, Awaited<ReturnType<typeof createSessionKey>>>
 
 /** A Nitro attestation through attest() under the given form (the challenge from the real endpoint). */
-async function attestAs(form: EarForm): Promise<string> {
+async function attestAs(form: EarForm): Promise<{ token: string; key: Awaited<ReturnType<typeof createSessionKey>> }> {
   const { nonce } = (await (await fetch(`${h.url}/v1/challenge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).json()) as { nonce: string }
   const key = await createSessionKey('ES256')
   const n = Buffer.from(nonce, 'base64url')
   const evidence = await testOnlyNitroCollector(h.pki).collect({ binding: bindingDigest(n, key.jktBytes), nonce: n })
   const out = await attest({ ...h.deps, config: { ...h.deps.config, earForm: form } }, { tee: 'nitro', nonce, key: key.publicJwk, evidence } as Parameters<typeof attest>[1])
-  return out.token
+  return { token: out.token, key }
 }
 
 /** Signs a claims-set with keyward's own key as an attestation result (for tampering tests). */
@@ -50,8 +51,11 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'keyward-ear-'))
   jwksFile = join(dir, 'jwks.json')
   writeFileSync(jwksFile, JSON.stringify(await h.deps.tokens.jwks()))
-  tokens['draft-04'] = await attestAs('draft-04')
-  tokens['veraison-legacy'] = await attestAs('veraison-legacy')
+  for (const form of ['draft-04', 'veraison-legacy'] as const) {
+    const a = await attestAs(form)
+    tokens[form] = a.token
+    keys[form] = a.key
+  }
   // One decoded token of each form, for the issue note (docs/ear.md shows the same shape).
   const out = join(tmpdir(), 'keyward-ear-examples')
   mkdirSync(out, { recursive: true })
@@ -94,6 +98,12 @@ describe('keyward attestation results as EAR', () => {
       'ear.appraisal-policy-id': 'keyward:policy:test-enclave@1',
     })
     expect(c.ear_status).toBeUndefined()
+  })
+
+  it.each(['draft-04', 'veraison-legacy'] as const)('keyward releases to its own %s token (a deployment may switch forms while tokens live)', async (form) => {
+    const url = `${h.url}/v1/secrets/db-password`
+    const r = await fetch(url, { headers: { authorization: `DPoP ${tokens[form]}`, dpop: await keys[form].dpopProof('GET', url, tokens[form]) } })
+    expect(r.status).toBe(200)
   })
 
   it("veraison/ear ear.go validate(): what the library said of keyward's old token, and of the draft-04 form (its profile only)", () => {
