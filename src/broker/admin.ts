@@ -1,6 +1,5 @@
 // Admin and relying-party credentials: `kw.<kind>.<name>.<secret>` bearer tokens, looked up by
-// id and checked against their stored hash in constant time (the admin API is routes/admin.ts);
-// and the declared-versus-actual view of workloads shared by that API and `keyward workloads`.
+// id and checked against their stored hash in constant time (the admin API is routes/admin.ts).
 import { KeywardError } from '../errors.js'
 import type { BrokerDeps } from './deps.js'
 import { hashCredential, isLegacyHash, verifyCredential } from '../sealing/credentials.js'
@@ -26,22 +25,4 @@ export function createAdminAuth(deps: BrokerDeps): RequireCredential {
     if (isLegacyHash(row.hash)) await deps.store.rehashCredential(id, await hashCredential(m[4]!))
     return id
   }
-}
-
-/** Declared (reference) versus actual (last attested) state per workload. */
-export async function workloadsView(deps: Pick<BrokerDeps, 'store'>) {
-  const refs = await deps.store.listReferenceValues()
-  return (await deps.store.listWorkloads()).map((w) => {
-    const actual = JSON.parse(w.actual) as { measurement?: string }
-    const declared = refs.filter((r) => r.tee === w.tee && r.revokedAt === null).map((r) => ({ set: r.set, value: r.value }))
-    return {
-      id: w.id,
-      tee: w.tee,
-      lastAttestedAt: new Date(w.lastAttestedAt).toISOString(),
-      lastDecision: w.lastDecision,
-      actual,
-      declaredMatches: actual.measurement ? declared.some((d) => d.value === actual.measurement) : null,
-      divergedAt: w.divergedAt === null ? null : new Date(w.divergedAt).toISOString(),
-    }
-  })
 }

@@ -21,6 +21,7 @@ import { vaultRoutes } from './routes/vault.js'
 import { credentialsRoutes } from './routes/credentials.js'
 import { tpmRoutes } from './routes/tpm.js'
 import { adminRoutes } from './routes/admin.js'
+import { uiRoutes } from './routes/ui.js'
 
 export function createApp(deps: BrokerDeps): Hono<Env> {
   const app = new Hono<Env>()
@@ -66,5 +67,6 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   app.route('/v1/credentials', credentialsRoutes(ctx))
   app.route('/v1/tpm', tpmRoutes(ctx))
   app.route('/v1/admin', adminRoutes(ctx))
+  app.route('/ui', uiRoutes(ctx))
   return app
 }

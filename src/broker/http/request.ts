@@ -1,6 +1,8 @@
 // What the HTTP layer reads off a request for the flows below it, which never see a hono Context:
-// the peer address, the URL the client addressed (for DPoP `htu`), and a release's credentials.
+// the peer address, the URL the client addressed (for DPoP `htu`), a release's credentials, and
+// whether the TLS client presented a certificate from tls.clientCa (admin API and dashboard).
 import type { Context } from 'hono'
+import { KeywardError } from '../../errors.js'
 import type { BrokerConfig } from '../config.js'
 import type { AuthInput } from '../release.js'
 
@@ -32,4 +34,11 @@ export function publicRequestUrl(c: Context, config: Pick<BrokerConfig, 'publicU
 /** The credentials of a DPoP-bound release request, as plain values for the release flow. */
 export function authInput(c: Context, config: Pick<BrokerConfig, 'publicUrl' | 'trustedProxies'>): AuthInput {
   return { authorization: c.req.header('authorization'), dpop: c.req.header('dpop'), method: c.req.method, url: publicRequestUrl(c, config) }
+}
+
+/** With tls.clientCa, the admin API (and the dashboard) also require a client certificate from that CA (mTLS). */
+export function assertAdminClientCertificate(c: Context, config: Pick<BrokerConfig, 'tls'>): void {
+  if (!config.tls?.clientCa) return
+  const socket = (c.env as { incoming?: { socket?: { authorized?: boolean } } } | undefined)?.incoming?.socket
+  if (socket?.authorized !== true) throw new KeywardError('ERR_UNAUTHORIZED', 'admin API requires a client certificate')
 }

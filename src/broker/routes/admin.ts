@@ -8,20 +8,16 @@ import * as S from '../../protocol/wire.js'
 import * as A from '../admin-services.js'
 import { fromB64 } from '../../util/bytes.js'
 import { revokeAk } from '../enrolment.js'
-import { workloadsView } from '../admin.js'
 import type { AdminEnv, RouteContext } from '../http/context.js'
 import { jsonBody } from '../http/validate.js'
+import { assertAdminClientCertificate } from '../http/request.js'
 import { adminEnrolmentRoutes } from './admin-enrolment.js'
 
 export function adminRoutes(ctx: RouteContext): Hono<AdminEnv> {
   const { deps } = ctx
   const r = new Hono<AdminEnv>()
   r.use('*', async (c, next) => {
-    // With tls.clientCa, the admin API also requires a client certificate from that CA (mTLS).
-    if (deps.config.tls?.clientCa) {
-      const socket = (c.env as { incoming?: { socket?: { authorized?: boolean } } } | undefined)?.incoming?.socket
-      if (socket?.authorized !== true) throw new KeywardError('ERR_UNAUTHORIZED', 'admin API requires a client certificate')
-    }
+    assertAdminClientCertificate(c, deps.config)
     c.set('admin', await ctx.requireCredential(c.req.header('authorization')))
     await next()
   })
@@ -71,7 +67,7 @@ export function adminRoutes(ctx: RouteContext): Hono<AdminEnv> {
     return c.body(null, 204)
   })
 
-  r.get('/workloads', async (c) => c.json({ workloads: await workloadsView(deps) }))
+  r.get('/workloads', async (c) => c.json({ workloads: await A.workloadsView(deps) }))
   r.get('/audit', async (c) => {
     const after = Number(c.req.query('after') ?? 0)
     const limit = Math.min(Number(c.req.query('limit') ?? 100), 1000)
