@@ -20,6 +20,8 @@ import { tpmRoutes } from './tpm-registration.js'
 import { dpopChallenge, dpopNonces, publicRequestUrl, verifyDpopProof } from './dpop.js'
 import { TOOL_CREDENTIAL_TYP } from './tokens.js'
 import { clientAddress, createNoiseRecorder, createRateLimiter, enforceCap } from './abuse.js'
+import { oauthRoutes } from './routes/oauth.js'
+import { revokeKeyOnFailedReattestation } from './oauth/failed-reattestation.js'
 
 type Env = { Variables: { requestId: string } }
 
@@ -221,6 +223,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
 
   app.route('/v1/tpm', tpmRoutes(deps, jsonBody, noise))
   app.route('/v1/admin', adminRoutes(deps, requireAdmin, jsonBody))
+  app.route('/', oauthRoutes(deps))
   return app
 
   /** Authenticates a release request, then charges the attested key's bucket. */
@@ -288,6 +291,7 @@ async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequ
     // detail.workload is set only when the evidence verified and the policy denied it.
     if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && typeof detail?.workload === 'string') {
       await recordWorkload(deps, req.tee, detail.workload, 'deny', { measurement: detail.measurement, failures: detail.failures })
+      await revokeKeyOnFailedReattestation(deps, { jkt, workload: detail.workload, possession, reqId })
       if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload, possession, reqId)
     }
     throw e
