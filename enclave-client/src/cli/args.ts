@@ -220,15 +220,14 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         throw new ClientConfigError('run: a file is the target of two secrets')
       }
       break
+    case 'get':
     case 'credential':
-      if (args.resource !== undefined) {
+      if (command === 'credential' && args.resource !== undefined) {
         if (positionals.length !== 0) throw new ClientConfigError('credential --resource URL takes no tool')
         if (!URL.canParse(args.resource) || args.resource.includes('#')) throw new ClientConfigError('--resource must be an absolute URL without fragment')
         break
       }
-      if (args.scope !== undefined) throw new ClientConfigError('--scope goes with --resource')
-    // falls through
-    case 'get':
+      if (args.scope !== undefined) throw new ClientConfigError('--scope goes with credential --resource')
       if (positionals.length !== 1) throw new ClientConfigError(`${command}: give exactly one ${command === 'get' ? 'secret name' : 'tool'}`)
       if (args.out !== undefined && targetSyntaxProblem(args.out)) throw new ClientConfigError(`--out ${args.out}: ${targetSyntaxProblem(args.out)}`)
       break
