@@ -24,6 +24,7 @@ import { statementDigest } from '../protocol/allowlist-state.js'
 import { verifyDpopProof } from './dpop.js'
 import type { Noise } from './abuse.js'
 import { measuredItems, type MeasuredItems } from './measured-items.js'
+import { revokeKeyOnFailedReattestation } from './oauth/failed-reattestation.js'
 
 export const VERIFIER_ID = { developer: 'keyward', build: 'keyward 0.1.0' }
 
@@ -290,6 +291,7 @@ async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof AttestReques
     // detail.workload is set only when the evidence verified and the policy denied it.
     if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && typeof detail?.workload === 'string') {
       await recordWorkload(deps, req.tee, detail.workload, 'deny', { measurement: detail.measurement, policy: detail.policy as string, failures: detail.failures, items: detail.items as MeasuredItems })
+      await revokeKeyOnFailedReattestation(deps, { jkt, workload: detail.workload, possession, reqId })
       if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload, possession, reqId)
     }
     throw e

@@ -380,6 +380,31 @@ export const pgEkList = pgTable('ek_list', {
   note: pText('note'),
 }, (t) => [pIndex('ek_list_ek_idx').on(t.ek)])
 
+// --- OAuth access tokens issued to attested clients (RFC 9068): jti state for introspection (RFC 7662) and revocation (RFC 7009) ---
+export const sqliteOAuthTokens = sqliteTable('oauth_tokens', {
+  jti: sText('jti').primaryKey(),
+  /** The attestation the client authenticated with: revoking it deactivates this token. */
+  attestationJti: sText('attestation_jti').notNull(),
+  clientId: sText('client_id').notNull(),
+  jkt: sText('jkt').notNull(),
+  resource: sText('resource').notNull(),
+  scope: sText('scope').notNull(),
+  issuedAt: sMs('issued_at').notNull(),
+  expiresAt: sMs('expires_at').notNull(),
+  revokedAt: sMs('revoked_at'),
+}, (t) => [sIndex('oauth_tokens_expires_at_idx').on(t.expiresAt)])
+export const pgOAuthTokens = pgTable('oauth_tokens', {
+  jti: pText('jti').primaryKey(),
+  attestationJti: pText('attestation_jti').notNull(),
+  clientId: pText('client_id').notNull(),
+  jkt: pText('jkt').notNull(),
+  resource: pText('resource').notNull(),
+  scope: pText('scope').notNull(),
+  issuedAt: pMs('issued_at').notNull(),
+  expiresAt: pMs('expires_at').notNull(),
+  revokedAt: pMs('revoked_at'),
+}, (t) => [pIndex('oauth_tokens_expires_at_idx').on(t.expiresAt)])
+
 /** The SQLite tables by logical name. */
 export const sqliteSchema = {
   nonces: sqliteNonces,
@@ -398,6 +423,7 @@ export const sqliteSchema = {
   enrolmentTokens: sqliteEnrolmentTokens,
   ekList: sqliteEkList,
   uiSessions: sqliteUiSessions,
+  oauthTokens: sqliteOAuthTokens,
 } as const
 
 /** The PostgreSQL tables by the same logical names. */
@@ -418,4 +444,5 @@ export const pgSchema = {
   enrolmentTokens: pgEnrolmentTokens,
   ekList: pgEkList,
   uiSessions: pgUiSessions,
+  oauthTokens: pgOAuthTokens,
 } as const

@@ -153,6 +153,19 @@ export interface AttestationRow {
   akName: string | null
 }
 
+/** An OAuth access token keyward issued (docs/agents.md); the token itself is never stored. */
+export interface OAuthTokenRow {
+  jti: string
+  attestationJti: string
+  clientId: string
+  jkt: string
+  resource: string
+  scope: string
+  issuedAt: number
+  expiresAt: number
+  revokedAt: number | null
+}
+
 export interface WorkloadRow {
   /** Workload identity: AK name for TPM, measurement for SNP/Nitro, or a configured name. */
   id: string
@@ -292,6 +305,8 @@ export interface Store {
   revokeAttestationsByReference(referenceId: string, at: number): Promise<AttestationRow[]>
   revokeAttestationsByPolicy(policy: string, at: number): Promise<AttestationRow[]>
   revokeAttestationsByAk(akNames: string[], at: number): Promise<AttestationRow[]>
+  /** Revokes the live attestations of one key admitted as one workload (a failed re-attestation). */
+  revokeAttestationsByKey(jkt: string, workload: string, at: number): Promise<AttestationRow[]>
   upsertWorkload(row: WorkloadRow): Promise<void>
   getWorkload(id: string): Promise<WorkloadRow | null>
   listWorkloads(): Promise<WorkloadRow[]>
@@ -300,6 +315,13 @@ export interface Store {
   insertVaultLease(row: VaultLeaseRow): Promise<void>
   listLiveVaultLeases(filter: { jkt?: string; jti?: string; referenceId?: string; policy?: string }): Promise<VaultLeaseRow[]>
   markVaultLeaseRevoked(accessor: string, at: number): Promise<void>
+
+  // OAuth access tokens (RFC 9068) for introspection and revocation
+  insertOAuthToken(row: OAuthTokenRow): Promise<void>
+  getOAuthToken(jti: string): Promise<OAuthTokenRow | null>
+  /** Sets revokedAt on a live token; false when unknown or already revoked. */
+  revokeOAuthToken(jti: string, at: number): Promise<boolean>
+  pruneOAuthTokens(before: number): Promise<number>
 
   // Audit: append-only, hash-chained, serialized across replicas.
   appendAudit(entry: AuditInput, at: number): Promise<AuditRow>
