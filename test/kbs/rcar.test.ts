@@ -64,6 +64,8 @@ describe('Trustee KBS protocol /kbs/v0 (SQLite, in-process)', () => {
     const rows = await audit()
     expect(rows).toContainEqual(expect.objectContaining({ type: 'attestation', decision: 'allow', d: expect.objectContaining({ via: 'kbs', tee: 'sev-snp', policy: 'coco-pod' }) }))
     expect(rows.filter((r) => r.type === 'release:kbs-resource' && r.decision === 'allow' && r.d.name === 'kbs:///default/key/one').map((r) => r.d.via)).toEqual(expect.arrayContaining(['cookie', 'token']))
+    // Nothing secret in the log or the audit: not the value, the session cookie or the token.
+    for (const text of [h.logs.join(''), JSON.stringify(rows)]) for (const s of [VALUE, c.cookies.get('kbs-session-id')!, token]) expect(text).not.toContain(s)
   })
 
   it('the challenge selects sha256 and the Set-Cookie is scoped to /kbs/v0, HttpOnly; nothing secret in the answer', async () => {

@@ -38,7 +38,7 @@ const NOT_SERVED: Record<string, string> = {
   'az-tdx-vtpm': 'keyward has no TDX verifier',
   tdx: 'keyward has no TDX verifier',
   sgx: 'keyward has no SGX verifier',
-  tpm: "guest-components' TPM evidence carries an AK public key with no credential activation or enrolment; keyward trusts only enrolled AKs (use /v1 with keyward-client)",
+  tpm: "guest-components' TPM evidence carries its AK as a bare public key (no TPMT_PUBLIC, so no TPM name) and no event log; keyward trusts quotes only from enrolled AKs, found by name (use /v1 with keyward-client)",
   cca: 'keyward has no Arm CCA verifier',
   csv: 'keyward has no Hygon CSV verifier',
   se: 'keyward has no IBM Secure Execution verifier',
