@@ -222,7 +222,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
 
   app.route('/v1/tpm', tpmRoutes(deps, jsonBody, noise))
   app.route('/v1/admin', adminRoutes(deps, requireAdmin, jsonBody))
-  app.route('/kbs/v0', kbsRoutes(deps, perAddress, noise))
+  app.route('/kbs/v0', kbsRoutes(deps, { perAddress, perWorkload }, noise))
   return app
 
   /** Authenticates a release request, then charges the attested key's bucket. */

@@ -189,6 +189,18 @@ describe('Trustee KBS protocol /kbs/v0 (SQLite, in-process)', () => {
     await expect(k.decryptResponse(jose as never)).rejects.toThrow(/another AAD/)
   })
 
+  it('releases are rate-limited per attested key as on /v1: over the burst → 429 with Retry-After, not audited', async () => {
+    const app = createApp({ ...h.deps, config: { ...h.deps.config, limits: { ...h.deps.config.limits, perWorkload: { ratePerSecond: 0.001, burst: 2 } } } })
+    const c = new RcarClient({ fetch: async (path, init) => app.request(`http://localhost${path}`, init), tee: 'snp', evidence: (d) => snp.evidence(d) })
+    await c.handshake()
+    await c.getResource('kbs:///default/key/one')
+    await c.getResource('kbs:///default/key/one')
+    const before = (await audit()).length
+    const r = await app.request('http://localhost/kbs/v0/resource/default/key/one', { headers: { cookie: `kbs-session-id=${c.cookies.get('kbs-session-id')}` } })
+    expect([r.status, r.headers.get('retry-after'), ((await r.json()) as { type: string }).type.split('/').pop()]).toEqual([429, expect.stringMatching(/^\d+$/), 'RateLimited'])
+    expect((await audit()).length).toBe(before)
+  })
+
   it('`keyward secret put kbs:///repo/type/tag` stores what /kbs/v0/resource/repo/type/tag then serves; a malformed kbs: name is ERR_USAGE', async () => {
     const cli = async (argv: string[]) => {
       let stderr = ''

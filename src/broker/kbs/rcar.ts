@@ -178,6 +178,8 @@ export interface KbsCredentials {
   cookie?: string | undefined
   /** The token of `Authorization: Bearer <token>`. */
   bearer?: string | undefined
+  /** Charged with the attested key's thumbprint once the caller is authenticated (the per-workload rate limit of /v1 releases). */
+  charge?: (jkt: string) => void
 }
 
 export interface KbsRelease {
@@ -213,6 +215,7 @@ export async function kbsResource(deps: BrokerDeps, creds: KbsCredentials, rawPa
   const attestation = await deps.store.getAttestation(jti)
   if (!attestation || attestation.revokedAt !== null) throw new KeywardError('ERR_TOKEN_INVALID', 'attestation revoked')
   const subject = attestation.jkt
+  creds.charge?.(subject)
   try {
     const grants = await deps.appraiser.grantsFor(attestation.policy, attestation.policyVersion)
     if (!grants) throw new KeywardError('ERR_NOT_GRANTED', 'the policy that admitted this attestation is no longer active')

@@ -41,7 +41,8 @@ async function jsonOf(c: Context): Promise<unknown> {
   }
 }
 
-export function kbsRoutes(deps: BrokerDeps, perAddress: RateLimiter, noise: Noise): Hono<Env> {
+/** `limits.perAddress` for every KBS request, `limits.perWorkload` for releases (as on /v1); refusals before authentication go to `noise`. */
+export function kbsRoutes(deps: BrokerDeps, limits: { perAddress: RateLimiter; perWorkload: RateLimiter }, noise: Noise): Hono<Env> {
   const app = new Hono<Env>()
   const secure = deps.config.tls !== undefined || (deps.config.publicUrl ?? '').startsWith('https:')
   const putCookie = (c: Context, value: string, expiresAt: number) =>
@@ -59,7 +60,7 @@ export function kbsRoutes(deps: BrokerDeps, perAddress: RateLimiter, noise: Nois
   })
 
   app.use('*', async (c, next) => {
-    perAddress.take(clientAddress(c))
+    limits.perAddress.take(clientAddress(c))
     await next()
   })
 
@@ -80,7 +81,7 @@ export function kbsRoutes(deps: BrokerDeps, perAddress: RateLimiter, noise: Nois
     // The raw path, still percent-encoded: kbsSecretName refuses '%', so nothing is decoded into a separator or a dot segment.
     const raw = new URL(c.req.url).pathname.replace(/^\/kbs\/v0\/resource\//, '')
     const bearer = /^Bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(c.req.header('authorization') ?? '')?.[1]
-    const out = await kbsResource(deps, { cookie: getCookie(c, COOKIE), bearer }, raw, c.get('requestId'))
+    const out = await kbsResource(deps, { cookie: getCookie(c, COOKIE), bearer, charge: (jkt) => limits.perWorkload.take(jkt) }, raw, c.get('requestId'))
     return c.json(out.jwe)
   })
 
