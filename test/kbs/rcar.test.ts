@@ -150,6 +150,13 @@ describe('Trustee KBS protocol /kbs/v0 (SQLite, in-process)', () => {
     expect(await post({ ...examples.request, version: '0.4.0' })).toMatchObject({ status: 401, detail: expect.stringMatching(/^ERR_UNKNOWN_TEE: tee tdx/) })
     expect(await post({ version: '0.4.0', tee: 'snp', 'extra-params': { 'supported-hash-algorithms': ['sha384', 'sm3'] } })).toMatchObject({ status: 401, detail: expect.stringContaining('sha256') })
     expect(await post(examples.attestationEc)).toMatchObject({ status: 401, type: expect.stringMatching(/SerdeError$/) })
+    // Additional (device) evidence keyward cannot verify does not ride along: refused before the nonce is spent.
+    const c = client()
+    const e = (await c.handshake({ primary: async () => ({}) }).catch((x: unknown) => x)) as KbsError
+    const body = { ...(c.sent.at(-1)!.body as object), 'tee-evidence': { primary_evidence: {}, additional_evidence: '{"nvidia":{}}' } }
+    expect(e).toBeInstanceOf(KbsError)
+    const cookie = `kbs-session-id=${c.cookies.get('kbs-session-id')}`
+    expect(await raw('/kbs/v0/attest', { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(info)).toMatchObject({ status: 401, detail: expect.stringMatching(/^ERR_EVIDENCE_UNSUPPORTED: additional \(device\) evidence/) })
   })
 
   it('path traversal and malformed resource paths → 404 InvalidRequestPath; an ungranted resource → 403 (audited); a granted missing one → 404', async () => {

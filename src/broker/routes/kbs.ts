@@ -51,7 +51,7 @@ export function kbsRoutes(deps: BrokerDeps, limits: { perAddress: RateLimiter; p
   app.onError((err, c) => {
     const e = isKeywardError(err) ? err : new KeywardError('ERR_INTERNAL', 'internal error')
     const { status, type } = kbsError(e)
-    if (e.detail?.audited !== true && status < 500) noise(`/kbs/v0${c.req.routePath.replace(/^\/kbs\/v0/, '')}`, e.code, c.get('requestId'))
+    if (e.detail?.audited !== true && status < 500) noise(c.req.routePath, e.code, c.get('requestId'))
     if (status >= 500) deps.logger.error({ reqId: c.get('requestId'), code: e.code, err: err instanceof Error ? { name: err.name, message: err.message } : String(err) }, 'KBS request failed')
     const retryAfter = e.detail?.retryAfterSeconds
     if (typeof retryAfter === 'number') c.header('Retry-After', String(retryAfter))
