@@ -119,8 +119,8 @@ export interface KbsAttestOutcome {
 
 /**
  * POST /kbs/v0/attest. Audited as /v1/attest is: once the nonce is spent every outcome is chained
- * with its reasons; refusals before that (no session, malformed body, wrong nonce) return with
- * `audited: false` on the error's detail for the caller to count as noise.
+ * with its reasons and the error carries `detail.audited`; refusals before that (no session,
+ * malformed body, wrong nonce) carry no such mark, and the caller counts them as noise.
  */
 export async function kbsAttest(deps: BrokerDeps, cookie: string | undefined, body: unknown, reqId: string): Promise<KbsAttestOutcome> {
   const session = await liveSession(deps, cookie)
