@@ -14,7 +14,7 @@ import type { AttestRequest } from './schemas.js'
 import type { AllowlistFacts, Appraisal, BrokerDeps } from './deps.js'
 import type { VerifyContext } from '../verifiers/types.js'
 import type { VerifiedClaims } from '../protocol/claims.js'
-import { EAR_PROFILE, type EarClaims } from './tokens.js'
+import { allowlistTrustVector, buildEarClaims, teeTrustVector, type EarInput } from './ear.js'
 import { claimsToJson, jsonSafe } from '../verifiers/claims-json.js'
 import { allowlistFactsFor } from './runtime-state.js'
 import { assertEkNotDenied, ENROLLED_NAME } from './enrolment.js'
@@ -119,35 +119,22 @@ export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOpt
     })
   }
 
-  const submods: EarClaims['submods'] = {
-    [claims.tee]: {
-      ear_status: 'affirming',
-      ear_appraisal_policy_id: `keyward:policy:${appraisal.policy}@${appraisal.policyVersion}`,
-      keyward_claims: claimsToJson(claims),
-    },
+  const policyId = `keyward:policy:${appraisal.policy}@${appraisal.policyVersion}`
+  const referenceValues = appraisal.referenceIds.length === 0 ? [] : (await deps.store.listReferenceValues()).filter((r) => appraisal.referenceIds.includes(r.id)).map((r) => r.value)
+  const submods: EarInput['submods'] = {
+    [claims.tee]: { vector: teeTrustVector({ claims, referenceValues }), policyId, keyward: claimsToJson(claims) },
   }
-  if (allowlist) {
-    submods['exec-allowlist'] = {
-      ear_status: 'affirming',
-      ear_appraisal_policy_id: `keyward:policy:${appraisal.policy}@${appraisal.policyVersion}`,
-      keyward_claims: jsonSafe({ ...allowlist }),
-    }
-  }
-  const issued = await deps.tokens.issue(
-    {
-      eat_profile: EAR_PROFILE,
-      ear_verifier_id: VERIFIER_ID,
-      eat_nonce: req.nonce,
-      submods,
-      cnf: { jkt },
-      sub: workload,
-      keyward_tee: claims.tee,
-      keyward_policy: appraisal.policy,
-      keyward_measurement: claims.measurement,
-      keyward_workload: workload,
-    },
-    opts.audience ? { audience: opts.audience } : {},
-  )
+  if (allowlist) submods['exec-allowlist'] = { vector: allowlistTrustVector(allowlist), policyId, keyward: jsonSafe({ ...allowlist }) }
+  const ear = buildEarClaims({
+    form: deps.config.earForm,
+    verifier: VERIFIER_ID,
+    nonce: req.nonce,
+    jkt,
+    workload,
+    submods,
+    keyward: { workload, tee: claims.tee, policy: appraisal.policy, measurement: claims.measurement },
+  })
+  const issued = await deps.tokens.issue(ear, opts.audience ? { audience: opts.audience } : {})
   await deps.store.insertAttestation({
     jti: issued.jti,
     jkt,
