@@ -3,7 +3,7 @@
 // rcar_client.rs attests and decrypts resources with each key type it generates, and each attack
 // of docs/trustee.md is refused with the protocol's status, an ErrorInformation body and, once
 // authenticated or once a nonce is spent, an audit row with its reasons.
-import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest'
+import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { createHash } from 'node:crypto'
 import { FlattenedEncrypt, importJWK, type JWK } from 'jose'
 import { startHarness, type Harness } from '../broker/harness.js'
@@ -13,7 +13,7 @@ import { KbsError, RcarClient, TeeKeyPair, jcs, kbsTypesAad, type Fetch, type Te
 import { testOnlySnp, withArk, type TestOnlySnp } from './snp.js'
 import { KBS_PROTOCOL_VERSION } from '../../src/broker/kbs/rcar.js'
 import examples from '../fixtures/kbs/kbs-types-examples.json' with { type: 'json' }
-import { run } from '../../src/cli/main.js'
+import { runKeywardInProcess } from '../helpers/cli.js'
 
 const POLICY = `apiVersion: keyward.dev/v1
 kind: ReleasePolicy
@@ -209,17 +209,7 @@ describe('Trustee KBS protocol /kbs/v0 (SQLite, in-process)', () => {
   })
 
   it('`keyward secret put kbs:///repo/type/tag` stores what /kbs/v0/resource/repo/type/tag then serves; a malformed kbs: name is ERR_USAGE', async () => {
-    const cli = async (argv: string[]) => {
-      let stderr = ''
-      const o = vi.spyOn(process.stdout, 'write').mockImplementation(() => true)
-      const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((stderr += String(c)), true))
-      try {
-        return { code: await run(argv), stderr }
-      } finally {
-        o.mockRestore()
-        e.mockRestore()
-      }
-    }
+    const cli = runKeywardInProcess
     expect(await cli(['secret', 'put', 'kbs:///default/key/missing', '--text', 'testOnly-from-the-cli', '--data-dir', h.config.dataDir])).toMatchObject({ code: 0 })
     const c = client()
     await c.handshake()
