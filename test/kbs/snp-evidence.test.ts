@@ -6,13 +6,14 @@ import { describe, it, expect } from 'vitest'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { translateSnpEvidence, reportBytes, KbsSnpEvidence } from '../../src/broker/kbs/snp-evidence.js'
-import { sevSnpVerifier } from '../../src/verifiers/sev-snp/index.js'
+import { createSevSnpVerifier } from '../../src/verifiers/sev-snp/index.js'
 import { errorCode, errorCodeOf } from '../helpers/errors.js'
 import { certDer, manifest, snpFile } from '../verifiers/sev-snp/helpers.js'
 import { certEntry, sevReportJson } from './snp.js'
 
 const fixture = JSON.parse(readFileSync(fileURLToPath(new URL('../fixtures/kbs/trustee-snp-evidence.json', import.meta.url)), 'utf8')) as { attestation_report: Record<string, any>; cert_chain: unknown[] }
 const hex = (a: number[]) => Buffer.from(a).toString('hex')
+const sevSnpVerifier = createSevSnpVerifier()
 
 describe('guest-components snp evidence translation', () => {
   it("Trustee's e2e evidence (genuine Genoa report + VCEK) verifies after translation under the pinned AMD roots", async () => {
