@@ -148,7 +148,7 @@ describe.each(["sqlite", "postgres"] as const)('TPM enrolment (%s)', (backend) =
     await expect(E.issueEnrolmentToken(h.deps, 'nitro:0101', 60, 'test')).rejects.toMatchObject({ code: 'ERR_BAD_REQUEST' })
   })
 
-  it('revoking an AK with --deny-ek stops the host: live tokens, Vault leases, new AKs and other AKs of its TPM, until undeny', async () => {
+  it('revoking an AK with --deny-ek stops the host: live tokens, Vault leases, new AKs and other AKs of its TPM, until undeny', { timeout: 120_000 }, async () => {
     const victim = clientOn(victimTpm)
     expect(await victim.register('svc-payments', { enrolToken: await issueToken('svc-payments') })).toMatchObject({ status: 'enrolled' })
     const other = clientOn(victimTpm)
