@@ -44,8 +44,22 @@ export function nonceId(nonce: Uint8Array): string {
   return toHex(sha256(nonce))
 }
 
+/** An attest request; other front ends (the Trustee KBS protocol) bring keys /v1 does not accept (P-521). */
+export type AttestInput = Omit<z.infer<typeof AttestRequest>, 'key'> & { key: JWK }
+
+export interface AttestOptions {
+  audience?: string
+  onNonceSpent?: () => void
+  /**
+   * The digest the evidence must commit to, when a front end has its own binding rule (the KBS
+   * protocol's runtime-data hash, src/broker/kbs/binding.ts) instead of keyward's bindingDigest.
+   * The nonce is still keyward's challenge nonce, spent exactly once, and the rule must cover it.
+   */
+  binding?: Uint8Array
+}
+
 /** Verifies evidence and appraises it; throws KeywardError on any failure (denials carry failures in detail). */
-export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, opts: { audience?: string; onNonceSpent?: () => void } = {}): Promise<AttestOutcome> {
+export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOptions = {}): Promise<AttestOutcome> {
   const verifier = deps.verifiers[req.tee]
   if (!verifier) throw new KeywardError('ERR_UNKNOWN_TEE', `no verifier for tee ${req.tee}`)
   const evidence = verifier.decode(req.evidence)
@@ -67,7 +81,7 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
   }
   const state = allowlistEv ? statementDigest(allowlistEv.statement) : ZERO_STATE
   const jktBytes = thumbprintBytes(jkt)
-  const binding = bindingDigest(nonce, jktBytes, state)
+  const binding = opts.binding ?? bindingDigest(nonce, jktBytes, state)
   const ctx: VerifyContext = {
     now,
     clockSkewMs: deps.config.clockSkewSeconds * 1000,

@@ -170,6 +170,15 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
     }),
     useDpopProof: (id, expiresAt) => run('useDpopProof', async () =>
       ((await db.insert(t.dpopProofs).values({ id, expiresAt }).onConflictDoNothing()).rowCount ?? 0) === 1),
+    insertKbsSession: (row) => run('insertKbsSession', async () => {
+      await db.insert(t.kbsSessions).values(row)
+    }),
+    getKbsSession: (id) => run('getKbsSession', async () => (await db.select().from(t.kbsSessions).where(eq(t.kbsSessions.id, id)))[0] ?? null),
+    getKbsSessionByJti: (jti) => run('getKbsSessionByJti', async () => (await db.select().from(t.kbsSessions).where(eq(t.kbsSessions.jti, jti)))[0] ?? null),
+    attestKbsSession: (id, v) => run('attestKbsSession', async () =>
+      ((await db.update(t.kbsSessions).set(v).where(and(eq(t.kbsSessions.id, id), isNull(t.kbsSessions.jti)))).rowCount ?? 0) === 1),
+    pruneKbsSessions: (before) => run('pruneKbsSessions', async () =>
+      (await db.delete(t.kbsSessions).where(lt(t.kbsSessions.expiresAt, before))).rowCount ?? 0),
     pruneDpopProofs: (before) => run('pruneDpopProofs', async () =>
       (await db.delete(t.dpopProofs).where(lt(t.dpopProofs.expiresAt, before))).rowCount ?? 0),
 

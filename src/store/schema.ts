@@ -60,6 +60,26 @@ export const pgDpopProofs = pgTable('dpop_proofs', {
   expiresAt: pMs('expires_at').notNull(),
 }, (t) => [pIndex('dpop_proofs_expires_at_idx').on(t.expiresAt)])
 
+// --- Trustee KBS protocol sessions (src/broker/kbs) ----------------------------------------
+export const sqliteKbsSessions = sqliteTable('kbs_sessions', {
+  id: sText('id').primaryKey(),
+  nonceId: sText('nonce_id').notNull(),
+  tee: sText('tee').notNull(),
+  createdAt: sMs('created_at').notNull(),
+  expiresAt: sMs('expires_at').notNull(),
+  jti: sText('jti'),
+  teePubkey: sText('tee_pubkey'),
+}, (t) => [sIndex('kbs_sessions_expires_at_idx').on(t.expiresAt), sUniqueIndex('kbs_sessions_jti_idx').on(t.jti)])
+export const pgKbsSessions = pgTable('kbs_sessions', {
+  id: pText('id').primaryKey(),
+  nonceId: pText('nonce_id').notNull(),
+  tee: pText('tee').notNull(),
+  createdAt: pMs('created_at').notNull(),
+  expiresAt: pMs('expires_at').notNull(),
+  jti: pText('jti'),
+  teePubkey: pText('tee_pubkey'),
+}, (t) => [pIndex('kbs_sessions_expires_at_idx').on(t.expiresAt), pUniqueIndex('kbs_sessions_jti_idx').on(t.jti)])
+
 // --- sealed secret versions -------------------------------------------------------------
 export const sqliteSecretVersions = sqliteTable('secret_versions', {
   name: sText('name').notNull(),
@@ -409,6 +429,7 @@ export const pgOAuthTokens = pgTable('oauth_tokens', {
 export const sqliteSchema = {
   nonces: sqliteNonces,
   dpopProofs: sqliteDpopProofs,
+  kbsSessions: sqliteKbsSessions,
   secretVersions: sqliteSecretVersions,
   policies: sqlitePolicies,
   referenceValues: sqliteReferenceValues,
@@ -430,6 +451,7 @@ export const sqliteSchema = {
 export const pgSchema = {
   nonces: pgNonces,
   dpopProofs: pgDpopProofs,
+  kbsSessions: pgKbsSessions,
   secretVersions: pgSecretVersions,
   policies: pgPolicies,
   referenceValues: pgReferenceValues,

@@ -133,6 +133,15 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       return row !== undefined && row.usedAt === null && row.expiresAt > now
     }),
     useDpopProof: (id, expiresAt) => run('useDpopProof', () => hot.useDpopProof.run({ id, expiresAt }).changes === 1),
+    insertKbsSession: (row) => run('insertKbsSession', () => {
+      db.insert(t.kbsSessions).values(row).run()
+    }),
+    getKbsSession: (id) => run('getKbsSession', () => db.select().from(t.kbsSessions).where(eq(t.kbsSessions.id, id)).get() ?? null),
+    getKbsSessionByJti: (jti) => run('getKbsSessionByJti', () => db.select().from(t.kbsSessions).where(eq(t.kbsSessions.jti, jti)).get() ?? null),
+    attestKbsSession: (id, v) => run('attestKbsSession', () =>
+      db.update(t.kbsSessions).set(v).where(and(eq(t.kbsSessions.id, id), isNull(t.kbsSessions.jti))).run().changes === 1),
+    pruneKbsSessions: (before) => run('pruneKbsSessions', () =>
+      db.delete(t.kbsSessions).where(sql`${t.kbsSessions.expiresAt} < ${before}`).run().changes),
     pruneDpopProofs: (before) => run('pruneDpopProofs', () =>
       db.delete(t.dpopProofs).where(sql`${t.dpopProofs.expiresAt} < ${before}`).run().changes),
 

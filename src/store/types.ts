@@ -11,6 +11,21 @@ export interface NonceRow {
 
 export type ConsumeNonceResult = 'ok' | 'unknown' | 'expired' | 'used'
 
+/** A Trustee KBS protocol session (docs/trustee.md): the cookie's state, shared by every replica. */
+export interface KbsSessionRow {
+  /** SHA-256 of the `kbs-session-id` cookie value, hex: the cookie itself is never stored. */
+  id: string
+  /** The keyward nonce row (NonceRow.id) the session's challenge spends. */
+  nonceId: string
+  /** The TEE the client named in its Request. */
+  tee: string
+  createdAt: number
+  expiresAt: number
+  /** Set once, when the session attested: the attestation (AttestationRow.jti) and the tee-pubkey JWK (JSON). */
+  jti: string | null
+  teePubkey: string | null
+}
+
 export interface SecretVersionRow {
   name: string
   version: number
@@ -245,6 +260,13 @@ export interface Store {
   /** Whether a nonce row exists, is unused and unexpired (DPoP server nonces are read, never consumed). */
   nonceLive(id: string, now: number): Promise<boolean>
   pruneDpopProofs(before: number): Promise<number>
+
+  // Trustee KBS protocol sessions: attested at most once (the update wins only while jti is null).
+  insertKbsSession(row: KbsSessionRow): Promise<void>
+  getKbsSession(id: string): Promise<KbsSessionRow | null>
+  getKbsSessionByJti(jti: string): Promise<KbsSessionRow | null>
+  attestKbsSession(id: string, v: { jti: string; teePubkey: string; expiresAt: number }): Promise<boolean>
+  pruneKbsSessions(before: number): Promise<number>
 
   // Secrets: versioned; rm marks every version deleted. The caller seals for a version (the AAD
   // binds it), so put inserts exactly that version and returns false when it exists already
