@@ -20,6 +20,7 @@ import { tpmRoutes } from './tpm-registration.js'
 import { dpopChallenge, dpopNonces, publicRequestUrl, verifyDpopProof } from './dpop.js'
 import { TOOL_CREDENTIAL_TYP } from './tokens.js'
 import { clientAddress, createNoiseRecorder, createRateLimiter, enforceCap } from './abuse.js'
+import { spiffeRoutes } from './routes/spiffe.js'
 
 type Env = { Variables: { requestId: string } }
 
@@ -221,6 +222,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
 
   app.route('/v1/tpm', tpmRoutes(deps, jsonBody, noise))
   app.route('/v1/admin', adminRoutes(deps, requireAdmin, jsonBody))
+  app.route('/v1/spiffe', spiffeRoutes(deps, { jsonBody, audited: (kind, what, c, fn) => releaseAudited(deps, kind, what, c, auth, noise, fn) }))
   return app
 
   /** Authenticates a release request, then charges the attested key's bucket. */

@@ -58,8 +58,8 @@ export async function encryptToKey(key: JWK, plaintext: Uint8Array, headers: Rec
 }
 
 export interface ReleaseLabel {
-  kind: 'secret' | 'vault-token' | 'tool-credential'
-  /** The secret's name, `vault`, or the tool. */
+  kind: 'secret' | 'vault-token' | 'tool-credential' | 'jwt-svid'
+  /** The secret's name, `vault`, the tool, or the SPIFFE ID. */
   name: string
   version?: number
 }

@@ -24,10 +24,19 @@ export type ToolGrant =
   | { kind: 'jwt'; name: string; audience: string; scopes: string[]; ttlSeconds: number }
   | { kind: 'api-key'; name: string; apiKeySecret: string }
 
+/** A SPIFFE identity: the ID template (src/protocol/spiffe-id.ts), JWT-SVID audiences, SVID lifetimes. */
+export interface SpiffeGrant {
+  id: string
+  audiences: string[]
+  jwtTtlSeconds: number
+  x509TtlSeconds: number
+}
+
 export interface Grants {
   secrets: string[]
   vault: VaultGrant[]
   tools: ToolGrant[]
+  spiffe: SpiffeGrant[]
 }
 
 export interface CompiledCondition {
@@ -103,7 +112,7 @@ export interface CombinedDecision {
 export const TEE_CONDITION = 'tee-admitted'
 export const DEBUG_CONDITION = 'debug-denied'
 
-export const emptyGrants = (): Grants => ({ secrets: [], vault: [], tools: [] })
+export const emptyGrants = (): Grants => ({ secrets: [], vault: [], tools: [], spiffe: [] })
 
 /** Throws KeywardError(ERR_POLICY_INVALID) with file:line:column on any problem. */
 export function compilePolicy(source: string, opts: { file?: string } = {}): CompiledPolicy {
@@ -155,6 +164,7 @@ export function compilePolicy(source: string, opts: { file?: string } = {}): Com
           ? { kind: 'api-key', name: t.name, apiKeySecret: t.apiKeySecret }
           : { kind: 'jwt', name: t.name, audience: t.audience, scopes: [...t.scopes], ttlSeconds: parseDuration(t.ttl)! },
       ),
+      spiffe: g.spiffe ? [{ id: g.spiffe.id, audiences: [...g.spiffe.audiences], jwtTtlSeconds: parseDuration(g.spiffe.jwtTtl)!, x509TtlSeconds: parseDuration(g.spiffe.x509Ttl)! }] : [],
     },
     refSets: [...refSets].sort(),
     dynamicRefs,
@@ -260,7 +270,7 @@ function cloneTool(t: ToolGrant): ToolGrant {
 }
 
 function cloneGrants(g: Grants): Grants {
-  return { secrets: [...g.secrets], vault: g.vault.map((v) => ({ ...v, policies: [...v.policies] })), tools: g.tools.map(cloneTool) }
+  return { secrets: [...g.secrets], vault: g.vault.map((v) => ({ ...v, policies: [...v.policies] })), tools: g.tools.map(cloneTool), spiffe: g.spiffe.map((s) => ({ ...s, audiences: [...s.audiences] })) }
 }
 
 function lazy<T>(f: () => T): () => T {
@@ -321,6 +331,10 @@ export function unionGrants(gs: readonly Grants[]): Grants {
     for (const t of g.tools) {
       const k = `tool:${JSON.stringify(t)}`
       if (!seen.has(k)) (seen.add(k), out.tools.push(cloneTool(t)))
+    }
+    for (const s of g.spiffe) {
+      const k = `spiffe:${JSON.stringify(s)}`
+      if (!seen.has(k)) (seen.add(k), out.spiffe.push({ ...s, audiences: [...s.audiences] }))
     }
   }
   return out
