@@ -14,7 +14,7 @@ import * as A from '../../src/broker/admin-services.js'
 import { createSessionKey } from '../../enclave-client/src/session-key.js'
 import { attestCaller, opensslVerify, pemBlocks, scratch, startSpiffeHarness, x509SvidFor, postAs, SPIFFE_ID, TRUST_DOMAIN, type App, type Caller } from './helpers.js'
 
-const ext = <T extends px509.Extension>(c: px509.X509Certificate, type: new (raw: BufferSource) => T): T | null => c.getExtension(type)
+const ext = <T extends px509.Extension>(c: px509.X509Certificate, type: new (raw: ArrayBuffer) => T): T | null => c.getExtension(type)
 const uris = (c: px509.X509Certificate) => (ext(c, px509.SubjectAlternativeNameExtension)?.names.items ?? []).filter((n) => n.type === 'url').map((n) => n.value)
 
 describe('X.509-SVIDs', () => {
@@ -132,7 +132,7 @@ describe('X.509-SVIDs', () => {
 
     it('a CSR carrying the attested key but not signed by it is refused (ERR_SIGNATURE_INVALID)', async () => {
       const csr = await caller.key.certificationRequest()
-      csr[csr.length - 5] ^= 0x01
+      csr[csr.length - 5]! ^= 0x01
       const r = await x509SvidFor(app, caller, csr)
       expect(r.status).toBe(403)
       expect(r.body.error.code).toBe('ERR_SIGNATURE_INVALID')
