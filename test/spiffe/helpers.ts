@@ -97,3 +97,55 @@ export async function opensslVerify(dir: string, purpose: 'sslclient' | 'sslserv
 export function pemBlocks(pem: string): string[] {
   return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? []
 }
+
+/** The one URI SAN of a peer certificate as node:tls reports it, or undefined. */
+export function peerSpiffeId(cert: { subjectaltname?: string } | undefined): string | undefined {
+  const uris = (cert?.subjectaltname ?? '').split(', ').filter((s) => s.startsWith('URI:'))
+  return uris.length === 1 ? uris[0]!.slice(4) : undefined
+}
+
+export interface TlsIdentity {
+  key: string
+  /** The SVID and its intermediate, PEM. */
+  cert: string
+  /** The trust bundle, PEM. */
+  ca: string
+}
+
+/**
+ * A real mutual-TLS 1.3 handshake over loopback between two SVID holders, each trusting only its
+ * bundle and accepting only the peer SPIFFE ID it expects (as Envoy's SPIFFE validator does).
+ * Resolves with the IDs each side saw, or rejects with the TLS error.
+ */
+export async function mutualTls(server: TlsIdentity, client: TlsIdentity, expect: { server: string; client: string }): Promise<{ serverSaw: string | undefined; clientSaw: string | undefined }> {
+  const tls = await import('node:tls')
+  let serverSaw: string | undefined
+  const srv = tls.createServer({ key: server.key, cert: server.cert, ca: server.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' }, (s) => {
+    serverSaw = peerSpiffeId(s.getPeerCertificate())
+    if (serverSaw !== expect.client) return s.destroy()
+    s.end('hello from the server')
+  })
+  srv.on('tlsClientError', () => undefined)
+  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res))
+  const port = (srv.address() as { port: number }).port
+  try {
+    const clientSaw = await new Promise<string | undefined>((res, rej) => {
+      const sock = tls.connect({
+        host: '127.0.0.1',
+        port,
+        key: client.key,
+        cert: client.cert,
+        ca: client.ca,
+        minVersion: 'TLSv1.3',
+        checkServerIdentity: (_host, cert) => (peerSpiffeId(cert) === expect.server ? undefined : new Error(`unexpected server SPIFFE ID ${peerSpiffeId(cert)}`)),
+      })
+      let data = ''
+      sock.on('data', (d: Buffer) => (data += d.toString()))
+      sock.on('end', () => (data === 'hello from the server' ? res(peerSpiffeId(sock.getPeerCertificate())) : rej(new Error('the server closed without answering'))))
+      sock.on('error', rej)
+    })
+    return { serverSaw, clientSaw }
+  } finally {
+    await new Promise<void>((res) => srv.close(() => res()))
+  }
+}

@@ -12,7 +12,9 @@ import type { Harness } from '../broker/harness.js'
 import { createApp } from '../../src/broker/app.js'
 import * as A from '../../src/broker/admin-services.js'
 import { createSessionKey } from '../../enclave-client/src/session-key.js'
-import { attestCaller, opensslVerify, pemBlocks, scratch, startSpiffeHarness, x509SvidFor, postAs, SPIFFE_ID, TRUST_DOMAIN, type App, type Caller } from './helpers.js'
+import { attestCaller, mutualTls, opensslVerify, pemBlocks, scratch, startSpiffeHarness, x509SvidFor, postAs, SPIFFE_ID, TRUST_DOMAIN, type App, type Caller, type TlsIdentity } from './helpers.js'
+import { createSpiffeAuthority } from '../../src/spiffe/authority.js'
+import { issueX509SvidFor } from '../../src/spiffe/issue.js'
 
 const ext = <T extends px509.Extension>(c: px509.X509Certificate, type: new (raw: ArrayBuffer) => T): T | null => c.getExtension(type)
 const uris = (c: px509.X509Certificate) => (ext(c, px509.SubjectAlternativeNameExtension)?.names.items ?? []).filter((n) => n.type === 'url').map((n) => n.value)
@@ -165,6 +167,29 @@ describe('X.509-SVIDs', () => {
       expect(row).toMatchObject({ type: 'release:spiffe-x509-svid', decision: 'allow', subject: caller.key.jkt, detail: { spiffeId: SPIFFE_ID, serial } })
       expect(JSON.stringify(row)).not.toContain('BEGIN CERTIFICATE')
     })
+  })
+
+  it('a real TLS handshake (node:tls): two attested workloads trust each other through the bundle; an SVID from another trust domain is refused both ways', async () => {
+    const identity = async (c: Caller): Promise<TlsIdentity> => {
+      const r = await x509SvidFor(app, c)
+      return { key: c.key.privateKeyPem(), cert: r.body.certificates, ca: r.body.bundle }
+    }
+    const a = await identity(caller)
+    const b = await identity(await attestCaller(app, h))
+    const ids = { server: SPIFFE_ID, client: SPIFFE_ID }
+    await expect(mutualTls(a, b, ids)).resolves.toEqual({ serverSaw: SPIFFE_ID, clientSaw: SPIFFE_ID })
+
+    // Another keyward deployment (trust domain other.example) certifies a workload of its own: same
+    // path, same kind of key, but its authority is not in example.org's bundle.
+    const other = createSpiffeAuthority({ store: h.deps.store, sealer: h.deps.sealer, trustDomain: 'other.example', caTtlSeconds: 86400 * 30, refreshHintSeconds: 300, clock: h.deps.clock })
+    const key = await createSessionKey('ES256', { exportable: true })
+    const grant = { id: 'spiffe://other.example/nitro/{workload}', audiences: [], jwtTtlSeconds: 60, x509TtlSeconds: 3600 }
+    const foreign = await issueX509SvidFor(other, grant, { tee: 'nitro', workload: 'nitro:x', jkt: key.jkt }, await key.certificationRequest(), h.deps.clock())
+    const intruder: TlsIdentity = { key: key.privateKeyPem(), cert: foreign.certificates, ca: a.ca }
+    await expect(mutualTls(a, intruder, { server: SPIFFE_ID, client: 'spiffe://other.example/nitro/x' })).rejects.toThrow()
+    await expect(mutualTls(intruder, b, { server: 'spiffe://other.example/nitro/x', client: SPIFFE_ID })).rejects.toThrow(/certificate/)
+    // The foreign trust domain's keys never sign for example.org, and its root is not in our bundle.
+    expect(pemBlocks((await x509SvidFor(app, caller)).body.bundle)).toEqual(pemBlocks(a.ca))
   })
 
   it('keys rotate: a new intermediate signs new SVIDs, the root and the bundle stay, SVIDs issued before still verify', async () => {
