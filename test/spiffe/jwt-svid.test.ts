@@ -77,8 +77,13 @@ describe('JWT-SVIDs and the SPIFFE bundle', () => {
       await expect(goParseAndValidateJwtSvid(caller.token, b, ['keyward'], now)).rejects.toBeInstanceOf(GoSpiffeError)
     })
 
-    it('a JWT-SVID is no keyward attestation token: its key is not a token-signing key', async () => {
+    it('a JWT-SVID is no keyward attestation token: its key is not a token-signing key, and no SPIFFE key is in /.well-known/jwks.json', async () => {
       await expect(h.deps.tokens.verify(token)).rejects.toMatchObject({ code: 'ERR_TOKEN_INVALID' })
+      const jwks = (await (await app.request('/.well-known/jwks.json')).json()) as { keys: Array<{ x: string }> }
+      const spiffe = (JSON.parse(await bundleText()) as { keys: Array<{ x: string }> }).keys.map((k) => k.x)
+      expect(jwks.keys.length).toBeGreaterThan(0)
+      expect(jwks.keys.filter((k) => spiffe.includes(k.x))).toEqual([])
+      expect(decodeProtectedHeader(caller.token).kid).not.toBe(decodeProtectedHeader(token).kid)
     })
 
     it('abuse: an audience outside the grant is refused (ERR_NOT_GRANTED) and the denial audited with the audience', async () => {

@@ -207,4 +207,15 @@ describe('X.509-SVIDs', () => {
     writeFileSync(join(dir, 'chain.pem'), newInter!)
     expect((await opensslVerify(dir, 'sslserver')).ok).toBe(true)
   })
+  it('keys rotate --kek re-wraps the SPIFFE keys with the token keys: another replica (a fresh authority) still signs with them', async () => {
+    const before = (await x509SvidFor(app, caller)).body
+    const r = await A.rotateKek(h.deps)
+    expect(r.failed).toEqual([])
+    expect(r.signingKeys).toBeGreaterThanOrEqual(4) // token key(s), root, intermediates, JWT keys
+    const replica = createSpiffeAuthority({ store: h.deps.store, sealer: h.deps.sealer, clock: h.deps.clock, trustDomain: TRUST_DOMAIN, caTtlSeconds: h.deps.config.spiffe!.caTtlSeconds, refreshHintSeconds: 300 })
+    const grant = { id: `spiffe://${TRUST_DOMAIN}/nitro/{workload}`, audiences: [], jwtTtlSeconds: 60, x509TtlSeconds: 3600 }
+    const svid = await issueX509SvidFor(replica, grant, { tee: 'nitro', workload: 'nitro:abc', jkt: caller.key.jkt }, await caller.key.certificationRequest(), h.deps.clock())
+    expect(pemBlocks(svid.certificates)[1]).toBe(pemBlocks(before.certificates)[1])
+    expect(svid.bundle).toBe(before.bundle)
+  })
 })
