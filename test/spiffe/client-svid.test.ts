@@ -29,7 +29,7 @@ describe('keyward-client SVIDs', () => {
 
   /** A timer the test fires: records each requested delay. */
   function manualTimer() {
-    const pending: Array<{ fn: () => void; ms: number; cancelled: boolean }> = []
+    const pending: Array<{ fn: () => Promise<void>; ms: number; cancelled: boolean }> = []
     const schedule: Schedule = (fn, ms) => {
       const t = { fn, ms, cancelled: false }
       pending.push(t)
@@ -61,8 +61,8 @@ describe('keyward-client SVIDs', () => {
 
     // The policy stops granting SPIFFE identities: the renewal fails, is retried soon, the files stay.
     await A.applyPolicy(h.deps, SPIFFE_POLICY.replace(/ {4}spiffe: .*\n/, ''), 'test')
-    timer.fire()
-    await expect.poll(() => errors.length).toBe(1)
+    await timer.fire()
+    expect(errors).toHaveLength(1)
     expect(errors[0]).toMatchObject({ code: 'ERR_NOT_GRANTED' })
     expect(timer.pending).toHaveLength(2)
     expect(timer.pending[1]!.ms).toBeLessThanOrEqual(30_000)
@@ -70,8 +70,8 @@ describe('keyward-client SVIDs', () => {
 
     // Granted again: the next firing renews; the files hold a new certificate for the same key.
     await A.applyPolicy(h.deps, SPIFFE_POLICY, 'test')
-    timer.fire()
-    await expect.poll(() => renewed.length).toBe(1)
+    await timer.fire()
+    expect(renewed).toHaveLength(1)
     const second = read(SVID_FILES.cert)
     expect(second).toBe(renewed[0])
     expect(new X509Certificate(pemBlocks(second)[0]!).serialNumber).not.toBe(leaf.serialNumber)

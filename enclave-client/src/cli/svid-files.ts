@@ -15,11 +15,11 @@ import { secureDirectory } from './secret-files.js'
 export const SVID_FILES = { cert: 'svid.pem', key: 'svid.key', bundle: 'bundle.pem' } as const
 const O_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
 
-/** Schedules `fn` after `ms`; returns a cancel function. */
-export type Schedule = (fn: () => void, ms: number) => () => void
+/** Schedules `fn` after `ms`; returns a cancel function. `fn` settles once the renewal (and the next plan) is done. */
+export type Schedule = (fn: () => Promise<void>, ms: number) => () => void
 
 export const timerSchedule: Schedule = (fn, ms) => {
-  const t = setTimeout(fn, ms)
+  const t = setTimeout(() => void fn(), ms)
   t.unref()
   return () => clearTimeout(t)
 }
@@ -81,7 +81,7 @@ export async function startSvidFiles(
   let stopped = false
   const plan = (failed: boolean): void => {
     if (stopped) return
-    cancel = schedule(() => void renew(), renewDelay(current.expiresAt, now(), failed))
+    cancel = schedule(renew, renewDelay(current.expiresAt, now(), failed))
   }
   const renew = async (): Promise<void> => {
     try {
