@@ -155,7 +155,7 @@ describe.each(["sqlite", "postgres"] as const)('TPM enrolment (%s)', (backend) =
     const a = await victim.attest()
     const vt = await victim.vaultToken()
     expect(vault.tokenByAccessor(vt.accessor!)!.revoked).toBe(false)
-    const akName = (decodeJwt(a.token) as { submods: { tpm: { keyward_claims: { details: { akName: string } } } } }).submods.tpm.keyward_claims.details.akName
+    const akName = (decodeJwt(a.token) as { submods: { tpm: { keyward: { details: { akName: string } } } } }).submods.tpm.keyward.details.akName
 
     const r = await adminApi('POST', `/aks/${akName}/revoke`, { denyEk: true })
     expect(r.status).toBe(200)
