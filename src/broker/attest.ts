@@ -85,7 +85,7 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
   }
   const claims = await verifier.verify(evidence, ctx)
 
-  // Nitro: a public_key in the document must be the key the workload binds (AWS KMS's model).
+  // Evidence that binds a key itself (Nitro public_key) must bind the key the workload presents (AWS KMS's model).
   if (claims.publicKey && claims.publicKey.length > 0) {
     const spki = new Uint8Array(createPublicKey({ key: req.key as import('node:crypto').JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'der' }))
     if (!constantTimeEqual(spki, claims.publicKey)) {
@@ -133,7 +133,7 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
     issuedAt: now.getTime(),
     expiresAt: issued.expiresAt,
     revokedAt: null,
-    akName: claims.tee === 'tpm' && typeof claims.details.akName === 'string' ? claims.details.akName : null,
+    akName: claims.tee === 'tpm' ? claims.ak.name : null,
   })
   return { token: issued.token, jti: issued.jti, expiresAt: issued.expiresAt, appraisal, claims, jkt, workload, items }
 }
@@ -145,11 +145,10 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
  * name, `nitro:<PCR0 prefix>`, `sev-snp:<measurement prefix>`.
  */
 export function workloadId(c: VerifiedClaims): string {
-  const d = c.details as Record<string, unknown>
-  const enrolled = (d.akTrust as { workload?: unknown } | null | undefined)?.workload
-  if (c.tee === 'tpm' && typeof enrolled === 'string' && ENROLLED_NAME.test(enrolled)) return `tpm:${enrolled}`
-  if (c.tee === 'tpm') return `tpm-ak:${typeof d.akName === 'string' ? d.akName.slice(0, 24) : c.measurement.slice(0, 24)}`
-  return `${c.tee}:${c.measurement.slice(0, 24)}`
+  if (c.tee !== 'tpm') return `${c.tee}:${c.measurement.slice(0, 24)}`
+  const enrolled = c.ak.trust?.workload
+  if (enrolled !== undefined && ENROLLED_NAME.test(enrolled)) return `tpm:${enrolled}`
+  return `tpm-ak:${(c.ak.name ?? c.measurement).slice(0, 24)}`
 }
 
 /**

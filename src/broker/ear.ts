@@ -6,8 +6,9 @@
 //   tag:github.com,2023:veraison/ear).
 // Both carry the same AR4SI trustworthiness vector per submod, computed here from what keyward
 // verified and appraised. A category keyward did not appraise is 0 (no claim), never affirming.
-import type { VerifiedClaims } from '../protocol/claims.js'
+import type { TpmClaims, VerifiedClaims } from '../protocol/claims.js'
 import type { AllowlistFacts } from '../policy/engine.js'
+import { toHex } from '../util/bytes.js'
 
 export const EAR_FORMS = ['draft-04', 'veraison-legacy'] as const
 export type EarForm = (typeof EAR_FORMS)[number]
@@ -75,10 +76,8 @@ export interface VectorInput {
 const emptyVector = (): TrustVector => Object.fromEntries(VECTOR_CATEGORIES.map((c) => [c, C.noClaim])) as TrustVector
 
 /** TPM: the quoted PCR values (every bank), lowercase hex. */
-function quotedPcrValues(c: VerifiedClaims): string[] {
-  const pcrs = c.details.pcrs
-  if (!pcrs || typeof pcrs !== 'object' || Array.isArray(pcrs)) return []
-  return Object.values(pcrs).flatMap((bank) => (bank && typeof bank === 'object' && !Array.isArray(bank) ? Object.values(bank).filter((v): v is string => typeof v === 'string') : []))
+function quotedPcrValues(c: TpmClaims): string[] {
+  return Object.values(c.pcrs).flatMap((bank) => (bank ? [...bank.values()].map(toHex) : []))
 }
 
 /**
@@ -100,10 +99,10 @@ export function teeTrustVector(input: VectorInput): TrustVector {
   const { claims: c } = input
   const v = emptyVector()
   const refs = new Set(input.referenceValues.map((x) => x.toLowerCase()))
-  const akTrust = c.details.akTrust as { via?: unknown } | null | undefined
   if (c.tee === 'tpm') {
-    if (akTrust?.via === 'credential-activation') v.hardware = C.genuineHardware
-    if (akTrust && typeof akTrust.via === 'string') v['instance-identity'] = C.recognizedInstance
+    const via = c.ak.trust?.via
+    if (via === 'credential-activation') v.hardware = C.genuineHardware
+    if (via !== undefined) v['instance-identity'] = C.recognizedInstance
     if (refs.has(c.measurement.toLowerCase()) || quotedPcrValues(c).some((p) => refs.has(p.toLowerCase()))) v.executables = C.approvedBoot
     return v
   }

@@ -14,7 +14,7 @@ import { createSessionKey } from '../../enclave-client/src/session-key.js'
 import { bindingDigest } from '../../src/protocol/binding.js'
 import { attest } from '../../src/broker/attest.js'
 import { allowlistTrustVector, buildEarClaims, statusOf, teeTrustVector, type EarForm, type TrustVector } from '../../src/broker/ear.js'
-import type { VerifiedClaims } from '../../src/protocol/claims.js'
+import type { NitroClaims, SevSnpClaims, TpmClaims } from '../../src/protocol/claims.js'
 import type { AllowlistFacts } from '../../src/broker/deps.js'
 import { draftEarErrors, veraisonEarErrors } from '../helpers/ear-rules.js'
 import { runKeywardInProcess as keyward } from '../helpers/cli.js'
@@ -166,8 +166,9 @@ function zero(): TrustVector {
   return { 'instance-identity': 0, configuration: 0, executables: 0, 'file-system': 0, hardware: 0, 'runtime-opaque': 0, 'storage-opaque': 0, 'sourced-data': 0 }
 }
 
-function claimsOf(tee: VerifiedClaims['tee'], over: Partial<VerifiedClaims> = {}): VerifiedClaims {
-  return { tee, measurement: 'aa'.repeat(32), debug: false, issuedAt: null, bindingData: new Uint8Array(), nonce: null, publicKey: null, details: {}, ...over }
+function claimsOf(tee: 'nitro' | 'sev-snp', over: { debug?: boolean } = {}): NitroClaims | SevSnpClaims {
+  const core = { measurement: 'aa'.repeat(32), debug: false, issuedAt: null, bindingData: new Uint8Array(), nonce: null, publicKey: null, details: {}, ...over }
+  return tee === 'nitro' ? { ...core, tee, pcrs: {} } : { ...core, tee }
 }
 const nonZero = (v: TrustVector) => Object.fromEntries(Object.entries(v).filter(([, x]) => x !== 0))
 
@@ -187,10 +188,11 @@ describe('docs/ear.md trustworthiness-vector rules (what keyward did not apprais
   })
 
   it('TPM: genuine hardware only for an AK activated against a manufacturer EK certificate; a recognized instance for any enrolled AK; approved boot on a matching PCR', () => {
-    const pcrs = { sha256: { '0': 'cc'.repeat(32), '7': 'dd'.repeat(32) } }
-    const activated = claimsOf('tpm', { details: { akTrust: { via: 'credential-activation', workload: 'web' }, pcrs } })
+    const pcrs = { sha256: new Map([[0, new Uint8Array(32).fill(0xcc)], [7, new Uint8Array(32).fill(0xdd)]]) }
+    const tpmClaims = (via: 'credential-activation' | 'pinned'): TpmClaims => ({ ...claimsOf('sev-snp'), tee: 'tpm', ak: { name: null, trust: { via, workload: 'web' } }, pcrs })
+    const activated = tpmClaims('credential-activation')
     expect(nonZero(teeTrustVector({ claims: activated, referenceValues: ['DD'.repeat(32)] }))).toEqual({ hardware: 2, 'instance-identity': 2, executables: 3 })
-    const pinned = claimsOf('tpm', { details: { akTrust: { via: 'pinned', workload: 'web' }, pcrs } })
+    const pinned = tpmClaims('pinned')
     expect(nonZero(teeTrustVector({ claims: pinned, referenceValues: [] }))).toEqual({ 'instance-identity': 2 })
     expect(statusOf(teeTrustVector({ claims: pinned, referenceValues: [] }))).toBe('affirming')
   })

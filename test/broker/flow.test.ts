@@ -86,6 +86,21 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
     expect(r.body.error.code).toBe('ERR_BINDING_MISMATCH')
   })
 
+  it('a document whose public_key is another key than the presented one is refused; its own key passes', async () => {
+    const key = await createSessionKey('ES256')
+    const other = await createSessionKey('ES256')
+    const attestWith = async (publicKey: Uint8Array) => {
+      const nonce = (await post(h, '/v1/challenge', {})).body.nonce as string
+      const n = Buffer.from(nonce, 'base64url')
+      const evidence = await testOnlyNitroCollector(h.pki, { public_key: publicKey }).collect({ binding: bindingDigest(n, key.jktBytes), nonce: n })
+      return post(h, '/v1/attest', { tee: 'nitro', nonce, key: key.publicJwk, evidence })
+    }
+    const r = await attestWith(other.spki)
+    expect(r.status).toBe(403)
+    expect(r.body.error.code).toBe('ERR_BINDING_MISMATCH')
+    expect((await attestWith(key.spki)).status).toBe(200)
+  })
+
   it('a token without proof of possession, or with a proof by another key, gets nothing', async () => {
     const { key, body } = await attestBody(h)
     const { token } = (await post(h, '/v1/attest', body)).body
