@@ -15,7 +15,7 @@ import { activeRefs, referenceValue } from '../policy/reference-values.js'
 import { parseTpmPublic, akName, checkAkAttributes } from '../verifiers/tpm/index.js'
 import { checkEnrolledName } from './enrolment.js'
 
-type AdminDeps = Pick<BrokerDeps, 'store' | 'sealer' | 'kek' | 'appraiser' | 'clock' | 'audit' | 'vault' | 'tokens'>
+type AdminDeps = Pick<BrokerDeps, 'store' | 'sealer' | 'kek' | 'appraiser' | 'clock' | 'audit' | 'vault' | 'tokens' | 'spiffe'>
 
 export async function putSecret(deps: AdminDeps, name: string, req: z.infer<typeof PutSecretRequest>, by: string): Promise<number> {
   let value: Uint8Array = new Uint8Array(0)
@@ -89,9 +89,14 @@ export async function rotateKek(deps: AdminDeps): Promise<RewrapResult> {
   return r
 }
 
+/** A new token-signing key and, with SPIFFE configured, a new SVID intermediate CA and JWT-SVID key. */
 export async function rotateSigningKey(deps: AdminDeps): Promise<string> {
   const kid = await deps.tokens.rotate()
   await deps.audit({ type: 'keys.rotate-signing', subject: kid, decision: 'info', detail: {} })
+  if (deps.spiffe) {
+    const s = await deps.spiffe.rotate()
+    await deps.audit({ type: 'keys.rotate-spiffe', subject: deps.spiffe.trustDomain, decision: 'info', detail: { x509: s.x509, jwt: s.jwt } })
+  }
   return kid
 }
 

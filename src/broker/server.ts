@@ -21,6 +21,7 @@ import { parsePemBundle, type CertInfo } from '../verifiers/common/x509.js'
 import type { KekProvider } from '../sealing/kek.js'
 import { createVaultServices } from './vault.js'
 import { checkPublicOrigin } from './dpop.js'
+import { createSpiffeAuthority } from '../spiffe/authority.js'
 
 export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { clock?: () => Date; defaultMetrics?: boolean } = {}): Promise<BrokerDeps> {
   const clock = opts.clock ?? (() => new Date())
@@ -55,6 +56,7 @@ export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { cl
       clock,
       trust: { ekRoots: ekCas.filter(selfSigned), ekIntermediates: ekCas.filter((c) => !selfSigned(c)) },
       ...(vault ? { vault: vault.services satisfies VaultServices } : {}),
+      ...(config.spiffe ? { spiffe: createSpiffeAuthority({ store, sealer, clock, ...config.spiffe }) } : {}),
       audit,
     }
   } catch (e) {

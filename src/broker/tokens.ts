@@ -18,6 +18,7 @@ import {
 import { KeywardError } from '../errors.js'
 import type { SigningKeyRow, Store } from '../store/types.js'
 import { SIGNING_KEY_LABEL } from '../sealing/sealer.js'
+import { isSpiffeKeyRow } from '../spiffe/authority.js'
 import { EAR_PROFILE_DRAFT, EAR_PROFILE_VERAISON } from './ear.js'
 
 /**
@@ -84,7 +85,8 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
   let loadedAt = 0
 
   async function load(): Promise<void> {
-    const rows = await opts.store.listSigningKeys()
+    // The same table holds the SPIFFE authority's keys (src/spiffe/authority.ts): never token keys.
+    const rows = (await opts.store.listSigningKeys()).filter((r) => !isSpiffeKeyRow(r))
     const next: LoadedKey[] = []
     for (const row of rows) next.push(await loadRow(row, keys.find((k) => k.kid === row.kid)))
     next.sort((a, b) => b.createdAt - a.createdAt)
@@ -115,7 +117,7 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
       if (!k) throw new KeywardError('ERR_INTERNAL', 'no active signing key')
     }
     if (!k.signKey) {
-      const row = (await opts.store.listSigningKeys()).find((r) => r.kid === k!.kid)
+      const row = (await opts.store.listSigningKeys()).find((r) => r.kid === k!.kid && !isSpiffeKeyRow(r))
       if (!row) throw new KeywardError('ERR_INTERNAL', 'signing key vanished')
       const priv = await opts.sealer.unsealJson<JWK>(SEAL_PURPOSE, row.sealedPrivate)
       k.signKey = await importJWK(priv, 'ES256')
