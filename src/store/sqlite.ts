@@ -16,7 +16,7 @@ import {
   migrationsFolder, clampLimit, containsLiteral,
 } from './common.js'
 import { sqliteSchema as t } from './schema.js'
-import type { AttestationRow, Store } from './types.js'
+import type { AttestationRow, AuditInput, AuditRow, Store } from './types.js'
 
 const BUSY_TIMEOUT_MS = 10_000
 
@@ -59,6 +59,15 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
     throw e
   }
   return createSqliteStore(sqlite, db)
+}
+
+/** Appends one row to the chain inside `tx`, a BEGIN IMMEDIATE transaction (it holds the write lock, so the head cannot move). */
+function appendAuditIn(tx: BetterSQLite3Database, entry: AuditInput, at: number): AuditRow {
+  const head = tx.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
+    .orderBy(desc(t.auditLog.seq)).limit(1).get()
+  const row = buildAuditRow(head ?? null, entry, at)
+  tx.insert(t.auditLog).values({ ...row, detail: canonicalJson(row.detail) }).run()
+  return row
 }
 
 function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database): Store {
@@ -139,13 +148,17 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     // --- secrets ---
     // The caller sealed for row.version (the AAD binds it): insert exactly that version, or
     // report that a concurrent writer took it (primary key), never overwrite.
-    putSecretVersion: (row) => run('putSecretVersion', () =>
-      db.insert(t.secretVersions).values({
+    // With `audit`, the version and its audit row commit in one transaction.
+    putSecretVersion: (row, audit) => immediate('putSecretVersion', (tx) => {
+      const inserted = tx.insert(t.secretVersions).values({
         ...row,
         ciphertext: toBuffer(row.ciphertext),
         iv: toBuffer(row.iv),
         wrappedKey: toBuffer(row.wrappedKey),
-      }).onConflictDoNothing().run().changes === 1),
+      }).onConflictDoNothing().run().changes === 1
+      if (inserted && audit) appendAuditIn(tx, audit.entry(row.version), audit.at)
+      return inserted
+    }),
     getSecretVersion: (name, version) => run('getSecretVersion', () => {
       const r = version === undefined ? hot.latestSecret.get({ name }) : hot.secretVersion.get({ name, version })
       return r === undefined ? null : toSecretRow(r)
@@ -172,11 +185,12 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     }),
 
     // --- policies ---
-    putPolicy: (row) => immediate('putPolicy', (tx) => {
+    putPolicy: (row, audit) => immediate('putPolicy', (tx) => {
       const cur = tx.select({ v: max(t.policies.version) }).from(t.policies).where(eq(t.policies.name, row.name)).get()
       const version = (cur?.v ?? 0) + 1
       tx.update(t.policies).set({ active: false }).where(eq(t.policies.name, row.name)).run()
       tx.insert(t.policies).values({ ...row, version, active: true }).run()
+      if (audit) appendAuditIn(tx, audit.entry(version), audit.at)
       return version
     }),
     getActivePolicies: () => run('getActivePolicies', () =>
@@ -303,13 +317,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     }),
 
     // --- audit: BEGIN IMMEDIATE serializes the read of the head and the append ---
-    appendAudit: (entry, at) => immediate('appendAudit', (tx) => {
-      const head = tx.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
-        .orderBy(desc(t.auditLog.seq)).limit(1).get()
-      const row = buildAuditRow(head ?? null, entry, at)
-      tx.insert(t.auditLog).values({ ...row, detail: canonicalJson(row.detail) }).run()
-      return row
-    }),
+    appendAudit: (entry, at) => immediate('appendAudit', (tx) => appendAuditIn(tx, entry, at)),
     listAudit: (opts) => run('listAudit', () =>
       db.select().from(t.auditLog).where(gt(t.auditLog.seq, opts.afterSeq ?? 0))
         .orderBy(asc(t.auditLog.seq)).limit(clampLimit(opts.limit)).all().map(toAuditRow)),
