@@ -148,6 +148,9 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
       if (auditFlush !== null) await auditFlush
       await pool.end()
     },
+    ready: () => run('ready', async () => {
+      await db.execute(sql`SELECT count(*) FROM signing_keys`)
+    }),
 
     // --- nonces ---
     insertNonce: (row) => run('insertNonce', async () => {

@@ -3,7 +3,7 @@
 // every method is atomic by construction; across processes sharing the file (serve --workers),
 // read-modify-write methods run in BEGIN IMMEDIATE transactions (the write lock is taken up
 // front) and busy_timeout makes the others wait instead of failing.
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { and, asc, count, desc, eq, gt, inArray, isNull, lt, max, sql, type SQL } from 'drizzle-orm'
@@ -19,6 +19,8 @@ import { sqliteSchema as t } from './schema.js'
 import type { AttestationRow, AuditInput, AuditRow, Store } from './types.js'
 
 const BUSY_TIMEOUT_MS = 10_000
+/** Below this much free space in the data directory the store reports itself not ready (Store.ready). */
+export const MIN_FREE_BYTES = 1024 * 1024
 
 function openDatabase(file: string): Database.Database {
   const db = new Database(file)
@@ -58,7 +60,7 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
     sqlite.close()
     throw e
   }
-  return createSqliteStore(sqlite, db)
+  return createSqliteStore(sqlite, db, dataDir)
 }
 
 /** Appends one row to the chain inside `tx`, a BEGIN IMMEDIATE transaction (it holds the write lock, so the head cannot move). */
@@ -70,7 +72,7 @@ function appendAuditIn(tx: BetterSQLite3Database, entry: AuditInput, at: number)
   return row
 }
 
-function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database): Store {
+function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database, dataDir: string): Store {
   /** Runs fn, mapping driver errors; sync work wrapped as a promise for the async contract. */
   const run = async <T>(op: string, fn: () => T): Promise<T> => {
     try {
@@ -118,6 +120,11 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     async close() {
       if (sqlite.open) sqlite.close()
     },
+    ready: () => run('ready', () => {
+      sqlite.prepare('SELECT count(*) FROM signing_keys').get()
+      const fs = statfsSync(dataDir)
+      if (fs.bavail * fs.bsize < MIN_FREE_BYTES) throw new KeywardError('ERR_STORE_UNAVAILABLE', 'storage is out of space', { detail: { op: 'ready', code: 'ENOSPC' } })
+    }),
 
     // --- nonces ---
     insertNonce: (row) => run('insertNonce', () => {

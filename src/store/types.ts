@@ -216,6 +216,12 @@ export interface CredentialRow {
 export interface Store {
   readonly kind: 'sqlite' | 'postgres'
   close(): Promise<void>
+  /**
+   * Throws ERR_STORE_UNAVAILABLE when the store cannot serve: a read fails, or (SQLite) the data
+   * directory's filesystem has less than MIN_FREE_BYTES left, so writes would fail — and with them
+   * every release, since each appends an audit row. /readyz answers with it.
+   */
+  ready(): Promise<void>
 
   // Challenge nonces: consume is exactly-once across every replica sharing the store.
   insertNonce(row: NonceRow): Promise<void>
