@@ -289,6 +289,9 @@ async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequ
     const jkt = await jwkThumbprint(req.key as JWK).catch(() => 'invalid-key')
     await deps.audit({ type: 'attestation', subject: jkt, decision: 'deny', detail: { via, reqId, tee: req.tee, ...err, ...(detail?.workload ? { workload: detail.workload } : {}), possession } })
     // detail.workload is set only when the evidence verified and the policy denied it.
+    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && Array.isArray(detail?.failures)) {
+      for (const f of detail.failures as { condition?: unknown }[]) if (typeof f.condition === 'string') deps.metrics.policyFailures.inc({ tee: req.tee, condition: f.condition })
+    }
     if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && typeof detail?.workload === 'string') {
       await recordWorkload(deps, req.tee, detail.workload, 'deny', { measurement: detail.measurement, policy: detail.policy as string, failures: detail.failures, items: detail.items as MeasuredItems })
       if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload, possession, reqId)
@@ -337,6 +340,7 @@ async function releaseAudited(
     caller = await auth(c)
     const r = await fn(caller)
     deps.metrics.releases.inc({ kind, result: 'allow' })
+    if (kind === 'secret') deps.metrics.secretReleases.inc({ secret: what })
     await deps.audit({ type: `release:${kind}`, subject: r.subject, decision: 'allow', detail: { name: what, reqId: c.get('requestId'), ...(r.detail ?? {}) } })
     return c.json(r.body)
   } catch (e) {

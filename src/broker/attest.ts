@@ -83,7 +83,14 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
       return { via: row.via, workload: row.workload, revoked: row.revokedAt !== null || row.status !== 'enrolled' }
     },
   }
-  const claims = await verifier.verify(evidence, ctx)
+  // Wall time on purpose: a latency metric, not a decision (decisions use deps.clock).
+  const endVerify = deps.metrics.verifyDuration.startTimer({ tee: req.tee })
+  let claims: VerifiedClaims
+  try {
+    claims = await verifier.verify(evidence, ctx)
+  } finally {
+    endVerify()
+  }
 
   // Nitro: a public_key in the document must be the key the workload binds (AWS KMS's model).
   if (claims.publicKey && claims.publicKey.length > 0) {
