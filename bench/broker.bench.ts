@@ -34,7 +34,9 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'keyward-bench-'))
   try {
     const pki = await testOnlyPki(new Date())
-    const config = loadConfig({ overrides: { dataDir: dir, logLevel: 'silent' } })
+    // Abuse limits off: every request comes from one address and one key, which is the point here.
+    const unlimited = { ratePerSecond: 1e9, burst: 1e9 }
+    const config = loadConfig({ overrides: { dataDir: dir, logLevel: 'silent', limits: { perAddress: unlimited, perWorkload: unlimited } } })
     const deps = await buildDeps(config, createLogger('silent'))
     deps.trust.nitroRoots = [pki.root.cert]
     const app = createApp(deps)

@@ -5,6 +5,7 @@ import { z } from 'zod'
 import { bindingDigest, ZERO_STATE } from '../../src/protocol/binding.js'
 import { fromB64url } from '../../src/util/bytes.js'
 import type { Tee } from '../../src/protocol/tee.js'
+import * as W from '../../src/protocol/wire.js'
 import type { Collector } from './collectors/types.js'
 import type { TpmCollector } from './collectors/tpm.js'
 import { ClientClosedError, ClientConfigError, DeniedError, ProtocolError, isKeywardError } from './errors.js'
@@ -99,18 +100,6 @@ export interface KeywardClient {
   close(): Promise<void>
 }
 
-const Challenge = z.object({ nonce: z.string(), expiresAt: z.string() })
-const AttestAnswer = z.object({ token: z.string().min(1), expiresAt: z.string(), policy: z.string().default(''), claims: z.record(z.string(), z.unknown()).default({}) })
-const Released = z.object({ name: z.string(), version: z.number(), jwe: z.string() })
-const VaultAnswer = z.object({ jwe: z.string() })
-const CredentialAnswer = z.object({ tool: z.string(), kind: z.enum(['jwt', 'api-key']).default('jwt'), expiresAt: z.string().nullable().default(null), jwe: z.string() })
-const VaultPlain = z.object({
-  token: z.string().optional(),
-  wrapToken: z.string().optional(),
-  accessor: z.string().optional(),
-  leaseDuration: z.number().optional(),
-})
-
 /** Refresh this long before expiry: a fifth of the lifetime, between 1 s and 60 s. */
 function renewMargin(lifetimeMs: number): number {
   return Math.min(60_000, Math.max(1000, lifetimeMs / 5))
@@ -185,7 +174,7 @@ export function createClient(o: ClientOptions): KeywardClient {
   }
 
   async function challenge(retries?: number): Promise<Uint8Array> {
-    const c = await http.request({ method: 'POST', path: '/v1/challenge', body: {}, retries }, Challenge)
+    const c = await http.request({ method: 'POST', path: '/v1/challenge', body: {}, retries }, W.ChallengeResponse)
     const nonce = fromB64url(c.nonce)
     if (!nonce || nonce.length !== 32) throw new ProtocolError('challenge nonce is not 32 bytes of base64url')
     return nonce
@@ -202,7 +191,7 @@ export function createClient(o: ClientOptions): KeywardClient {
       // key, so a denial of our own evidence may revoke our Vault tokens and nobody else's can.
       const key = await sessionKey()
       const headers = async (url: string) => ({ dpop: await key.dpopProof('POST', url, undefined, body.nonce) })
-      const r = await http.request({ method: 'POST', path: '/v1/attest', body, retries: 0, headers }, AttestAnswer)
+      const r = await http.request({ method: 'POST', path: '/v1/attest', body, retries: 0, headers }, W.AttestResponse)
       const expiresAt = new Date(r.expiresAt)
       if (Number.isNaN(expiresAt.getTime())) throw new ProtocolError('attest answer has no valid expiresAt')
       return { token: r.token, claims: r.claims, expiresAt, policy: r.policy }
@@ -288,7 +277,7 @@ export function createClient(o: ClientOptions): KeywardClient {
     },
 
     async getSecret(name) {
-      const { answer, value, version } = await release('GET', `/v1/secrets/${encodeURIComponent(name)}`, undefined, Released, { kind: 'secret', name })
+      const { answer, value, version } = await release('GET', `/v1/secrets/${encodeURIComponent(name)}`, undefined, W.ReleaseResponse, { kind: 'secret', name })
       if (answer.version !== version) throw new ProtocolError('released version differs from the signed one')
       progress(`released secret ${name} version ${version}`)
       return value
@@ -296,20 +285,20 @@ export function createClient(o: ClientOptions): KeywardClient {
 
     async vaultToken(opts = {}) {
       const body = { ...(opts.wrap === undefined ? {} : { wrap: opts.wrap }), ...(opts.role ? { role: opts.role } : {}) }
-      const { value } = await release('POST', '/v1/vault/token', body, VaultAnswer, { kind: 'vault-token', name: 'vault' })
+      const { value } = await release('POST', '/v1/vault/token', body, W.VaultTokenResponse, { kind: 'vault-token', name: 'vault' })
       let v: unknown
       try {
         v = JSON.parse(new TextDecoder().decode(value))
       } catch {
         throw new ProtocolError('Vault token payload is not JSON')
       }
-      const parsed = VaultPlain.safeParse(v)
+      const parsed = W.VaultTokenPayload.safeParse(v)
       if (!parsed.success || (!parsed.data.token && !parsed.data.wrapToken)) throw new ProtocolError('Vault token payload has no token')
       return parsed.data
     },
 
     async credential(tool) {
-      const { answer: r, value } = await release('POST', `/v1/credentials/${encodeURIComponent(tool)}`, {}, CredentialAnswer, { kind: 'tool-credential', name: tool })
+      const { answer: r, value } = await release('POST', `/v1/credentials/${encodeURIComponent(tool)}`, {}, W.ToolCredentialResponse, { kind: 'tool-credential', name: tool })
       return { tool, kind: r.kind, token: new TextDecoder().decode(value), expiresAt: r.expiresAt === null ? null : new Date(r.expiresAt) }
     },
 

@@ -1,9 +1,9 @@
 // The one error vocabulary of keyward, shared by the broker and the enclave client. Every failure
 // carries a stable `code`; callers branch on the code, never on message text. Crypto failures use
 // fixed messages that reveal nothing; details go to `detail` (logged, never secret). Transport
-// knows the codes' HTTP statuses (src/errors.ts), this module does not.
+// knows the codes' HTTP statuses (src/broker/http/errors.ts), this module does not.
 
-/** Stable error codes. Add codes here (and their HTTP status in src/errors.ts), nowhere else. */
+/** Stable error codes. Add codes here (and their HTTP status in src/broker/http/errors.ts), nowhere else. */
 export const ERROR_CODES = [
   // request shape
   'ERR_BAD_REQUEST',
