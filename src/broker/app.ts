@@ -22,6 +22,8 @@ import { credentialsRoutes } from './routes/credentials.js'
 import { tpmRoutes } from './routes/tpm.js'
 import { adminRoutes } from './routes/admin.js'
 import { uiRoutes } from './routes/ui.js'
+import { oauthRoutes } from './routes/oauth.js'
+import { kbsRoutes } from './routes/kbs.js'
 
 export function createApp(deps: BrokerDeps): Hono<Env> {
   const app = new Hono<Env>()
@@ -68,5 +70,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   app.route('/v1/tpm', tpmRoutes(ctx))
   app.route('/v1/admin', adminRoutes(ctx))
   app.route('/ui', uiRoutes(ctx))
+  app.route('/', oauthRoutes(ctx))
+  app.route('/kbs/v0', kbsRoutes(ctx))
   return app
 }

@@ -24,6 +24,7 @@ import { statementDigest } from '../protocol/allowlist-state.js'
 import { verifyDpopProof } from './dpop.js'
 import type { Noise } from './abuse.js'
 import { measuredItems, type MeasuredItems } from './measured-items.js'
+import { revokeKeyOnFailedReattestation } from './oauth/failed-reattestation.js'
 
 export const VERIFIER_ID = { developer: 'keyward', build: 'keyward 0.1.0' }
 
@@ -43,8 +44,22 @@ export function nonceId(nonce: Uint8Array): string {
   return toHex(sha256(nonce))
 }
 
+/** An attest request; other front ends (the Trustee KBS protocol) bring keys /v1 does not accept (P-521). */
+export type AttestInput = Omit<z.infer<typeof AttestRequest>, 'key'> & { key: JWK }
+
+export interface AttestOptions {
+  audience?: string
+  onNonceSpent?: () => void
+  /**
+   * The digest the evidence must commit to, when a front end has its own binding rule (the KBS
+   * protocol's runtime-data hash, src/broker/kbs/binding.ts) instead of keyward's bindingDigest.
+   * The nonce is still keyward's challenge nonce, spent exactly once, and the rule must cover it.
+   */
+  binding?: Uint8Array
+}
+
 /** Verifies evidence and appraises it; throws KeywardError on any failure (denials carry failures in detail). */
-export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, opts: { audience?: string; onNonceSpent?: () => void } = {}): Promise<AttestOutcome> {
+export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOptions = {}): Promise<AttestOutcome> {
   const verifier = deps.verifiers[req.tee]
   if (!verifier) throw new KeywardError('ERR_UNKNOWN_TEE', `no verifier for tee ${req.tee}`)
   const evidence = verifier.decode(req.evidence)
@@ -66,7 +81,7 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
   }
   const state = allowlistEv ? statementDigest(allowlistEv.statement) : ZERO_STATE
   const jktBytes = thumbprintBytes(jkt)
-  const binding = bindingDigest(nonce, jktBytes, state)
+  const binding = opts.binding ?? bindingDigest(nonce, jktBytes, state)
   const ctx: VerifyContext = {
     now,
     clockSkewMs: deps.config.clockSkewSeconds * 1000,
@@ -300,6 +315,7 @@ async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof AttestReques
     }
     if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && typeof detail?.workload === 'string') {
       await recordWorkload(deps, req.tee, detail.workload, 'deny', { measurement: detail.measurement, policy: detail.policy as string, failures: detail.failures, items: detail.items as MeasuredItems })
+      await revokeKeyOnFailedReattestation(deps, { jkt, workload: detail.workload, possession, reqId })
       if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload, possession, reqId)
     }
     throw e

@@ -25,6 +25,12 @@ export const ERROR_CODES = [
   /** The broker requires a server-provided DPoP nonce (RFC 9449 §8): retry with the DPoP-Nonce it sent. */
   'ERR_DPOP_NONCE',
   'ERR_KEY_UNSUPPORTED',
+  /** OAuth client authentication (Client Attestation and its PoP) failed: RFC 6749 invalid_client. */
+  'ERR_CLIENT_INVALID',
+  /** OAuth token request: a grant type this authorization server does not offer (unsupported_grant_type). */
+  'ERR_GRANT_TYPE_UNSUPPORTED',
+  /** OAuth token request: a scope the policy does not grant for the resource (invalid_scope). */
+  'ERR_SCOPE_INVALID',
   // challenge nonces
   'ERR_NONCE_UNKNOWN',
   'ERR_NONCE_EXPIRED',

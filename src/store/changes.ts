@@ -3,7 +3,7 @@
 // process runs each periodic job.
 //
 // PostgreSQL: one dedicated connection per process LISTENs on `keyward_changes`; triggers
-// (drizzle/postgres/0004_change_notify.sql) send the changed table's name at commit. If that
+// (drizzle/postgres/0006_change_notify.sql) send the changed table's name at commit. If that
 // connection drops, notifications may have been missed, so subscribers are told '*' (drop every
 // cache) at once and again when the connection is back. Periodic jobs: the process that holds
 // the job's session advisory lock on that connection runs it; the lock is kept, so one process

@@ -21,6 +21,8 @@ export interface RouteContext {
   readonly noise: Noise
   /** Token bucket per client address, taken by every /v1 request (app.ts). */
   readonly perAddress: RateLimiter
+  /** Token bucket per attested key, charged by every release (the /v1 flows and the KBS resource). */
+  readonly perWorkload: RateLimiter
   /** Checks an `Authorization: Bearer kw.…` admin or relying-party credential; resolves to its id. */
   readonly requireCredential: RequireCredential
   /** The audited release flows (secret, Vault token, tool credential), charging the per-key bucket. */
@@ -37,6 +39,7 @@ export function createRouteContext(deps: BrokerDeps): RouteContext {
     deps,
     noise,
     perAddress: createRateLimiter(deps.config.limits.perAddress, deps.clock, 'from this address'),
+    perWorkload,
     requireCredential: createAdminAuth(deps),
     releases: createReleases(deps, { noise, perWorkload }),
     dpopChallenge: dpopChallenge(nonces.issue),

@@ -26,6 +26,9 @@ export const ERROR_STATUS: { readonly [C in ErrorCode]: number } = {
   ERR_UNAUTHORIZED: 401,
   ERR_FORBIDDEN: 403,
   ERR_TOKEN_INVALID: 401,
+  ERR_CLIENT_INVALID: 401,
+  ERR_GRANT_TYPE_UNSUPPORTED: 400,
+  ERR_SCOPE_INVALID: 400,
   ERR_DPOP_INVALID: 401,
   /** The broker requires a server-provided DPoP nonce (RFC 9449 §8): retry with the DPoP-Nonce it sent. */
   ERR_DPOP_NONCE: 401,
