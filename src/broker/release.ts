@@ -216,6 +216,7 @@ async function releaseAudited(
     attested = await auth()
     const r = await fn(attested)
     deps.metrics.releases.inc({ kind, result: 'allow' })
+    if (kind === 'secret') deps.metrics.secretReleases.inc({ secret: what })
     await deps.audit({ type: `release:${kind}`, subject: r.subject, decision: 'allow', detail: { name: what, reqId: caller.reqId, ...(r.detail ?? {}) } })
     return r.body
   } catch (e) {

@@ -74,11 +74,15 @@ export interface TokenIssuer {
   verify(token: string, opts?: { audience?: string }): Promise<EarClaims>
   jwks(): Promise<{ keys: JWK[] }>
   rotate(): Promise<string>
+  /** Forgets the loaded key list (another process rotated or retired a key): the next use reloads it. */
+  invalidate(): void
   /** Signs an arbitrary JWT with the current key (tool credentials). */
   signJwt(payload: JWTPayload, opts: { audience: string; ttlSeconds: number; subject?: string; typ: string; issuer?: string }): Promise<{ token: string; jti: string; expiresAt: number }>
 }
 
 const SEAL_PURPOSE = SIGNING_KEY_LABEL
+/** The longest a process signs with a key list it loaded, when no change notification arrives. */
+export const KEY_CACHE_TTL_MS = 30_000
 
 export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<TokenIssuer> {
   let keys: LoadedKey[] = []
@@ -107,8 +111,9 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
   }
 
   async function active(): Promise<LoadedKey> {
-    // Other replicas may have rotated: reload at most every 30 s on the signing path.
-    if (opts.clock().getTime() - loadedAt > 30_000) await load()
+    // Other replicas may have rotated: their change notification invalidates the list at once
+    // (src/store/changes.ts); reloading at least every 30 s is the backstop without one.
+    if (loadedAt === 0 || opts.clock().getTime() - loadedAt > KEY_CACHE_TTL_MS) await load()
     let k = keys.find((x) => x.retiredAt === null)
     if (!k) {
       await createKey()
@@ -165,6 +170,9 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
   }
 
   return {
+    invalidate() {
+      loadedAt = 0
+    },
     async issue(claims, o = {}) {
       return sign(claims, o.audience ?? opts.audience, o.ttlSeconds ?? opts.ttlSeconds, ATTESTATION_TYP)
     },
