@@ -199,7 +199,8 @@ describe.each(['sqlite', 'postgres'] as const)('Vault Transit KEK and signing-ke
     console.log(`[signing-rotation-crash ${backend}] ${n} kills survived; ${oldTokens.length} earlier tokens verified against the JWKS until expiry; ${rep.signingKeys} signing keys unseal`)
   }, 300_000)
 
-  it.runIf(backend === 'postgres')('two replicas: two KEK rotations and two signing-key rotations at once, beside releases and writes on both', async () => {
+  // Registered only on PostgreSQL (replicas share it), so no backend reports a skip.
+  if (backend === 'postgres') it('two replicas: two KEK rotations and two signing-key rotations at once, beside releases and writes on both', async () => {
     const second = await buildDeps(h.config, createLogger('warn', undefined))
     second.trust.nitroRoots = [h.pki.root.cert]
     const server2 = await startServer(second)
