@@ -111,8 +111,12 @@ export async function startServer(deps: BrokerDeps): Promise<RunningServer> {
   })
 }
 
-/** `keyward serve`: one process, or a primary that forks `workers` processes sharing the port and the store. */
-export async function runServe(config: BrokerConfig, logger: Logger): Promise<void> {
+/**
+ * `keyward serve`: one process, or a primary that forks `workers` processes sharing the port and the store.
+ * `prepareDeps` lets an embedding entry point (bench/e2e-serve.ts: benchmark-only trust roots) adjust
+ * each serving process's deps; `keyward serve` passes none.
+ */
+export async function runServe(config: BrokerConfig, logger: Logger, opts: { prepareDeps?: (deps: BrokerDeps) => void } = {}): Promise<void> {
   checkPublicOrigin(config)
   if (config.workers > 1 && cluster.isPrimary) {
     // Initialise the store (migrations, signing key, keyring) once before workers race for it.
@@ -133,6 +137,7 @@ export async function runServe(config: BrokerConfig, logger: Logger): Promise<vo
     return
   }
   const deps = await buildDeps(config, logger, { defaultMetrics: true })
+  opts.prepareDeps?.(deps)
   const server = await startServer(deps)
   const prune = setInterval(() => {
     deps.store.pruneNonces(deps.clock().getTime() - 3600_000).catch((e: unknown) => logger.warn({ err: String(e) }, 'nonce prune failed'))
