@@ -70,6 +70,23 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       throw toStoreError(e, op)
     }
   }
+  // Writes that acknowledge nothing by themselves (a challenge nonce and its use, a DPoP proof id,
+  // the attestation and workload rows of a decision) commit without their own fsync: every answer
+  // that depends on them is given only after the decision's audit row commits with
+  // synchronous = FULL, and that fsync of the WAL persists every frame written before it, these
+  // included (docs/operations.md). A process crash loses nothing (the frames are in the OS); a
+  // power loss can lose only such writes of requests not yet answered.
+  const syncNormal = sqlite.prepare('PRAGMA synchronous = NORMAL')
+  const syncFull = sqlite.prepare('PRAGMA synchronous = FULL')
+  const relaxed = <T>(op: string, fn: () => T): Promise<T> =>
+    run(op, () => {
+      syncNormal.run()
+      try {
+        return fn()
+      } finally {
+        syncFull.run()
+      }
+    })
   const immediate = <T>(op: string, fn: (tx: BetterSQLite3Database) => T): Promise<T> =>
     run(op, () => db.transaction<T>((tx) => fn(tx as unknown as BetterSQLite3Database), { behavior: 'immediate' }))
 
@@ -111,10 +128,10 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     },
 
     // --- nonces ---
-    insertNonce: (row) => run('insertNonce', () => {
+    insertNonce: (row) => relaxed('insertNonce', () => {
       hot.insertNonce.run({ id: row.id, createdAt: row.createdAt, expiresAt: row.expiresAt })
     }),
-    consumeNonce: (id, now) => run('consumeNonce', () => {
+    consumeNonce: (id, now) => relaxed('consumeNonce', () => {
       // One conditional UPDATE decides; the follow-up read only explains a refusal.
       const won = hot.consumeNonce.all({ id, now })
       if (won.length === 1) return 'ok' as const
@@ -132,7 +149,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       const row = hot.getNonce.get({ id })
       return row !== undefined && row.usedAt === null && row.expiresAt > now
     }),
-    useDpopProof: (id, expiresAt) => run('useDpopProof', () => hot.useDpopProof.run({ id, expiresAt }).changes === 1),
+    useDpopProof: (id, expiresAt) => relaxed('useDpopProof', () => hot.useDpopProof.run({ id, expiresAt }).changes === 1),
     pruneDpopProofs: (before) => run('pruneDpopProofs', () =>
       db.delete(t.dpopProofs).where(sql`${t.dpopProofs.expiresAt} < ${before}`).run().changes),
 
@@ -261,7 +278,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       db.delete(t.ekList).where('id' in by ? eq(t.ekList.id, by.id) : and(eq(t.ekList.kind, by.kind), eq(t.ekList.ek, by.ek))).run().changes),
 
     // --- attestations and workloads ---
-    insertAttestation: (row) => run('insertAttestation', () => {
+    insertAttestation: (row) => relaxed('insertAttestation', () => {
       db.insert(t.attestations).values(row).run()
     }),
     getAttestation: (jti) => run('getAttestation', () => hot.getAttestation.get({ jti }) ?? null),
@@ -274,7 +291,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       revokeAttestations('revokeAttestationsByPolicy', at, eq(t.attestations.policy, policy), () => true),
     revokeAttestationsByAk: (akNames, at) =>
       revokeAttestations('revokeAttestationsByAk', at, inArray(t.attestations.akName, akNames), () => true),
-    upsertWorkload: (row) => run('upsertWorkload', () => {
+    upsertWorkload: (row) => relaxed('upsertWorkload', () => {
       const { id: _id, ...rest } = row
       db.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest }).run()
     }),
