@@ -107,6 +107,11 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       .where(and(liveSecret, eq(t.secretVersions.version, ph('version')))).prepare(),
     getAttestation: db.select().from(t.attestations).where(eq(t.attestations.jti, ph('jti'))).prepare(),
     useDpopProof: db.insert(t.dpopProofs).values({ id: ph('id'), expiresAt: ph('expiresAt') }).onConflictDoNothing().prepare(),
+    // Read on every attestation (appraisal, drift) and release (grants re-check).
+    activePolicies: db.select().from(t.policies).where(eq(t.policies.active, true)).orderBy(asc(t.policies.name)).prepare(),
+    allReferenceValues: db.select().from(t.referenceValues).orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).prepare(),
+    getWorkload: db.select().from(t.workloads).where(eq(t.workloads.id, ph('id'))).prepare(),
+    auditHead: db.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog).orderBy(desc(t.auditLog.seq)).limit(1).prepare(),
   }
 
   const revokeAttestations = (op: string, at: number, where: SQL, keep: (r: AttestationRow) => boolean) =>
@@ -196,8 +201,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       tx.insert(t.policies).values({ ...row, version, active: true }).run()
       return version
     }),
-    getActivePolicies: () => run('getActivePolicies', () =>
-      db.select().from(t.policies).where(eq(t.policies.active, true)).orderBy(asc(t.policies.name)).all()),
+    getActivePolicies: () => run('getActivePolicies', () => hot.activePolicies.all()),
     getPolicy: (name, version) => run('getPolicy', () => {
       const r = version === undefined
         ? db.select().from(t.policies).where(eq(t.policies.name, name)).orderBy(desc(t.policies.version)).limit(1).get()
@@ -214,9 +218,9 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     }),
     listReferenceValues: (set) => run('listReferenceValues', () =>
       (set === undefined
-        ? db.select().from(t.referenceValues)
-        : db.select().from(t.referenceValues).where(eq(t.referenceValues.set, set)))
-        .orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).all().map(toReferenceRow)),
+        ? hot.allReferenceValues.all()
+        : db.select().from(t.referenceValues).where(eq(t.referenceValues.set, set))
+          .orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).all()).map(toReferenceRow)),
     revokeReferenceValue: (id, by, at) => run('revokeReferenceValue', () =>
       db.update(t.referenceValues).set({ revokedAt: at, revokedBy: by })
         .where(and(eq(t.referenceValues.id, id), isNull(t.referenceValues.revokedAt))).run().changes > 0),
@@ -295,7 +299,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       const { id: _id, ...rest } = row
       db.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest }).run()
     }),
-    getWorkload: (id) => run('getWorkload', () => db.select().from(t.workloads).where(eq(t.workloads.id, id)).get() ?? null),
+    getWorkload: (id) => run('getWorkload', () => hot.getWorkload.get({ id }) ?? null),
     listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id)).all()),
 
     // --- Vault leases ---
@@ -321,8 +325,8 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
 
     // --- audit: BEGIN IMMEDIATE serializes the read of the head and the append ---
     appendAudit: (entry, at) => immediate('appendAudit', (tx) => {
-      const head = tx.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
-        .orderBy(desc(t.auditLog.seq)).limit(1).get()
+      // Inside the IMMEDIATE transaction: the prepared statement runs on the same connection.
+      const head = hot.auditHead.get()
       const row = buildAuditRow(head ?? null, entry, at)
       tx.insert(t.auditLog).values({ ...row, detail: canonicalJson(row.detail) }).run()
       return row
