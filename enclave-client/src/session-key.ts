@@ -11,6 +11,7 @@ import { SignJWT, compactDecrypt, type JWK } from 'jose'
 import { jwkThumbprint, thumbprintBytes } from '../../src/protocol/binding.js'
 import { sha256, toB64url } from '../../src/util/bytes.js'
 import { DecryptError } from './errors.js'
+import { CLIENT_ATTESTATION_POP_TYP } from '../../src/protocol/oauth.js'
 
 const subtle = webcrypto.subtle
 
@@ -34,6 +35,13 @@ export interface SessionKey {
    * /v1/attest) there is no `ath`; `nonce` is the server's (there: the challenge nonce).
    */
   dpopProof(method: string, url: string, accessToken?: string, nonce?: string): Promise<string>
+  /**
+   * Signs a Client Attestation PoP (draft-ietf-oauth-attestation-based-client-auth §4.3) for the
+   * authorization server `audience` (its RFC 8414 issuer identifier).
+   */
+  clientAttestationPop(audience: string, challenge?: string): Promise<string>
+  /** The key pair as WebCrypto keys (the private one non-extractable), for OAuth libraries that make DPoP proofs themselves. */
+  readonly cryptoKeyPair: { privateKey: webcrypto.CryptoKey; publicKey: webcrypto.CryptoKey }
   /** Decrypts a compact JWE addressed to this key; throws DecryptError on any failure. */
   decrypt(jwe: string): Promise<Uint8Array>
 }
@@ -111,6 +119,14 @@ export async function createSessionKey(keyAlg: KeyAlg = 'ES256'): Promise<Sessio
         .setIssuedAt()
         .sign(signKey)
     },
+    async clientAttestationPop(audience, challenge) {
+      return new SignJWT({ jti: randomUUID(), ...(challenge !== undefined ? { challenge } : {}) })
+        .setProtectedHeader({ typ: CLIENT_ATTESTATION_POP_TYP, alg: p.dpopAlg })
+        .setAudience(audience)
+        .setIssuedAt()
+        .sign(signKey)
+    },
+    cryptoKeyPair: { privateKey: signKey, publicKey: pair.publicKey },
     async decrypt(jwe) {
       try {
         const { plaintext } = await compactDecrypt(jwe, decKey, {

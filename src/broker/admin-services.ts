@@ -5,7 +5,7 @@ import type { z } from 'zod'
 import { KeywardError } from '../errors.js'
 import type { BrokerDeps, PolicyFailure } from './deps.js'
 import { parseItems, type MeasuredItems } from './measured-items.js'
-import type { PutSecretRequest, ReferenceValueRequest } from './schemas.js'
+import type { PutSecretRequest, ReferenceValueRequest } from '../protocol/wire.js'
 import { fromB64, sha256, toHex } from '../util/bytes.js'
 import { storeSecret, type RewrapResult } from '../sealing/sealer.js'
 import type { AuditChainResult } from '../audit/chain.js'
@@ -41,6 +41,13 @@ export async function applyPolicy(deps: AdminDeps, source: string, by: string): 
   // (release re-checks grants); Vault tokens minted under the old version are revoked.
   if (version > 1 && deps.vault) await deps.vault.revokeFor({ policy: name }, `policy ${name} changed to version ${version}`)
   return { name, version }
+}
+
+/** Deactivates a policy; the Vault tokens minted under it are revoked. */
+export async function deactivatePolicy(deps: AdminDeps, name: string, by: string): Promise<void> {
+  if (!(await deps.store.deactivatePolicy(name))) throw new KeywardError('ERR_NOT_FOUND', 'no such policy')
+  await deps.audit({ type: 'policy.deactivate', subject: name, decision: 'info', detail: { by } })
+  if (deps.vault) await deps.vault.revokeFor({ policy: name }, 'policy deactivated')
 }
 
 export async function addReferenceValue(deps: AdminDeps, req: z.infer<typeof ReferenceValueRequest>, by: string): Promise<string> {

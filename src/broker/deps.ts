@@ -13,7 +13,7 @@ import type { Metrics } from './metrics.js'
 import type { KekProvider } from '../sealing/kek.js'
 import type { CertInfo } from '../verifiers/common/x509.js'
 
-export type { Grants, VaultGrant, ToolGrant, Failure as PolicyFailure, AllowlistFacts } from '../policy/engine.js'
+export type { Grants, VaultGrant, ToolGrant, OAuthGrant, Failure as PolicyFailure, AllowlistFacts } from '../policy/engine.js'
 import type { Grants, VaultGrant, Failure as PolicyFailure, AllowlistFacts } from '../policy/engine.js'
 
 export interface Appraisal {

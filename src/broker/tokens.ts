@@ -74,7 +74,7 @@ export interface TokenIssuer {
   jwks(): Promise<{ keys: JWK[] }>
   rotate(): Promise<string>
   /** Signs an arbitrary JWT with the current key (tool credentials). */
-  signJwt(payload: JWTPayload, opts: { audience: string; ttlSeconds: number; subject?: string; typ: string }): Promise<{ token: string; jti: string; expiresAt: number }>
+  signJwt(payload: JWTPayload, opts: { audience: string; ttlSeconds: number; subject?: string; typ: string; issuer?: string }): Promise<{ token: string; jti: string; expiresAt: number }>
 }
 
 const SEAL_PURPOSE = SIGNING_KEY_LABEL
@@ -140,13 +140,13 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
     return kid
   }
 
-  async function sign(payload: JWTPayload, audience: string | string[], ttlSeconds: number, typ: string, subject?: string) {
+  async function sign(payload: JWTPayload, audience: string | string[], ttlSeconds: number, typ: string, subject?: string, issuer = opts.issuer) {
     const k = await active()
     const now = Math.floor(opts.clock().getTime() / 1000)
     const jti = randomUUID()
     const jwt = new SignJWT(payload)
       .setProtectedHeader({ alg: 'ES256', kid: k.kid, typ })
-      .setIssuer(opts.issuer)
+      .setIssuer(issuer)
       .setAudience(audience)
       .setIssuedAt(now)
       .setExpirationTime(now + ttlSeconds)
@@ -167,7 +167,8 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
       return sign(claims, o.audience ?? opts.audience, o.ttlSeconds ?? opts.ttlSeconds, ATTESTATION_TYP)
     },
     async signJwt(payload, o) {
-      return sign(payload, o.audience, Math.min(o.ttlSeconds, maxTtl), o.typ, o.subject)
+      // An OAuth authorization server's tokens carry its RFC 8414 issuer URL (docs/agents.md).
+      return sign(payload, o.audience, Math.min(o.ttlSeconds, maxTtl), o.typ, o.subject, o.issuer)
     },
     async verify(token, o = {}) {
       let kid: string | undefined

@@ -24,10 +24,18 @@ export type ToolGrant =
   | { kind: 'jwt'; name: string; audience: string; scopes: string[]; ttlSeconds: number }
   | { kind: 'api-key'; name: string; apiKeySecret: string }
 
+/** An OAuth resource (RFC 8707) an attested client may get access tokens for, and their scopes. */
+export interface OAuthGrant {
+  resource: string
+  scopes: string[]
+  ttlSeconds: number
+}
+
 export interface Grants {
   secrets: string[]
   vault: VaultGrant[]
   tools: ToolGrant[]
+  oauth: OAuthGrant[]
 }
 
 export interface CompiledCondition {
@@ -103,7 +111,7 @@ export interface CombinedDecision {
 export const TEE_CONDITION = 'tee-admitted'
 export const DEBUG_CONDITION = 'debug-denied'
 
-export const emptyGrants = (): Grants => ({ secrets: [], vault: [], tools: [] })
+export const emptyGrants = (): Grants => ({ secrets: [], vault: [], tools: [], oauth: [] })
 
 /** Throws KeywardError(ERR_POLICY_INVALID) with file:line:column on any problem. */
 export function compilePolicy(source: string, opts: { file?: string } = {}): CompiledPolicy {
@@ -155,6 +163,7 @@ export function compilePolicy(source: string, opts: { file?: string } = {}): Com
           ? { kind: 'api-key', name: t.name, apiKeySecret: t.apiKeySecret }
           : { kind: 'jwt', name: t.name, audience: t.audience, scopes: [...t.scopes], ttlSeconds: parseDuration(t.ttl)! },
       ),
+      oauth: g.oauth.map((o) => ({ resource: o.resource, scopes: [...o.scopes], ttlSeconds: parseDuration(o.ttl)! })),
     },
     refSets: [...refSets].sort(),
     dynamicRefs,
@@ -260,7 +269,7 @@ function cloneTool(t: ToolGrant): ToolGrant {
 }
 
 function cloneGrants(g: Grants): Grants {
-  return { secrets: [...g.secrets], vault: g.vault.map((v) => ({ ...v, policies: [...v.policies] })), tools: g.tools.map(cloneTool) }
+  return { secrets: [...g.secrets], vault: g.vault.map((v) => ({ ...v, policies: [...v.policies] })), tools: g.tools.map(cloneTool), oauth: g.oauth.map((o) => ({ ...o, scopes: [...o.scopes] })) }
 }
 
 function lazy<T>(f: () => T): () => T {
@@ -321,6 +330,10 @@ export function unionGrants(gs: readonly Grants[]): Grants {
     for (const t of g.tools) {
       const k = `tool:${JSON.stringify(t)}`
       if (!seen.has(k)) (seen.add(k), out.tools.push(cloneTool(t)))
+    }
+    for (const o of g.oauth) {
+      const k = `oauth:${JSON.stringify(o)}`
+      if (!seen.has(k)) (seen.add(k), out.oauth.push({ ...o, scopes: [...o.scopes] }))
     }
   }
   return out

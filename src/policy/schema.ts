@@ -62,14 +62,49 @@ export const toolGrantSchema = z.union([
   }),
 ])
 
+/** Upper bound for an OAuth access token's lifetime: minutes, not hours (docs/agents.md). */
+export const MAX_ACCESS_TOKEN_TTL_SECONDS = 3600
+
+const isLoopbackHost = (h: string): boolean => h === 'localhost' || h === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
+
+/** RFC 8707 §2: an absolute URI without fragment; https, or http on loopback (local MCP servers, tests). */
+const resourceUri = z
+  .string()
+  .max(2048)
+  .refine((s) => {
+    try {
+      const u = new URL(s)
+      return u.hash === '' && !s.includes('#') && (u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname))) && u.username === '' && u.password === ''
+    } catch {
+      return false
+    }
+  }, { message: 'must be an absolute https URL (http only on loopback) without fragment or credentials' })
+
+/** RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`. */
+const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/, 'must be an RFC 6749 scope token (printable ASCII, no space, quote or backslash)')
+
+/** An OAuth 2.0 resource (an MCP server URL) and the scopes an attested client may get for it. */
+export const oauthGrantSchema = z.strictObject({
+  resource: resourceUri,
+  scopes: uniqueList(scopeToken).min(1),
+  ttl: z
+    .string()
+    .refine((s) => (parseDuration(s) ?? Infinity) <= MAX_ACCESS_TOKEN_TTL_SECONDS, { message: 'must be a duration like "5m", at most 1h' })
+    .default('5m'),
+})
+
 export const grantsSchema = z
   .strictObject({
     secrets: uniqueList(identifier).default([]),
     vault: vaultGrantSchema.optional(),
     tools: z.array(toolGrantSchema).default([]),
+    oauth: z
+      .array(oauthGrantSchema)
+      .default([])
+      .refine((a) => new Set(a.map((g) => g.resource)).size === a.length, { message: 'each resource may be granted once' }),
   })
-  .refine((g) => g.secrets.length > 0 || g.vault !== undefined || g.tools.length > 0, {
-    message: 'a policy must grant at least one secret, vault role or tool credential',
+  .refine((g) => g.secrets.length > 0 || g.vault !== undefined || g.tools.length > 0 || g.oauth.length > 0, {
+    message: 'a policy must grant at least one secret, vault role, tool credential or OAuth resource',
   })
 
 export const policyDocumentSchema = z.strictObject({

@@ -180,6 +180,15 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
     }),
     useDpopProof: (id, expiresAt) => run('useDpopProof', async () =>
       ((await relaxedDb.insert(t.dpopProofs).values({ id, expiresAt }).onConflictDoNothing()).rowCount ?? 0) === 1),
+    insertKbsSession: (row) => run('insertKbsSession', async () => {
+      await db.insert(t.kbsSessions).values(row)
+    }),
+    getKbsSession: (id) => run('getKbsSession', async () => (await db.select().from(t.kbsSessions).where(eq(t.kbsSessions.id, id)))[0] ?? null),
+    getKbsSessionByJti: (jti) => run('getKbsSessionByJti', async () => (await db.select().from(t.kbsSessions).where(eq(t.kbsSessions.jti, jti)))[0] ?? null),
+    attestKbsSession: (id, v) => run('attestKbsSession', async () =>
+      ((await db.update(t.kbsSessions).set(v).where(and(eq(t.kbsSessions.id, id), isNull(t.kbsSessions.jti)))).rowCount ?? 0) === 1),
+    pruneKbsSessions: (before) => run('pruneKbsSessions', async () =>
+      (await db.delete(t.kbsSessions).where(lt(t.kbsSessions.expiresAt, before))).rowCount ?? 0),
     pruneDpopProofs: (before) => run('pruneDpopProofs', async () =>
       (await db.delete(t.dpopProofs).where(lt(t.dpopProofs.expiresAt, before))).rowCount ?? 0),
 
@@ -328,6 +337,8 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
       revokeAttestations('revokeAttestationsByPolicy', at, eq(t.attestations.policy, policy), () => true),
     revokeAttestationsByAk: (akNames, at) =>
       revokeAttestations('revokeAttestationsByAk', at, inArray(t.attestations.akName, akNames), () => true),
+    revokeAttestationsByKey: (jkt, workload, at) =>
+      revokeAttestations('revokeAttestationsByKey', at, and(eq(t.attestations.jkt, jkt), eq(t.attestations.workload, workload))!, () => true),
     upsertWorkload: (row) => run('upsertWorkload', async () => {
       const { id: _id, ...rest } = row
       await relaxedDb.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest })
@@ -356,6 +367,17 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
       await db.update(t.vaultLeases).set({ revokedAt: at })
         .where(and(eq(t.vaultLeases.accessor, accessor), isNull(t.vaultLeases.revokedAt)))
     }),
+
+    // --- OAuth access tokens ---
+    insertOAuthToken: (row) => run('insertOAuthToken', async () => {
+      await db.insert(t.oauthTokens).values(row)
+    }),
+    getOAuthToken: (jti) => run('getOAuthToken', async () =>
+      (await db.select().from(t.oauthTokens).where(eq(t.oauthTokens.jti, jti)))[0] ?? null),
+    revokeOAuthToken: (jti, at) => run('revokeOAuthToken', async () =>
+      ((await db.update(t.oauthTokens).set({ revokedAt: at }).where(and(eq(t.oauthTokens.jti, jti), isNull(t.oauthTokens.revokedAt)))).rowCount ?? 0) > 0),
+    pruneOAuthTokens: (before) => run('pruneOAuthTokens', async () =>
+      (await db.delete(t.oauthTokens).where(lt(t.oauthTokens.expiresAt, before))).rowCount ?? 0),
 
     // --- audit: group commit; the advisory lock serializes head read + append across replicas ---
     appendAudit: (entry, at) => new Promise<AuditRow>((resolve, reject) => {

@@ -155,6 +155,15 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       return row !== undefined && row.usedAt === null && row.expiresAt > now
     }),
     useDpopProof: (id, expiresAt) => relaxed('useDpopProof', () => hot.useDpopProof.run({ id, expiresAt }).changes === 1),
+    insertKbsSession: (row) => run('insertKbsSession', () => {
+      db.insert(t.kbsSessions).values(row).run()
+    }),
+    getKbsSession: (id) => run('getKbsSession', () => db.select().from(t.kbsSessions).where(eq(t.kbsSessions.id, id)).get() ?? null),
+    getKbsSessionByJti: (jti) => run('getKbsSessionByJti', () => db.select().from(t.kbsSessions).where(eq(t.kbsSessions.jti, jti)).get() ?? null),
+    attestKbsSession: (id, v) => run('attestKbsSession', () =>
+      db.update(t.kbsSessions).set(v).where(and(eq(t.kbsSessions.id, id), isNull(t.kbsSessions.jti))).run().changes === 1),
+    pruneKbsSessions: (before) => run('pruneKbsSessions', () =>
+      db.delete(t.kbsSessions).where(sql`${t.kbsSessions.expiresAt} < ${before}`).run().changes),
     pruneDpopProofs: (before) => run('pruneDpopProofs', () =>
       db.delete(t.dpopProofs).where(sql`${t.dpopProofs.expiresAt} < ${before}`).run().changes),
 
@@ -295,6 +304,8 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       revokeAttestations('revokeAttestationsByPolicy', at, eq(t.attestations.policy, policy), () => true),
     revokeAttestationsByAk: (akNames, at) =>
       revokeAttestations('revokeAttestationsByAk', at, inArray(t.attestations.akName, akNames), () => true),
+    revokeAttestationsByKey: (jkt, workload, at) =>
+      revokeAttestations('revokeAttestationsByKey', at, and(eq(t.attestations.jkt, jkt), eq(t.attestations.workload, workload))!, () => true),
     upsertWorkload: (row) => relaxed('upsertWorkload', () => {
       const { id: _id, ...rest } = row
       db.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest }).run()
@@ -322,6 +333,16 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       db.update(t.vaultLeases).set({ revokedAt: at })
         .where(and(eq(t.vaultLeases.accessor, accessor), isNull(t.vaultLeases.revokedAt))).run()
     }),
+
+    // --- OAuth access tokens ---
+    insertOAuthToken: (row) => run('insertOAuthToken', () => {
+      db.insert(t.oauthTokens).values(row).run()
+    }),
+    getOAuthToken: (jti) => run('getOAuthToken', () => db.select().from(t.oauthTokens).where(eq(t.oauthTokens.jti, jti)).get() ?? null),
+    revokeOAuthToken: (jti, at) => run('revokeOAuthToken', () =>
+      db.update(t.oauthTokens).set({ revokedAt: at }).where(and(eq(t.oauthTokens.jti, jti), isNull(t.oauthTokens.revokedAt))).run().changes > 0),
+    pruneOAuthTokens: (before) => run('pruneOAuthTokens', () =>
+      db.delete(t.oauthTokens).where(lt(t.oauthTokens.expiresAt, before)).run().changes),
 
     // --- audit: BEGIN IMMEDIATE serializes the read of the head and the append ---
     appendAudit: (entry, at) => immediate('appendAudit', (tx) => {

@@ -11,6 +11,21 @@ export interface NonceRow {
 
 export type ConsumeNonceResult = 'ok' | 'unknown' | 'expired' | 'used'
 
+/** A Trustee KBS protocol session (docs/trustee.md): the cookie's state, shared by every replica. */
+export interface KbsSessionRow {
+  /** SHA-256 of the `kbs-session-id` cookie value, hex: the cookie itself is never stored. */
+  id: string
+  /** The keyward nonce row (NonceRow.id) the session's challenge spends. */
+  nonceId: string
+  /** The TEE the client named in its Request. */
+  tee: string
+  createdAt: number
+  expiresAt: number
+  /** Set once, when the session attested: the attestation (AttestationRow.jti) and the tee-pubkey JWK (JSON). */
+  jti: string | null
+  teePubkey: string | null
+}
+
 export interface SecretVersionRow {
   name: string
   version: number
@@ -153,6 +168,19 @@ export interface AttestationRow {
   akName: string | null
 }
 
+/** An OAuth access token keyward issued (docs/agents.md); the token itself is never stored. */
+export interface OAuthTokenRow {
+  jti: string
+  attestationJti: string
+  clientId: string
+  jkt: string
+  resource: string
+  scope: string
+  issuedAt: number
+  expiresAt: number
+  revokedAt: number | null
+}
+
 export interface WorkloadRow {
   /** Workload identity: AK name for TPM, measurement for SNP/Nitro, or a configured name. */
   id: string
@@ -233,6 +261,13 @@ export interface Store {
   nonceLive(id: string, now: number): Promise<boolean>
   pruneDpopProofs(before: number): Promise<number>
 
+  // Trustee KBS protocol sessions: attested at most once (the update wins only while jti is null).
+  insertKbsSession(row: KbsSessionRow): Promise<void>
+  getKbsSession(id: string): Promise<KbsSessionRow | null>
+  getKbsSessionByJti(jti: string): Promise<KbsSessionRow | null>
+  attestKbsSession(id: string, v: { jti: string; teePubkey: string; expiresAt: number }): Promise<boolean>
+  pruneKbsSessions(before: number): Promise<number>
+
   // Secrets: versioned; rm marks every version deleted. The caller seals for a version (the AAD
   // binds it), so put inserts exactly that version and returns false when it exists already
   // (a concurrent writer won; the caller re-seals for the next version).
@@ -292,6 +327,8 @@ export interface Store {
   revokeAttestationsByReference(referenceId: string, at: number): Promise<AttestationRow[]>
   revokeAttestationsByPolicy(policy: string, at: number): Promise<AttestationRow[]>
   revokeAttestationsByAk(akNames: string[], at: number): Promise<AttestationRow[]>
+  /** Revokes the live attestations of one key admitted as one workload (a failed re-attestation). */
+  revokeAttestationsByKey(jkt: string, workload: string, at: number): Promise<AttestationRow[]>
   upsertWorkload(row: WorkloadRow): Promise<void>
   getWorkload(id: string): Promise<WorkloadRow | null>
   listWorkloads(): Promise<WorkloadRow[]>
@@ -300,6 +337,13 @@ export interface Store {
   insertVaultLease(row: VaultLeaseRow): Promise<void>
   listLiveVaultLeases(filter: { jkt?: string; jti?: string; referenceId?: string; policy?: string }): Promise<VaultLeaseRow[]>
   markVaultLeaseRevoked(accessor: string, at: number): Promise<void>
+
+  // OAuth access tokens (RFC 9068) for introspection and revocation
+  insertOAuthToken(row: OAuthTokenRow): Promise<void>
+  getOAuthToken(jti: string): Promise<OAuthTokenRow | null>
+  /** Sets revokedAt on a live token; false when unknown or already revoked. */
+  revokeOAuthToken(jti: string, at: number): Promise<boolean>
+  pruneOAuthTokens(before: number): Promise<number>
 
   // Audit: append-only, hash-chained, serialized across replicas.
   appendAudit(entry: AuditInput, at: number): Promise<AuditRow>

@@ -49,6 +49,10 @@ export interface CliArgs {
   /** A JWKS file with the broker's signing keys: the trust anchor for released values. */
   brokerJwks?: string
   out?: string
+  /** credential: an OAuth resource (MCP server URL): ask keyward's token endpoint for an access token instead of a tool credential. */
+  resource?: string
+  /** credential --resource: the scopes to ask for (default: all the policy grants). */
+  scope?: string
   workload?: string
   /** register: file holding a single-use enrolment token (keyward enrol token). */
   enrolTokenFile?: string | undefined
@@ -64,6 +68,9 @@ commands:
                      attest, fetch the secrets, then run CMD with them (env vars, files mode 0600 on tmpfs)
   get NAME [--out FILE]   fetch one secret to stdout or FILE
   credential TOOL         fetch a short-lived tool credential
+  credential --resource URL [--scope S]
+                          get an OAuth access token (RFC 9068, DPoP-bound to this process's key) for
+                          an MCP server from keyward's token endpoint (docs/agents.md); prints JSON
   evidence                print the /v1/attest body this host would send
   attest                  attest and print the decision and claims
   register --workload W   register this TPM's AK by credential activation; enrolled at once with
@@ -145,6 +152,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         retries: { type: 'string' },
         secret: { type: 'string', multiple: true },
         'vault-role': { type: 'string' },
+        resource: { type: 'string' },
+        scope: { type: 'string' },
         'renew-interval': { type: 'string' },
         'exit-on-renew-failure': { type: 'boolean' },
         'kill-grace': { type: 'string' },
@@ -190,6 +199,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     insecureHttp: v['insecure-http'] ?? false,
     brokerJwks: v['broker-jwks'],
     out: v.out,
+    resource: v.resource,
+    scope: v.scope,
     workload: v.workload,
     // Never on argv (every local user can read /proc/*/cmdline): a file or the environment.
     enrolTokenFile: v['enrol-token-file'],
@@ -211,6 +222,12 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
       break
     case 'get':
     case 'credential':
+      if (command === 'credential' && args.resource !== undefined) {
+        if (positionals.length !== 0) throw new ClientConfigError('credential --resource URL takes no tool')
+        if (!URL.canParse(args.resource) || args.resource.includes('#')) throw new ClientConfigError('--resource must be an absolute URL without fragment')
+        break
+      }
+      if (args.scope !== undefined) throw new ClientConfigError('--scope goes with credential --resource')
       if (positionals.length !== 1) throw new ClientConfigError(`${command}: give exactly one ${command === 'get' ? 'secret name' : 'tool'}`)
       if (args.out !== undefined && targetSyntaxProblem(args.out)) throw new ClientConfigError(`--out ${args.out}: ${targetSyntaxProblem(args.out)}`)
       break

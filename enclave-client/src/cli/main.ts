@@ -92,6 +92,12 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         }
       }
       case 'credential': {
+        if (a.resource !== undefined) {
+          // The token is bound to this process's session key: print it for inspection or for a tool that this process runs.
+          const t = await client.accessToken(a.resource, a.scope === undefined ? {} : { scope: a.scope })
+          io.stdout(`${JSON.stringify({ access_token: t.accessToken, token_type: t.tokenType, scope: t.scope, resource: t.resource, expires_at: t.expiresAt.toISOString() })}\n`)
+          return 0
+        }
         const c = await client.credential(a.positionals[0]!)
         progress(c.expiresAt ? `credential for ${c.tool} expires ${c.expiresAt.toISOString()}` : `API key for ${c.tool}`)
         io.stdout(`${c.token}\n`)
