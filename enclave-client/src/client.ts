@@ -46,6 +46,25 @@ export interface ClientOptions {
   /** Backoff tuning, mostly for tests. */
   baseDelayMs?: number
   maxDelayMs?: number
+  /** Keep the session key's private half exportable, for a child that presents its X509-SVID (run --svid). */
+  exportableKey?: boolean
+}
+
+export interface X509Svid {
+  spiffeId: string
+  /** The SVID, then its intermediate (PEM). */
+  certificates: string
+  /** The trust domain's X.509 authorities (PEM). */
+  bundle: string
+  /** The attested session key the SVID certifies, PKCS#8 PEM (only with exportableKey). */
+  privateKeyPem: string
+  expiresAt: Date
+}
+
+export interface JwtSvid {
+  spiffeId: string
+  token: string
+  expiresAt: Date
 }
 
 export interface Attestation {
@@ -122,6 +141,10 @@ export interface KeywardClient {
   dpopProof(method: string, url: string, accessToken?: string, nonce?: string): Promise<string>
   /** The session key pair as WebCrypto keys (private one non-extractable), for OAuth client libraries. */
   sessionKeyPair(): Promise<{ privateKey: webcrypto.CryptoKey; publicKey: webcrypto.CryptoKey }>
+  /** An X509-SVID for the attested session key (the policy's SPIFFE grant; needs exportableKey). */
+  x509Svid(): Promise<X509Svid>
+  /** A JWT-SVID for audiences the policy's SPIFFE grant lists. */
+  jwtSvid(audience: string[]): Promise<JwtSvid>
   /** TPM only: registers the AK for `workload` by credential activation. */
   register(workload: string, opts?: { enrolToken?: string }): Promise<{ akName: string; workload: string; status: 'enrolled' | 'pending' | 'rejected'; reason?: string }>
   /** Re-attests every intervalMs, and always before the token expires. Errors go to onError; renewal continues. */
@@ -130,6 +153,8 @@ export interface KeywardClient {
 }
 
 const AsMetadata = z.object({ issuer: z.string().url(), token_endpoint: z.string().url() })
+const X509SvidAnswer = z.object({ spiffeId: z.string().startsWith('spiffe://'), certificates: z.string().includes('BEGIN CERTIFICATE'), bundle: z.string().includes('BEGIN CERTIFICATE'), expiresAt: z.string() })
+const JwtSvidAnswer = z.object({ spiffeId: z.string().startsWith('spiffe://'), expiresAt: z.string(), jwe: z.string() })
 
 /** Refresh this long before expiry: a fifth of the lifetime, between 1 s and 60 s. */
 function renewMargin(lifetimeMs: number): number {
@@ -164,7 +189,7 @@ export function createClient(o: ClientOptions): KeywardClient {
   let inflight: Promise<Attestation> | undefined
   const timers = new Set<Renewal>()
 
-  const sessionKey = (): Promise<SessionKey> => (keyP ??= createSessionKey(o.keyAlg ?? 'ES256'))
+  const sessionKey = (): Promise<SessionKey> => (keyP ??= createSessionKey(o.keyAlg ?? 'ES256', { exportable: o.exportableKey === true }))
 
   function collector(): Promise<Collector> {
     collectorP ??= (async () => {
@@ -244,14 +269,8 @@ export function createClient(o: ClientOptions): KeywardClient {
     return current!.token
   }
 
-  /** A DPoP-authenticated request for a release; its answer's JWE is opened and verified as `kind`/`name`. */
-  async function release<T extends { jwe: string }>(
-    method: 'GET' | 'POST',
-    path: string,
-    body: unknown,
-    schema: z.ZodType<T>,
-    what: Pick<ReleaseExpectation, 'kind' | 'name'>,
-  ): Promise<{ answer: T; value: Uint8Array; version?: number }> {
+  /** A DPoP-authenticated request with the attestation token (re-attesting once when the broker refuses the token). */
+  async function authorized<T>(method: 'GET' | 'POST', path: string, body: unknown, schema: z.ZodType<T>): Promise<{ answer: T; dpopJti: string }> {
     live()
     const key = await sessionKey()
     let dpopJti = ''
@@ -288,8 +307,22 @@ export function createClient(o: ClientOptions): KeywardClient {
       answer = await send(await token())
       }
     }
+    return { answer, dpopJti }
+  }
+
+  /** A DPoP-authenticated request for a release; its answer's JWE is opened and verified as `kind`/`name`. */
+  async function release<T extends { jwe: string }>(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    schema: z.ZodType<T>,
+    what: Pick<ReleaseExpectation, 'kind' | 'name'> | ((answer: T) => Pick<ReleaseExpectation, 'kind' | 'name'>),
+  ): Promise<{ answer: T; value: Uint8Array; version?: number }> {
+    const key = await sessionKey()
+    const { answer, dpopJti } = await authorized(method, path, body, schema)
     const signed = new TextDecoder().decode(await key.decrypt(answer.jwe))
-    const { value, version } = await releases.open(signed, { ...what, dpopJti, jkt: key.jkt })
+    const expected = typeof what === 'function' ? what(answer) : what
+    const { value, version } = await releases.open(signed, { ...expected, dpopJti, jkt: key.jkt })
     return { answer, value, version }
   }
 
@@ -394,6 +427,22 @@ export function createClient(o: ClientOptions): KeywardClient {
 
     async sessionKeyPair() {
       return (await sessionKey()).cryptoKeyPair
+    },
+
+    async x509Svid() {
+      if (o.exportableKey !== true) throw new ClientConfigError('an X509-SVID for the session key needs exportableKey (the child presents that key)')
+      const key = await sessionKey()
+      const csr = Buffer.from(await key.certificationRequest()).toString('base64')
+      const { answer } = await authorized('POST', '/v1/spiffe/x509-svid', { csr }, X509SvidAnswer)
+      const expiresAt = new Date(answer.expiresAt)
+      if (Number.isNaN(expiresAt.getTime())) throw new ProtocolError('X509-SVID answer has no valid expiresAt')
+      progress(`X509-SVID for ${answer.spiffeId}, expires ${expiresAt.toISOString()}`)
+      return { spiffeId: answer.spiffeId, certificates: answer.certificates, bundle: answer.bundle, privateKeyPem: key.privateKeyPem(), expiresAt }
+    },
+
+    async jwtSvid(audience) {
+      const { answer, value } = await release('POST', '/v1/spiffe/jwt-svid', { audience }, JwtSvidAnswer, (a) => ({ kind: 'jwt-svid', name: a.spiffeId }))
+      return { spiffeId: answer.spiffeId, token: new TextDecoder().decode(value), expiresAt: new Date(answer.expiresAt) }
     },
 
     async register(workload, opts = {}) {

@@ -24,6 +24,7 @@ import { adminRoutes } from './routes/admin.js'
 import { uiRoutes } from './routes/ui.js'
 import { oauthRoutes } from './routes/oauth.js'
 import { kbsRoutes } from './routes/kbs.js'
+import { spiffeRoutes } from './routes/spiffe.js'
 
 export function createApp(deps: BrokerDeps): Hono<Env> {
   const app = new Hono<Env>()
@@ -72,5 +73,6 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   app.route('/ui', uiRoutes(ctx))
   app.route('/', oauthRoutes(ctx))
   app.route('/kbs/v0', kbsRoutes(ctx))
+  app.route('/v1/spiffe', spiffeRoutes(ctx))
   return app
 }

@@ -102,7 +102,14 @@ export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOpt
       return { via: row.via, workload: row.workload, revoked: row.revokedAt !== null || row.status !== 'enrolled' }
     },
   }
-  const claims = await verifier.verify(evidence, ctx)
+  // Wall time on purpose: a latency metric, not a decision (decisions use deps.clock).
+  const endVerify = deps.metrics.verifyDuration.startTimer({ tee: req.tee })
+  let claims: VerifiedClaims
+  try {
+    claims = await verifier.verify(evidence, ctx)
+  } finally {
+    endVerify()
+  }
 
   // Evidence that binds a key itself (Nitro public_key) must bind the key the workload presents (AWS KMS's model).
   if (claims.publicKey && claims.publicKey.length > 0) {
@@ -303,6 +310,9 @@ async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof AttestReques
     const jkt = await jwkThumbprint(req.key as JWK).catch(() => 'invalid-key')
     await deps.audit({ type: 'attestation', subject: jkt, decision: 'deny', detail: { via, reqId, tee: req.tee, ...err, ...(detail?.workload ? { workload: detail.workload } : {}), possession } })
     // detail.workload is set only when the evidence verified and the policy denied it.
+    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && Array.isArray(detail?.failures)) {
+      for (const f of detail.failures as { condition?: unknown }[]) if (typeof f.condition === 'string') deps.metrics.policyFailures.inc({ tee: req.tee, condition: f.condition })
+    }
     if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && typeof detail?.workload === 'string') {
       await recordWorkload(deps, req.tee, detail.workload, 'deny', { measurement: detail.measurement, policy: detail.policy as string, failures: detail.failures, items: detail.items as MeasuredItems })
       await revokeKeyOnFailedReattestation(deps, { jkt, workload: detail.workload, possession, reqId })

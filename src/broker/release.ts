@@ -63,8 +63,8 @@ export async function encryptToKey(key: JWK, plaintext: Uint8Array, headers: Rec
 }
 
 export interface ReleaseLabel {
-  kind: 'secret' | 'vault-token' | 'tool-credential'
-  /** The secret's name, `vault`, or the tool. */
+  kind: 'secret' | 'vault-token' | 'tool-credential' | 'jwt-svid'
+  /** The secret's name, `vault`, the tool, or the SPIFFE ID. */
   name: string
   version?: number
 }
@@ -119,6 +119,8 @@ export interface Releases {
   secret(caller: ReleaseCaller, name: string): Promise<ReleaseBody>
   vaultToken(caller: ReleaseCaller, req: { role?: string | undefined; wrap?: boolean | undefined }): Promise<ReleaseBody>
   toolCredential(caller: ReleaseCaller, tool: string): Promise<ReleaseBody>
+  /** Another kind of release (SPIFFE SVIDs): authenticated, charged and audited like the three above. */
+  audited(kind: string, what: string, caller: ReleaseCaller, fn: (a: Attested) => Promise<Released>): Promise<ReleaseBody>
 }
 
 /** The three releases; each authenticates (token + DPoP proof), charges the per-key bucket, and is audited by releaseAudited. */
@@ -141,6 +143,8 @@ export function createReleases(deps: BrokerDeps, opts: { noise: Noise; perWorklo
   const proof = (caller: ReleaseCaller) => caller.auth.dpop ?? ''
 
   return {
+    audited: (kind, what, caller, fn) => run(kind, what, caller, fn),
+
     secret: (caller, name) =>
       run('secret', name, caller, async (a) => {
         const { version, value } = await readGrantedSecret(deps, a, name)
@@ -187,7 +191,7 @@ export function createReleases(deps: BrokerDeps, opts: { noise: Noise; perWorklo
   }
 }
 
-interface Released {
+export interface Released {
   subject: string
   body: ReleaseBody
   detail?: Record<string, unknown>
@@ -212,6 +216,7 @@ async function releaseAudited(
     attested = await auth()
     const r = await fn(attested)
     deps.metrics.releases.inc({ kind, result: 'allow' })
+    if (kind === 'secret') deps.metrics.secretReleases.inc({ secret: what })
     await deps.audit({ type: `release:${kind}`, subject: r.subject, decision: 'allow', detail: { name: what, reqId: caller.reqId, ...(r.detail ?? {}) } })
     return r.body
   } catch (e) {

@@ -5,6 +5,7 @@ import { z } from 'zod'
 import { LineCounter, parseDocument, isMap, isPair, isScalar, visit, type Document, type Node } from 'yaml'
 import { KeywardError } from '../errors.js'
 import { TEES } from '../protocol/tee.js'
+import { checkSpiffeTemplate } from '../protocol/spiffe-id.js'
 
 export const POLICY_API_VERSION = 'keyward.dev/v1'
 export const POLICY_KIND = 'ReleasePolicy'
@@ -93,6 +94,27 @@ export const oauthGrantSchema = z.strictObject({
     .default('5m'),
 })
 
+/** JWT-SVIDs are bearer tokens (JWT-SVID.md §7): their lifetime is kept short. */
+export const MAX_JWT_SVID_TTL_SECONDS = 3600
+
+/** A SPIFFE identity (docs/spiffe.md): an ID template, the JWT-SVID audiences a workload may ask for, and SVID lifetimes. */
+export const spiffeGrantSchema = z.strictObject({
+  id: z
+    .string()
+    .max(2048)
+    .superRefine((t, ctx) => {
+      try {
+        checkSpiffeTemplate(t)
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: e instanceof Error ? e.message : String(e) })
+      }
+    }),
+  /** Audiences a JWT-SVID may be minted for; none: no JWT-SVIDs. */
+  audiences: uniqueList(z.string().min(1).max(256)).default([]),
+  jwtTtl: ttl.refine((s) => parseDuration(s)! <= MAX_JWT_SVID_TTL_SECONDS, { message: 'a JWT-SVID lives at most 1h' }).default('5m'),
+  x509Ttl: ttl.default('1h'),
+})
+
 export const grantsSchema = z
   .strictObject({
     secrets: uniqueList(identifier).default([]),
@@ -102,9 +124,10 @@ export const grantsSchema = z
       .array(oauthGrantSchema)
       .default([])
       .refine((a) => new Set(a.map((g) => g.resource)).size === a.length, { message: 'each resource may be granted once' }),
+    spiffe: spiffeGrantSchema.optional(),
   })
-  .refine((g) => g.secrets.length > 0 || g.vault !== undefined || g.tools.length > 0 || g.oauth.length > 0, {
-    message: 'a policy must grant at least one secret, vault role, tool credential or OAuth resource',
+  .refine((g) => g.secrets.length > 0 || g.vault !== undefined || g.tools.length > 0 || g.oauth.length > 0 || g.spiffe !== undefined, {
+    message: 'a policy must grant at least one secret, vault role, tool credential, OAuth resource or SPIFFE identity',
   })
 
 export const policyDocumentSchema = z.strictObject({
@@ -132,6 +155,13 @@ export const policyDocumentSchema = z.strictObject({
         })
       }),
     grants: grantsSchema,
+  }).superRefine((spec, ctx) => {
+    // With several TEEs, {workload} alone could name two different workloads alike (an enrolled
+    // TPM name and a Nitro PCR0 prefix): the template must then say which TEE too.
+    const t = spec.grants.spiffe?.id
+    if (t !== undefined && spec.tees.length > 1 && t.includes('{workload}') && !t.includes('{tee}')) {
+      ctx.addIssue({ code: 'custom', path: ['grants', 'spiffe', 'id'], message: 'a policy admitting several TEEs must put {tee} in a SPIFFE ID template that uses {workload}' })
+    }
   }),
 })
 

@@ -4,6 +4,7 @@
 // - consumeNonce / consumeActivation: one conditional UPDATE ... WHERE used_at IS NULL RETURNING;
 // - putSecretVersion: INSERT ... ON CONFLICT DO NOTHING on the (name, version) primary key;
 // - putPolicy: transaction + per-name advisory lock + partial unique index, retried on conflict;
+// - putSecretVersion and putPolicy append their audit row inside their own transaction;
 // - appendAudit: transaction holding pg_advisory_xact_lock(AUDIT) while it reads the head and
 //   appends; appends arriving meanwhile are group-committed in the next transaction.
 import pg from 'pg'
@@ -74,6 +75,24 @@ export async function openPostgresStore(url: string): Promise<Store> {
   return createPostgresStore(pool, drizzle({ client: pool }), relaxedPool, drizzle({ client: relaxedPool }))
 }
 
+/**
+ * Appends rows to the chain inside transaction `q`: the advisory lock (held to commit) serializes
+ * the head read and the insert across replicas, so a change and its audit row commit together.
+ */
+async function appendAuditIn(q: Db, entries: readonly { entry: AuditInput; at: number }[]): Promise<AuditRow[]> {
+  await q.execute(sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${LOCK_AUDIT})`)
+  const [head] = await q.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
+    .orderBy(desc(t.auditLog.seq)).limit(1)
+  let prev: { seq: number; hash: string } | null = head ?? null
+  const built = entries.map((p) => {
+    const row = buildAuditRow(prev, p.entry, p.at)
+    prev = row
+    return row
+  })
+  await q.insert(t.auditLog).values(built.map((r) => ({ ...r, detail: canonicalJson(r.detail) })))
+  return built
+}
+
 function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxedDb: Db): Store {
   let closed = false
   const run = async <T>(op: string, fn: () => Promise<T>): Promise<T> => {
@@ -117,19 +136,7 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
         const batch = auditQueue.splice(0, AUDIT_BATCH_MAX)
         let rows: AuditRow[]
         try {
-          rows = await tx('appendAudit', async (q) => {
-            await q.execute(sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${LOCK_AUDIT})`)
-            const [head] = await q.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
-              .orderBy(desc(t.auditLog.seq)).limit(1)
-            let prev: { seq: number; hash: string } | null = head ?? null
-            const built = batch.map((p) => {
-              const row = buildAuditRow(prev, p.entry, p.at)
-              prev = row
-              return row
-            })
-            await q.insert(t.auditLog).values(built.map((r) => ({ ...r, detail: canonicalJson(r.detail) })))
-            return built
-          })
+          rows = await tx('appendAudit', (q) => appendAuditIn(q, batch))
         } catch (e) {
           for (const p of batch) p.reject(e)
           continue
@@ -151,6 +158,9 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
       if (auditFlush !== null) await auditFlush
       await Promise.all([pool.end(), relaxedPool.end()])
     },
+    ready: () => run('ready', async () => {
+      await db.execute(sql`SELECT count(*) FROM signing_keys`)
+    }),
 
     // --- nonces ---
     insertNonce: (row) => run('insertNonce', async () => {
@@ -193,14 +203,17 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
       (await db.delete(t.dpopProofs).where(lt(t.dpopProofs.expiresAt, before))).rowCount ?? 0),
 
     // --- secrets ---
-    putSecretVersion: (row) => run('putSecretVersion', async () => {
-      const r = await db.insert(t.secretVersions).values({
+    // With `audit`, the version and its audit row commit in one transaction.
+    putSecretVersion: (row, audit) => tx('putSecretVersion', async (q) => {
+      const r = await q.insert(t.secretVersions).values({
         ...row,
         ciphertext: toBuffer(row.ciphertext),
         iv: toBuffer(row.iv),
         wrappedKey: toBuffer(row.wrappedKey),
       }).onConflictDoNothing()
-      return r.rowCount === 1
+      const inserted = r.rowCount === 1
+      if (inserted && audit) await appendAuditIn(q, [{ entry: audit.entry(row.version), at: audit.at }])
+      return inserted
     }),
     getSecretVersion: (name, version) => run('getSecretVersion', async () => {
       const live = and(eq(t.secretVersions.name, name), isNull(t.secretVersions.deletedAt))
@@ -231,13 +244,14 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
     }),
 
     // --- policies ---
-    putPolicy: (row) => tx('putPolicy', async (q) => {
+    putPolicy: (row, audit) => tx('putPolicy', async (q) => {
       await q.execute(sql`SELECT pg_advisory_xact_lock(${LOCK_POLICY_CLASS}, hashtext(${row.name}))`)
       const [cur] = await q.select({ v: max(t.policies.version) }).from(t.policies).where(eq(t.policies.name, row.name))
       const version = (cur?.v ?? 0) + 1
       await q.update(t.policies).set({ active: false })
         .where(and(eq(t.policies.name, row.name), eq(t.policies.active, true)))
       await q.insert(t.policies).values({ ...row, version, active: true })
+      if (audit) await appendAuditIn(q, [{ entry: audit.entry(version), at: audit.at }])
       return version
     }),
     getActivePolicies: () => run('getActivePolicies', () =>

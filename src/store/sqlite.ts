@@ -3,7 +3,7 @@
 // every method is atomic by construction; across processes sharing the file (serve --workers),
 // read-modify-write methods run in BEGIN IMMEDIATE transactions (the write lock is taken up
 // front) and busy_timeout makes the others wait instead of failing.
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lt, max, sql, type SQL } from 'drizzle-orm'
@@ -16,9 +16,11 @@ import {
   migrationsFolder, clampLimit, containsLiteral,
 } from './common.js'
 import { sqliteSchema as t } from './schema.js'
-import type { AttestationRow, Store } from './types.js'
+import type { AttestationRow, AuditInput, AuditRow, Store } from './types.js'
 
 const BUSY_TIMEOUT_MS = 10_000
+/** Below this much free space in the data directory the store reports itself not ready (Store.ready). */
+export const MIN_FREE_BYTES = 1024 * 1024
 
 function openDatabase(file: string): Database.Database {
   const db = new Database(file)
@@ -58,10 +60,19 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
     sqlite.close()
     throw e
   }
-  return createSqliteStore(sqlite, db)
+  return createSqliteStore(sqlite, db, dataDir)
 }
 
-function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database): Store {
+/** Appends one row to the chain inside `tx`, a BEGIN IMMEDIATE transaction (it holds the write lock, so the head cannot move). */
+function appendAuditIn(tx: BetterSQLite3Database, entry: AuditInput, at: number): AuditRow {
+  const head = tx.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
+    .orderBy(desc(t.auditLog.seq)).limit(1).get()
+  const row = buildAuditRow(head ?? null, entry, at)
+  tx.insert(t.auditLog).values({ ...row, detail: canonicalJson(row.detail) }).run()
+  return row
+}
+
+function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database, dataDir: string): Store {
   /** Runs fn, mapping driver errors; sync work wrapped as a promise for the async contract. */
   const run = async <T>(op: string, fn: () => T): Promise<T> => {
     try {
@@ -111,7 +122,6 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     activePolicies: db.select().from(t.policies).where(eq(t.policies.active, true)).orderBy(asc(t.policies.name)).prepare(),
     allReferenceValues: db.select().from(t.referenceValues).orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).prepare(),
     getWorkload: db.select().from(t.workloads).where(eq(t.workloads.id, ph('id'))).prepare(),
-    auditHead: db.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog).orderBy(desc(t.auditLog.seq)).limit(1).prepare(),
   }
 
   const revokeAttestations = (op: string, at: number, where: SQL, keep: (r: AttestationRow) => boolean) =>
@@ -131,6 +141,11 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     async close() {
       if (sqlite.open) sqlite.close()
     },
+    ready: () => run('ready', () => {
+      sqlite.prepare('SELECT count(*) FROM signing_keys').get()
+      const fs = statfsSync(dataDir)
+      if (fs.bavail * fs.bsize < MIN_FREE_BYTES) throw new KeywardError('ERR_STORE_UNAVAILABLE', 'storage is out of space', { detail: { op: 'ready', code: 'ENOSPC' } })
+    }),
 
     // --- nonces ---
     insertNonce: (row) => relaxed('insertNonce', () => {
@@ -170,13 +185,17 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     // --- secrets ---
     // The caller sealed for row.version (the AAD binds it): insert exactly that version, or
     // report that a concurrent writer took it (primary key), never overwrite.
-    putSecretVersion: (row) => run('putSecretVersion', () =>
-      db.insert(t.secretVersions).values({
+    // With `audit`, the version and its audit row commit in one transaction.
+    putSecretVersion: (row, audit) => immediate('putSecretVersion', (tx) => {
+      const inserted = tx.insert(t.secretVersions).values({
         ...row,
         ciphertext: toBuffer(row.ciphertext),
         iv: toBuffer(row.iv),
         wrappedKey: toBuffer(row.wrappedKey),
-      }).onConflictDoNothing().run().changes === 1),
+      }).onConflictDoNothing().run().changes === 1
+      if (inserted && audit) appendAuditIn(tx, audit.entry(row.version), audit.at)
+      return inserted
+    }),
     getSecretVersion: (name, version) => run('getSecretVersion', () => {
       const r = version === undefined ? hot.latestSecret.get({ name }) : hot.secretVersion.get({ name, version })
       return r === undefined ? null : toSecretRow(r)
@@ -203,11 +222,12 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     }),
 
     // --- policies ---
-    putPolicy: (row) => immediate('putPolicy', (tx) => {
+    putPolicy: (row, audit) => immediate('putPolicy', (tx) => {
       const cur = tx.select({ v: max(t.policies.version) }).from(t.policies).where(eq(t.policies.name, row.name)).get()
       const version = (cur?.v ?? 0) + 1
       tx.update(t.policies).set({ active: false }).where(eq(t.policies.name, row.name)).run()
       tx.insert(t.policies).values({ ...row, version, active: true }).run()
+      if (audit) appendAuditIn(tx, audit.entry(version), audit.at)
       return version
     }),
     getActivePolicies: () => run('getActivePolicies', () => hot.activePolicies.all()),
@@ -345,13 +365,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       db.delete(t.oauthTokens).where(lt(t.oauthTokens.expiresAt, before)).run().changes),
 
     // --- audit: BEGIN IMMEDIATE serializes the read of the head and the append ---
-    appendAudit: (entry, at) => immediate('appendAudit', (tx) => {
-      // Inside the IMMEDIATE transaction: the prepared statement runs on the same connection.
-      const head = hot.auditHead.get()
-      const row = buildAuditRow(head ?? null, entry, at)
-      tx.insert(t.auditLog).values({ ...row, detail: canonicalJson(row.detail) }).run()
-      return row
-    }),
+    appendAudit: (entry, at) => immediate('appendAudit', (tx) => appendAuditIn(tx, entry, at)),
     listAudit: (opts) => run('listAudit', () =>
       db.select().from(t.auditLog).where(gt(t.auditLog.seq, opts.afterSeq ?? 0))
         .orderBy(asc(t.auditLog.seq)).limit(clampLimit(opts.limit)).all().map(toAuditRow)),

@@ -225,6 +225,15 @@ export interface AuditInput {
   detail: Record<string, unknown>
 }
 
+/**
+ * The audit entry of a change, appended to the chain in the same transaction as the change
+ * (putSecretVersion, putPolicy): both commit or neither does. `entry` gets the version stored.
+ */
+export interface AuditWith {
+  at: number
+  entry(version: number): AuditInput
+}
+
 export interface AuditRow extends AuditInput {
   seq: number
   at: number
@@ -246,6 +255,12 @@ export interface CredentialRow {
 export interface Store {
   readonly kind: 'sqlite' | 'postgres'
   close(): Promise<void>
+  /**
+   * Throws ERR_STORE_UNAVAILABLE when the store cannot serve: a read fails, or (SQLite) the data
+   * directory's filesystem has less than MIN_FREE_BYTES left, so writes would fail — and with them
+   * every release, since each appends an audit row. /readyz answers with it.
+   */
+  ready(): Promise<void>
 
   // Challenge nonces: consume is exactly-once across every replica sharing the store.
   insertNonce(row: NonceRow): Promise<void>
@@ -270,8 +285,9 @@ export interface Store {
 
   // Secrets: versioned; rm marks every version deleted. The caller seals for a version (the AAD
   // binds it), so put inserts exactly that version and returns false when it exists already
-  // (a concurrent writer won; the caller re-seals for the next version).
-  putSecretVersion(row: SecretVersionRow): Promise<boolean>
+  // (a concurrent writer won; the caller re-seals for the next version). With `audit`, the entry
+  // is appended in the same transaction, only when the version was inserted.
+  putSecretVersion(row: SecretVersionRow, audit?: AuditWith): Promise<boolean>
   getSecretVersion(name: string, version?: number): Promise<SecretVersionRow | null>
   listSecrets(): Promise<SecretSummary[]>
   deleteSecret(name: string, by: string): Promise<boolean>
@@ -279,8 +295,9 @@ export interface Store {
   allSecretVersions(): Promise<SecretVersionRow[]>
   updateWrappedKey(name: string, version: number, wrappedKey: Uint8Array, kekId: string): Promise<void>
 
-  // Policies: versioned by name; apply makes the new version active.
-  putPolicy(row: Omit<PolicyRow, 'version' | 'active'>): Promise<number>
+  // Policies: versioned by name; apply makes the new version active (and appends `audit` in the
+  // same transaction).
+  putPolicy(row: Omit<PolicyRow, 'version' | 'active'>, audit?: AuditWith): Promise<number>
   getActivePolicies(): Promise<PolicyRow[]>
   getPolicy(name: string, version?: number): Promise<PolicyRow | null>
   deactivatePolicy(name: string): Promise<boolean>

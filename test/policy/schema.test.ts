@@ -46,6 +46,7 @@ describe('policy schema', () => {
       vault: [{ role: 'payments', policies: ['payments-read'], ttlSeconds: 900, numUses: 0 }],
       tools: [{ kind: 'jwt', name: 'github', audience: 'https://api.github.com', scopes: ['repo:read'], ttlSeconds: 600 }],
       oauth: [],
+      spiffe: [],
     })
     expect(p.conditions.map((c) => c.pos)).toEqual([
       { line: 9, column: 13 },

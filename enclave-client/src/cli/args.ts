@@ -40,6 +40,8 @@ export interface CliArgs {
   retries?: number
   secrets: SecretTarget[]
   vaultRole?: string
+  /** `run`: a directory for the child's X509-SVID (svid.pem, svid.key, bundle.pem), renewed while it runs. */
+  svidDir?: string
   renewIntervalMs?: number
   exitOnRenewFailure: boolean
   /** `run`: how long the child may outlive the SIGTERM of --exit-on-renew-failure before SIGKILL. */
@@ -64,8 +66,9 @@ export interface CliArgs {
 
 export const USAGE = `usage: keyward-client [options] <command>
 commands:
-  run --secret NAME=env:VAR --secret NAME=file:PATH [--vault-role R] -- CMD ARGS...
-                     attest, fetch the secrets, then run CMD with them (env vars, files mode 0600 on tmpfs)
+  run --secret NAME=env:VAR --secret NAME=file:PATH [--vault-role R] [--svid DIR] -- CMD ARGS...
+                     attest, fetch the secrets, then run CMD with them (env vars, files mode 0600 on tmpfs);
+                     --svid DIR: the X509-SVID as DIR/svid.pem, svid.key, bundle.pem, renewed while CMD runs
   get NAME [--out FILE]   fetch one secret to stdout or FILE
   credential TOOL         fetch a short-lived tool credential
   credential --resource URL [--scope S]
@@ -154,6 +157,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         'vault-role': { type: 'string' },
         resource: { type: 'string' },
         scope: { type: 'string' },
+        svid: { type: 'string' },
         'renew-interval': { type: 'string' },
         'exit-on-renew-failure': { type: 'boolean' },
         'kill-grace': { type: 'string' },
@@ -193,6 +197,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     retries: int(v.retries, '--retries'),
     secrets: (v.secret ?? []).map(parseSecretSpec),
     vaultRole: v['vault-role'],
+    svidDir: v.svid,
     renewIntervalMs: int(v['renew-interval'], '--renew-interval'),
     exitOnRenewFailure: v['exit-on-renew-failure'] ?? false,
     killGraceMs: int(v['kill-grace'], '--kill-grace'),
@@ -212,7 +217,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   switch (command) {
     case 'run':
       if (exec.length === 0) throw new ClientConfigError('run: give the command after --')
-      if (args.secrets.length === 0 && !args.vaultRole) throw new ClientConfigError('run: give at least one --secret or --vault-role')
+      if (args.secrets.length === 0 && !args.vaultRole && args.svidDir === undefined) throw new ClientConfigError('run: give at least one --secret, --vault-role or --svid')
+      if (args.svidDir !== undefined && targetSyntaxProblem(args.svidDir)) throw new ClientConfigError(`--svid ${args.svidDir}: ${targetSyntaxProblem(args.svidDir)}`)
       if (new Set(args.secrets.filter((s) => s.kind === 'env').map((s) => s.target)).size !== args.secrets.filter((s) => s.kind === 'env').length) {
         throw new ClientConfigError('run: an environment variable is the target of two secrets')
       }

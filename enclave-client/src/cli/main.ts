@@ -40,6 +40,7 @@ export function clientOptions(a: CliArgs, progress: (l: string) => void): Client
     runtimeState: a.runtimeState,
     brokerJwks: a.brokerJwks,
     insecureHttp: a.insecureHttp,
+    exportableKey: a.svidDir !== undefined,
     onProgress: progress,
     collectorOptions: {
       tpm: { stateDir: a.stateDir, tcti: a.tcti, pcrs: a.pcrs, ekAlg: a.ekAlg, akAlg: a.akAlg, ekHandle: a.ekHandle },

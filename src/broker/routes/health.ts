@@ -8,7 +8,7 @@ export function healthRoutes({ deps }: RouteContext): Hono<Env> {
   r.get('/healthz', (c) => c.json({ status: 'ok' }))
   r.get('/readyz', async (c) => {
     try {
-      await deps.store.listSigningKeys()
+      await deps.store.ready() // a read, and on SQLite the free space writes (and audited releases) need
       return c.json({ status: 'ready' })
     } catch (e) {
       throw new KeywardError('ERR_STORE_UNAVAILABLE', 'store unavailable', { cause: e })
