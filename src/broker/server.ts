@@ -134,8 +134,12 @@ export async function startServer(deps: BrokerDeps): Promise<RunningServer> {
   })
 }
 
-/** `keyward serve`: one process, or a primary that forks `workers` processes sharing the port and the store. */
-export async function runServe(config: BrokerConfig, logger: Logger): Promise<void> {
+/**
+ * `keyward serve`: one process, or a primary that forks `workers` processes sharing the port and the store.
+ * `prepareDeps` lets an embedding entry point (bench/e2e-serve.ts: benchmark-only trust roots) adjust
+ * each serving process's deps; `keyward serve` passes none.
+ */
+export async function runServe(config: BrokerConfig, logger: Logger, opts: { prepareDeps?: (deps: BrokerDeps) => void } = {}): Promise<void> {
   checkPublicOrigin(config)
   if (config.workers > 1 && cluster.isPrimary) {
     // Initialise the store (migrations, signing key, keyring) once before workers race for it.
@@ -156,6 +160,7 @@ export async function runServe(config: BrokerConfig, logger: Logger): Promise<vo
     return
   }
   const deps = await buildDeps(config, logger, { defaultMetrics: true })
+  opts.prepareDeps?.(deps)
   const feed = await openChangeFeed(config.databaseUrl, { onError: (e) => logger.warn({ err: String(e) }, 'change feed connection lost; caches dropped, reconnecting') }).catch(async (e: unknown) => {
     await deps.store.close()
     throw e

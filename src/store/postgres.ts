@@ -62,7 +62,17 @@ export async function openPostgresStore(url: string): Promise<Store> {
     await pool.end().catch(() => {})
     throw toStoreError(e, 'migrate')
   }
-  return createPostgresStore(pool, drizzle({ client: pool }))
+  // Writes that acknowledge nothing by themselves (a challenge nonce and its use, a DPoP proof id,
+  // the attestation and workload rows of a decision) go through connections with
+  // synchronous_commit = off: every answer that depends on them is given only after the
+  // decision's audit row commits synchronously on the main pool, and that commit flushes the WAL
+  // up to its own record, so every earlier commit with it (docs/operations.md). Visibility and
+  // the exactly-once decisions are unchanged; only an unanswered request's writes can be lost
+  // in a server crash.
+  const relaxedPool = new pg.Pool({ connectionString: url, max: 4, options: '-c synchronous_commit=off' })
+  relaxedPool.on('error', () => {})
+  relaxedPool.on('connect', (client) => void client.on('error', () => {}))
+  return createPostgresStore(pool, drizzle({ client: pool }), relaxedPool, drizzle({ client: relaxedPool }))
 }
 
 /**
@@ -83,7 +93,7 @@ async function appendAuditIn(q: Db, entries: readonly { entry: AuditInput; at: n
   return built
 }
 
-function createPostgresStore(pool: pg.Pool, db: Db): Store {
+function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxedDb: Db): Store {
   let closed = false
   const run = async <T>(op: string, fn: () => Promise<T>): Promise<T> => {
     try {
@@ -146,7 +156,7 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
       if (closed) return
       closed = true
       if (auditFlush !== null) await auditFlush
-      await pool.end()
+      await Promise.all([pool.end(), relaxedPool.end()])
     },
     ready: () => run('ready', async () => {
       await db.execute(sql`SELECT count(*) FROM signing_keys`)
@@ -154,12 +164,12 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
 
     // --- nonces ---
     insertNonce: (row) => run('insertNonce', async () => {
-      await db.insert(t.nonces).values({ ...row, usedAt: null })
+      await relaxedDb.insert(t.nonces).values({ ...row, usedAt: null })
     }),
     consumeNonce: (id, now) => run('consumeNonce', async () => {
       // The conditional UPDATE is the decision: of any number of concurrent callers on any
       // number of replicas, exactly one gets the row back. The read only explains refusals.
-      const won = await db.update(t.nonces).set({ usedAt: now })
+      const won = await relaxedDb.update(t.nonces).set({ usedAt: now })
         .where(and(eq(t.nonces.id, id), isNull(t.nonces.usedAt), gt(t.nonces.expiresAt, now)))
         .returning({ id: t.nonces.id })
       if (won.length === 1) return 'ok' as const
@@ -179,7 +189,7 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
       return row !== undefined && row.usedAt === null && row.expiresAt > now
     }),
     useDpopProof: (id, expiresAt) => run('useDpopProof', async () =>
-      ((await db.insert(t.dpopProofs).values({ id, expiresAt }).onConflictDoNothing()).rowCount ?? 0) === 1),
+      ((await relaxedDb.insert(t.dpopProofs).values({ id, expiresAt }).onConflictDoNothing()).rowCount ?? 0) === 1),
     insertKbsSession: (row) => run('insertKbsSession', async () => {
       await db.insert(t.kbsSessions).values(row)
     }),
@@ -328,7 +338,7 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
 
     // --- attestations and workloads ---
     insertAttestation: (row) => run('insertAttestation', async () => {
-      await db.insert(t.attestations).values(row)
+      await relaxedDb.insert(t.attestations).values(row)
     }),
     getAttestation: (jti) => run('getAttestation', async () =>
       (await db.select().from(t.attestations).where(eq(t.attestations.jti, jti)))[0] ?? null),
@@ -345,7 +355,7 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
       revokeAttestations('revokeAttestationsByKey', at, and(eq(t.attestations.jkt, jkt), eq(t.attestations.workload, workload))!, () => true),
     upsertWorkload: (row) => run('upsertWorkload', async () => {
       const { id: _id, ...rest } = row
-      await db.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest })
+      await relaxedDb.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest })
     }),
     getWorkload: (id) => run('getWorkload', async () => (await db.select().from(t.workloads).where(eq(t.workloads.id, id)))[0] ?? null),
     listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id))),

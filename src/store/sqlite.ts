@@ -81,6 +81,23 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
       throw toStoreError(e, op)
     }
   }
+  // Writes that acknowledge nothing by themselves (a challenge nonce and its use, a DPoP proof id,
+  // the attestation and workload rows of a decision) commit without their own fsync: every answer
+  // that depends on them is given only after the decision's audit row commits with
+  // synchronous = FULL, and that fsync of the WAL persists every frame written before it, these
+  // included (docs/operations.md). A process crash loses nothing (the frames are in the OS); a
+  // power loss can lose only such writes of requests not yet answered.
+  const syncNormal = sqlite.prepare('PRAGMA synchronous = NORMAL')
+  const syncFull = sqlite.prepare('PRAGMA synchronous = FULL')
+  const relaxed = <T>(op: string, fn: () => T): Promise<T> =>
+    run(op, () => {
+      syncNormal.run()
+      try {
+        return fn()
+      } finally {
+        syncFull.run()
+      }
+    })
   const immediate = <T>(op: string, fn: (tx: BetterSQLite3Database) => T): Promise<T> =>
     run(op, () => db.transaction<T>((tx) => fn(tx as unknown as BetterSQLite3Database), { behavior: 'immediate' }))
 
@@ -101,6 +118,10 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
       .where(and(liveSecret, eq(t.secretVersions.version, ph('version')))).prepare(),
     getAttestation: db.select().from(t.attestations).where(eq(t.attestations.jti, ph('jti'))).prepare(),
     useDpopProof: db.insert(t.dpopProofs).values({ id: ph('id'), expiresAt: ph('expiresAt') }).onConflictDoNothing().prepare(),
+    // Read on every attestation (appraisal, drift) and release (grants re-check).
+    activePolicies: db.select().from(t.policies).where(eq(t.policies.active, true)).orderBy(asc(t.policies.name)).prepare(),
+    allReferenceValues: db.select().from(t.referenceValues).orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).prepare(),
+    getWorkload: db.select().from(t.workloads).where(eq(t.workloads.id, ph('id'))).prepare(),
   }
 
   const revokeAttestations = (op: string, at: number, where: SQL, keep: (r: AttestationRow) => boolean) =>
@@ -127,10 +148,10 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
     }),
 
     // --- nonces ---
-    insertNonce: (row) => run('insertNonce', () => {
+    insertNonce: (row) => relaxed('insertNonce', () => {
       hot.insertNonce.run({ id: row.id, createdAt: row.createdAt, expiresAt: row.expiresAt })
     }),
-    consumeNonce: (id, now) => run('consumeNonce', () => {
+    consumeNonce: (id, now) => relaxed('consumeNonce', () => {
       // One conditional UPDATE decides; the follow-up read only explains a refusal.
       const won = hot.consumeNonce.all({ id, now })
       if (won.length === 1) return 'ok' as const
@@ -148,7 +169,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
       const row = hot.getNonce.get({ id })
       return row !== undefined && row.usedAt === null && row.expiresAt > now
     }),
-    useDpopProof: (id, expiresAt) => run('useDpopProof', () => hot.useDpopProof.run({ id, expiresAt }).changes === 1),
+    useDpopProof: (id, expiresAt) => relaxed('useDpopProof', () => hot.useDpopProof.run({ id, expiresAt }).changes === 1),
     insertKbsSession: (row) => run('insertKbsSession', () => {
       db.insert(t.kbsSessions).values(row).run()
     }),
@@ -209,8 +230,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
       if (audit) appendAuditIn(tx, audit.entry(version), audit.at)
       return version
     }),
-    getActivePolicies: () => run('getActivePolicies', () =>
-      db.select().from(t.policies).where(eq(t.policies.active, true)).orderBy(asc(t.policies.name)).all()),
+    getActivePolicies: () => run('getActivePolicies', () => hot.activePolicies.all()),
     getPolicy: (name, version) => run('getPolicy', () => {
       const r = version === undefined
         ? db.select().from(t.policies).where(eq(t.policies.name, name)).orderBy(desc(t.policies.version)).limit(1).get()
@@ -227,9 +247,9 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
     }),
     listReferenceValues: (set) => run('listReferenceValues', () =>
       (set === undefined
-        ? db.select().from(t.referenceValues)
-        : db.select().from(t.referenceValues).where(eq(t.referenceValues.set, set)))
-        .orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).all().map(toReferenceRow)),
+        ? hot.allReferenceValues.all()
+        : db.select().from(t.referenceValues).where(eq(t.referenceValues.set, set))
+          .orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).all()).map(toReferenceRow)),
     revokeReferenceValue: (id, by, at) => run('revokeReferenceValue', () =>
       db.update(t.referenceValues).set({ revokedAt: at, revokedBy: by })
         .where(and(eq(t.referenceValues.id, id), isNull(t.referenceValues.revokedAt))).run().changes > 0),
@@ -291,7 +311,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
       db.delete(t.ekList).where('id' in by ? eq(t.ekList.id, by.id) : and(eq(t.ekList.kind, by.kind), eq(t.ekList.ek, by.ek))).run().changes),
 
     // --- attestations and workloads ---
-    insertAttestation: (row) => run('insertAttestation', () => {
+    insertAttestation: (row) => relaxed('insertAttestation', () => {
       db.insert(t.attestations).values(row).run()
     }),
     getAttestation: (jti) => run('getAttestation', () => hot.getAttestation.get({ jti }) ?? null),
@@ -306,11 +326,11 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
       revokeAttestations('revokeAttestationsByAk', at, inArray(t.attestations.akName, akNames), () => true),
     revokeAttestationsByKey: (jkt, workload, at) =>
       revokeAttestations('revokeAttestationsByKey', at, and(eq(t.attestations.jkt, jkt), eq(t.attestations.workload, workload))!, () => true),
-    upsertWorkload: (row) => run('upsertWorkload', () => {
+    upsertWorkload: (row) => relaxed('upsertWorkload', () => {
       const { id: _id, ...rest } = row
       db.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest }).run()
     }),
-    getWorkload: (id) => run('getWorkload', () => db.select().from(t.workloads).where(eq(t.workloads.id, id)).get() ?? null),
+    getWorkload: (id) => run('getWorkload', () => hot.getWorkload.get({ id }) ?? null),
     listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id)).all()),
 
     // --- Vault leases ---
