@@ -8,7 +8,7 @@
 // - appendAudit: transaction holding pg_advisory_xact_lock(AUDIT) while it reads the head and
 //   appends; appends arriving meanwhile are group-committed in the next transaction.
 import pg from 'pg'
-import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lt, max, sql, type SQL } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lt, lte, max, sql, type SQL } from 'drizzle-orm'
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import { KeywardError } from '../errors.js'
@@ -359,6 +359,22 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
     }),
     getWorkload: (id) => run('getWorkload', async () => (await db.select().from(t.workloads).where(eq(t.workloads.id, id)))[0] ?? null),
     listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id))),
+
+    // --- alerts ---
+    insertAlerts: (rows) => run('insertAlerts', async () => {
+      if (rows.length > 0) await db.insert(t.alertOutbox).values(rows)
+    }),
+    dueAlerts: (now, limit) => run('dueAlerts', () =>
+      db.select().from(t.alertOutbox).where(and(eq(t.alertOutbox.status, 'pending'), lte(t.alertOutbox.nextAt, now))).orderBy(asc(t.alertOutbox.nextAt), asc(t.alertOutbox.createdAt)).limit(limit)),
+    updateAlert: (id, v) => run('updateAlert', async () => {
+      await db.update(t.alertOutbox).set(v).where(eq(t.alertOutbox.id, id))
+    }),
+    listAlerts: () => run('listAlerts', () => db.select().from(t.alertOutbox).orderBy(asc(t.alertOutbox.createdAt), asc(t.alertOutbox.id))),
+    quarantineWorkload: (row) => run('quarantineWorkload', async () => ((await db.insert(t.quarantines).values(row).onConflictDoNothing()).rowCount ?? 0) > 0),
+    getQuarantine: (workload) => run('getQuarantine', async () => (await db.select().from(t.quarantines).where(eq(t.quarantines.workload, workload)))[0] ?? null),
+    clearQuarantine: (workload) => run('clearQuarantine', async () => ((await db.delete(t.quarantines).where(eq(t.quarantines.workload, workload))).rowCount ?? 0) > 0),
+    revokeAttestationsByWorkload: (workload, at) =>
+      revokeAttestations('revokeAttestationsByWorkload', at, eq(t.attestations.workload, workload), () => true),
 
     // --- Vault leases ---
     insertVaultLease: (row) => run('insertVaultLease', async () => {

@@ -359,6 +359,43 @@ export const pgUiSessions = pgTable('ui_sessions', {
   expiresAt: pMs('expires_at').notNull(),
 })
 
+// --- alerts (docs/operations.md §Alerts): the webhook outbox and quarantined workloads ---
+export const sqliteAlertOutbox = sqliteTable('alert_outbox', {
+  id: sText('id').primaryKey(),
+  /** The webhook's URL: a row is one event for one webhook. */
+  url: sText('url').notNull(),
+  type: sText('type').notNull(),
+  /** The JSON body as signed and sent (no secret values). */
+  body: sText('body').notNull(),
+  status: sText('status', { enum: ['pending', 'delivered', 'failed'] }).notNull(),
+  attempts: sInt('attempts').notNull(),
+  nextAt: sMs('next_at').notNull(),
+  createdAt: sMs('created_at').notNull(),
+  lastError: sText('last_error'),
+}, (t) => [sIndex('alert_outbox_due_idx').on(t.status, t.nextAt)])
+export const pgAlertOutbox = pgTable('alert_outbox', {
+  id: pText('id').primaryKey(),
+  url: pText('url').notNull(),
+  type: pText('type').notNull(),
+  body: pText('body').notNull(),
+  status: pText('status', { enum: ['pending', 'delivered', 'failed'] }).notNull(),
+  attempts: pInt('attempts').notNull(),
+  nextAt: pMs('next_at').notNull(),
+  createdAt: pMs('created_at').notNull(),
+  lastError: pText('last_error'),
+}, (t) => [pIndex('alert_outbox_due_idx').on(t.status, t.nextAt)])
+
+export const sqliteQuarantines = sqliteTable('quarantines', {
+  workload: sText('workload').primaryKey(),
+  at: sMs('at').notNull(),
+  reason: sText('reason').notNull(),
+})
+export const pgQuarantines = pgTable('quarantines', {
+  workload: pText('workload').primaryKey(),
+  at: pMs('at').notNull(),
+  reason: pText('reason').notNull(),
+})
+
 // --- TPM enrolment: single-use tokens an admin issued for a name, and the EK allow/deny list ---
 export const sqliteEnrolmentTokens = sqliteTable('enrolment_tokens', {
   /** SHA-256 of the token, hex: the token itself is never stored. */
@@ -445,6 +482,8 @@ export const sqliteSchema = {
   ekList: sqliteEkList,
   uiSessions: sqliteUiSessions,
   oauthTokens: sqliteOAuthTokens,
+  alertOutbox: sqliteAlertOutbox,
+  quarantines: sqliteQuarantines,
 } as const
 
 /** The PostgreSQL tables by the same logical names. */
@@ -467,4 +506,6 @@ export const pgSchema = {
   ekList: pgEkList,
   uiSessions: pgUiSessions,
   oauthTokens: pgOAuthTokens,
+  alertOutbox: pgAlertOutbox,
+  quarantines: pgQuarantines,
 } as const

@@ -6,7 +6,7 @@
 import { mkdirSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lt, max, sql, type SQL } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lt, lte, max, sql, type SQL } from 'drizzle-orm'
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { KeywardError } from '../errors.js'
@@ -332,6 +332,22 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
     }),
     getWorkload: (id) => run('getWorkload', () => hot.getWorkload.get({ id }) ?? null),
     listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id)).all()),
+
+    // --- alerts ---
+    insertAlerts: (rows) => run('insertAlerts', () => {
+      if (rows.length > 0) db.insert(t.alertOutbox).values(rows).run()
+    }),
+    dueAlerts: (now, limit) => run('dueAlerts', () =>
+      db.select().from(t.alertOutbox).where(and(eq(t.alertOutbox.status, 'pending'), lte(t.alertOutbox.nextAt, now))).orderBy(asc(t.alertOutbox.nextAt), asc(t.alertOutbox.createdAt)).limit(limit).all()),
+    updateAlert: (id, v) => run('updateAlert', () => {
+      db.update(t.alertOutbox).set(v).where(eq(t.alertOutbox.id, id)).run()
+    }),
+    listAlerts: () => run('listAlerts', () => db.select().from(t.alertOutbox).orderBy(asc(t.alertOutbox.createdAt), asc(t.alertOutbox.id)).all()),
+    quarantineWorkload: (row) => run('quarantineWorkload', () => db.insert(t.quarantines).values(row).onConflictDoNothing().run().changes > 0),
+    getQuarantine: (workload) => run('getQuarantine', () => db.select().from(t.quarantines).where(eq(t.quarantines.workload, workload)).get() ?? null),
+    clearQuarantine: (workload) => run('clearQuarantine', () => db.delete(t.quarantines).where(eq(t.quarantines.workload, workload)).run().changes > 0),
+    revokeAttestationsByWorkload: (workload, at) =>
+      revokeAttestations('revokeAttestationsByWorkload', at, eq(t.attestations.workload, workload), () => true),
 
     // --- Vault leases ---
     insertVaultLease: (row) => run('insertVaultLease', () => {

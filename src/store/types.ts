@@ -195,6 +195,27 @@ export interface WorkloadRow {
   baseline: string | null
 }
 
+/** One webhook delivery of one alert (src/broker/alerts.ts): retried until delivered or failed. */
+export interface AlertOutboxRow {
+  id: string
+  url: string
+  type: string
+  /** The JSON body as signed and sent: event fields only, never a secret value. */
+  body: string
+  status: 'pending' | 'delivered' | 'failed'
+  attempts: number
+  nextAt: number
+  createdAt: number
+  lastError: string | null
+}
+
+/** A workload containment quarantined: no attestation result, no release until an admin clears it. */
+export interface QuarantineRow {
+  workload: string
+  at: number
+  reason: string
+}
+
 export interface UiSessionRow {
   /** SHA-256 of the session cookie value, hex. */
   id: string
@@ -367,6 +388,20 @@ export interface Store {
   listAudit(opts: { afterSeq?: number; limit?: number }): Promise<AuditRow[]>
   /** Rows recorded at or after `since`, oldest first: the newest `limit` of them when there are more. */
   listAuditSince(since: number, limit: number): Promise<AuditRow[]>
+
+  // Alerts: the webhook outbox (delivered by one replica, src/broker/replication.ts) and quarantines.
+  insertAlerts(rows: AlertOutboxRow[]): Promise<void>
+  /** Pending deliveries due at `now`, oldest first. */
+  dueAlerts(now: number, limit: number): Promise<AlertOutboxRow[]>
+  updateAlert(id: string, v: Pick<AlertOutboxRow, 'status' | 'attempts' | 'nextAt' | 'lastError'>): Promise<void>
+  listAlerts(): Promise<AlertOutboxRow[]>
+  /** Quarantines a workload; false when it was quarantined already (the first reason stays). */
+  quarantineWorkload(row: QuarantineRow): Promise<boolean>
+  getQuarantine(workload: string): Promise<QuarantineRow | null>
+  /** Clears a quarantine; false when the workload was not quarantined. */
+  clearQuarantine(workload: string): Promise<boolean>
+  /** Revokes every live attestation of a workload (containment revoke-tokens). */
+  revokeAttestationsByWorkload(workload: string, at: number): Promise<AttestationRow[]>
 
   // Dashboard sessions: rows are shared by every replica; the cookie value itself is never stored.
   insertUiSession(row: UiSessionRow): Promise<void>
