@@ -43,6 +43,15 @@ export function createAppraiser(store: Store): Appraiser {
       return { allow: true, policy: chosen.policy, policyVersion: row.version, failures: [], grants: chosen.grants, referenceIds: chosen.referenceIds }
     },
 
+    async containmentFor(policy) {
+      const row = (await store.getActivePolicies()).find((r) => r.name === policy)
+      if (!row) return []
+      try {
+        return [...compileCached(row.sha256, row.source).containment]
+      } catch (e) {
+        throw new KeywardError('ERR_INTERNAL', 'stored policy no longer compiles', { cause: e })
+      }
+    },
     async grantsFor(policy, version) {
       const row = (await store.getActivePolicies()).find((r) => r.name === policy)
       // A changed policy invalidates what its older versions granted: re-attest under the new one.

@@ -25,6 +25,7 @@ import { verifyDpopProof } from './dpop.js'
 import type { Noise } from './abuse.js'
 import { measuredItems, type MeasuredItems } from './measured-items.js'
 import { revokeKeyOnFailedReattestation } from './oauth/failed-reattestation.js'
+import { assertNotQuarantined, onWorkloadDecision } from './containment.js'
 
 export const VERIFIER_ID = { developer: 'keyward', build: 'keyward 0.1.0' }
 
@@ -131,6 +132,9 @@ export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOpt
     })
   }
 
+  // Containment (src/broker/containment.ts): a quarantined workload gets no attestation result.
+  await assertNotQuarantined(deps, workload, { jkt })
+
   const policyId = `keyward:policy:${appraisal.policy}@${appraisal.policyVersion}`
   const referenceValues = appraisal.referenceIds.length === 0 ? [] : (await deps.store.listReferenceValues()).filter((r) => appraisal.referenceIds.includes(r.id)).map((r) => r.value)
   const submods: EarInput['submods'] = {
@@ -194,6 +198,7 @@ export async function recordWorkload(
   const divergedAt = decision === 'allow' ? null : (prev?.divergedAt ?? now)
   const baseline = decision === 'allow' ? JSON.stringify({ at: now, policy: actual.policy ?? null, items: actual.items ?? {} }) : (prev?.baseline ?? null)
   await deps.store.upsertWorkload({ id: workload, tee, lastAttestedAt: now, lastDecision: decision, actual: JSON.stringify(actual), divergedAt, baseline })
+  await onWorkloadDecision(deps, prev, { workload, tee, decision, policy: actual.policy, items: actual.items, failures: actual.failures })
 }
 
 export function errorForAudit(e: unknown): { code: string; message: string; failures?: unknown } {

@@ -5,6 +5,7 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { KeywardError } from '../errors.js'
 import { EAR_FORMS } from './ear.js'
+import { ALERT_TYPES } from './alert-types.js'
 
 const Bucket = z.object({ ratePerSecond: z.coerce.number().positive(), burst: z.coerce.number().int().min(1) })
 
@@ -96,6 +97,29 @@ export const ConfigSchema = z
       })
       .strict()
       .optional(),
+    /** Signed webhooks for security events (docs/operations.md §Alerts), delivered from a durable outbox. */
+    alerts: z
+      .object({
+        webhooks: z
+          .array(
+            z
+              .strictObject({
+                url: z.string().url().refine((u) => /^https?:$/.test(new URL(u).protocol), 'a webhook url must be http(s)'),
+                /** The HMAC key: a file holding it, or an environment variable naming it. Never in the config itself. */
+                secretFile: z.string().min(1).optional(),
+                secretEnv: z.string().min(1).optional(),
+                events: z.array(z.enum(ALERT_TYPES)).min(1),
+              })
+              .refine((w) => (w.secretFile === undefined) !== (w.secretEnv === undefined), 'give exactly one of secretFile, secretEnv'),
+          )
+          .default([]),
+        /** Attempts before a delivery is marked failed; attempt n waits 2^n s, at most maxBackoffSeconds. */
+        maxAttempts: z.coerce.number().int().min(1).max(30).default(8),
+        maxBackoffSeconds: z.coerce.number().int().min(1).max(86400).default(3600),
+        timeoutMs: z.coerce.number().int().min(100).max(60_000).default(5000),
+      })
+      .strict()
+      .prefault({}),
     /** What a workload sees of a policy denial: a summary (code and count) or every failure (conditions, expressions, reference sets). */
     denialDetail: z.enum(['summary', 'full']).default('summary'),
   })

@@ -13,6 +13,7 @@ import type { Metrics } from './metrics.js'
 import type { KekProvider } from '../sealing/kek.js'
 import type { CertInfo } from '../verifiers/common/x509.js'
 import type { SpiffeAuthority } from '../spiffe/authority.js'
+import type { ContainmentAction } from '../policy/schema.js'
 
 export type { Grants, VaultGrant, ToolGrant, OAuthGrant, SpiffeGrant, Failure as PolicyFailure, AllowlistFacts } from '../policy/engine.js'
 import type { Grants, VaultGrant, Failure as PolicyFailure, AllowlistFacts } from '../policy/engine.js'
@@ -31,6 +32,8 @@ export interface Appraiser {
   appraise(input: { claims: VerifiedClaims; allowlist?: AllowlistFacts; now: Date }): Promise<Appraisal>
   /** Grants of a policy version as applied now; null when the policy is gone or inactive. */
   grantsFor(policy: string, version: number): Promise<Grants | null>
+  /** The containment actions of a policy as applied now; none when the policy is gone or inactive. */
+  containmentFor(policy: string): Promise<ContainmentAction[]>
   /** Validates a policy document; throws ERR_POLICY_INVALID with a line-level message. Returns its name. */
   validate(source: string): { name: string }
 }
@@ -60,5 +63,8 @@ export interface BrokerDeps {
   vault?: VaultServices
   /** The SPIFFE CA and JWT-SVID key of config.spiffe.trustDomain (docs/spiffe.md); absent without that config. */
   spiffe?: SpiffeAuthority
+  /** Appends to the audit chain, then writes the alert the entry raises (src/broker/alerts.ts alertForAudit), if any. */
   audit(entry: AuditInput): Promise<void>
+  /** The environment the serving process was started with (webhook secretEnv); only the CLI passes process.env. */
+  env?: Readonly<Record<string, string | undefined>>
 }

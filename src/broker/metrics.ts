@@ -23,6 +23,8 @@ export interface Metrics {
   cacheInvalidations: Counter<'topic'>
   /** Periodic job runs in this process (one process per deployment runs each job). */
   jobRuns: Counter<'job' | 'result'>
+  /** Webhook deliveries (src/broker/alerts.ts) by event type and result: delivered, retry, failed (gave up). */
+  alertDeliveries: Counter<'type' | 'result'>
   /** How the drifted gauge reads its value at scrape time (the store). */
   setDriftSource(read: () => Promise<number>): void
 }
@@ -72,6 +74,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
       name: 'keyward_cache_invalidations_total',
       help: 'Change notifications received from the store, by table (* = reconnected: every cache dropped)',
       labelNames: ['topic'],
+      registers: [registry],
+    }),
+    alertDeliveries: new Counter({
+      name: 'keyward_alert_deliveries_total',
+      help: 'Webhook alert delivery attempts by event type and result (delivered, retry, failed: gave up after the last attempt)',
+      labelNames: ['type', 'result'] as const,
       registers: [registry],
     }),
     jobRuns: new Counter({

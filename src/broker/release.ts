@@ -14,6 +14,7 @@ import { RELEASE_TYP, releaseAudience } from '../protocol/binding.js'
 import { TOOL_CREDENTIAL_TYP } from './tokens.js'
 import { errorForAudit } from './attest.js'
 import type { Noise, RateLimiter } from './abuse.js'
+import { assertNotQuarantined } from './containment.js'
 
 export interface Attested {
   claims: EarClaims
@@ -49,6 +50,7 @@ export function createAuthenticator(deps: BrokerDeps) {
     if (!attestation || attestation.revokedAt !== null) {
       throw new KeywardError('ERR_TOKEN_INVALID', 'attestation revoked', caller)
     }
+    await assertNotQuarantined(deps, attestation.workload, caller.detail)
     const grants = await deps.appraiser.grantsFor(attestation.policy, attestation.policyVersion)
     if (!grants) throw new KeywardError('ERR_NOT_GRANTED', 'the policy that admitted this token is no longer active', caller)
     return { claims, attestation, key, grants }

@@ -3,6 +3,7 @@
 // the deployment (src/store/changes.ts decides which).
 import type { BrokerDeps } from './deps.js'
 import type { ChangeFeed } from '../store/changes.js'
+import { deliverDue } from './alerts.js'
 
 /** Tables whose change drops the token issuer's key list ('*' drops everything). */
 const KEY_TOPICS = new Set(['*', 'signing_keys'])
@@ -28,12 +29,13 @@ export interface PeriodicJob {
   run(deps: BrokerDeps): Promise<void>
 }
 
-/** Expiry sweeps: idempotent deletes of rows that can no longer be used. */
+/** Expiry sweeps (idempotent deletes of rows that can no longer be used) and webhook delivery (one sender per deployment). */
 export const PERIODIC_JOBS: PeriodicJob[] = [
   { name: 'prune-nonces', run: async (d) => void (await d.store.pruneNonces(d.clock().getTime() - 3600_000)) },
   { name: 'prune-dpop-proofs', run: async (d) => void (await d.store.pruneDpopProofs(d.clock().getTime())) },
   { name: 'prune-activations', run: async (d) => void (await d.store.pruneActivations(d.clock().getTime() - 3600_000)) },
   { name: 'prune-ui-sessions', run: async (d) => void (await d.store.pruneUiSessions(d.clock().getTime())) },
+  { name: 'deliver-alerts', run: async (d) => void (await deliverDue(d)) },
 ]
 
 /** Runs every job this process owns once; a job's failure is logged and counted, never thrown. */

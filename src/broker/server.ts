@@ -24,8 +24,9 @@ import { openChangeFeed } from '../store/changes.js'
 import { runJobsOnce, subscribeCaches } from './replication.js'
 import { checkPublicOrigin } from './dpop.js'
 import { createSpiffeAuthority } from '../spiffe/authority.js'
+import { alertForAudit, emitAlert } from './alerts.js'
 
-export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { clock?: () => Date; defaultMetrics?: boolean } = {}): Promise<BrokerDeps> {
+export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { clock?: () => Date; defaultMetrics?: boolean; env?: Readonly<Record<string, string | undefined>> } = {}): Promise<BrokerDeps> {
   const clock = opts.clock ?? (() => new Date())
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
   const store = await openStore({ dataDir: config.dataDir, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) })
@@ -41,6 +42,8 @@ export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { cl
     const sealer = createSealer(kek)
     const audit: BrokerDeps['audit'] = async (entry) => {
       await store.appendAudit(entry, clock().getTime())
+      const alert = alertForAudit(entry)
+      if (alert) await emitAlert({ config, store, clock }, alert)
     }
     const tokens = await createTokenIssuer({ store, sealer, issuer: config.issuer, audience: config.audience, ttlSeconds: config.tokenTtlSeconds, maxTtlSeconds: config.tokenTtlSeconds * 12, clock })
     const metrics = createMetrics({ defaults: opts.defaultMetrics ?? false })
@@ -62,6 +65,7 @@ export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { cl
       ...(vault ? { vault: instrumentVault(vault.services, metrics) satisfies VaultServices } : {}),
       ...(config.spiffe ? { spiffe: createSpiffeAuthority({ store, sealer, clock, ...config.spiffe }) } : {}),
       audit,
+      ...(opts.env ? { env: opts.env } : {}),
     }
   } catch (e) {
     await store.close()
@@ -139,7 +143,7 @@ export async function startServer(deps: BrokerDeps): Promise<RunningServer> {
  * `prepareDeps` lets an embedding entry point (bench/e2e-serve.ts: benchmark-only trust roots) adjust
  * each serving process's deps; `keyward serve` passes none.
  */
-export async function runServe(config: BrokerConfig, logger: Logger, opts: { prepareDeps?: (deps: BrokerDeps) => void } = {}): Promise<void> {
+export async function runServe(config: BrokerConfig, logger: Logger, opts: { prepareDeps?: (deps: BrokerDeps) => void; env?: Readonly<Record<string, string | undefined>> } = {}): Promise<void> {
   checkPublicOrigin(config)
   if (config.workers > 1 && cluster.isPrimary) {
     // Initialise the store (migrations, signing key, keyring) once before workers race for it.
@@ -159,7 +163,7 @@ export async function runServe(config: BrokerConfig, logger: Logger, opts: { pre
     process.once('SIGINT', stop)
     return
   }
-  const deps = await buildDeps(config, logger, { defaultMetrics: true })
+  const deps = await buildDeps(config, logger, { defaultMetrics: true, ...(opts.env ? { env: opts.env } : {}) })
   opts.prepareDeps?.(deps)
   const feed = await openChangeFeed(config.databaseUrl, { onError: (e) => logger.warn({ err: String(e) }, 'change feed connection lost; caches dropped, reconnecting') }).catch(async (e: unknown) => {
     await deps.store.close()

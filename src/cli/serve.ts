@@ -9,7 +9,7 @@ const serve: Command = {
   options: { ...STORE_OPTIONS, port: { type: 'string' }, host: { type: 'string' }, workers: { type: 'string' } },
   async run({ values }) {
     const config = configFrom(values, { port: values.port, host: values.host, workers: values.workers })
-    await runServe(config, createLogger(config.logLevel))
+    await runServe(config, createLogger(config.logLevel), { env: process.env })
     return -1 // keep running
   },
 }

@@ -8,7 +8,7 @@ import type { Tee } from '../protocol/tee.js'
 import { ABSENT_ALLOWLIST, celToJson, jsonToCel, parseCondition, type AllowlistFacts, type PolicyClaims } from './cel.js'
 import { buildExplainer, errorText, explain, referencedSets, type ExplainNode } from './explain.js'
 import { checkLiteralPattern, MATCHES_FN } from './regex.js'
-import { exprOffsetToPos, parseDuration, parsePolicySource, policyInvalid, posOf, type SourcePos } from './schema.js'
+import { exprOffsetToPos, parseDuration, parsePolicySource, policyInvalid, posOf, type SourcePos, type ContainmentAction } from './schema.js'
 
 export type { AllowlistFacts, PolicyClaims } from './cel.js'
 
@@ -64,6 +64,8 @@ export interface CompiledPolicy {
   allowDebug: boolean
   conditions: CompiledCondition[]
   grants: Grants
+  /** What to do when a workload this policy admitted drifts (run by src/broker/containment.ts). */
+  containment: ContainmentAction[]
   /** Reference sets the conditions name literally. */
   refSets: string[]
   /** True when a condition indexes `refs` with a computed key (every set may be relied on). */
@@ -164,6 +166,7 @@ export function compilePolicy(source: string, opts: { file?: string } = {}): Com
     tees: [...doc.spec.tees],
     allowDebug: doc.spec.allowDebug,
     conditions,
+    containment: [...doc.spec.containment],
     grants: {
       secrets: [...g.secrets],
       vault: g.vault ? [{ role: g.vault.role, policies: [...g.vault.policies], ttlSeconds: parseDuration(g.vault.ttl)!, numUses: g.vault.num_uses }] : [],

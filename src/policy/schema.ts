@@ -115,6 +115,10 @@ export const spiffeGrantSchema = z.strictObject({
   x509Ttl: ttl.default('1h'),
 })
 
+/** Containment actions a policy may declare, run in this order. */
+export const CONTAINMENT_ACTIONS = ['quarantine', 'revoke-tokens', 'revoke-vault-leases'] as const
+export type ContainmentAction = (typeof CONTAINMENT_ACTIONS)[number]
+
 export const grantsSchema = z
   .strictObject({
     secrets: uniqueList(identifier).default([]),
@@ -155,6 +159,11 @@ export const policyDocumentSchema = z.strictObject({
         })
       }),
     grants: grantsSchema,
+    /** What the broker does when a workload this policy admitted drifts (docs/policy.md §Containment). */
+    containment: z
+      .array(z.enum(CONTAINMENT_ACTIONS))
+      .refine((a) => new Set(a).size === a.length, { message: 'entries must be unique' })
+      .default([]),
   }).superRefine((spec, ctx) => {
     // With several TEEs, {workload} alone could name two different workloads alike (an enrolled
     // TPM name and a Nitro PCR0 prefix): the template must then say which TEE too.

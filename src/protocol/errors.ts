@@ -67,6 +67,7 @@ export const ERROR_CODES = [
   'ERR_POLICY_DENIED',
   'ERR_POLICY_INVALID',
   'ERR_NOT_GRANTED',
+  'ERR_QUARANTINED',
   'ERR_REFERENCE_REVOKED',
   // sealing and storage
   'ERR_SEAL',

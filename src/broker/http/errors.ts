@@ -69,6 +69,7 @@ export const ERROR_STATUS: { readonly [C in ErrorCode]: number } = {
   ERR_POLICY_DENIED: 403,
   ERR_POLICY_INVALID: 400,
   ERR_NOT_GRANTED: 403,
+  ERR_QUARANTINED: 403,
   ERR_REFERENCE_REVOKED: 403,
   // sealing and storage
   ERR_SEAL: 500,

@@ -8,6 +8,7 @@ import * as S from '../../protocol/wire.js'
 import * as A from '../admin-services.js'
 import { fromB64 } from '../../util/bytes.js'
 import { revokeAk } from '../enrolment.js'
+import { releaseQuarantine } from '../containment.js'
 import type { AdminEnv, RouteContext } from '../http/context.js'
 import { jsonBody } from '../http/validate.js'
 import { assertAdminClientCertificate } from '../http/request.js'
@@ -68,6 +69,12 @@ export function adminRoutes(ctx: RouteContext): Hono<AdminEnv> {
   })
 
   r.get('/workloads', async (c) => c.json({ workloads: await A.workloadsView(deps) }))
+  r.post('/workloads/:name/release-quarantine', async (c) => {
+    const name = c.req.param('name')
+    if (!/^[A-Za-z0-9._:-]{1,128}$/.test(name)) throw new KeywardError('ERR_BAD_REQUEST', 'a workload name is 1–128 of [A-Za-z0-9._:-]')
+    await releaseQuarantine(deps, name, c.get('admin'))
+    return c.body(null, 204)
+  })
   r.get('/audit', async (c) => {
     const after = Number(c.req.query('after') ?? 0)
     const limit = Math.min(Number(c.req.query('limit') ?? 100), 1000)
