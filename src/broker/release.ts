@@ -47,10 +47,10 @@ export function createAuthenticator(deps: BrokerDeps) {
     // From here the caller holds a validly signed token and its key: refusals are audited (releaseAudited below).
     const caller = { detail: { authenticatedJkt: claims.cnf.jkt } }
     const attestation = await deps.store.getAttestation(claims.jti!)
-    if (!attestation || attestation.revokedAt !== null) {
-      throw new KeywardError('ERR_TOKEN_INVALID', 'attestation revoked', caller)
-    }
+    if (!attestation) throw new KeywardError('ERR_TOKEN_INVALID', 'attestation revoked', caller)
+    // Before the revocation check: containment revokes the tokens it quarantines, and says why.
     await assertNotQuarantined(deps, attestation.workload, caller.detail)
+    if (attestation.revokedAt !== null) throw new KeywardError('ERR_TOKEN_INVALID', 'attestation revoked', caller)
     const grants = await deps.appraiser.grantsFor(attestation.policy, attestation.policyVersion)
     if (!grants) throw new KeywardError('ERR_NOT_GRANTED', 'the policy that admitted this token is no longer active', caller)
     return { claims, attestation, key, grants }
