@@ -17,6 +17,7 @@ export const GROUPS: Record<string, () => Promise<{ default: CommandEntry }>> = 
   keys: () => import('./keys.js'),
   credential: () => import('./credential.js'),
   workloads: () => import('./workloads.js'),
+  workload: () => import('./workload.js'),
   backup: () => import('./backup.js'),
   restore: async () => ({ default: (await import('./backup.js')).restore }),
   verify: () => import('./verify.js'),

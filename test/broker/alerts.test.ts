@@ -15,6 +15,7 @@ import * as A from '../../src/broker/admin-services.js'
 import { hashCredential } from '../../src/sealing/credentials.js'
 import { deliverDue } from '../../src/broker/alerts.js'
 import { errorCodeOf } from '../helpers/errors.js'
+import { runKeywardInProcess } from '../helpers/cli.js'
 
 const SECRET = 'testOnly-webhook-secret-3b9e'
 const CONTAINED = TEST_POLICY + '  containment: [quarantine, revoke-tokens, revoke-vault-leases]\n'
@@ -86,7 +87,7 @@ describe.each(['sqlite', 'postgres'] as const)('alerts and containment on %s', (
 
     // The first token's release is refused with the stable code, and audited as a denial.
     expect(await errorCodeOf(first.getSecret('db-password'))).toBe('ERR_QUARANTINED')
-    const workload = admitted.claims.workload
+    const workload = String(admitted.claims.workload)
     // Attesting again, even under the policy that admitted it, gives no attestation result.
     await A.applyPolicy(h.deps, CONTAINED, 'test')
     const third = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
@@ -130,6 +131,17 @@ describe.each(['sqlite', 'postgres'] as const)('alerts and containment on %s', (
     expect((await h.deps.store.getAttestation(String(decodeJwt(admitted.token).jti)))?.revokedAt).not.toBeNull()
     expect(new TextDecoder().decode(await first.getSecret('db-password'))).toBe('testOnly-db-password-9f2c')
     await first.close()
+  })
+
+  // Registered on SQLite only: there the CLI opens the harness's store by --data-dir.
+  if (backend === 'sqlite') it('keyward workload release NAME clears a quarantine (audited); a missing NAME is a usage error', async () => {
+    await h.deps.store.quarantineWorkload({ workload: 'nitro:cli-test', at: h.deps.clock().getTime(), reason: 'test' })
+    const r = await runKeywardInProcess(['workload', 'release', 'nitro:cli-test', '--data-dir', h.config.dataDir])
+    expect(r.code).toBe(0)
+    expect(await h.deps.store.getQuarantine('nitro:cli-test')).toBeNull()
+    expect((await h.deps.store.listAudit({ limit: 1000 })).some((e) => e.type === 'quarantine.release' && e.subject === 'nitro:cli-test')).toBe(true)
+    expect((await runKeywardInProcess(['workload', 'release', '--data-dir', h.config.dataDir])).code).toBe(2)
+    expect((await runKeywardInProcess(['workload', 'release', 'nitro:cli-test', '--data-dir', h.config.dataDir])).stderr).toContain('ERR_NOT_FOUND')
   })
 
   it('a failed delivery is retried at +2^n s on the injected clock, and given up after maxAttempts', async () => {

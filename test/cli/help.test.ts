@@ -35,7 +35,7 @@ const lines = await commandLines()
 describe('keyward CLI usage', { timeout: 120_000 }, () => {
   it('the table covers every group and subcommand of today', () => {
     const names = lines.map((l) => l.join(' '))
-    for (const n of ['serve', 'secret put', 'secret list', 'secret rm', 'policy apply', 'policy list', 'policy test', 'reference add', 'reference list', 'reference revoke', 'reference import', 'ak pin', 'ak list', 'ak revoke', 'audit tail', 'audit verify', 'keys rotate', 'credential create', 'credential revoke', 'enrol list', 'enrol approve', 'enrol reject', 'enrol token', 'ek allow', 'ek list', 'ek remove', 'ek undeny', 'workloads', 'backup', 'restore', 'verify --tee tpm', 'verify --tee nitro', 'verify --tee sev-snp']) {
+    for (const n of ['serve', 'secret put', 'secret list', 'secret rm', 'policy apply', 'policy list', 'policy test', 'reference add', 'reference list', 'reference revoke', 'reference import', 'ak pin', 'ak list', 'ak revoke', 'audit tail', 'audit verify', 'keys rotate', 'credential create', 'credential revoke', 'enrol list', 'enrol approve', 'enrol reject', 'enrol token', 'ek allow', 'ek list', 'ek remove', 'ek undeny', 'workloads', 'workload release', 'backup', 'restore', 'verify --tee tpm', 'verify --tee nitro', 'verify --tee sev-snp']) {
       expect(names).toContain(n)
     }
   })
