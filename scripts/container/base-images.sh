@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Makes the two local base images docker/Dockerfile builds on, since no image registry is reachable here:
+#   localhost/keyward-build-base  Debian bookworm (debootstrap) + Node.js 20 + python3, make, g++ (better-sqlite3 builds from source)
+#   localhost/keyward-run-base    Debian bookworm minbase + Node.js 20, user node (uid 1000), nothing else
+# Node.js 20 is not in bookworm: both take the host's nodejs package files (dpkg -L nodejs), the same
+# Node the tests run on. The host's CA bundle goes into the build image so npm reaches the registry
+# the host reaches. Skips an image that already exists; KEYWARD_REBUILD_BASE=1 remakes both.
+set -euo pipefail
+source "$(dirname "$0")/podman.sh"
+work=${KEYWARD_CONTAINER_CACHE:-$(cd "$(dirname "$0")/../.." && pwd)/.lab-cache/container}
+mkdir -p "$work"
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+make_base() { # name include-packages
+  local name=$1 include=$2 root="$work/rootfs-$1"
+  if [ "${KEYWARD_REBUILD_BASE:-0}" != 1 ] && kw_podman image exists "localhost/$name:bookworm"; then return; fi
+  echo "base-images: debootstrap $name (a few minutes)" >&2
+  rm -rf "$root"
+  debootstrap --variant=minbase --include="$include" bookworm "$root" "$mirror" >"$work/$name.debootstrap.log" 2>&1 \
+    || { tail -20 "$work/$name.debootstrap.log" >&2; exit 1; }
+  # Node.js from the host's package: the binary, npm/corepack and the headers node-gyp builds against.
+  dpkg -L nodejs | while read -r f; do [ -f "$f" ] || [ -L "$f" ] && printf '%s\n' "${f#/}"; done \
+    | tar -C / --no-recursion -cf - -T - | tar -C "$root" -xf -
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+  chroot "$root" /usr/sbin/groupadd --gid 1000 node
+  chroot "$root" /usr/sbin/useradd --uid 1000 --gid node --shell /bin/sh --create-home node
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  tar -C "$root" --numeric-owner -cf - . | kw_podman import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["/bin/sh"]' - "localhost/$name:bookworm" >/dev/null
+  rm -rf "$root"
+  echo "base-images: localhost/$name:bookworm" >&2
+}
+
+make_base keyward-build-base ca-certificates,python3,make,g++
+make_base keyward-run-base ca-certificates
