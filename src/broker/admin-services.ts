@@ -3,14 +3,15 @@
 import { randomBytes } from 'node:crypto'
 import type { z } from 'zod'
 import { KeywardError } from '../errors.js'
-import type { BrokerDeps } from './deps.js'
+import type { BrokerDeps, PolicyFailure } from './deps.js'
+import { parseItems, type MeasuredItems } from './measured-items.js'
 import type { PutSecretRequest, ReferenceValueRequest } from './schemas.js'
 import { fromB64, sha256, toHex } from '../util/bytes.js'
 import { storeSecret, type RewrapResult } from '../sealing/sealer.js'
 import type { AuditChainResult } from '../audit/chain.js'
 import { verifyStoredAuditChain } from '../audit/verify-store.js'
 import type { AuditRow, ReferenceValueRow } from '../store/types.js'
-import { referenceValue } from '../policy/reference-values.js'
+import { activeRefs, referenceValue } from '../policy/reference-values.js'
 import { parseTpmPublic, akName, checkAkAttributes } from '../verifiers/tpm/index.js'
 import { checkEnrolledName } from './enrolment.js'
 
@@ -128,4 +129,73 @@ export async function createCredential(deps: Pick<BrokerDeps, 'store' | 'clock'>
   const secret = randomBytes(32).toString('base64url')
   await deps.store.putCredential({ id, kind, hash: await hash(secret), createdAt: deps.clock().getTime(), revokedAt: null })
   return `kw.${kind === 'admin' ? 'admin' : 'rp'}.${name}.${secret}`
+}
+
+/** One measured item of a workload: its value now, when last allowed, and which reference sets list it. */
+export interface WorkloadItem {
+  item: string
+  actual: string | null
+  baseline: string | null
+  /** Active reference sets of the workload's TEE that hold the actual value. */
+  declaredIn: string[]
+  /** True when the value differs from the one it had when last allowed. */
+  changed: boolean
+}
+
+/** A workload's declared-versus-actual state (`keyward workloads`, GET /v1/admin/workloads, the dashboard). */
+export interface WorkloadView {
+  id: string
+  tee: string
+  policy: string | null
+  lastAttestedAt: string
+  lastDecision: 'allow' | 'deny'
+  actual: Record<string, unknown>
+  /** Whether an active reference value of the TEE equals the measurement; null without one. */
+  declaredMatches: boolean | null
+  /** When the workload stopped being allowed; null while in line. */
+  divergedAt: string | null
+  drifted: boolean
+  /** What it measured when last allowed; null when never allowed. */
+  baseline: { at: string; policy: string | null; items: MeasuredItems } | null
+  items: WorkloadItem[]
+  /** The failing conditions of the last attestation when it was denied. */
+  failures: PolicyFailure[]
+}
+
+/** Declared (reference values, last allowed baseline) versus actual (last attested) state per workload. */
+export async function workloadsView(deps: Pick<BrokerDeps, 'store' | 'clock'>): Promise<WorkloadView[]> {
+  const refs = await deps.store.listReferenceValues()
+  const now = deps.clock()
+  return (await deps.store.listWorkloads()).map((w): WorkloadView => {
+    const actual = JSON.parse(w.actual) as { measurement?: string; policy?: string; items?: unknown; failures?: unknown }
+    const active = activeRefs(refs, now, w.tee)
+    const declared = refs.filter((r) => r.tee === w.tee && r.revokedAt === null).map((r) => ({ set: r.set, value: r.value }))
+    const base = w.baseline === null ? null : (JSON.parse(w.baseline) as { at: number; policy: string | null; items?: unknown })
+    const items = parseItems(actual.items)
+    const baseItems = parseItems(base?.items)
+    const names = [...new Set([...Object.keys(items), ...Object.keys(baseItems)])]
+    return {
+      id: w.id,
+      tee: w.tee,
+      policy: actual.policy ?? base?.policy ?? null,
+      lastAttestedAt: new Date(w.lastAttestedAt).toISOString(),
+      lastDecision: w.lastDecision,
+      actual,
+      declaredMatches: actual.measurement ? declared.some((d) => d.value === actual.measurement) : null,
+      divergedAt: w.divergedAt === null ? null : new Date(w.divergedAt).toISOString(),
+      drifted: w.divergedAt !== null,
+      baseline: base === null ? null : { at: new Date(base.at).toISOString(), policy: base.policy, items: baseItems },
+      items: names.map((item) => {
+        const value = items[item] ?? null
+        return {
+          item,
+          actual: value,
+          baseline: baseItems[item] ?? null,
+          declaredIn: value === null ? [] : Object.keys(active.byValue).filter((set) => Object.keys(active.byValue[set]!).some((v) => v.toLowerCase() === value.toLowerCase())),
+          changed: base !== null && baseItems[item] !== value,
+        }
+      }),
+      failures: w.lastDecision === 'deny' && Array.isArray(actual.failures) ? (actual.failures as PolicyFailure[]) : [],
+    }
+  })
 }

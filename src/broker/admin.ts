@@ -35,14 +35,17 @@ export function createAdminAuth(deps: BrokerDeps): RequireCredential {
   }
 }
 
+/** With tls.clientCa, the admin API (and the dashboard) also require a client certificate from that CA (mTLS). */
+export function assertAdminClientCertificate(deps: Pick<BrokerDeps, 'config'>, c: Context): void {
+  if (!deps.config.tls?.clientCa) return
+  const socket = (c.env as { incoming?: { socket?: { authorized?: boolean } } } | undefined)?.incoming?.socket
+  if (socket?.authorized !== true) throw new KeywardError('ERR_UNAUTHORIZED', 'admin API requires a client certificate')
+}
+
 export function adminRoutes(deps: BrokerDeps, requireAdmin: RequireCredential, jsonBody: JsonBody): Hono {
   const r = new Hono<{ Variables: { admin: string } }>()
   r.use('*', async (c, next) => {
-    // With tls.clientCa, the admin API also requires a client certificate from that CA (mTLS).
-    if (deps.config.tls?.clientCa) {
-      const socket = (c.env as { incoming?: { socket?: { authorized?: boolean } } } | undefined)?.incoming?.socket
-      if (socket?.authorized !== true) throw new KeywardError('ERR_UNAUTHORIZED', 'admin API requires a client certificate')
-    }
+    assertAdminClientCertificate(deps, c)
     c.set('admin', await requireAdmin(c.req.header('authorization')))
     await next()
   })
@@ -92,7 +95,7 @@ export function adminRoutes(deps: BrokerDeps, requireAdmin: RequireCredential, j
     return c.body(null, 204)
   })
 
-  r.get('/workloads', async (c) => c.json({ workloads: await workloadsView(deps) }))
+  r.get('/workloads', async (c) => c.json({ workloads: await A.workloadsView(deps) }))
   r.get('/audit', async (c) => {
     const after = Number(c.req.query('after') ?? 0)
     const limit = Math.min(Number(c.req.query('limit') ?? 100), 1000)
@@ -105,20 +108,4 @@ export function adminRoutes(deps: BrokerDeps, requireAdmin: RequireCredential, j
   return r as unknown as Hono
 }
 
-/** Declared (reference) versus actual (last attested) state per workload. */
-export async function workloadsView(deps: Pick<BrokerDeps, 'store'>) {
-  const refs = await deps.store.listReferenceValues()
-  return (await deps.store.listWorkloads()).map((w) => {
-    const actual = JSON.parse(w.actual) as { measurement?: string }
-    const declared = refs.filter((r) => r.tee === w.tee && r.revokedAt === null).map((r) => ({ set: r.set, value: r.value }))
-    return {
-      id: w.id,
-      tee: w.tee,
-      lastAttestedAt: new Date(w.lastAttestedAt).toISOString(),
-      lastDecision: w.lastDecision,
-      actual,
-      declaredMatches: actual.measurement ? declared.some((d) => d.value === actual.measurement) : null,
-      divergedAt: w.divergedAt === null ? null : new Date(w.divergedAt).toISOString(),
-    }
-  })
-}
+export { workloadsView } from './admin-services.js'

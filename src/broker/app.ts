@@ -12,11 +12,13 @@ import { KeywardError, httpStatus, isKeywardError } from '../errors.js'
 import type { BrokerDeps } from './deps.js'
 import * as S from './schemas.js'
 import { attest, errorForAudit, nonceId, recordWorkload } from './attest.js'
+import type { MeasuredItems } from './measured-items.js'
 import { createAuthenticator, readGrantedSecret, readSecretValue, sealRelease, type Attested } from './release.js'
 import { toB64url } from '../util/bytes.js'
 import { buildOpenApi } from './openapi.js'
 import { adminRoutes, createAdminAuth } from './admin.js'
 import { tpmRoutes } from './tpm-registration.js'
+import { uiRoutes } from './routes/ui.js'
 import { dpopChallenge, dpopNonces, publicRequestUrl, verifyDpopProof } from './dpop.js'
 import { TOOL_CREDENTIAL_TYP } from './tokens.js'
 import { clientAddress, createNoiseRecorder, createRateLimiter, enforceCap } from './abuse.js'
@@ -221,6 +223,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
 
   app.route('/v1/tpm', tpmRoutes(deps, jsonBody, noise))
   app.route('/v1/admin', adminRoutes(deps, requireAdmin, jsonBody))
+  app.route('/ui', uiRoutes(deps))
   return app
 
   /** Authenticates a release request, then charges the attested key's bucket. */
@@ -268,7 +271,7 @@ async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequ
       decision: 'allow',
       detail: { via, reqId, tee: req.tee, workload: out.workload, policy: out.appraisal.policy, policyVersion: out.appraisal.policyVersion, measurement: out.claims.measurement, jti: out.jti, referenceIds: out.appraisal.referenceIds },
     })
-    await recordWorkload(deps, req.tee, out.workload, 'allow', { measurement: out.claims.measurement, policy: out.appraisal.policy })
+    await recordWorkload(deps, req.tee, out.workload, 'allow', { measurement: out.claims.measurement, policy: out.appraisal.policy, items: out.items })
     return {
       token: out.token,
       expiresAt: new Date(out.expiresAt).toISOString(),
@@ -287,7 +290,7 @@ async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof S.AttestRequ
     await deps.audit({ type: 'attestation', subject: jkt, decision: 'deny', detail: { via, reqId, tee: req.tee, ...err, ...(detail?.workload ? { workload: detail.workload } : {}), possession } })
     // detail.workload is set only when the evidence verified and the policy denied it.
     if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && typeof detail?.workload === 'string') {
-      await recordWorkload(deps, req.tee, detail.workload, 'deny', { measurement: detail.measurement, failures: detail.failures })
+      await recordWorkload(deps, req.tee, detail.workload, 'deny', { measurement: detail.measurement, policy: detail.policy as string, failures: detail.failures, items: detail.items as MeasuredItems })
       if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload, possession, reqId)
     }
     throw e

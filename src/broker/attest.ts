@@ -19,6 +19,7 @@ import { claimsToJson, jsonSafe } from '../verifiers/claims-json.js'
 import { allowlistFactsFor } from './runtime-state.js'
 import { assertEkNotDenied, ENROLLED_NAME } from './enrolment.js'
 import { statementDigest } from '../protocol/allowlist-state.js'
+import { measuredItems, type MeasuredItems } from './measured-items.js'
 
 export const VERIFIER_ID = { developer: 'keyward', build: 'keyward 0.1.0' }
 
@@ -30,6 +31,8 @@ export interface AttestOutcome {
   claims: VerifiedClaims
   jkt: string
   workload: string
+  /** The measured items of this evidence (drift tracking). */
+  items: MeasuredItems
 }
 
 export function nonceId(nonce: Uint8Array): string {
@@ -95,9 +98,10 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
 
   const appraisal = await deps.appraiser.appraise({ claims, ...(allowlist ? { allowlist } : {}), now })
   const workload = workloadId(claims)
+  const items = measuredItems(claims, allowlist)
   if (!appraisal.allow) {
     throw new KeywardError('ERR_POLICY_DENIED', 'policy denied the attestation', {
-      detail: { failures: appraisal.failures, policy: appraisal.policy, workload, jkt, measurement: claims.measurement },
+      detail: { failures: appraisal.failures, policy: appraisal.policy, workload, jkt, measurement: claims.measurement, items },
     })
   }
 
@@ -144,7 +148,7 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
     revokedAt: null,
     akName: claims.tee === 'tpm' && typeof claims.details.akName === 'string' ? claims.details.akName : null,
   })
-  return { token: issued.token, jti: issued.jti, expiresAt: issued.expiresAt, appraisal, claims, jkt, workload }
+  return { token: issued.token, jti: issued.jti, expiresAt: issued.expiresAt, appraisal, claims, jkt, workload, items }
 }
 
 /**
@@ -161,12 +165,23 @@ export function workloadId(c: VerifiedClaims): string {
   return `${c.tee}:${c.measurement.slice(0, 24)}`
 }
 
-/** Records the measured state of the workload and whether it drifted from an allowing decision. */
-export async function recordWorkload(deps: BrokerDeps, tee: string, workload: string, decision: 'allow' | 'deny', actual: unknown): Promise<void> {
+/**
+ * Records the measured state of the workload and whether it drifted from an allowing decision.
+ * An allowed state becomes the workload's baseline (what it measured when last allowed); a
+ * denial keeps the previous baseline and the time the workload first diverged from it.
+ */
+export async function recordWorkload(
+  deps: BrokerDeps,
+  tee: string,
+  workload: string,
+  decision: 'allow' | 'deny',
+  actual: { measurement?: unknown; policy?: string; failures?: unknown; items?: MeasuredItems },
+): Promise<void> {
   const now = deps.clock().getTime()
   const prev = await deps.store.getWorkload(workload)
   const divergedAt = decision === 'allow' ? null : (prev?.divergedAt ?? now)
-  await deps.store.upsertWorkload({ id: workload, tee, lastAttestedAt: now, lastDecision: decision, actual: JSON.stringify(actual), divergedAt })
+  const baseline = decision === 'allow' ? JSON.stringify({ at: now, policy: actual.policy ?? null, items: actual.items ?? {} }) : (prev?.baseline ?? null)
+  await deps.store.upsertWorkload({ id: workload, tee, lastAttestedAt: now, lastDecision: decision, actual: JSON.stringify(actual), divergedAt, baseline })
 }
 
 export function errorForAudit(e: unknown): { code: string; message: string; failures?: unknown } {

@@ -1,5 +1,5 @@
 // `keyward workloads`: what each workload last proved and was granted.
-import { workloadsView } from '../broker/admin.js'
+import { workloadsView } from '../broker/admin-services.js'
 import { positionals, type Command } from './args.js'
 import { STORE_OPTIONS, STORE_USAGE, out, withDeps } from './store-deps.js'
 

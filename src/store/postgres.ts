@@ -7,7 +7,7 @@
 // - appendAudit: transaction holding pg_advisory_xact_lock(AUDIT) while it reads the head and
 //   appends; appends arriving meanwhile are group-committed in the next transaction.
 import pg from 'pg'
-import { and, asc, count, desc, eq, gt, inArray, isNull, lt, max, sql, type SQL } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lt, max, sql, type SQL } from 'drizzle-orm'
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import { KeywardError } from '../errors.js'
@@ -362,6 +362,18 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
     listAudit: (opts) => run('listAudit', async () =>
       (await db.select().from(t.auditLog).where(gt(t.auditLog.seq, opts.afterSeq ?? 0))
         .orderBy(asc(t.auditLog.seq)).limit(clampLimit(opts.limit))).map(toAuditRow)),
+    listAuditSince: (since, limit) => run('listAuditSince', async () =>
+      (await db.select().from(t.auditLog).where(gte(t.auditLog.at, since))
+        .orderBy(desc(t.auditLog.seq)).limit(clampLimit(limit))).reverse().map(toAuditRow)),
+
+    // --- dashboard sessions ---
+    insertUiSession: (row) => run('insertUiSession', async () => {
+      await db.insert(t.uiSessions).values(row)
+    }),
+    getUiSession: (id, now) => run('getUiSession', async () =>
+      (await db.select().from(t.uiSessions).where(and(eq(t.uiSessions.id, id), gt(t.uiSessions.expiresAt, now))))[0] ?? null),
+    deleteUiSession: (id) => run('deleteUiSession', async () => ((await db.delete(t.uiSessions).where(eq(t.uiSessions.id, id))).rowCount ?? 0) > 0),
+    pruneUiSessions: (before) => run('pruneUiSessions', async () => (await db.delete(t.uiSessions).where(lt(t.uiSessions.expiresAt, before))).rowCount ?? 0),
 
     // --- credentials (put replaces: credential rotation) ---
     putCredential: (row) => run('putCredential', async () => {

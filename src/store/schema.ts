@@ -249,6 +249,7 @@ export const sqliteWorkloads = sqliteTable('workloads', {
   lastDecision: sText('last_decision', { enum: ['allow', 'deny'] }).notNull(),
   actual: sText('actual').notNull(),
   divergedAt: sMs('diverged_at'),
+  baseline: sText('baseline'),
 })
 export const pgWorkloads = pgTable('workloads', {
   id: pText('id').primaryKey(),
@@ -257,6 +258,7 @@ export const pgWorkloads = pgTable('workloads', {
   lastDecision: pText('last_decision', { enum: ['allow', 'deny'] }).notNull(),
   actual: pText('actual').notNull(),
   divergedAt: pMs('diverged_at'),
+  baseline: pText('baseline'),
 })
 
 // --- Vault leases -----------------------------------------------------------------------
@@ -294,7 +296,7 @@ export const sqliteAuditLog = sqliteTable('audit_log', {
   detail: sText('detail').notNull(),
   prevHash: sText('prev_hash').notNull(),
   hash: sText('hash').notNull(),
-})
+}, (t) => [sIndex('audit_log_at_idx').on(t.at)])
 export const pgAuditLog = pgTable('audit_log', {
   seq: pBigint('seq', { mode: 'number' }).primaryKey(),
   at: pMs('at').notNull(),
@@ -304,7 +306,7 @@ export const pgAuditLog = pgTable('audit_log', {
   detail: pText('detail').notNull(),
   prevHash: pText('prev_hash').notNull(),
   hash: pText('hash').notNull(),
-})
+}, (t) => [pIndex('audit_log_at_idx').on(t.at)])
 
 // --- admin and relying-party credentials ------------------------------------------------
 export const sqliteCredentials = sqliteTable('credentials', {
@@ -320,6 +322,21 @@ export const pgCredentials = pgTable('credentials', {
   hash: pText('hash').notNull(),
   createdAt: pMs('created_at').notNull(),
   revokedAt: pMs('revoked_at'),
+})
+
+// --- dashboard sessions (/ui): shared by every replica, so a login holds on all of them ---
+export const sqliteUiSessions = sqliteTable('ui_sessions', {
+  /** SHA-256 of the session cookie value, hex: the cookie itself is never stored. */
+  id: sText('id').primaryKey(),
+  credentialId: sText('credential_id').notNull(),
+  createdAt: sMs('created_at').notNull(),
+  expiresAt: sMs('expires_at').notNull(),
+})
+export const pgUiSessions = pgTable('ui_sessions', {
+  id: pText('id').primaryKey(),
+  credentialId: pText('credential_id').notNull(),
+  createdAt: pMs('created_at').notNull(),
+  expiresAt: pMs('expires_at').notNull(),
 })
 
 // --- TPM enrolment: single-use tokens an admin issued for a name, and the EK allow/deny list ---
@@ -380,6 +397,7 @@ export const sqliteSchema = {
   credentials: sqliteCredentials,
   enrolmentTokens: sqliteEnrolmentTokens,
   ekList: sqliteEkList,
+  uiSessions: sqliteUiSessions,
 } as const
 
 /** The PostgreSQL tables by the same logical names. */
@@ -399,4 +417,5 @@ export const pgSchema = {
   credentials: pgCredentials,
   enrolmentTokens: pgEnrolmentTokens,
   ekList: pgEkList,
+  uiSessions: pgUiSessions,
 } as const

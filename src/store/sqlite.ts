@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { and, asc, count, desc, eq, gt, inArray, isNull, lt, max, sql, type SQL } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lt, max, sql, type SQL } from 'drizzle-orm'
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { KeywardError } from '../errors.js'
@@ -313,6 +313,18 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     listAudit: (opts) => run('listAudit', () =>
       db.select().from(t.auditLog).where(gt(t.auditLog.seq, opts.afterSeq ?? 0))
         .orderBy(asc(t.auditLog.seq)).limit(clampLimit(opts.limit)).all().map(toAuditRow)),
+    listAuditSince: (since, limit) => run('listAuditSince', () =>
+      db.select().from(t.auditLog).where(gte(t.auditLog.at, since))
+        .orderBy(desc(t.auditLog.seq)).limit(clampLimit(limit)).all().reverse().map(toAuditRow)),
+
+    // --- dashboard sessions ---
+    insertUiSession: (row) => run('insertUiSession', () => {
+      db.insert(t.uiSessions).values(row).run()
+    }),
+    getUiSession: (id, now) => run('getUiSession', () =>
+      db.select().from(t.uiSessions).where(and(eq(t.uiSessions.id, id), gt(t.uiSessions.expiresAt, now))).get() ?? null),
+    deleteUiSession: (id) => run('deleteUiSession', () => db.delete(t.uiSessions).where(eq(t.uiSessions.id, id)).run().changes > 0),
+    pruneUiSessions: (before) => run('pruneUiSessions', () => db.delete(t.uiSessions).where(lt(t.uiSessions.expiresAt, before)).run().changes),
 
     // --- credentials (put replaces: credential rotation) ---
     putCredential: (row) => run('putCredential', () => {

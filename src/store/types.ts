@@ -163,6 +163,17 @@ export interface WorkloadRow {
   actual: string
   /** When actual stopped matching the declared reference, null while in line. */
   divergedAt: number | null
+  /** The measured state when an attestation was last allowed (JSON: at, policy, items), null before any. */
+  baseline: string | null
+}
+
+export interface UiSessionRow {
+  /** SHA-256 of the session cookie value, hex. */
+  id: string
+  /** The admin credential that logged in ("admin:<name>"): revoking it ends the session. */
+  credentialId: string
+  createdAt: number
+  expiresAt: number
 }
 
 export interface VaultLeaseRow {
@@ -293,6 +304,15 @@ export interface Store {
   // Audit: append-only, hash-chained, serialized across replicas.
   appendAudit(entry: AuditInput, at: number): Promise<AuditRow>
   listAudit(opts: { afterSeq?: number; limit?: number }): Promise<AuditRow[]>
+  /** Rows recorded at or after `since`, oldest first: the newest `limit` of them when there are more. */
+  listAuditSince(since: number, limit: number): Promise<AuditRow[]>
+
+  // Dashboard sessions: rows are shared by every replica; the cookie value itself is never stored.
+  insertUiSession(row: UiSessionRow): Promise<void>
+  /** The session when it exists and has not expired at `now`, else null. */
+  getUiSession(id: string, now: number): Promise<UiSessionRow | null>
+  deleteUiSession(id: string): Promise<boolean>
+  pruneUiSessions(before: number): Promise<number>
 
   // Credentials for the admin API and relying parties
   putCredential(row: CredentialRow): Promise<void>

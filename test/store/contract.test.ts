@@ -309,12 +309,12 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
     })
 
     it('upserts workloads', async () => {
-      const w = { id: 'w1', tee: 'tpm', lastAttestedAt: T0, lastDecision: 'allow' as const, actual: '{}', divergedAt: null }
+      const w = { id: 'w1', tee: 'tpm', lastAttestedAt: T0, lastDecision: 'allow' as const, actual: '{}', divergedAt: null, baseline: '{"at":1}' as string | null }
       await store.upsertWorkload(w)
       await store.upsertWorkload({ ...w, lastAttestedAt: T0 + 5, lastDecision: 'deny', divergedAt: T0 + 5 })
-      await store.upsertWorkload({ ...w, id: 'w0' })
+      await store.upsertWorkload({ ...w, id: 'w0', baseline: null })
       expect(await store.listWorkloads()).toEqual([
-        { ...w, id: 'w0' },
+        { ...w, id: 'w0', baseline: null },
         { ...w, lastAttestedAt: T0 + 5, lastDecision: 'deny', divergedAt: T0 + 5 },
       ])
       expect(await store.getWorkload('w1')).toEqual({ ...w, lastAttestedAt: T0 + 5, lastDecision: 'deny', divergedAt: T0 + 5 })
@@ -352,6 +352,22 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
     })
   })
 
+  describe('dashboard sessions', () => {
+    it('finds a session until it expires, deletes it once, prunes expired ones', async () => {
+      const row = { id: 'a'.repeat(64), credentialId: 'admin:ops', createdAt: T0, expiresAt: T0 + 1000 }
+      await store.insertUiSession(row)
+      await store.insertUiSession({ ...row, id: 'b'.repeat(64), expiresAt: T0 + 10 })
+      expect(await store.getUiSession(row.id, T0 + 999)).toEqual(row)
+      expect(await store.getUiSession(row.id, T0 + 1000)).toBeNull()
+      expect(await store.getUiSession('c'.repeat(64), T0)).toBeNull()
+      expect(await store.pruneUiSessions(T0 + 11)).toBe(1)
+      expect(await store.getUiSession('b'.repeat(64), T0)).toBeNull()
+      expect(await store.deleteUiSession(row.id)).toBe(true)
+      expect(await store.deleteUiSession(row.id)).toBe(false)
+      expect(await store.getUiSession(row.id, T0)).toBeNull()
+    })
+  })
+
   describe('audit chain', () => {
     it('appends a verifiable chain and pages through it', async () => {
       const r1 = await store.appendAudit({ type: 'challenge', subject: 'n1', decision: 'info', detail: { b: 1, a: [1, { z: 2, y: 1 }] } }, T0)
@@ -381,6 +397,13 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       const rows = await store.listAudit({})
       expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 42 }, (_, i) => i + 1))
       expect(verifyAuditChain(rows)).toMatchObject({ ok: true, count: 42 })
+    })
+
+    it('lists the rows since a time, oldest first, the newest ones when over the limit', async () => {
+      for (let i = 0; i < 5; i++) await store.appendAudit({ type: 'release', subject: 'late', decision: 'allow', detail: { i } }, T0 + 100 + i)
+      expect((await store.listAuditSince(T0 + 100, 1000)).map((r) => r.at)).toEqual([T0 + 100, T0 + 101, T0 + 102, T0 + 103, T0 + 104])
+      expect((await store.listAuditSince(T0 + 100, 2)).map((r) => r.detail)).toEqual([{ i: 3 }, { i: 4 }])
+      expect(await store.listAuditSince(T0 + 1000, 10)).toEqual([])
     })
   })
 })
