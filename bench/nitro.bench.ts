@@ -3,7 +3,7 @@
 // process, reported as ops/s and as ratios:
 //   floor (sig)        node:crypto ES384 verify of the COSE Sig_structure only (pre-built inputs)
 //   floor (sig+chain)  the same plus the 5 certificate signatures (root self-signature, 4 issued)
-//   keyward            nitroVerifier.parse + verify: strict CBOR/COSE, signature, chain (issuer→
+//   keyward            parseNitroDocument + createNitroVerifier().verify: strict CBOR/COSE, signature, chain (issuer→
 //                      subject signatures memoized by DER hash, validity checked every time), fields
 //   evervault          @evervault/wasm-attestation-bindings validateAttestationDocPcrs (Rust/WASM).
 //                      It reads the clock through Date.now() and has no "at" parameter: Date.now is
@@ -13,12 +13,13 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { verify as cryptoVerify, X509Certificate } from 'node:crypto'
 import { readManifest, readVector } from '../test/helpers/vectors.js'
-import { nitroVerifier } from '../src/verifiers/nitro/index.js'
+import { createNitroVerifier, parseNitroDocument } from '../src/verifiers/nitro/index.js'
 import { readCertificates } from '../src/verifiers/nitro/parse.js'
 import { sigStructure1 } from '../src/verifiers/common/cose.js'
 import { initSync, validateAttestationDocPcrs, PCRs } from '@evervault/wasm-attestation-bindings'
 
 const ms = Number(process.argv[2] ?? 400)
+const nitroVerifier = createNitroVerifier()
 const manifest = readManifest<{ vectors: { file: string; timestamp_ms: number; genuine: boolean; expected: string }[] }>('nitro')
 const docs = manifest.vectors
   .filter((v) => v.genuine && v.expected === 'valid-at-timestamp')
@@ -54,12 +55,12 @@ function evervault(d: Doc & { b64: string; pcrs: Record<string, string> }, pinCl
 }
 
 async function keyward(d: Doc): Promise<void> {
-  await nitroVerifier.verify(nitroVerifier.parse(d.bytes), { now: new Date(d.at) })
+  await nitroVerifier.verify(parseNitroDocument(d.bytes), { now: new Date(d.at) })
 }
 
 // Inputs of the raw floor, built once outside the timed loop.
 const floorInputs = docs.map((d) => {
-  const ev = nitroVerifier.parse(d.bytes)
+  const ev = parseNitroDocument(d.bytes)
   const { certificate, cabundle } = readCertificates(ev.untrustedPayload)
   const certs = [...cabundle, certificate].map((c) => new X509Certificate(c))
   return { data: sigStructure1(ev.cose.protectedBytes, ev.cose.payload), sig: ev.cose.signature, leafKey: certs.at(-1)!.publicKey, certs }
@@ -89,7 +90,7 @@ async function rate(run: (i: number) => unknown, idx: number[], budget = ms): Pr
 // Which documents each verifier accepts (correctness first).
 const withPeer: (Doc & { b64: string; pcrs: Record<string, string> })[] = []
 for (const d of docs) {
-  const claims = await nitroVerifier.verify(nitroVerifier.parse(d.bytes), { now: new Date(d.at) })
+  const claims = await nitroVerifier.verify(parseNitroDocument(d.bytes), { now: new Date(d.at) })
   withPeer.push({ ...d, b64: Buffer.from(d.bytes).toString('base64'), pcrs: claims.details['pcrs'] as Record<string, string> })
 }
 const all = docs.map((_, i) => i)

@@ -3,7 +3,7 @@
 //   floor   raw node:crypto: ECDSA P-384 over the report + RSA-PSS VCEK←ASK + RSA-PSS ASK←ARK
 //           (keys and to-be-signed bytes prepared in advance, nothing parsed in the loop)
 //   ecdsa   raw node:crypto: the report signature alone (what a warm chain cache leaves)
-//   keyward sevSnpVerifier.decode + verify from the wire JSON (base64 report, VCEK, chain)
+//   keyward createSevSnpVerifier(): decode + verify from the wire JSON (base64 report, VCEK, chain)
 //   peer    @lit-protocol/sev-snp-utils-sdk verify_attestation_report (Rust→WASM, built-in
 //           Milan ASK/ARK only, so only Milan VCEK reports are compared)
 // and prints µs per report with ratios to the floor. keyward memoizes verified certificate pairs
@@ -13,7 +13,7 @@ import { verify, constants, type KeyObject } from 'node:crypto'
 import { readManifest, readVector } from '../test/helpers/vectors.js'
 import { parseCertificate } from '../src/verifiers/common/x509.js'
 import { readTlv } from '../src/verifiers/sev-snp/certs.js'
-import { sevSnpVerifier } from '../src/verifiers/sev-snp/index.js'
+import { createSevSnpVerifier } from '../src/verifiers/sev-snp/index.js'
 
 interface V {
   name: string
@@ -86,6 +86,7 @@ function floor(p: Prepared): void {
   if (!verify('sha384', p.vcekSig.tbs, pss(p.askKey), p.vcekSig.sig)) throw new Error('vcek')
   if (!verify('sha384', p.askSig.tbs, pss(p.arkKey), p.askSig.sig)) throw new Error('ask')
 }
+const sevSnpVerifier = createSevSnpVerifier()
 async function keyward(p: Prepared): Promise<void> {
   await sevSnpVerifier.verify(sevSnpVerifier.decode(p.evidence), { now: p.now })
 }

@@ -14,7 +14,7 @@ import type { AttestRequest } from './schemas.js'
 import type { AllowlistFacts, Appraisal, BrokerDeps } from './deps.js'
 import type { VerifyContext } from '../verifiers/types.js'
 import type { VerifiedClaims } from '../protocol/claims.js'
-import { EAR_PROFILE, type EarClaims } from './tokens.js'
+import { allowlistTrustVector, buildEarClaims, teeTrustVector, type EarInput } from './ear.js'
 import { claimsToJson, jsonSafe } from '../verifiers/claims-json.js'
 import { allowlistFactsFor } from './runtime-state.js'
 import { assertEkNotDenied, ENROLLED_NAME } from './enrolment.js'
@@ -85,7 +85,7 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
   }
   const claims = await verifier.verify(evidence, ctx)
 
-  // Nitro: a public_key in the document must be the key the workload binds (AWS KMS's model).
+  // Evidence that binds a key itself (Nitro public_key) must bind the key the workload presents (AWS KMS's model).
   if (claims.publicKey && claims.publicKey.length > 0) {
     const spki = new Uint8Array(createPublicKey({ key: req.key as import('node:crypto').JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'der' }))
     if (!constantTimeEqual(spki, claims.publicKey)) {
@@ -105,35 +105,22 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
     })
   }
 
-  const submods: EarClaims['submods'] = {
-    [claims.tee]: {
-      ear_status: 'affirming',
-      ear_appraisal_policy_id: `keyward:policy:${appraisal.policy}@${appraisal.policyVersion}`,
-      keyward_claims: claimsToJson(claims),
-    },
+  const policyId = `keyward:policy:${appraisal.policy}@${appraisal.policyVersion}`
+  const referenceValues = appraisal.referenceIds.length === 0 ? [] : (await deps.store.listReferenceValues()).filter((r) => appraisal.referenceIds.includes(r.id)).map((r) => r.value)
+  const submods: EarInput['submods'] = {
+    [claims.tee]: { vector: teeTrustVector({ claims, referenceValues }), policyId, keyward: claimsToJson(claims) },
   }
-  if (allowlist) {
-    submods['exec-allowlist'] = {
-      ear_status: 'affirming',
-      ear_appraisal_policy_id: `keyward:policy:${appraisal.policy}@${appraisal.policyVersion}`,
-      keyward_claims: jsonSafe({ ...allowlist }),
-    }
-  }
-  const issued = await deps.tokens.issue(
-    {
-      eat_profile: EAR_PROFILE,
-      ear_verifier_id: VERIFIER_ID,
-      eat_nonce: req.nonce,
-      submods,
-      cnf: { jkt },
-      sub: workload,
-      keyward_tee: claims.tee,
-      keyward_policy: appraisal.policy,
-      keyward_measurement: claims.measurement,
-      keyward_workload: workload,
-    },
-    opts.audience ? { audience: opts.audience } : {},
-  )
+  if (allowlist) submods['exec-allowlist'] = { vector: allowlistTrustVector(allowlist), policyId, keyward: jsonSafe({ ...allowlist }) }
+  const ear = buildEarClaims({
+    form: deps.config.earForm,
+    verifier: VERIFIER_ID,
+    nonce: req.nonce,
+    jkt,
+    workload,
+    submods,
+    keyward: { workload, tee: claims.tee, policy: appraisal.policy, measurement: claims.measurement },
+  })
+  const issued = await deps.tokens.issue(ear, opts.audience ? { audience: opts.audience } : {})
   await deps.store.insertAttestation({
     jti: issued.jti,
     jkt,
@@ -146,7 +133,7 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
     issuedAt: now.getTime(),
     expiresAt: issued.expiresAt,
     revokedAt: null,
-    akName: claims.tee === 'tpm' && typeof claims.details.akName === 'string' ? claims.details.akName : null,
+    akName: claims.tee === 'tpm' ? claims.ak.name : null,
   })
   return { token: issued.token, jti: issued.jti, expiresAt: issued.expiresAt, appraisal, claims, jkt, workload, items }
 }
@@ -158,11 +145,10 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
  * name, `nitro:<PCR0 prefix>`, `sev-snp:<measurement prefix>`.
  */
 export function workloadId(c: VerifiedClaims): string {
-  const d = c.details as Record<string, unknown>
-  const enrolled = (d.akTrust as { workload?: unknown } | null | undefined)?.workload
-  if (c.tee === 'tpm' && typeof enrolled === 'string' && ENROLLED_NAME.test(enrolled)) return `tpm:${enrolled}`
-  if (c.tee === 'tpm') return `tpm-ak:${typeof d.akName === 'string' ? d.akName.slice(0, 24) : c.measurement.slice(0, 24)}`
-  return `${c.tee}:${c.measurement.slice(0, 24)}`
+  if (c.tee !== 'tpm') return `${c.tee}:${c.measurement.slice(0, 24)}`
+  const enrolled = c.ak.trust?.workload
+  if (enrolled !== undefined && ENROLLED_NAME.test(enrolled)) return `tpm:${enrolled}`
+  return `tpm-ak:${(c.ak.name ?? c.measurement).slice(0, 24)}`
 }
 
 /**

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { KeywardError } from '../errors.js'
+import { EAR_FORMS } from './ear.js'
 
 const Bucket = z.object({ ratePerSecond: z.coerce.number().positive(), burst: z.coerce.number().int().min(1) })
 
@@ -28,6 +29,11 @@ export const ConfigSchema = z
     audience: z.string().default('keyward'),
     /** Audiences a workload may ask POST /v1/attest for (field `audience`), e.g. "vault" for Vault's JWT auth (docs/vault.md). */
     extraAudiences: z.array(z.string().min(1)).default([]),
+    /**
+     * The attestation-result form (docs/ear.md): draft-ietf-rats-ear-04 (default), or Veraison's
+     * dotted legacy form for relying parties that use Veraison's `ear` libraries.
+     */
+    earForm: z.enum(EAR_FORMS).default('draft-04'),
     nonceTtlSeconds: z.coerce.number().int().min(5).max(3600).default(60),
     tokenTtlSeconds: z.coerce.number().int().min(30).max(86400).default(300),
     maxBodyBytes: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(512 * 1024),
@@ -110,6 +116,7 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
     KEYWARD_LOG_LEVEL: 'logLevel',
     KEYWARD_ISSUER: 'issuer',
     KEYWARD_PUBLIC_URL: 'publicUrl',
+    KEYWARD_EAR_FORM: 'earForm',
   }
   for (const [k, field] of Object.entries(envMap)) if (env[k] !== undefined && env[k] !== '') fromEnv[field] = env[k]
   const merged = { ...fromFile, ...fromEnv, ...stripUndefined(opts.overrides ?? {}) }

@@ -3,24 +3,21 @@
 // are what the verifier proved (hex, or the allowlist facts as text); nothing secret.
 import type { VerifiedClaims } from '../protocol/claims.js'
 import type { AllowlistFacts } from './deps.js'
+import { toHex } from '../util/bytes.js'
 
 export type MeasuredItems = Record<string, string>
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
-const byIndex = (a: string, b: string): number => Number(a) - Number(b)
 
-/** Item name → value. TPM PCRs are `pcr <bank>:<index>`, Nitro PCRs `pcr <index>`. */
+/** Item name → value. TPM PCRs are `pcr <bank>:<index>`, Nitro PCRs `pcr <index>` (from the typed claims, as hex). */
 export function measuredItems(claims: VerifiedClaims, allowlist?: AllowlistFacts): MeasuredItems {
   const out: MeasuredItems = { measurement: claims.measurement }
-  const pcrs = claims.details.pcrs
-  if (isObject(pcrs)) {
-    for (const k of Object.keys(pcrs).sort()) {
-      const v = pcrs[k]
-      if (typeof v === 'string') continue
-      if (!isObject(v)) continue
-      for (const i of Object.keys(v).sort(byIndex)) if (typeof v[i] === 'string') out[`pcr ${k}:${i}`] = v[i] as string
-    }
-    for (const i of Object.keys(pcrs).sort(byIndex)) if (typeof pcrs[i] === 'string') out[`pcr ${i}`] = pcrs[i] as string
+  const inOrder = (m: ReadonlyMap<number, Uint8Array> | undefined): [number, Uint8Array][] => [...(m ?? [])].sort((a, b) => a[0] - b[0])
+  if (claims.tee === 'tpm') {
+    const banks = Object.entries(claims.pcrs).sort((a, b) => a[0].localeCompare(b[0]))
+    for (const [bank, m] of banks) for (const [i, v] of inOrder(m)) out[`pcr ${bank}:${i}`] = toHex(v)
+  } else if (claims.tee === 'nitro') {
+    for (const [i, v] of inOrder(claims.pcrs.sha384)) out[`pcr ${i}`] = toHex(v)
   }
   if (allowlist) {
     out['allowlist present'] = String(allowlist.present && allowlist.replayed)

@@ -11,8 +11,7 @@ export function allowlistFactsFor(claims: VerifiedClaims, ev: AllowlistEvidence,
   if (claims.tee !== 'tpm') {
     throw new KeywardError('ERR_ALLOWLIST_UNATTESTED', `exec-allowlist state cannot be attested on ${claims.tee}: no register the agent writes before the workload`)
   }
-  const pcrs = (claims.details as { pcrs?: Record<string, Record<string, string>> }).pcrs
-  const quoted = pcrs?.sha256?.[String(pcr)]
+  const quoted = claims.pcrs.sha256?.get(pcr)
   if (!quoted) {
     throw new KeywardError('ERR_ALLOWLIST_REPLAY', `the quote does not cover the allowlist PCR ${pcr} in the sha256 bank`)
   }

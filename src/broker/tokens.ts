@@ -18,34 +18,25 @@ import {
 import { KeywardError } from '../errors.js'
 import type { SigningKeyRow, Store } from '../store/types.js'
 import { SIGNING_KEY_LABEL } from '../sealing/sealer.js'
+import { EAR_PROFILE_DRAFT, EAR_PROFILE_VERAISON } from './ear.js'
 
-export const EAR_PROFILE = 'tag:github.com,2023:veraison/ear'
 /**
  * Explicit JWT types (RFC 8725 §3.11), so that no kind of token passes where another is
- * expected: attestation results are EAT (RFC 9711 application/eat+jwt), tool credentials are
- * access tokens (RFC 9068 application/at+jwt).
+ * expected: attestation results are EAT (RFC 9711 application/eat+jwt); tool credentials are
+ * keyward's own kind (docs/ear.md §Tool credentials), not RFC 9068 access tokens (at+jwt), which
+ * carry `client_id` and come from the OAuth token endpoint.
  */
 export const ATTESTATION_TYP = 'eat+jwt'
-export const TOOL_CREDENTIAL_TYP = 'at+jwt'
+export const TOOL_CREDENTIAL_TYP = 'keyward-tool+jwt'
 
-/** What keyward puts in an attestation result besides the registered JWT claims. */
+/**
+ * An attestation result keyward issued, in either EAR form (src/broker/ear.ts): what the release
+ * path relies on is the key binding; the rest is read through parseEar().
+ */
 export interface EarClaims extends JWTPayload {
   eat_profile: string
-  ear_verifier_id: { developer: string; build: string }
-  eat_nonce: string
-  submods: Record<string, EarSubmod>
   cnf: { jkt: string }
-  /** Flat copies for relying parties that match single claims (Vault JWT auth bound_claims). */
-  keyward_tee: string
-  keyward_policy: string
-  keyward_measurement: string
-  keyward_workload: string
-}
-
-export interface EarSubmod {
-  ear_status: 'affirming' | 'warning' | 'contraindicated' | 'none'
-  ear_appraisal_policy_id: string
-  keyward_claims: Record<string, unknown>
+  submods: Record<string, Record<string, unknown>>
 }
 
 /** Seals and unseals the private JWK at rest (implemented by src/sealing). */
@@ -78,7 +69,7 @@ export interface TokenIssuerOptions {
 }
 
 export interface TokenIssuer {
-  issue(claims: Omit<EarClaims, 'iat' | 'exp' | 'iss' | 'aud' | 'jti'>, opts?: { audience?: string; ttlSeconds?: number }): Promise<{ token: string; jti: string; expiresAt: number }>
+  issue(claims: Record<string, unknown>, opts?: { audience?: string; ttlSeconds?: number }): Promise<{ token: string; jti: string; expiresAt: number }>
   verify(token: string, opts?: { audience?: string }): Promise<EarClaims>
   jwks(): Promise<{ keys: JWK[] }>
   rotate(): Promise<string>
@@ -200,7 +191,8 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
           currentDate: opts.clock(),
           requiredClaims: ['exp', 'iat', 'jti'],
         })
-        if (payload.eat_profile !== EAR_PROFILE || typeof (payload.cnf as { jkt?: unknown } | undefined)?.jkt !== 'string') {
+        // Either form keyward issues (a deployment may switch forms while tokens of the other live).
+        if ((payload.eat_profile !== EAR_PROFILE_DRAFT && payload.eat_profile !== EAR_PROFILE_VERAISON) || typeof (payload.cnf as { jkt?: unknown } | undefined)?.jkt !== 'string') {
           throw new KeywardError('ERR_TOKEN_INVALID', 'token is not a keyward attestation result')
         }
         return payload as EarClaims

@@ -20,6 +20,7 @@ export const GROUPS: Record<string, () => Promise<{ default: CommandEntry }>> = 
   backup: () => import('./backup.js'),
   restore: async () => ({ default: (await import('./backup.js')).restore }),
   verify: () => import('./verify.js'),
+  ear: () => import('./ear.js'),
 }
 
 /** The overview: every group's own usage, so it cannot drift from what the groups accept. */

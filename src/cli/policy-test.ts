@@ -71,25 +71,15 @@ function parseTime(s: string, what: string): Date {
 }
 
 async function loadVerifier(tee: Tee): Promise<Verifier> {
-  // Verifier modules are loaded only when evidence needs them (src/verifiers/<tee>/index.ts);
-  // literal specifiers so bundlers and vitest resolve them.
-  let mod: Record<string, unknown>
+  // Verifier modules are loaded only when evidence needs them; literal specifiers so bundlers and vitest resolve them.
   switch (tee) {
     case 'tpm':
-      mod = await import('../verifiers/tpm/index.js')
-      break
+      return (await import('../verifiers/tpm/index.js')).createTpmVerifier()
     case 'nitro':
-      mod = await import('../verifiers/nitro/index.js')
-      break
+      return (await import('../verifiers/nitro/index.js')).createNitroVerifier()
     case 'sev-snp':
-      mod = await import('../verifiers/sev-snp/index.js')
-      break
+      return (await import('../verifiers/sev-snp/index.js')).createSevSnpVerifier()
   }
-  for (const v of Object.values(mod)) {
-    const c = v as Partial<Verifier> | null
-    if (c && typeof c === 'object' && c.tee === tee && typeof c.decode === 'function' && typeof c.verify === 'function') return c as Verifier
-  }
-  throw new KeywardError('ERR_EVIDENCE_UNSUPPORTED', `no verifier exported by src/verifiers/${tee}/index.ts`)
 }
 
 async function readClaims(path: string, atFlag: Date | undefined): Promise<{ claims: PolicyClaims; at: Date | undefined }> {
@@ -163,7 +153,8 @@ function readAllowlist({ log, pcrHex, idx }: AllowlistOptions, claims: PolicyCla
     quoted = v
   }
   const { body } = decodeStatement(ev.statement)
-  return judgeAllowlistState(ev, quoted, { nonce: body.nonce, jkt: body.jkt })
+  // Not hex, or not 32 bytes: the judge refuses it (ERR_EVIDENCE_MALFORMED).
+  return judgeAllowlistState(ev, fromHex(quoted) ?? new Uint8Array(0), { nonce: body.nonce, jkt: body.jkt })
 }
 
 function formatDecision(d: Decision, claims: PolicyClaims): string {

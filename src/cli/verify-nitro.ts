@@ -30,8 +30,8 @@ export const nitroVerify: TeeVerifyCommand = {
     if (nonce) ctx.expectedNonce = nonce
     if (userData) ctx.expectedBinding = userData
     const bytes = readInput(file!, 'FILE')
-    const { nitroVerifier } = await import('../verifiers/nitro/index.js')
-    return nitroVerifier.verify(nitroVerifier.parse(bytes), ctx)
+    const { createNitroVerifier, parseNitroDocument } = await import('../verifiers/nitro/index.js')
+    return createNitroVerifier().verify(parseNitroDocument(bytes), ctx)
   },
 }
 

@@ -1,8 +1,9 @@
 // `keyward verify --tee tpm --ak AK --quote MSG --sig SIG --pcrs PCRS [--nonce HEX] [--eventlog LOG]`:
 // offline check of tpm2-tools files. --nonce is compared raw with extraData, as tpm2_checkquote -q
-// does; the AK is given explicitly, so no registry is consulted.
+// does (VerifyContext.expectedNonce); the AK is given explicitly, so no registry is consulted.
 import { fromHex } from '../util/bytes.js'
-import type { TpmEvidence, TpmVerifyOptions } from '../verifiers/tpm/index.js'
+import type { TpmEvidence } from '../verifiers/tpm/index.js'
+import type { VerifyContext } from '../verifiers/types.js'
 import type { VerifiedClaims } from '../protocol/claims.js'
 import { UsageError, positionals, str } from './args.js'
 import { readInput as read } from './read-input.js'
@@ -18,12 +19,12 @@ export const tpmVerify: TeeVerifyCommand = {
     positionals(args, [], USAGE)
     const v = (f: string): string | undefined => str(args.values[f])
     for (const f of REQUIRED) if (v(f) === undefined) throw new UsageError(`--${f} is required`, USAGE)
-    const opts: TpmVerifyOptions = {}
+    const ctx: VerifyContext = { now: new Date() }
     const nonceHex = v('nonce')
     if (nonceHex !== undefined) {
       const n = fromHex(nonceHex.replace(/^0x/i, ''))
       if (!n) throw new UsageError('--nonce must be hex', USAGE)
-      opts.expected = { value: n, code: 'ERR_NONCE_MISMATCH' }
+      ctx.expectedNonce = n
     }
     const tpm = await import('../verifiers/tpm/index.js')
     const evidence: TpmEvidence = {
@@ -34,7 +35,7 @@ export const tpmVerify: TeeVerifyCommand = {
     }
     const eventlog = v('eventlog')
     if (eventlog !== undefined) evidence.eventLog = tpm.parseEventLog(read(eventlog, '--eventlog'))
-    return tpm.verifyTpmEvidence(evidence, opts)
+    return tpm.createTpmVerifier().verify(evidence, ctx)
   },
 }
 

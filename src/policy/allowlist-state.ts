@@ -3,7 +3,7 @@
 // signed by the key of its load record and cover this attestation. The encoding is src/protocol's.
 import { createPublicKey, verify as verifySignature } from 'node:crypto'
 import { KeywardError, EvidenceMalformedError } from '../errors.js'
-import { constantTimeEqual, fromHex, sha256, toB64url, toHex } from '../util/bytes.js'
+import { constantTimeEqual, sha256, toB64url, toHex } from '../util/bytes.js'
 import { CGROUP_DENIALS_UNKNOWN, MAX_ALLOWLIST_RECORDS, decodeRecord, decodeStatement } from '../protocol/allowlist-state.js'
 
 /** What the broker established about the host's exec-allowlist (docs/allowlist-state.md). */
@@ -58,7 +58,7 @@ export interface AllowlistEvidence {
 }
 
 /**
- * Judges the allowlist state of a TPM host. The caller owes `quotedPcrHex` from a verified
+ * Judges the allowlist state of a TPM host. The caller owes `quoted` (the PCR value) from a verified
  * quote, and `nonce`/`jkt` of this attestation. In order:
  *  1. the records replay to the quoted PCR from 32 zero bytes (ERR_ALLOWLIST_REPLAY);
  *  2. their shape is exactly LOAD, SEPARATOR: no records at all means no agent (absent facts);
@@ -68,9 +68,8 @@ export interface AllowlistEvidence {
  *  3. the statement is signed by the load record's agent key, covers this nonce and key, and
  *     describes the loaded program (ERR_ALLOWLIST_UNTRUSTED otherwise).
  */
-export function judgeAllowlistState(ev: AllowlistEvidence, quotedPcrHex: string, binding: { nonce: Uint8Array; jkt: Uint8Array }): AllowlistFacts {
-  const quoted = fromHex(quotedPcrHex)
-  if (!quoted || quoted.length !== 32) throw new EvidenceMalformedError('quoted allowlist PCR must be 32 bytes of hex (SHA-256 bank)')
+export function judgeAllowlistState(ev: AllowlistEvidence, quoted: Uint8Array, binding: { nonce: Uint8Array; jkt: Uint8Array }): AllowlistFacts {
+  if (quoted.length !== 32) throw new EvidenceMalformedError('quoted allowlist PCR must be 32 bytes (SHA-256 bank)')
   if (ev.records.length > MAX_ALLOWLIST_RECORDS) throw new EvidenceMalformedError(`allowlist log: more than ${MAX_ALLOWLIST_RECORDS} records`)
   let pcr: Uint8Array = new Uint8Array(32)
   for (const b of ev.records) pcr = sha256(pcr, sha256(b))

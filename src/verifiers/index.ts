@@ -1,14 +1,19 @@
-// The verifier registry: the broker dispatches /v1/attest by `tee` to one of these.
-import type { Verifier } from './types.js'
+// The verifier registry: the broker dispatches /v1/attest by `tee` to one of these. Every entry
+// has the one Verifier shape, so the registry is typed per TEE without casts.
+import type { ClaimsOf } from '../protocol/claims.js'
 import type { Tee } from '../protocol/tee.js'
-import { tpmVerifier } from './tpm/index.js'
-import { nitroVerifier } from './nitro/index.js'
+import type { Verifier } from './types.js'
+import { createTpmVerifier } from './tpm/index.js'
+import { createNitroVerifier } from './nitro/index.js'
 import { createSevSnpVerifier } from './sev-snp/index.js'
 
-export function defaultVerifiers(opts: { snpCertCacheDir?: string | undefined } = {}): Record<Tee, Verifier> {
+/** One verifier per TEE; each entry's `verify` returns that TEE's claims. */
+export type VerifierRegistry = { readonly [T in Tee]: Verifier<unknown, ClaimsOf<T>> }
+
+export function defaultVerifiers(opts: { snpCertCacheDir?: string | undefined } = {}): VerifierRegistry {
   return {
-    tpm: tpmVerifier as Verifier,
-    nitro: nitroVerifier as Verifier,
-    'sev-snp': createSevSnpVerifier(opts.snpCertCacheDir ? { certCacheDir: opts.snpCertCacheDir } : {}) as Verifier,
+    tpm: createTpmVerifier(),
+    nitro: createNitroVerifier(),
+    'sev-snp': createSevSnpVerifier(opts.snpCertCacheDir ? { certCacheDir: opts.snpCertCacheDir } : {}),
   }
 }

@@ -1,8 +1,7 @@
 // The contract between the broker and each TEE verifier. Every verifier returns the same
 // normalized claims shape; policy sees only these claims, never raw evidence bytes.
 import type { X509Certificate } from 'node:crypto'
-import type { Tee } from '../protocol/tee.js'
-import type { VerifiedClaims } from '../protocol/claims.js'
+import type { AkTrustClaim, VerifiedClaims } from '../protocol/claims.js'
 
 /** Everything a verifier may depend on, injected: verifiers never read the clock or roots from module scope. */
 export interface VerifyContext {
@@ -14,7 +13,10 @@ export interface VerifyContext {
    * offline checks (`keyward verify`), where the CLI compares nonces itself.
    */
   expectedBinding?: Uint8Array
-  /** Nitro: the 32-byte challenge nonce expected in the document's `nonce` field. */
+  /**
+   * The challenge nonce itself, where the evidence carries it raw: Nitro's `nonce` field; a TPM
+   * quote's extraData only when no expectedBinding is given (offline, as `tpm2_checkquote -q`).
+   */
   expectedNonce?: Uint8Array
   /** Trust anchors per TEE; a verifier uses its pinned defaults when its entry is absent. */
   trust?: TrustAnchors
@@ -28,19 +30,22 @@ export interface TrustAnchors {
   tpm?: { ekRoots?: X509Certificate[] }
 }
 
-export interface AkTrust {
-  /** How the AK came to be trusted. */
-  via: 'credential-activation' | 'pinned'
-  /** Workload identity the AK was registered for. */
-  workload: string
+/** The AK registry's answer: how the AK came to be trusted, the workload it was registered for, and whether it was revoked. */
+export interface AkTrust extends AkTrustClaim {
   revoked: boolean
 }
 
-/** One TEE's verifier. `decode` turns the wire evidence (JSON from the HTTP API) into a parsed structure. */
-export interface Verifier<E = unknown> {
-  readonly tee: Tee
+/**
+ * One TEE's verifier, the same shape for every TEE (trustee's `Verifier` trait): each
+ * `src/verifiers/<tee>/index.ts` exports `create<Tee>Verifier(options)` returning one.
+ * `decode` is structural only (bounded, linear): the broker runs it before spending the
+ * challenge nonce; `verify` does the costly checks (X.509, signatures) and must be given
+ * what this verifier's own `decode` returned.
+ */
+export interface Verifier<E = unknown, C extends VerifiedClaims = VerifiedClaims> {
+  readonly tee: C['tee']
   /** Parses the `evidence` member of an attest request; throws KeywardError(ERR_EVIDENCE_MALFORMED) on any bad input. */
-  decode(evidence: unknown): E
-  /** Checks signatures, chains and the binding; returns normalized claims or throws a KeywardError. */
-  verify(evidence: E, ctx: VerifyContext): Promise<VerifiedClaims>
+  decode(wire: unknown): E
+  /** Checks signatures, chains and the binding; returns the TEE's claims or throws a KeywardError. */
+  verify(evidence: E, ctx: VerifyContext): Promise<C>
 }

@@ -79,25 +79,27 @@ describe.each(['sqlite', 'postgres'] as const)('token audiences and types on %s'
     expect(chosen.status).toBe(400)
   })
 
-  it("a tool credential is typed at+jwt: presented as an attestation token (even with keyward's own audience) it is refused, and vice versa", async () => {
+  it("a tool credential is typed keyward-tool+jwt: presented as an attestation token (even with keyward's own audience) it is refused, and vice versa", async () => {
     const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })
     const cred = await client.credential('self')
-    expect(decodeProtectedHeader(cred.token).typ).toBe('at+jwt')
+    expect(decodeProtectedHeader(cred.token).typ).toBe('keyward-tool+jwt')
     expect(decodeJwt(cred.token).aud).toBe(AUD)
     const key = await createSessionKey()
     const asRelease = await releaseWith(key, cred.token)
     expect(asRelease.status).toBe(401)
     expect(asRelease.body.error.code).toBe('ERR_TOKEN_INVALID')
-    // A credential shaped exactly like an attestation result but typed at+jwt: only typ refuses it.
+    // A credential shaped exactly like an attestation result but typed otherwise: only typ refuses it.
     const a = await client.attest()
     const claims = decodeJwt(a.token)
     const { exp: _e, iat: _i, iss: _s, aud: _a, jti: _j, ...body } = claims
-    const mimic = await h.deps.tokens.signJwt(body, { audience: AUD, ttlSeconds: 60, typ: 'at+jwt' })
+    const mimic = await h.deps.tokens.signJwt(body, { audience: AUD, ttlSeconds: 60, typ: 'keyward-tool+jwt' })
     await expect(h.deps.tokens.verify(mimic.token)).rejects.toMatchObject({ code: 'ERR_TOKEN_INVALID', message: expect.stringMatching(/type/) })
-    // A tool verifying its credential as docs/vault.md says (typ at+jwt) refuses an attestation token.
+    // A tool verifying its credential as docs/ear.md says (typ keyward-tool+jwt) refuses an attestation token,
+    // and an RFC 9068 resource server (typ at+jwt) refuses the tool credential.
     const jwks = createRemoteJWKSet(new URL(`${h.url}/.well-known/jwks.json`))
-    await expect(jwtVerify(a.token, jwks, { issuer: 'keyward', audience: AUD, typ: 'at+jwt' })).rejects.toThrow(/typ/)
-    await expect(jwtVerify(cred.token, jwks, { issuer: 'keyward', audience: AUD, typ: 'at+jwt' })).resolves.toBeTruthy()
+    await expect(jwtVerify(a.token, jwks, { issuer: 'keyward', audience: AUD, typ: 'keyward-tool+jwt' })).rejects.toThrow(/typ/)
+    await expect(jwtVerify(cred.token, jwks, { issuer: 'keyward', audience: AUD, typ: 'keyward-tool+jwt' })).resolves.toBeTruthy()
+    await expect(jwtVerify(cred.token, jwks, { issuer: 'keyward', audience: AUD, typ: 'at+jwt' })).rejects.toThrow(/typ/)
     await client.close()
   })
 })

@@ -14,6 +14,8 @@ import { createClient, type KeywardClient } from '../../enclave-client/src/index
 import { createTpmCollector } from '../../enclave-client/src/collectors/tpm.js'
 import * as A from '../../src/broker/admin-services.js'
 import * as E from '../../src/broker/enrolment.js'
+import { workloadId } from '../../src/broker/attest.js'
+import type { NitroClaims, TpmClaims } from '../../src/protocol/claims.js'
 
 const POLICY = `apiVersion: keyward.dev/v1
 kind: ReleasePolicy
@@ -146,7 +148,7 @@ describe.each(["sqlite", "postgres"] as const)('TPM enrolment (%s)', (backend) =
     await expect(E.issueEnrolmentToken(h.deps, 'nitro:0101', 60, 'test')).rejects.toMatchObject({ code: 'ERR_BAD_REQUEST' })
   })
 
-  it('revoking an AK with --deny-ek stops the host: live tokens, Vault leases, new AKs and other AKs of its TPM, until undeny', async () => {
+  it('revoking an AK with --deny-ek stops the host: live tokens, Vault leases, new AKs and other AKs of its TPM, until undeny', { timeout: 120_000 }, async () => {
     const victim = clientOn(victimTpm)
     expect(await victim.register('svc-payments', { enrolToken: await issueToken('svc-payments') })).toMatchObject({ status: 'enrolled' })
     const other = clientOn(victimTpm)
@@ -155,7 +157,7 @@ describe.each(["sqlite", "postgres"] as const)('TPM enrolment (%s)', (backend) =
     const a = await victim.attest()
     const vt = await victim.vaultToken()
     expect(vault.tokenByAccessor(vt.accessor!)!.revoked).toBe(false)
-    const akName = (decodeJwt(a.token) as { submods: { tpm: { keyward_claims: { details: { akName: string } } } } }).submods.tpm.keyward_claims.details.akName
+    const akName = (decodeJwt(a.token) as { submods: { tpm: { keyward: { details: { akName: string } } } } }).submods.tpm.keyward.details.akName
 
     const r = await adminApi('POST', `/aks/${akName}/revoke`, { denyEk: true })
     expect(r.status).toBe(200)
@@ -179,5 +181,22 @@ describe.each(["sqlite", "postgres"] as const)('TPM enrolment (%s)', (backend) =
     expect(await back.register('svc-payments', { enrolToken: await issueToken('svc-payments') })).toMatchObject({ status: 'enrolled' })
     expect(new TextDecoder().decode(await back.getSecret('payments-secret'))).toBe('testOnly-payments-secret-31e7')
     await expect(victim.attest()).rejects.toMatchObject({ code: 'ERR_AK_UNTRUSTED' }) // the revoked AK stays revoked
+  })
+})
+
+describe('workloadId (token sub) from the typed claims', () => {
+  const core = { debug: false, issuedAt: null, bindingData: new Uint8Array(32), nonce: null, publicKey: null, pcrs: {} }
+  const tpm = (name: string | null, workload: string | null): TpmClaims => ({
+    ...core, tee: 'tpm', measurement: 'cd'.repeat(32),
+    ak: { name, trust: workload === null ? null : { via: 'credential-activation', workload } },
+    // details that claim another workload count for nothing
+    details: { akName: 'ff'.repeat(34), akTrust: { via: 'pinned', workload: 'svc-forged' } },
+  })
+  it('names an enrolled TPM by its workload, an unenrolled one by its AK name, other TEEs by measurement', () => {
+    expect(workloadId(tpm('000b' + 'ab'.repeat(32), 'svc-payments'))).toBe('tpm:svc-payments')
+    expect(workloadId(tpm('000b' + 'ab'.repeat(32), 'Not A Name'))).toBe(`tpm-ak:000b${'ab'.repeat(10)}`)
+    expect(workloadId(tpm(null, null))).toBe(`tpm-ak:${'cd'.repeat(12)}`)
+    const nitro: NitroClaims = { ...core, tee: 'nitro', measurement: '01'.repeat(48), details: { akTrust: { workload: 'svc-payments' } } }
+    expect(workloadId(nitro)).toBe(`nitro:${'01'.repeat(12)}`)
   })
 })

@@ -45,8 +45,9 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
     const a = await client.attest()
     expect(a.policy).toBe('test-enclave')
     const claims = decodeJwt(a.token) as Record<string, any>
-    expect(claims.eat_profile).toBe('tag:github.com,2023:veraison/ear')
-    expect(claims.submods.nitro.ear_status).toBe('affirming')
+    expect(claims.eat_profile).toBe('tag:ietf.org,2026:rats/ear#04')
+    // Nitro memory is isolated, not encrypted: AR4SI runtime-opaque 32, a warning (docs/ear.md).
+    expect(claims.submods.nitro.ear_status).toBe('warning')
     expect(typeof claims.cnf.jkt).toBe('string')
     expect(claims.exp - claims.iat).toBe(300)
     expect(new TextDecoder().decode(await client.getSecret('db-password'))).toBe('testOnly-db-password-9f2c')
@@ -83,6 +84,21 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
     const r = await post(h, '/v1/attest', { ...body, key: other.publicJwk })
     expect(r.status).toBe(403)
     expect(r.body.error.code).toBe('ERR_BINDING_MISMATCH')
+  })
+
+  it('a document whose public_key is another key than the presented one is refused; its own key passes', async () => {
+    const key = await createSessionKey('ES256')
+    const other = await createSessionKey('ES256')
+    const attestWith = async (publicKey: Uint8Array) => {
+      const nonce = (await post(h, '/v1/challenge', {})).body.nonce as string
+      const n = Buffer.from(nonce, 'base64url')
+      const evidence = await testOnlyNitroCollector(h.pki, { public_key: publicKey }).collect({ binding: bindingDigest(n, key.jktBytes), nonce: n })
+      return post(h, '/v1/attest', { tee: 'nitro', nonce, key: key.publicJwk, evidence })
+    }
+    const r = await attestWith(other.spki)
+    expect(r.status).toBe(403)
+    expect(r.body.error.code).toBe('ERR_BINDING_MISMATCH')
+    expect((await attestWith(key.spki)).status).toBe(200)
   })
 
   it('a token without proof of possession, or with a proof by another key, gets nothing', async () => {

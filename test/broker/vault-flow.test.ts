@@ -155,14 +155,14 @@ describe('broker with Vault (stand-in)', () => {
     const key = await createSessionKey('ES256')
     const evidence = await testOnlyNitroCollector(h.pki).collect({ binding: bindingDigest(Buffer.from(nonce, 'base64url'), key.jktBytes), nonce: Buffer.from(nonce, 'base64url') })
     const a = (await (await fetch(`${h.url}/v1/attest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tee: 'nitro', nonce, key: key.publicJwk, evidence, audience: 'vault' }) })).json()) as { token: string }
-    const claims = decodeJwt(a.token) as Record<string, string>
-    const bound: VaultJwtRole = { ...role, bound_claims: { keyward_policy: 'test-enclave', keyward_measurement: [claims.keyward_measurement!] } }
+    const claims = decodeJwt(a.token) as { keyward: Record<string, string> }
+    const bound: VaultJwtRole = { ...role, bound_claims: { '/keyward/policy': 'test-enclave', '/keyward/measurement': [claims.keyward.measurement!] } }
     // Vault's jwks_url: keyward's published JWKS, fetched over HTTP as Vault would.
     const config: VaultJwtConfig = { jwks: createRemoteJWKSet(new URL(`${h.url}/.well-known/jwks.json`)), jwt_supported_algs: ['ES256'], bound_issuer: 'keyward' }
     const now = Math.floor(Date.now() / 1000)
     const login = await vaultJwtLogin(a.token, 'keyward-attested', config, bound, now)
     expect(login.metadata).toMatchObject({ policy: 'test-enclave', tee: 'nitro' })
-    await expect(vaultJwtLogin(a.token, 'keyward-attested', config, { ...bound, bound_claims: { keyward_policy: 'other' } }, now)).rejects.toThrow(/claim/)
+    await expect(vaultJwtLogin(a.token, 'keyward-attested', config, { ...bound, bound_claims: { '/keyward/policy': 'other' } }, now)).rejects.toThrow(/claim/)
     await expect(vaultJwtLogin(a.token, 'keyward-attested', config, bound, now + 400)).rejects.toThrow(/expired/)
     // A release token (aud keyward) does not log in at Vault.
     const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0 })

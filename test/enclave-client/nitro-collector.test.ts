@@ -10,7 +10,7 @@ import {
   createNitroCollector, decodeAttestationResponse, encodeAttestationRequest, loadNsmAddon, type NsmTransport,
 } from '../../enclave-client/src/collectors/nitro.js'
 import { decodeCborStrict } from '../../src/protocol/cbor.js'
-import { nitroVerifier } from '../../src/verifiers/nitro/index.js'
+import { createNitroVerifier } from '../../src/verifiers/nitro/index.js'
 import { concatBytes, toHex } from '../../src/util/bytes.js'
 import { readManifest, readVector } from '../helpers/vectors.js'
 import { errorCodeOf } from '../helpers/errors.js'
@@ -111,6 +111,7 @@ describe('nitro collector', () => {
     expect(dev.log[0]!.path).toBe('/dev/nsm-test')
     expect(dev.log[0]!.closed).toBe(true)
     expect(dev.log[0]!.req).toEqual(encodeAttestationRequest({ binding, nonce, publicKeyDer: spki }))
+    const nitroVerifier = createNitroVerifier()
     const claims = await nitroVerifier.verify(nitroVerifier.decode(evidence), { now: new Date(vec.timestamp_ms) })
     expect(claims.tee).toBe('nitro')
   })

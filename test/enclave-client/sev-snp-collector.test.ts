@@ -11,7 +11,7 @@ import { basename, join } from 'node:path'
 import type { KeyObject } from 'node:crypto'
 import { KeywardError } from '../../src/errors.js'
 import { createSevSnpCollector, type TsmFs } from '../../enclave-client/src/collectors/sev-snp.js'
-import { sevSnpVerifier } from '../../src/verifiers/sev-snp/index.js'
+import { createSevSnpVerifier } from '../../src/verifiers/sev-snp/index.js'
 import { buildCertTable } from '../../src/verifiers/sev-snp/certs.js'
 import { OFF } from '../../src/verifiers/sev-snp/layout.js'
 import { TEST_NOW, signReport, snpFile, testOnlyPki, type TestOnlyPki } from '../verifiers/sev-snp/helpers.js'
@@ -113,6 +113,7 @@ describe('SEV-SNP configfs-tsm collector', () => {
     const c = createSevSnpCollector({ root: f.root, fs: f.fs })
     const ev = await c.collect(req)
     expect(Object.keys(ev).sort()).toEqual(['certTable', 'report'])
+    const sevSnpVerifier = createSevSnpVerifier()
     const claims = await sevSnpVerifier.verify(sevSnpVerifier.decode(ev), {
       now: TEST_NOW,
       expectedBinding: binding,

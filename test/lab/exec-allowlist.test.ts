@@ -155,7 +155,7 @@ describe('lab: the agent started by the initramfs enforces the allowlist in the 
     const st = lab.json<{ records: string[]; statement: string }>('statement.json')
     const facts = judgeAllowlistState(
       { records: st.records.map((r) => fromHex(r)!), statement: fromHex(st.statement)! },
-      toHex(q.pcrs.sha256!.get(15)!),
+      q.pcrs.sha256!.get(15)!,
       { nonce, jkt: nonce },
     )
     // host-wide 2; the statement was asked for from the root cgroup, where both were refused

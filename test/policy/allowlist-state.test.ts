@@ -34,7 +34,7 @@ const NONCE = new Uint8Array(randomBytes(32))
 const JKT = new Uint8Array(randomBytes(32))
 
 /** PCR after extending each record's SHA-256 from 32 zero bytes. */
-const pcrOf = (records: Uint8Array[]): string => records.reduce<Buffer>((p, r) => h(p, h(r)), Buffer.alloc(32)).toString('hex')
+const pcrOf = (records: Uint8Array[]): Uint8Array => new Uint8Array(records.reduce<Buffer>((p, r) => h(p, h(r)), Buffer.alloc(32)))
 
 describe('allowlist digest', () => {
   it('hashes the distinct entries sorted bytewise', () => {
@@ -151,7 +151,7 @@ describe('judging the state', () => {
     // extended after the separator but left out of the log
     expect(reason(() => judge(agent.records, st, [...agent.records, forger.load]))).toBe('ERR_ALLOWLIST_REPLAY')
     expect(reason(() => judge([agent.separator, agent.load], st, agent.records))).toBe('ERR_ALLOWLIST_REPLAY')
-    expect(errorCode(() => judgeAllowlistState({ records: agent.records, statement: st }, 'ab', { nonce: NONCE, jkt: JKT }))).toBe('ERR_EVIDENCE_MALFORMED')
+    expect(errorCode(() => judgeAllowlistState({ records: agent.records, statement: st }, new Uint8Array([0xab]), { nonce: NONCE, jkt: JKT }))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 
   it('an audit-mode load is reported as such (policies decide)', () => {

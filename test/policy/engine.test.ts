@@ -268,7 +268,7 @@ describe('toPolicyClaims', () => {
   it('drops binding data, nonce and public key', () => {
     const vc: VerifiedClaims = {
       tee: 'nitro', measurement: 'aa', debug: false, issuedAt: '2024-01-01T00:00:00.000Z',
-      bindingData: new Uint8Array([1]), nonce: new Uint8Array([2]), publicKey: new Uint8Array([3]), details: { k: 1 },
+      bindingData: new Uint8Array([1]), nonce: new Uint8Array([2]), publicKey: new Uint8Array([3]), pcrs: { sha384: new Map([[0, new Uint8Array(48)]]) }, details: { k: 1 },
     }
     expect(toPolicyClaims(vc)).toEqual({ tee: 'nitro', measurement: 'aa', debug: false, issuedAt: '2024-01-01T00:00:00.000Z', details: { k: 1 } })
   })

@@ -6,6 +6,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { createHash } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
@@ -26,7 +27,9 @@ const GOLDEN = createHash('sha256').update('keyward ui: approved boot').digest()
 const DRIFT = createHash('sha256').update('keyward ui: unexpected module').digest()
 const GOLDEN_PCR = createHash('sha256').update(Buffer.alloc(32)).update(GOLDEN).digest('hex')
 const DRIFTED_PCR = createHash('sha256').update(Buffer.from(GOLDEN_PCR, 'hex')).update(DRIFT).digest('hex')
-const SHOTS = join(REPO_ROOT, 'docs/screenshots')
+// The README's screenshots are this test's: KEYWARD_UPDATE_SCREENSHOTS=1 writes them to docs/screenshots;
+// otherwise they go to a temporary folder, so a test run leaves the checkout as it was.
+const SHOTS = process.env.KEYWARD_UPDATE_SCREENSHOTS === '1' ? join(REPO_ROOT, 'docs/screenshots') : mkdtempSync(join(tmpdir(), 'keyward-ui-shots-'))
 
 const POLICY_WEB = `apiVersion: keyward.dev/v1
 kind: ReleasePolicy

@@ -31,18 +31,18 @@ async function testOnlyKey(kid: string, alg = 'ES256'): Promise<TestKey> {
   return { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } }
 }
 
-/** The EAR attestation-result shape keyward issues (issue 3), plus its flat claims for Vault. */
-function earClaims(over: Record<string, unknown> = {}): JWTPayload {
+/** The EAR attestation-result shape keyward issues (draft-ietf-rats-ear-04, docs/ear.md), with its `keyward` extension map. */
+function earClaims(over: Record<string, unknown> = {}, ext: Record<string, unknown> = {}): JWTPayload {
+  const keyward = Object.fromEntries(Object.entries({ workload: 'snp:' + M1.slice(0, 16), tee: 'sev-snp', policy: 'prod-db', measurement: M1, ...ext }).filter(([, v]) => v !== undefined))
   return {
-    eat_profile: 'tag:github.com,2023:veraison/ear',
-    ear_verifier_id: { developer: 'https://keyward.dev', build: 'keyward 0.1.0' },
+    eat_profile: 'tag:ietf.org,2026:rats/ear#04',
+    ear_status: 'affirming',
+    ear_verifier_id: { developer: 'keyward', build: 'keyward 0.1.0' },
     eat_nonce: 'q3VtYmxlLW5vbmNlLTMyLWJ5dGVzLWxvbmctZXhhbXBsZQ',
-    submods: { 'sev-snp': { ear_status: 'affirming', ear_appraisal_policy_id: 'prod-db', keyward_claims: { measurement: M1 } } },
+    submods: { 'sev-snp': { ear_status: 'affirming', ear_trustworthiness_vector: { hardware: 2 }, ear_appraisal_policy_ids: ['prod-db'], keyward: { measurement: M1 } } },
     cnf: { jkt: 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs' },
-    keyward_tee: 'sev-snp',
-    keyward_policy: 'prod-db',
-    keyward_measurement: M1,
-    keyward_workload: 'snp:' + M1.slice(0, 16),
+    sub: keyward.workload,
+    keyward,
     ...over,
   }
 }
@@ -103,7 +103,7 @@ describe('Vault JWT auth with the documented role', () => {
   it('rejects a signature from a key not in the JWKS, a tampered payload, and an algorithm outside jwt_supported_algs', async () => {
     expect(await loginError(await sign(outsider, earClaims()))).toMatch(/^error verifying token/)
     const [h, p, s] = (await sign(current, earClaims())).split('.') as [string, string, string]
-    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), keyward_policy: 'prod-db', keyward_measurement: 'b2'.repeat(48), exp: NOW + 9999 })).toString('base64url')
+    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), keyward: { policy: 'prod-db', measurement: 'b2'.repeat(48) }, exp: NOW + 9999 })).toString('base64url')
     expect(await loginError(`${h}.${forged}.${s}`)).toMatch(/^error verifying token/)
     expect(await loginError(await sign(rsa, earClaims(), { alg: 'RS256' }))).toMatch(/^error verifying token/)
   })
@@ -123,24 +123,24 @@ describe('Vault JWT auth with the documented role', () => {
   })
 
   it('enforces bound_claims: exact policy, measurement from the list, claim present', async () => {
-    expect(await loginError(await sign(current, earClaims({ keyward_policy: 'staging' })))).toMatch(/"keyward_policy" does not match/)
-    expect((await login(await sign(current, earClaims({ keyward_measurement: 'b2'.repeat(48) })))).metadata.measurement).toBe('b2'.repeat(48))
-    expect(await loginError(await sign(current, earClaims({ keyward_measurement: 'c3'.repeat(48) })))).toMatch(/"keyward_measurement" does not match/)
-    expect(await loginError(await sign(current, earClaims({ keyward_policy: undefined })))).toMatch(/"keyward_policy" is missing/)
-    // Nested claims cannot be bound as strings: the flat keyward_* copies exist for this.
-    expect(await loginError(await sign(current, earClaims()), { ...role, bound_claims: { submods: 'x' } })).toMatch(/not a string or list/)
+    expect(await loginError(await sign(current, earClaims({}, { policy: 'staging' })))).toMatch(/"\/keyward\/policy" does not match/)
+    expect((await login(await sign(current, earClaims({}, { measurement: 'b2'.repeat(48) })))).metadata.measurement).toBe('b2'.repeat(48))
+    expect(await loginError(await sign(current, earClaims({}, { measurement: 'c3'.repeat(48) })))).toMatch(/"\/keyward\/measurement" does not match/)
+    expect(await loginError(await sign(current, earClaims({}, { policy: undefined })))).toMatch(/"\/keyward\/policy" is missing/)
+    // A map cannot be bound as a string: roles point into it (/keyward/policy).
+    expect(await loginError(await sign(current, earClaims()), { ...role, bound_claims: { keyward: 'x' } })).toMatch(/not a string or list/)
   })
 
   it('supports glob bound claims and JSON-pointer claims', async () => {
-    const globRole: VaultJwtRole = { ...role, bound_claims_type: 'glob', bound_claims: { keyward_policy: 'prod-*', '/submods/sev-snp/ear_status': 'affirming' } }
-    expect((await login(await sign(current, earClaims({ keyward_policy: 'prod-payments' })), globRole)).metadata.policy).toBe('prod-payments')
-    expect(await loginError(await sign(current, earClaims({ keyward_policy: 'dev-prod' })), globRole)).toMatch(/does not match/)
-    const warn = earClaims({ submods: { 'sev-snp': { ear_status: 'warning', ear_appraisal_policy_id: 'prod-db', keyward_claims: {} } } })
+    const globRole: VaultJwtRole = { ...role, bound_claims_type: 'glob', bound_claims: { '/keyward/policy': 'prod-*', '/submods/sev-snp/ear_status': 'affirming' } }
+    expect((await login(await sign(current, earClaims({}, { policy: 'prod-payments' })), globRole)).metadata.policy).toBe('prod-payments')
+    expect(await loginError(await sign(current, earClaims({}, { policy: 'dev-prod' })), globRole)).toMatch(/does not match/)
+    const warn = earClaims({ submods: { 'sev-snp': { ear_status: 'warning', ear_trustworthiness_vector: { 'runtime-opaque': 32 }, ear_appraisal_policy_ids: ['prod-db'], keyward: {} } } })
     expect(await loginError(await sign(current, warn), globRole)).toMatch(/ear_status" does not match/)
   })
 
   it('fails when user_claim is missing or a claim mapping is not a string', async () => {
-    expect(await loginError(await sign(current, earClaims({ keyward_workload: undefined })))).toMatch(/claim "keyward_workload" not found/)
+    expect(await loginError(await sign(current, earClaims({ sub: undefined })))).toMatch(/claim "sub" not found/)
     expect(await loginError(await sign(current, earClaims()), { ...role, claim_mappings: { submods: 'submods' } })).toMatch(/error converting claim/)
   })
 })

@@ -9,7 +9,7 @@ import { constantTimeEqual, toHex } from '../../util/bytes.js'
 import { parseCertificate, verifyCertificatePath, type CertInfo } from '../common/x509.js'
 import { requireCoseAlg, verifyCoseSign1 } from '../common/cose.js'
 import type { VerifyContext } from '../types.js'
-import type { VerifiedClaims } from '../../protocol/claims.js'
+import type { NitroClaims } from '../../protocol/claims.js'
 import { DEBUG_ZERO_PCRS, ENCLAVE_MEASUREMENT_PCR, NITRO_ALGS, NITROTPM_MEASUREMENT_PCR, type NitroKind } from './layout.js'
 import { readAttestationDocument, readCaBundle, readSigningCertificate, type NitroDocument, type NitroEvidence } from './parse.js'
 import { AWS_NITRO_ROOT_G1 } from './roots/index.js'
@@ -85,7 +85,7 @@ function isZero(b: Uint8Array | undefined): boolean {
 }
 
 /** The whole check; see the module comment for the order. Returns claims or throws a KeywardError. */
-export async function verifyNitroEvidence(ev: NitroEvidence, ctx: VerifyContext): Promise<VerifiedClaims<NitroDetails>> {
+export async function verifyNitroEvidence(ev: NitroEvidence, ctx: VerifyContext): Promise<NitroClaims<NitroDetails>> {
   requireCoseAlg(ev.cose, NITRO_ALGS, 'nitro attestation document')
   const leaf = parseCertificate(readSigningCertificate(ev.untrustedPayload), 'nitro certificate')
   verifyNitroSignature(ev, leaf)
@@ -106,6 +106,7 @@ export async function verifyNitroEvidence(ev: NitroEvidence, ctx: VerifyContext)
     bindingData: doc.userData ?? new Uint8Array(0),
     nonce: doc.nonce,
     publicKey: doc.publicKey,
+    pcrs: { sha384: doc.pcrs },
     details: {
       kind: doc.kind,
       moduleId: doc.moduleId,

@@ -1,16 +1,22 @@
 // Trust checks for an SEV-SNP report, in order: the report signature by the VCEK/VLEK (AMD 56860
 // "Attestation": ECDSA P-384 SHA-384 over bytes 0x000–0x29F), the chain ARK → ASK/ASVK →
 // VCEK/VLEK (RSASSA-PSS SHA-384) at ctx.now against pinned roots, CRLs, the leaf's TCB and hwID
-// extensions against REPORTED_TCB and CHIP_ID (AMD 57230), then REPORT_DATA against the binding.
+// extensions against REPORTED_TCB and CHIP_ID (AMD 57230), then REPORT_DATA against the binding,
+// then the optional floors of the options (checkAppraisal). verifySnpEvidence runs them all.
 import { verify as cryptoVerify, type KeyObject } from 'node:crypto'
-import { KeywardError, SignatureInvalidError } from '../../errors.js'
-import { constantTimeEqual } from '../../util/bytes.js'
-import { verifyCertificatePath, type CertInfo } from '../common/x509.js'
-import type { AmdCertExtensions } from './certs.js'
-import { checkRevocation, type ParsedCrl } from './crl.js'
+import { KeywardError, SignatureInvalidError, asEvidenceError } from '../../errors.js'
+import type { SevSnpClaims } from '../../protocol/claims.js'
+import { constantTimeEqual, toHex } from '../../util/bytes.js'
+import { parseCertificate, verifyCertificatePath, type CertInfo } from '../common/x509.js'
+import type { VerifyContext } from '../types.js'
+import { readAmdExtensions, type AmdCertExtensions } from './certs.js'
+import { checkRevocation, parseCrl, type ParsedCrl } from './crl.js'
+import type { SnpEvidence } from './decode.js'
+import { reportDetails } from './details.js'
+import type { KdsCache, KdsFetch } from './kds.js'
 import { ECDSA_COMPONENT_SIZE, P384_SCALAR_SIZE, PRODUCTS, SIG_USED, OFF, REPORT_SIZE, type SnpProduct } from './layout.js'
 import { signedBytes, type AttestationReport, type TcbVersion } from './parse.js'
-import type { AmdRoots } from './roots/index.js'
+import { loadAmdRoots, type AmdRoots } from './roots/index.js'
 
 const FIXED = 'report signature verification failed'
 
@@ -173,5 +179,100 @@ export function checkAppraisal(report: AttestationReport, a: SnpAppraisal): void
   }
   if (Object.keys(below).length > 0) {
     throw new KeywardError('ERR_POLICY_DENIED', `REPORTED_TCB below the minimum (${Object.keys(below).join(', ')})`, { detail: below })
+  }
+}
+
+/** What createSevSnpVerifier is configured with (go-sev-guest's verify.Options and validate.Options in one). */
+export interface SevSnpVerifierOptions extends SnpAppraisal {
+  /** Directory of the KDS certificate cache (kds.ts); used when the evidence carries no VCEK. */
+  kdsDir?: string
+  /** Alias of kdsDir (the name the broker's verifier registry uses). */
+  certCacheDir?: string
+  /** Fetch for KDS misses; without it the cache is read-only (offline broker). */
+  kdsFetch?: KdsFetch
+  /** A ready cache (takes precedence over kdsDir). */
+  kds?: KdsCache
+  /** Accept reports whose CHIP_ID is masked (all zero): the VCEK hwID check is then skipped. Default false. */
+  allowMaskedChipId?: boolean
+  /** CRLs (DER) applied to every verification, in addition to ctx.trust.snp.crls. */
+  crls?: Uint8Array[]
+}
+
+const selfIssued = (c: CertInfo): boolean => c.cert.subject === c.cert.issuer
+
+/** Parses the certificates decode() located (ERR_EVIDENCE_MALFORMED naming the bad one). */
+function parseSnpCertificates(ev: SnpEvidence): Partial<ChainInput> {
+  const out: Partial<ChainInput> = {}
+  try {
+    if (ev.leafDer) out.leaf = parseCertificate(ev.leafDer, 'VCEK/VLEK')
+    if (ev.intermediateDer) out.intermediate = parseCertificate(ev.intermediateDer, 'certTable ASK')
+    if (ev.arkDer) out.ark = parseCertificate(ev.arkDer, 'certTable ARK')
+    for (const [i, der] of ev.chainDers.entries()) {
+      const cert = parseCertificate(der, `chain[${i}]`)
+      if (selfIssued(cert)) out.ark = cert
+      else out.intermediate = cert
+    }
+  } catch (err) {
+    throw asEvidenceError(err, 'sev-snp evidence')
+  }
+  return out
+}
+
+/** VCEK from the KDS cache: by CPUID product, or (v2 reports) each product whose TCB layout fits. */
+async function leafFromCache(kds: KdsCache, r: AttestationReport): Promise<{ leaf: CertInfo; product: SnpProduct } | undefined> {
+  if (r.signingKey !== 'vcek') return undefined
+  const candidates: SnpProduct[] = r.product ? [r.product] : ['Milan', 'Genoa']
+  for (const p of candidates) {
+    const der = await kds.getVcek(p, r.chipId, r.reportedTcb)
+    if (der) return { leaf: parseCertificate(der, 'cached VCEK'), product: p }
+  }
+  return undefined
+}
+
+/**
+ * The whole check of decoded SNP evidence, in the order of the module comment. The leaf comes from
+ * the evidence, else from opts.kds; pinned AMD roots unless ctx.trust.snp.arks replaces them.
+ */
+export async function verifySnpEvidence(ev: SnpEvidence, ctx: VerifyContext, opts: SevSnpVerifierOptions): Promise<SevSnpClaims> {
+  const r = ev.report
+  const certs = parseSnpCertificates(ev)
+  let { leaf, intermediate } = certs
+  const crlDers = [...(opts.crls ?? []), ...(ctx.trust?.snp?.crls ?? [])]
+  if (!leaf && opts.kds) {
+    const hit = await leafFromCache(opts.kds, r)
+    if (hit) {
+      leaf = hit.leaf
+      const chain = intermediate ? undefined : await opts.kds.getChain(hit.product, 'vcek')
+      if (chain?.[0]) intermediate = parseCertificate(chain[0], 'cached ASK')
+      const crl = await opts.kds.getCrl(hit.product, 'vcek')
+      if (crl) crlDers.push(crl)
+    }
+  }
+  if (!leaf) throw new KeywardError('ERR_CHAIN_INVALID', 'no VCEK/VLEK: not in the evidence nor in the certificate cache')
+  // Signature first, then everything derived from the certificates.
+  verifyReportSignature(r, leaf.cert.publicKey)
+  const ext = readAmdExtensions(leaf)
+  const product = productOf(r, ext)
+  const arks = ctx.trust?.snp?.arks?.map((x, i) => parseCertificate(new Uint8Array(x.raw), `trust.snp.arks[${i}]`))
+  verifySnpChain(r, product, ext, { leaf, intermediate, ark: certs.ark }, {
+    now: ctx.now,
+    skewMs: ctx.clockSkewMs ?? 60_000,
+    roots: loadAmdRoots(),
+    arks,
+    crls: crlDers.map(parseCrl),
+  })
+  checkLeafTcb(r, ext)
+  checkChipId(r, ext, opts.allowMaskedChipId ?? false)
+  if (ctx.expectedBinding !== undefined) checkReportBinding(r, ctx.expectedBinding)
+  checkAppraisal(r, opts)
+  return {
+    tee: 'sev-snp',
+    measurement: toHex(r.measurement),
+    debug: r.policy.debug,
+    issuedAt: null,
+    bindingData: r.reportData,
+    nonce: null,
+    publicKey: null,
+    details: reportDetails(r, product, ext.productName, ext.cspId),
   }
 }

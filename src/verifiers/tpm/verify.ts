@@ -1,14 +1,21 @@
 // Quote verification in go-tpm-tools order (server/verify.go): signature by the AK per scheme,
 // AK object attributes, attest type (parse.ts), extraData against the expected value, then a
 // constant-time compare of pcrDigest with the hash of the presented PCR values.
-// Not checked here: whether the AK is trusted (index.ts asks ctx.resolveAk), the event log
-// (eventlog.ts), the TPM clock (not wall time) and qualifiedSigner (needs the AK's parent).
+// verifyTpmEvidence, the verifier's whole check, then asks ctx.resolveAk whether the AK is trusted
+// and replays the event log against the quoted PCRs (eventlog.ts). Not checked: the TPM clock
+// (not wall time) and qualifiedSigner (needs the AK's parent).
 import { constants, verify as cryptoVerify } from 'node:crypto'
 import { KeywardError, SignatureInvalidError, type ErrorCode } from '../../errors.js'
 import { concatBytes, constantTimeEqual, toHex, type HashName } from '../../util/bytes.js'
+import type { AkTrustClaim, JsonObject, TpmClaims } from '../../protocol/claims.js'
+import type { VerifyContext } from '../types.js'
+import type { TpmEvidence } from './decode.js'
+import { replayEventLog } from './eventlog.js'
+import { extractFacts } from './eventlog-facts.js'
 import { hashOf } from './hash.js'
 import { AK_REQUIRED_ATTRIBUTES, TPMA_OBJECT, hashAlgId } from './layout.js'
 import {
+  attributeNames,
   leftPad,
   type AkPublic,
   type PcrSelection,
@@ -139,4 +146,65 @@ export function verifyQuote(q: QuoteInput, expected?: ExpectedExtraData): Verifi
 
 export function selectionString(sel: PcrSelection[]): string {
   return sel.map((s) => `${s.hash}:${s.pcrs.join(',')}`).join('+')
+}
+
+function pcrsJson(banks: PcrValues['banks']): JsonObject {
+  const out: JsonObject = {}
+  for (const [bank, m] of Object.entries(banks) as [HashName, Map<number, Uint8Array>][]) {
+    out[bank] = Object.fromEntries([...m].map(([i, v]) => [String(i), toHex(v)]))
+  }
+  return out
+}
+
+/** What extraData must equal: the binding digest (broker), else a raw nonce (offline, tpm2_checkquote -q), else nothing. */
+function expectedExtraData(ctx: VerifyContext): ExpectedExtraData | undefined {
+  if (ctx.expectedBinding) return { value: ctx.expectedBinding, code: 'ERR_BINDING_MISMATCH' }
+  if (ctx.expectedNonce) return { value: ctx.expectedNonce, code: 'ERR_NONCE_MISMATCH' }
+  return undefined
+}
+
+/**
+ * Verifies TPM evidence: the quote (verifyQuote, extraData as expectedExtraData says), then AK
+ * trust through ctx.resolveAk when given (an AK given only as SPKI has no TPM name and cannot be
+ * resolved: ERR_AK_UNTRUSTED), then the event log, when present, against the quoted PCRs.
+ */
+export async function verifyTpmEvidence(e: TpmEvidence, ctx: VerifyContext): Promise<TpmClaims> {
+  const q = verifyQuote({ ak: e.ak, attest: e.attest, signature: e.signature, pcrs: e.pcrs }, expectedExtraData(ctx))
+  let trust: AkTrustClaim | null = null
+  if (ctx.resolveAk) {
+    if (q.akName === null) throw new KeywardError('ERR_AK_UNTRUSTED', 'AK given without its TPM public area cannot be resolved')
+    const t = await ctx.resolveAk(q.akName)
+    if (!t || t.revoked) {
+      throw new KeywardError('ERR_AK_UNTRUSTED', t ? 'attestation key is revoked' : 'attestation key is not registered', { detail: { akName: q.akName } })
+    }
+    trust = { via: t.via, workload: t.workload }
+  }
+  const a = q.attest
+  const details: JsonObject = {
+    akName: q.akName,
+    akAttributesVerified: q.akAttributesVerified,
+    akAttributes: e.ak.public ? attributeNames(e.ak.public.attributes) : null,
+    akTrust: trust && { via: trust.via, workload: trust.workload },
+    sigScheme: `${e.signature.sigAlg}-${e.signature.hash}`,
+    pcrs: pcrsJson(q.pcrs),
+    clock: a.clock.toString(),
+    resetCount: a.resetCount,
+    restartCount: a.restartCount,
+    safe: a.safe,
+    firmwareVersion: a.firmwareVersion.toString(16).padStart(16, '0'),
+    qualifiedSigner: toHex(a.qualifiedSigner),
+  }
+  if (e.eventLog) details.eventLog = extractFacts(e.eventLog, replayEventLog(e.eventLog, q.pcrs))
+  return {
+    tee: 'tpm',
+    measurement: toHex(a.pcrDigest),
+    debug: false,
+    issuedAt: null,
+    bindingData: a.extraData,
+    nonce: null,
+    publicKey: null,
+    ak: { name: q.akName, trust },
+    pcrs: q.pcrs,
+    details,
+  }
 }

@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll } from 'vitest'
 import { encode } from 'cborg'
 import { readVector, readManifest } from '../../helpers/vectors.js'
-import { nitroVerifier } from '../../../src/verifiers/nitro/index.js'
+import { createNitroVerifier, parseNitroDocument } from '../../../src/verifiers/nitro/index.js'
 import { errorCodeOf } from '../../helpers/errors.js'
 import { concatBytes } from '../../../src/util/bytes.js'
 import type { CborMap, CborValue } from '../../../src/protocol/cbor.js'
@@ -15,13 +15,15 @@ import {
   type TestOnlyPki,
 } from './fixtures.js'
 
+const nitroVerifier = createNitroVerifier()
+
 const manifest = readManifest<{ vectors: { file: string; timestamp_ms: number }[] }>('nitro')
 const GOOD = 'anjuna-20240124-181425-debug.cbor'
 const goodAt = new Date(manifest.vectors.find((v) => v.file === GOOD)!.timestamp_ms)
 const good = readVector('nitro', GOOD)
 const goodCose = decodeCoseSign1(good)
 
-const codeOf = (bytes: Uint8Array, ctx: VerifyContext): Promise<string> => errorCodeOf(() => nitroVerifier.verify(nitroVerifier.parse(bytes), ctx))
+const codeOf = (bytes: Uint8Array, ctx: VerifyContext): Promise<string> => errorCodeOf(() => nitroVerifier.verify(parseNitroDocument(bytes), ctx))
 const genuineCode = (bytes: Uint8Array): Promise<string> => codeOf(bytes, { now: goodAt })
 
 function withPayload(edit: (m: Map<string, CborValue>) => void): Uint8Array {
@@ -129,7 +131,7 @@ describe('nitro tampering of a genuine document', () => {
 
   it('every truncation of a genuine document → ERR_EVIDENCE_MALFORMED', () => {
     for (let n = 0; n < good.length; n++) {
-      expect(() => nitroVerifier.parse(good.subarray(0, n)), `prefix ${n}`).toThrow(expect.objectContaining({ code: 'ERR_EVIDENCE_MALFORMED' }))
+      expect(() => parseNitroDocument(good.subarray(0, n)), `prefix ${n}`).toThrow(expect.objectContaining({ code: 'ERR_EVIDENCE_MALFORMED' }))
     }
   })
 })
@@ -144,7 +146,7 @@ describe('nitro chain and payload rules (test-only PKI)', () => {
 
   it('a document signed under a passed root verifies; under the pinned AWS root it does not', async () => {
     const doc = testOnlyDocument(pki)
-    const c = await nitroVerifier.verify(nitroVerifier.parse(doc), ctx)
+    const c = await nitroVerifier.verify(parseNitroDocument(doc), ctx)
     expect(c.details.kind).toBe('enclave')
     expect(c.debug).toBe(false)
     expect(c.measurement).toBe('01'.repeat(48))
@@ -156,9 +158,9 @@ describe('nitro chain and payload rules (test-only PKI)', () => {
 
   it('reports debug mode (PCR0-2 zero) without denying it, and NitroTPM documents with PCR4', async () => {
     const pcrs = new Map<number, CborValue>([[0, new Uint8Array(48)], [1, new Uint8Array(48)], [2, new Uint8Array(48)], [4, new Uint8Array(48).fill(4)]])
-    const dbg = await nitroVerifier.verify(nitroVerifier.parse(testOnlyDocument(pki, { pcrs })), ctx)
+    const dbg = await nitroVerifier.verify(parseNitroDocument(testOnlyDocument(pki, { pcrs })), ctx)
     expect(dbg.debug).toBe(true)
-    const tpm = await nitroVerifier.verify(nitroVerifier.parse(testOnlyDocument(pki, { pcrs: undefined, nitrotpm_pcrs: pcrs })), ctx)
+    const tpm = await nitroVerifier.verify(parseNitroDocument(testOnlyDocument(pki, { pcrs: undefined, nitrotpm_pcrs: pcrs })), ctx)
     expect(tpm.details.kind).toBe('nitrotpm')
     expect(tpm.debug).toBe(false)
     expect(tpm.measurement).toBe('04'.repeat(48))
@@ -169,12 +171,12 @@ describe('nitro chain and payload rules (test-only PKI)', () => {
     const indefinite = concatBytes(new Uint8Array([0xbf]), ...entries, new Uint8Array([0xff]))
     expect(await codeOf(signCose(indefinite, pki.leaf.key), ctx)).toBe('OK')
     const max = new Uint8Array(1024).fill(7)
-    const c = await nitroVerifier.verify(nitroVerifier.parse(testOnlyDocument(pki, { user_data: max, nonce: new Uint8Array(0), public_key: max })), ctx)
+    const c = await nitroVerifier.verify(parseNitroDocument(testOnlyDocument(pki, { user_data: max, nonce: new Uint8Array(0), public_key: max })), ctx)
     expect(c.bindingData).toHaveLength(1024)
     expect(c.details.nonce).toBe('')
     const pcrs = new Map<number, CborValue>([[0, new Uint8Array(32)], [1, new Uint8Array(64)], [31, new Uint8Array(48)]])
     expect(await codeOf(testOnlyDocument(pki, { pcrs }), ctx)).toBe('OK')
-    const absent = await nitroVerifier.verify(nitroVerifier.parse(testOnlyDocument(pki, { nonce: undefined, public_key: undefined })), ctx)
+    const absent = await nitroVerifier.verify(parseNitroDocument(testOnlyDocument(pki, { nonce: undefined, public_key: undefined })), ctx)
     expect(absent.details.absentFields).toEqual(['public_key', 'nonce'])
   })
 
@@ -267,7 +269,7 @@ describe('nitro chain and payload rules (test-only PKI)', () => {
   it('fuzz: every prefix and every single-byte change of a small document gives a result or a KeywardError', async () => {
     const doc = testOnlyDocument(pki, { public_key: undefined, user_data: undefined })
     for (let n = 0; n < doc.length; n++) {
-      expect(() => nitroVerifier.parse(doc.subarray(0, n))).toThrow(expect.objectContaining({ code: 'ERR_EVIDENCE_MALFORMED' }))
+      expect(() => parseNitroDocument(doc.subarray(0, n))).toThrow(expect.objectContaining({ code: 'ERR_EVIDENCE_MALFORMED' }))
     }
     let seed = 12345
     const rnd = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 16

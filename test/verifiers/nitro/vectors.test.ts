@@ -4,11 +4,13 @@
 import { describe, it, expect } from 'vitest'
 import { X509Certificate } from 'node:crypto'
 import { readManifest, readVector } from '../../helpers/vectors.js'
-import { nitroVerifier } from '../../../src/verifiers/nitro/index.js'
-import type { VerifiedClaims } from '../../../src/protocol/claims.js'
+import { createNitroVerifier, parseNitroDocument } from '../../../src/verifiers/nitro/index.js'
+import type { NitroClaims } from '../../../src/protocol/claims.js'
 import type { NitroDetails } from '../../../src/verifiers/nitro/verify.js'
 import { toHex } from '../../../src/util/bytes.js'
 import { errorCodeOf } from '../../helpers/errors.js'
+
+const nitroVerifier = createNitroVerifier()
 
 interface FieldInfo { encoding: 'null' | 'bstr'; length?: number; hex?: string }
 interface Vector {
@@ -36,9 +38,9 @@ const manifest = readManifest<Manifest>('nitro')
 const genuine = manifest.vectors.filter((v) => v.genuine && v.expected === 'valid-at-timestamp')
 const ZERO48 = '00'.repeat(48)
 
-async function verifyAt(file: string, now: Date, ctx: Record<string, unknown> = {}): Promise<VerifiedClaims<NitroDetails>> {
-  const ev = nitroVerifier.parse(readVector('nitro', file))
-  return (await nitroVerifier.verify(ev, { now, ...ctx })) as VerifiedClaims<NitroDetails>
+async function verifyAt(file: string, now: Date, ctx: Record<string, unknown> = {}): Promise<NitroClaims<NitroDetails>> {
+  const ev = parseNitroDocument(readVector('nitro', file))
+  return nitroVerifier.verify(ev, { now, ...ctx })
 }
 
 
@@ -69,6 +71,9 @@ describe('nitro vectors', () => {
     expect(d.timestamp).toBe(v.timestamp_ms)
     expect(c.issuedAt).toBe(new Date(v.timestamp_ms).toISOString())
     expect(Object.keys(d.pcrs)).toHaveLength(v.pcr_count)
+    // the typed PCRs (bytes, bank sha384) are the ones details shows as hex
+    expect(Object.keys(c.pcrs)).toEqual(['sha384'])
+    expect(Object.fromEntries([...c.pcrs.sha384!].map(([i, b]) => [String(i), toHex(b)]))).toEqual(d.pcrs)
     const want = { ...v.pcrs, ...(v.other_nonzero_pcrs ?? {}) }
     for (const [name, hex] of Object.entries(want)) {
       expect(d.pcrs[name.replace('PCR', '')], name).toBe(hex === 'zero' ? ZERO48 : hex)
@@ -106,13 +111,13 @@ describe('nitro vectors', () => {
   it('rejects the self-signed mock (unprotected header null) as malformed, and as untrusted once that is patched', async () => {
     const v = manifest.vectors.find((x) => x.file.includes('NEG-selfsigned'))!
     const bytes = readVector('nitro', v.file)
-    expect(() => nitroVerifier.parse(bytes)).toThrow(expect.objectContaining({ code: 'ERR_EVIDENCE_MALFORMED' }))
+    expect(() => parseNitroDocument(bytes)).toThrow(expect.objectContaining({ code: 'ERR_EVIDENCE_MALFORMED' }))
     // the unprotected header is not signed: replacing null (0xf6) by {} (0xa0) keeps the signature valid,
     // so the document gets as far as the chain, where its null cabundle fails.
     const patched = Uint8Array.from(bytes)
     expect(patched.subarray(0, 7)).toEqual(Uint8Array.from([0x84, 0x44, 0xa1, 0x01, 0x38, 0x22, 0xf6]))
     patched[6] = 0xa0
-    const ev = nitroVerifier.parse(patched)
+    const ev = parseNitroDocument(patched)
     expect(await errorCodeOf(nitroVerifier.verify(ev, { now: new Date(v.timestamp_ms * 1000) }))).toBe('ERR_EVIDENCE_MALFORMED')
   })
 

@@ -7,12 +7,14 @@
 // POST /v1/attest on SQLite and PostgreSQL (a structural failure leaves the nonce usable; a bad
 // certificate spends it).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { sevSnpVerifier } from '../../../src/verifiers/sev-snp/index.js'
+import { createSevSnpVerifier } from '../../../src/verifiers/sev-snp/index.js'
 import { buildCertTable } from '../../../src/verifiers/sev-snp/certs.js'
 import { errorCode, errorCodeOf } from '../../helpers/errors.js'
 import { b64, certDer, snpFile, vector } from './helpers.js'
 import { startHarness, type Harness } from '../../broker/harness.js'
 import { createSessionKey } from '../../../enclave-client/src/session-key.js'
+
+const sevSnpVerifier = createSevSnpVerifier()
 
 const v = vector('milan-v5-gcp')
 const report = () => b64(snpFile(v.report))

@@ -3,9 +3,11 @@ import { randomBytes } from 'node:crypto'
 import { errorCode, errorCodeOf } from '../../helpers/errors.js'
 import { parseAttestationReport, signedBytes } from '../../../src/verifiers/sev-snp/parse.js'
 import { buildCertTable, parseCertTable } from '../../../src/verifiers/sev-snp/certs.js'
-import { sevSnpVerifier } from '../../../src/verifiers/sev-snp/index.js'
+import { createSevSnpVerifier } from '../../../src/verifiers/sev-snp/index.js'
 import { OFF, REPORT_SIZE } from '../../../src/verifiers/sev-snp/layout.js'
 import { b64, certDer, manifest, snpFile } from './helpers.js'
+
+const sevSnpVerifier = createSevSnpVerifier()
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 const u64hex = (v: bigint): string => `0x${v.toString(16).padStart(16, '0')}`

@@ -4,13 +4,15 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { KeywardError } from '../../../src/errors.js'
-import { createKdsCache, createSevSnpVerifier, sevSnpVerifier } from '../../../src/verifiers/sev-snp/index.js'
+import { createKdsCache, createSevSnpVerifier } from '../../../src/verifiers/sev-snp/index.js'
 import { buildCertTable } from '../../../src/verifiers/sev-snp/certs.js'
 import { OFF } from '../../../src/verifiers/sev-snp/layout.js'
 import { parseAttestationReport } from '../../../src/verifiers/sev-snp/parse.js'
 import type { VerifyContext } from '../../../src/verifiers/types.js'
 import { TEST_NOW, b64, certDer, evidenceOf, manifest, signReport, snpFile, testOnlyPki, vector, writeTcb, type TestOnlyPki } from './helpers.js'
 import { errorCodeOf } from '../../helpers/errors.js'
+
+const sevSnpVerifier = createSevSnpVerifier()
 
 const verifyEvidence = (ev: unknown, ctx: VerifyContext, v = sevSnpVerifier): Promise<unknown> => (async () => v.verify(v.decode(ev), ctx))()
 

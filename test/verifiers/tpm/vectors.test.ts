@@ -9,7 +9,7 @@ import { verifyTpmCommand } from '../../../src/cli/verify-tpm.js'
 import { KeywardError } from '../../../src/errors.js'
 import { fromHex, toHex, sha256 } from '../../../src/util/bytes.js'
 import {
-  akName, parseAkPublic, parseAttest, parsePcrsFile, parseSignature, parseTpmPublic, tpmVerifier, verifyQuote, verifyTpmEvidence,
+  akName, createTpmVerifier, parseAkPublic, parseAttest, parsePcrsFile, parseSignature, parseTpmPublic, verifyQuote, verifyTpmEvidence,
   type TpmEvidence,
 } from '../../../src/verifiers/tpm/index.js'
 import { errorCodeOf } from '../../helpers/errors.js'
@@ -101,6 +101,8 @@ describe('AK forms and names', () => {
     const viaPem = await verifyTpmCommand(c.args)
     expect(viaPem.details.akAttributesVerified).toBe(false)
     expect(viaPem.details.akName).toBeNull()
+    expect(viaPem).toMatchObject({ ak: { name: null, trust: null } })
+    expect(viaTpm).toMatchObject({ ak: { name: viaTpm.details.akName, trust: null } })
   })
 })
 
@@ -192,7 +194,8 @@ describe('tampering', () => {
   })
 })
 
-describe('tpmVerifier (broker path)', () => {
+describe('createTpmVerifier (broker path)', () => {
+  const tpmVerifier = createTpmVerifier()
   const c = cases.find((x) => x.id === 'swtpm-rsa-0001/sha256')!
   const wire = () => ({
     ak: readFileSync(vectorPath('tpm', 'swtpm/rsa/ak.pub')).toString('base64'),
@@ -208,6 +211,11 @@ describe('tpmVerifier (broker path)', () => {
     const claims = await tpmVerifier.verify(tpmVerifier.decode(wire()), { now: new Date(), expectedBinding: nonce, resolveAk: registered })
     expect(claims.details.akName).toBe(name)
     expect(claims.details.akTrust).toEqual({ via: 'credential-activation', workload: 'w1' })
+    // typed for the broker: the AK and its registered workload, the quoted PCRs as bytes (details shows them as hex)
+    expect(claims.ak).toEqual({ name, trust: { via: 'credential-activation', workload: 'w1' } })
+    const hexPcrs = Object.fromEntries(Object.entries(claims.pcrs).map(([bank, m]) => [bank, Object.fromEntries([...m].map(([i, b]) => [String(i), toHex(b)]))]))
+    expect(hexPcrs).toEqual(claims.details.pcrs)
+    expect(Object.keys(hexPcrs.sha256 ?? {})).not.toHaveLength(0)
     expect(claims.details.akAttributesVerified).toBe(true)
     expect(claims.debug).toBe(false)
   })
@@ -245,7 +253,7 @@ describe('tpmVerifier (broker path)', () => {
       eventLog: readFileSync(join(g.d, 'eventlog.bin')).toString('base64'),
     })
     expect(w.eventLog?.events.length).toBeGreaterThan(0)
-    const claims = await verifyTpmEvidence(w, { expected: { value: fromHex('9009')!, code: 'ERR_NONCE_MISMATCH' } })
+    const claims = await verifyTpmEvidence(w, { now: new Date(), expectedNonce: fromHex('9009')! })
     expect((claims.details.eventLog as { secureBoot: boolean }).secureBoot).toBe(true)
     expect(toHex(ev.attest.extraData)).toBe('9009')
   })
