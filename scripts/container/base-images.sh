@@ -42,6 +42,7 @@ make_base() { # name include-packages [extra ENV for the image]
   echo "base-images: localhost/$name:bookworm" >&2
 }
 
-# npm reads the system CA bundle (the host's, copied above), as npm on the host is configured to.
-make_base keyward-build-base ca-certificates,python3,make,g++ NPM_CONFIG_CAFILE=/etc/ssl/certs/ca-certificates.crt
+# As npm on the host is configured: the system CA bundle (the host's, copied above), and node-gyp
+# builds against the installed headers (/usr/include/node) instead of downloading them.
+make_base keyward-build-base ca-certificates,python3,make,g++ "NPM_CONFIG_CAFILE=/etc/ssl/certs/ca-certificates.crt NPM_CONFIG_NODEDIR=/usr"
 make_base keyward-run-base ca-certificates
