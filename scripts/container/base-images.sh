@@ -12,7 +12,8 @@ mkdir -p "$work"
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 make_base() { # name include-packages [extra ENV for the image]
-  local name=$1 include=$2 env=${3:-} root="$work/rootfs-$1"
+  local name=$1 include=$2 root="$work/rootfs-$1" changes=() kv
+  for kv in ${3:-}; do changes+=(--change "ENV $kv"); done # one ENV per variable: podman takes "ENV A=1 B=2" as one
   if [ "${KEYWARD_REBUILD_BASE:-0}" != 1 ] && kw_podman image exists "localhost/$name:bookworm"; then return; fi
   # The debootstrapped tree is kept as a tarball in the cache: remaking an image skips the download.
   if [ ! -f "$work/$name.debootstrap.tar" ]; then
@@ -37,7 +38,7 @@ make_base() { # name include-packages [extra ENV for the image]
   }
   tar -C "$root" --numeric-owner -cf - . | kw_podman import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'CMD ["/bin/sh"]' ${env:+--change "ENV $env"} - "localhost/$name:bookworm" >/dev/null 2>&1
+    --change 'CMD ["/bin/sh"]' "${changes[@]}" - "localhost/$name:bookworm" >/dev/null 2>&1
   rm -rf "$root"
   echo "base-images: localhost/$name:bookworm" >&2
 }
