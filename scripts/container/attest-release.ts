@@ -41,7 +41,7 @@ async function startContainer(workDir: string, ekCaPem: string): Promise<DemoBro
   for (const p of [workDir, conf]) chmodSync(p, 0o755) // the container's user (uid 1000) reads them
   await podman(['volume', 'create', VOLUME])
   // Host network: the sandbox's CNI bridge is not needed, and DPoP's htu stays http://127.0.0.1:port.
-  await podman(['run', '-d', '--name', NAME, '--read-only', '--network', 'host', '-v', `${VOLUME}:/data`, '-v', `${conf}:/etc/keyward:ro`, '-v', `${workDir}:${workDir}:ro`, IMAGE, 'serve', '--config', '/etc/keyward/keyward.yaml'])
+  await podman(['run', '-d', '--name', NAME, '--read-only', '--network', 'host', '-v', `${VOLUME}:/data`, '-v', `${conf}:/etc/keyward:ro`, '-v', `${workDir}:${workDir}:ro`, '-e', `KEYWARD_HEALTHCHECK_URL=http://127.0.0.1:${port}/healthz`, IMAGE, 'serve', '--config', '/etc/keyward/keyward.yaml'])
   const url = `http://127.0.0.1:${port}`
   for (let i = 0; ; i++) {
     const r = await fetch(`${url}/healthz`).catch(() => undefined)
