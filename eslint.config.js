@@ -27,7 +27,13 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
     },
   },
-  // Boundaries (docs/architecture.md §Import rules).
+  // Boundaries (docs/architecture.md §Import rules). Later blocks replace this first one's rule in their folders.
+  {
+    // Nothing below the HTTP layer knows HTTP: hono lives in app.ts, http/ and routes/ (and server.ts serves it).
+    files: ['src/**/*.ts'],
+    ignores: ['src/broker/app.ts', 'src/broker/server.ts', 'src/broker/http/**', 'src/broker/routes/**'],
+    rules: { 'no-restricted-imports': forbid('HTTP (hono) belongs to src/broker/app.ts, http/ and routes/; flows take plain values', 'hono', 'hono/*', '@hono/*') },
+  },
   {
     files: ['enclave-client/**/*.ts'],
     rules: { 'no-restricted-imports': forbid('enclave-client shares only src/protocol and src/util with the broker', '**/src/*', '!**/src/protocol', '!**/src/util', '**/src/*/**', '!**/src/protocol/**', '!**/src/util/**') },

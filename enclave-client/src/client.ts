@@ -1,10 +1,12 @@
 // The workload's client: challenge → evidence committing to the binding digest → attest →
 // DPoP-authenticated release of secrets, Vault tokens and tool credentials, each a JWE to the
 // session key (docs/protocol.md). Renewal re-attests before the token expires.
+import type { webcrypto } from 'node:crypto'
 import { z } from 'zod'
 import { bindingDigest, ZERO_STATE } from '../../src/protocol/binding.js'
 import { fromB64url } from '../../src/util/bytes.js'
 import type { Tee } from '../../src/protocol/tee.js'
+import * as W from '../../src/protocol/wire.js'
 import type { Collector } from './collectors/types.js'
 import type { TpmCollector } from './collectors/tpm.js'
 import { ClientClosedError, ClientConfigError, DeniedError, ProtocolError, isKeywardError } from './errors.js'
@@ -14,6 +16,7 @@ import { createReleaseVerifier, readJwksFile, type ReleaseExpectation } from './
 import { createCollector, detectPlatform, type CollectorOptions } from './platform.js'
 import { requestAgentStatement, runtimeStateDigest, type RuntimeState, type RuntimeStateSource } from './runtime-state.js'
 import { createSessionKey, type KeyAlg, type SessionKey } from './session-key.js'
+import { CLIENT_ATTESTATION_HEADER, CLIENT_ATTESTATION_POP_HEADER, ClientAttestationAnswer, OAUTH_PATHS, TokenAnswer } from '../../src/protocol/oauth.js'
 
 export interface ClientOptions {
   /** Broker base URL, e.g. https://keyward.internal:8443 */
@@ -43,6 +46,25 @@ export interface ClientOptions {
   /** Backoff tuning, mostly for tests. */
   baseDelayMs?: number
   maxDelayMs?: number
+  /** Keep the session key's private half exportable, for a child that presents its X509-SVID (run --svid). */
+  exportableKey?: boolean
+}
+
+export interface X509Svid {
+  spiffeId: string
+  /** The SVID, then its intermediate (PEM). */
+  certificates: string
+  /** The trust domain's X.509 authorities (PEM). */
+  bundle: string
+  /** The attested session key the SVID certifies, PKCS#8 PEM (only with exportableKey). */
+  privateKeyPem: string
+  expiresAt: Date
+}
+
+export interface JwtSvid {
+  spiffeId: string
+  token: string
+  expiresAt: Date
 }
 
 export interface Attestation {
@@ -69,6 +91,23 @@ export interface ToolCredential {
   expiresAt: Date | null
 }
 
+export interface ClientAttestation {
+  /** The Client Attestation JWT keyward issued (cnf.jwk = the session key), for the OAuth-Client-Attestation header. */
+  clientAttestation: string
+  /** The OAuth client_id: the attested workload. */
+  clientId: string
+  expiresAt: Date
+}
+
+export interface AccessToken {
+  /** An RFC 9068 access token bound to the session key: use it with DPoP proofs (`dpopProof`). */
+  accessToken: string
+  tokenType: string
+  scope: string
+  resource: string
+  expiresAt: Date
+}
+
 export interface EvidenceRequest {
   tee: Tee
   nonce: string
@@ -92,6 +131,20 @@ export interface KeywardClient {
   /** A Vault token for the policy's Vault grant (`role` picks one when the policy grants several). */
   vaultToken(opts?: { wrap?: boolean; role?: string }): Promise<VaultToken>
   credential(tool: string): Promise<ToolCredential>
+  /** The Client Attestation for OAuth Attestation-Based Client Authentication (docs/agents.md). */
+  clientAttestation(): Promise<ClientAttestation>
+  /** A Client Attestation PoP JWT for an authorization server (its issuer identifier). */
+  clientAttestationPop(issuer: string, challenge?: string): Promise<string>
+  /** An OAuth access token for `resource` (an MCP server URL) from keyward's token endpoint, DPoP-bound to the session key. */
+  accessToken(resource: string, opts?: { scope?: string }): Promise<AccessToken>
+  /** A DPoP proof by the session key (RFC 9449), e.g. for a call to an MCP server with an access token. */
+  dpopProof(method: string, url: string, accessToken?: string, nonce?: string): Promise<string>
+  /** The session key pair as WebCrypto keys (private one non-extractable), for OAuth client libraries. */
+  sessionKeyPair(): Promise<{ privateKey: webcrypto.CryptoKey; publicKey: webcrypto.CryptoKey }>
+  /** An X509-SVID for the attested session key (the policy's SPIFFE grant; needs exportableKey). */
+  x509Svid(): Promise<X509Svid>
+  /** A JWT-SVID for audiences the policy's SPIFFE grant lists. */
+  jwtSvid(audience: string[]): Promise<JwtSvid>
   /** TPM only: registers the AK for `workload` by credential activation. */
   register(workload: string, opts?: { enrolToken?: string }): Promise<{ akName: string; workload: string; status: 'enrolled' | 'pending' | 'rejected'; reason?: string }>
   /** Re-attests every intervalMs, and always before the token expires. Errors go to onError; renewal continues. */
@@ -99,17 +152,9 @@ export interface KeywardClient {
   close(): Promise<void>
 }
 
-const Challenge = z.object({ nonce: z.string(), expiresAt: z.string() })
-const AttestAnswer = z.object({ token: z.string().min(1), expiresAt: z.string(), policy: z.string().default(''), claims: z.record(z.string(), z.unknown()).default({}) })
-const Released = z.object({ name: z.string(), version: z.number(), jwe: z.string() })
-const VaultAnswer = z.object({ jwe: z.string() })
-const CredentialAnswer = z.object({ tool: z.string(), kind: z.enum(['jwt', 'api-key']).default('jwt'), expiresAt: z.string().nullable().default(null), jwe: z.string() })
-const VaultPlain = z.object({
-  token: z.string().optional(),
-  wrapToken: z.string().optional(),
-  accessor: z.string().optional(),
-  leaseDuration: z.number().optional(),
-})
+const AsMetadata = z.object({ issuer: z.string().url(), token_endpoint: z.string().url() })
+const X509SvidAnswer = z.object({ spiffeId: z.string().startsWith('spiffe://'), certificates: z.string().includes('BEGIN CERTIFICATE'), bundle: z.string().includes('BEGIN CERTIFICATE'), expiresAt: z.string() })
+const JwtSvidAnswer = z.object({ spiffeId: z.string().startsWith('spiffe://'), expiresAt: z.string(), jwe: z.string() })
 
 /** Refresh this long before expiry: a fifth of the lifetime, between 1 s and 60 s. */
 function renewMargin(lifetimeMs: number): number {
@@ -144,7 +189,7 @@ export function createClient(o: ClientOptions): KeywardClient {
   let inflight: Promise<Attestation> | undefined
   const timers = new Set<Renewal>()
 
-  const sessionKey = (): Promise<SessionKey> => (keyP ??= createSessionKey(o.keyAlg ?? 'ES256'))
+  const sessionKey = (): Promise<SessionKey> => (keyP ??= createSessionKey(o.keyAlg ?? 'ES256', { exportable: o.exportableKey === true }))
 
   function collector(): Promise<Collector> {
     collectorP ??= (async () => {
@@ -185,7 +230,7 @@ export function createClient(o: ClientOptions): KeywardClient {
   }
 
   async function challenge(retries?: number): Promise<Uint8Array> {
-    const c = await http.request({ method: 'POST', path: '/v1/challenge', body: {}, retries }, Challenge)
+    const c = await http.request({ method: 'POST', path: '/v1/challenge', body: {}, retries }, W.ChallengeResponse)
     const nonce = fromB64url(c.nonce)
     if (!nonce || nonce.length !== 32) throw new ProtocolError('challenge nonce is not 32 bytes of base64url')
     return nonce
@@ -202,7 +247,7 @@ export function createClient(o: ClientOptions): KeywardClient {
       // key, so a denial of our own evidence may revoke our Vault tokens and nobody else's can.
       const key = await sessionKey()
       const headers = async (url: string) => ({ dpop: await key.dpopProof('POST', url, undefined, body.nonce) })
-      const r = await http.request({ method: 'POST', path: '/v1/attest', body, retries: 0, headers }, AttestAnswer)
+      const r = await http.request({ method: 'POST', path: '/v1/attest', body, retries: 0, headers }, W.AttestResponse)
       const expiresAt = new Date(r.expiresAt)
       if (Number.isNaN(expiresAt.getTime())) throw new ProtocolError('attest answer has no valid expiresAt')
       return { token: r.token, claims: r.claims, expiresAt, policy: r.policy }
@@ -224,14 +269,8 @@ export function createClient(o: ClientOptions): KeywardClient {
     return current!.token
   }
 
-  /** A DPoP-authenticated request for a release; its answer's JWE is opened and verified as `kind`/`name`. */
-  async function release<T extends { jwe: string }>(
-    method: 'GET' | 'POST',
-    path: string,
-    body: unknown,
-    schema: z.ZodType<T>,
-    what: Pick<ReleaseExpectation, 'kind' | 'name'>,
-  ): Promise<{ answer: T; value: Uint8Array; version?: number }> {
+  /** A DPoP-authenticated request with the attestation token (re-attesting once when the broker refuses the token). */
+  async function authorized<T>(method: 'GET' | 'POST', path: string, body: unknown, schema: z.ZodType<T>): Promise<{ answer: T; dpopJti: string }> {
     live()
     const key = await sessionKey()
     let dpopJti = ''
@@ -268,9 +307,45 @@ export function createClient(o: ClientOptions): KeywardClient {
       answer = await send(await token())
       }
     }
+    return { answer, dpopJti }
+  }
+
+  /** A DPoP-authenticated request for a release; its answer's JWE is opened and verified as `kind`/`name`. */
+  async function release<T extends { jwe: string }>(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    schema: z.ZodType<T>,
+    what: Pick<ReleaseExpectation, 'kind' | 'name'> | ((answer: T) => Pick<ReleaseExpectation, 'kind' | 'name'>),
+  ): Promise<{ answer: T; value: Uint8Array; version?: number }> {
+    const key = await sessionKey()
+    const { answer, dpopJti } = await authorized(method, path, body, schema)
     const signed = new TextDecoder().decode(await key.decrypt(answer.jwe))
-    const { value, version } = await releases.open(signed, { ...what, dpopJti, jkt: key.jkt })
+    const expected = typeof what === 'function' ? what(answer) : what
+    const { value, version } = await releases.open(signed, { ...expected, dpopJti, jkt: key.jkt })
     return { answer, value, version }
+  }
+
+  /** POST with the attestation token and a DPoP proof, re-attesting once when the broker no longer takes the token. */
+  async function authenticatedPost<T>(path: string, schema: z.ZodType<T>): Promise<T> {
+    live()
+    const key = await sessionKey()
+    const send = (tok: string): Promise<T> =>
+      http.request({ method: 'POST', path, body: {}, idempotent: false, headers: async (url) => ({ authorization: `DPoP ${tok}`, dpop: await key.dpopProof('POST', url, tok, http.dpopNonce()) }) }, schema)
+    const tok = await token()
+    try {
+      return await send(tok)
+    } catch (e) {
+      if (e instanceof DeniedError && e.code === 'ERR_DPOP_NONCE') return send(tok)
+      if (!(e instanceof DeniedError) || e.code !== 'ERR_TOKEN_INVALID' || current?.token !== tok) throw e
+      current = undefined
+      return send(await token())
+    }
+  }
+
+  async function clientAttestation(): Promise<ClientAttestation> {
+    const r = await authenticatedPost(OAUTH_PATHS.clientAttestation, ClientAttestationAnswer)
+    return { clientAttestation: r.client_attestation, clientId: r.client_id, expiresAt: new Date(r.expires_at) }
   }
 
   const client: KeywardClient = {
@@ -288,7 +363,7 @@ export function createClient(o: ClientOptions): KeywardClient {
     },
 
     async getSecret(name) {
-      const { answer, value, version } = await release('GET', `/v1/secrets/${encodeURIComponent(name)}`, undefined, Released, { kind: 'secret', name })
+      const { answer, value, version } = await release('GET', `/v1/secrets/${encodeURIComponent(name)}`, undefined, W.ReleaseResponse, { kind: 'secret', name })
       if (answer.version !== version) throw new ProtocolError('released version differs from the signed one')
       progress(`released secret ${name} version ${version}`)
       return value
@@ -296,21 +371,78 @@ export function createClient(o: ClientOptions): KeywardClient {
 
     async vaultToken(opts = {}) {
       const body = { ...(opts.wrap === undefined ? {} : { wrap: opts.wrap }), ...(opts.role ? { role: opts.role } : {}) }
-      const { value } = await release('POST', '/v1/vault/token', body, VaultAnswer, { kind: 'vault-token', name: 'vault' })
+      const { value } = await release('POST', '/v1/vault/token', body, W.VaultTokenResponse, { kind: 'vault-token', name: 'vault' })
       let v: unknown
       try {
         v = JSON.parse(new TextDecoder().decode(value))
       } catch {
         throw new ProtocolError('Vault token payload is not JSON')
       }
-      const parsed = VaultPlain.safeParse(v)
+      const parsed = W.VaultTokenPayload.safeParse(v)
       if (!parsed.success || (!parsed.data.token && !parsed.data.wrapToken)) throw new ProtocolError('Vault token payload has no token')
       return parsed.data
     },
 
     async credential(tool) {
-      const { answer: r, value } = await release('POST', `/v1/credentials/${encodeURIComponent(tool)}`, {}, CredentialAnswer, { kind: 'tool-credential', name: tool })
+      const { answer: r, value } = await release('POST', `/v1/credentials/${encodeURIComponent(tool)}`, {}, W.ToolCredentialResponse, { kind: 'tool-credential', name: tool })
       return { tool, kind: r.kind, token: new TextDecoder().decode(value), expiresAt: r.expiresAt === null ? null : new Date(r.expiresAt) }
+    },
+
+    clientAttestation,
+
+    async clientAttestationPop(issuer, challenge) {
+      return (await sessionKey()).clientAttestationPop(issuer, challenge)
+    },
+
+    async accessToken(resource, opts = {}) {
+      // RFC 8414 discovery on the broker: the issuer identifier is the PoP's audience.
+      const as = await http.request({ method: 'GET', path: OAUTH_PATHS.metadata }, AsMetadata)
+      if (new URL(as.token_endpoint).origin !== new URL(http.broker).origin) throw new ProtocolError('the token endpoint is not on the broker')
+      const att = await clientAttestation()
+      const key = await sessionKey()
+      const form = { grant_type: 'client_credentials', resource, ...(opts.scope !== undefined ? { scope: opts.scope } : {}) }
+      const send = (): Promise<z.infer<typeof TokenAnswer>> =>
+        http.request(
+          {
+            method: 'POST',
+            path: new URL(as.token_endpoint).pathname,
+            form,
+            idempotent: false,
+            headers: async (url) => ({
+              [CLIENT_ATTESTATION_HEADER]: att.clientAttestation,
+              [CLIENT_ATTESTATION_POP_HEADER]: await key.clientAttestationPop(as.issuer),
+              dpop: await key.dpopProof('POST', url, undefined, http.dpopNonce()),
+            }),
+          },
+          TokenAnswer,
+        )
+      const r = await send()
+      progress(`access token for ${resource}: scope ${r.scope ?? '(none)'}, ${r.expires_in} s`)
+      return { accessToken: r.access_token, tokenType: r.token_type, scope: r.scope ?? '', resource, expiresAt: new Date(Date.now() + r.expires_in * 1000) }
+    },
+
+    async dpopProof(method, url, accessToken, nonce) {
+      return (await sessionKey()).dpopProof(method, url, accessToken, nonce)
+    },
+
+    async sessionKeyPair() {
+      return (await sessionKey()).cryptoKeyPair
+    },
+
+    async x509Svid() {
+      if (o.exportableKey !== true) throw new ClientConfigError('an X509-SVID for the session key needs exportableKey (the child presents that key)')
+      const key = await sessionKey()
+      const csr = Buffer.from(await key.certificationRequest()).toString('base64')
+      const { answer } = await authorized('POST', '/v1/spiffe/x509-svid', { csr }, X509SvidAnswer)
+      const expiresAt = new Date(answer.expiresAt)
+      if (Number.isNaN(expiresAt.getTime())) throw new ProtocolError('X509-SVID answer has no valid expiresAt')
+      progress(`X509-SVID for ${answer.spiffeId}, expires ${expiresAt.toISOString()}`)
+      return { spiffeId: answer.spiffeId, certificates: answer.certificates, bundle: answer.bundle, privateKeyPem: key.privateKeyPem(), expiresAt }
+    },
+
+    async jwtSvid(audience) {
+      const { answer, value } = await release('POST', '/v1/spiffe/jwt-svid', { audience }, JwtSvidAnswer, (a) => ({ kind: 'jwt-svid', name: a.spiffeId }))
+      return { spiffeId: answer.spiffeId, token: new TextDecoder().decode(value), expiresAt: new Date(answer.expiresAt) }
     },
 
     async register(workload, opts = {}) {

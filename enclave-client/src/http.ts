@@ -38,6 +38,8 @@ export interface RequestSpec {
   method: 'GET' | 'POST'
   path: string
   body?: unknown
+  /** An application/x-www-form-urlencoded body (OAuth endpoints, RFC 6749 §3.2) instead of JSON. */
+  form?: Record<string, string>
   /** Headers computed per attempt (a DPoP proof must be fresh for every attempt). */
   headers?: (url: string) => Promise<Record<string, string>> | Record<string, string>
   /** Overrides the client's retry count for this request (0: exactly one attempt). */
@@ -59,6 +61,9 @@ export interface HttpClient {
   withRetries<T>(what: string, fn: () => Promise<T>, retries?: number, retryable?: (e: unknown) => boolean): Promise<T>
   close(): Promise<void>
 }
+
+/** RFC 6749 §5.2 errors of keyward's OAuth endpoints, with keyward's code beside the OAuth one. */
+const OAuthErrorBody = z.object({ error: z.string(), error_description: z.string().default(''), keyward_code: z.string().optional() })
 
 const ErrorBody = z.object({
   error: z.object({
@@ -141,12 +146,13 @@ export function createHttpClient(o: HttpOptions): HttpClient {
     const url = new URL(spec.path.replace(/^\//, ''), base).toString()
     const headers: Record<string, string> = { accept: 'application/json', ...(await spec.headers?.(url)) }
     if (spec.body !== undefined) headers['content-type'] = 'application/json'
+    if (spec.form !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded'
     let res
     try {
       res = await undiciFetch(url, {
         method: spec.method,
         headers,
-        body: spec.body === undefined ? undefined : JSON.stringify(spec.body),
+        body: spec.form !== undefined ? new URLSearchParams(spec.form).toString() : spec.body === undefined ? undefined : JSON.stringify(spec.body),
         signal: AbortSignal.timeout(timeoutMs),
         dispatcher,
       })
@@ -174,8 +180,9 @@ export function createHttpClient(o: HttpOptions): HttpClient {
     }
     if (!res.ok) {
       const err = ErrorBody.safeParse(json)
-      const code = err.success ? err.data.error.code : `HTTP_${res.status}`
-      const msg = err.success ? err.data.error.message : `broker answered ${res.status} ${res.statusText}`
+      const oauth = OAuthErrorBody.safeParse(json)
+      const code = err.success ? err.data.error.code : oauth.success ? (oauth.data.keyward_code ?? oauth.data.error) : `HTTP_${res.status}`
+      const msg = err.success ? err.data.error.message : oauth.success ? `${oauth.data.error}: ${oauth.data.error_description}` : `broker answered ${res.status} ${res.statusText}`
       const failures = err.success ? toFailures(err.data.error.failures) : []
       if (res.status === 401 || res.status === 403) throw new DeniedError(res.status, code, msg, failures)
       throw new BrokerError(res.status, code, msg, failures)

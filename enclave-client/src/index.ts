@@ -1,6 +1,6 @@
 // @keyward/enclave-client: attested secret delivery for workloads (docs/protocol.md).
 export { createClient } from './client.js'
-export type { ClientOptions, KeywardClient, Attestation, VaultToken, ToolCredential, EvidenceRequest, Renewal } from './client.js'
+export type { ClientOptions, KeywardClient, Attestation, VaultToken, ToolCredential, EvidenceRequest, Renewal, ClientAttestation, AccessToken } from './client.js'
 export {
   KeywardError,
   isKeywardError,

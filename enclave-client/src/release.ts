@@ -11,7 +11,7 @@ import { fromB64url } from '../../src/util/bytes.js'
 import { ClientConfigError, ReleaseUnverifiedError } from './errors.js'
 
 export interface ReleaseExpectation {
-  kind: 'secret' | 'vault-token' | 'tool-credential'
+  kind: 'secret' | 'vault-token' | 'tool-credential' | 'jwt-svid'
   name: string
   /** The jti of the DPoP proof sent with the request this answers. */
   dpopJti: string

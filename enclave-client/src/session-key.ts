@@ -6,11 +6,14 @@
 // RSA-PSS) and decrypt (ECDH-ES or RSA-OAEP). So the pair is generated once, its PKCS#8 bytes
 // are imported twice as non-extractable keys (one per algorithm) and then zeroed; only the
 // public JWK is ever exported.
+import 'reflect-metadata'
 import { randomUUID, webcrypto } from 'node:crypto'
+import * as px509 from '@peculiar/x509'
 import { SignJWT, compactDecrypt, type JWK } from 'jose'
 import { jwkThumbprint, thumbprintBytes } from '../../src/protocol/binding.js'
 import { sha256, toB64url } from '../../src/util/bytes.js'
 import { DecryptError } from './errors.js'
+import { CLIENT_ATTESTATION_POP_TYP } from '../../src/protocol/oauth.js'
 
 const subtle = webcrypto.subtle
 
@@ -34,8 +37,22 @@ export interface SessionKey {
    * /v1/attest) there is no `ath`; `nonce` is the server's (there: the challenge nonce).
    */
   dpopProof(method: string, url: string, accessToken?: string, nonce?: string): Promise<string>
+  /**
+   * Signs a Client Attestation PoP (draft-ietf-oauth-attestation-based-client-auth §4.3) for the
+   * authorization server `audience` (its RFC 8414 issuer identifier).
+   */
+  clientAttestationPop(audience: string, challenge?: string): Promise<string>
+  /** The key pair as WebCrypto keys (the private one non-extractable), for OAuth libraries that make DPoP proofs themselves. */
+  readonly cryptoKeyPair: { privateKey: webcrypto.CryptoKey; publicKey: webcrypto.CryptoKey }
   /** Decrypts a compact JWE addressed to this key; throws DecryptError on any failure. */
   decrypt(jwe: string): Promise<Uint8Array>
+  /** A PKCS#10 CSR (DER) for this key, signed by it: what POST /v1/spiffe/x509-svid certifies. */
+  certificationRequest(): Promise<Uint8Array>
+  /**
+   * The private key as PKCS#8 PEM, for a child that presents the X509-SVID (svid.key). Only for a
+   * key made with `exportable: true`; otherwise the private key never leaves its CryptoKeys.
+   */
+  privateKeyPem(): string
 }
 
 interface Params {
@@ -72,8 +89,11 @@ function params(alg: KeyAlg): Params {
   }
 }
 
-/** Makes a fresh session key. The private halves are non-extractable CryptoKeys. */
-export async function createSessionKey(keyAlg: KeyAlg = 'ES256'): Promise<SessionKey> {
+/**
+ * Makes a fresh session key. The private halves are non-extractable CryptoKeys; with
+ * `exportable` (keyward-client run --svid) the PKCS#8 bytes are kept for privateKeyPem().
+ */
+export async function createSessionKey(keyAlg: KeyAlg = 'ES256', opts: { exportable?: boolean } = {}): Promise<SessionKey> {
   const p = params(keyAlg)
   const pair = (await subtle.generateKey(p.gen, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair
   const pkcs8 = new Uint8Array(await subtle.exportKey('pkcs8', pair.privateKey))
@@ -83,11 +103,13 @@ export async function createSessionKey(keyAlg: KeyAlg = 'ES256'): Promise<Sessio
     signKey = await subtle.importKey('pkcs8', pkcs8, p.sign, false, ['sign'])
     decKey = await subtle.importKey('pkcs8', pkcs8, p.enc, false, keyAlg === 'RSA-OAEP-256' ? ['decrypt', 'unwrapKey'] : ['deriveBits'])
   } finally {
-    pkcs8.fill(0)
+    if (!opts.exportable) pkcs8.fill(0)
   }
   const full = (await subtle.exportKey('jwk', pair.publicKey)) as JWK
   const publicJwk: JWK = full.kty === 'EC' ? { kty: 'EC', crv: full.crv, x: full.x, y: full.y } : { kty: 'RSA', n: full.n, e: full.e }
   const spki = new Uint8Array(await subtle.exportKey('spki', pair.publicKey))
+  // Only the public half stays referenced (the CSR embeds it); the extractable private one is dropped.
+  const pubKey = pair.publicKey
   const jkt = await jwkThumbprint(publicJwk)
 
   return {
@@ -111,6 +133,14 @@ export async function createSessionKey(keyAlg: KeyAlg = 'ES256'): Promise<Sessio
         .setIssuedAt()
         .sign(signKey)
     },
+    async clientAttestationPop(audience, challenge) {
+      return new SignJWT({ jti: randomUUID(), ...(challenge !== undefined ? { challenge } : {}) })
+        .setProtectedHeader({ typ: CLIENT_ATTESTATION_POP_TYP, alg: p.dpopAlg })
+        .setAudience(audience)
+        .setIssuedAt()
+        .sign(signKey)
+    },
+    cryptoKeyPair: { privateKey: signKey, publicKey: pair.publicKey },
     async decrypt(jwe) {
       try {
         const { plaintext } = await compactDecrypt(jwe, decKey, {
@@ -121,6 +151,18 @@ export async function createSessionKey(keyAlg: KeyAlg = 'ES256'): Promise<Sessio
       } catch (e) {
         throw new DecryptError({ cause: e })
       }
+    },
+    async certificationRequest() {
+      const signingAlgorithm = keyAlg === 'RSA-OAEP-256' ? { name: 'RSA-PSS', hash: 'SHA-256', saltLength: 32 } : { ...p.sign, hash: keyAlg === 'ES256' ? 'SHA-256' : 'SHA-384' }
+      const csr = await px509.Pkcs10CertificateRequestGenerator.create(
+        { keys: { publicKey: pubKey, privateKey: signKey }, signingAlgorithm },
+        webcrypto as unknown as Parameters<typeof px509.cryptoProvider.set>[0],
+      )
+      return new Uint8Array(csr.rawData)
+    },
+    privateKeyPem() {
+      if (!opts.exportable) throw new Error('this session key was made non-exportable')
+      return px509.PemConverter.encode(pkcs8, 'PRIVATE KEY') + '\n'
     },
   }
 }

@@ -4,7 +4,6 @@
 // about authenticated callers and verified evidence, and an anonymous flood cannot grow it.
 // Buckets live in this process (with N workers or replicas a client gets up to N× the rate);
 // the clock is deps.clock so tests move time instead of sleeping.
-import type { Context } from 'hono'
 import { KeywardError, type ErrorCode } from '../errors.js'
 import type { BrokerDeps } from './deps.js'
 
@@ -39,18 +38,16 @@ export function createRateLimiter(bucket: Bucket, clock: () => Date, what: strin
   }
 }
 
-/** The peer address of the connection (@hono/node-server). Forwarded headers are not trusted here. */
-export function clientAddress(c: Context): string {
-  return (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress ?? 'unknown'
-}
-
 /**
  * Counts a refused unauthenticated request and logs it at most once a minute per route and code
  * (with how many were not logged in between), so a flood costs neither the store nor the log.
  */
-export function createNoiseRecorder(deps: Pick<BrokerDeps, 'metrics' | 'logger' | 'clock'>) {
+/** Counts (and samples in the log) a refused unauthenticated request: the route label, its code, the request id. */
+export type Noise = (route: string, code: ErrorCode | string, reqId: string) => void
+
+export function createNoiseRecorder(deps: Pick<BrokerDeps, 'metrics' | 'logger' | 'clock'>): Noise {
   const lastLogged = new Map<string, { at: number; suppressed: number }>()
-  return (route: string, code: ErrorCode | string, reqId: string) => {
+  return (route, code, reqId) => {
     deps.metrics.rejected.inc({ route, code })
     const key = `${route} ${code}`
     const now = deps.clock().getTime()

@@ -5,7 +5,7 @@ import type { z } from 'zod'
 import { KeywardError } from '../errors.js'
 import type { BrokerDeps, PolicyFailure } from './deps.js'
 import { parseItems, type MeasuredItems } from './measured-items.js'
-import type { PutSecretRequest, ReferenceValueRequest } from './schemas.js'
+import type { PutSecretRequest, ReferenceValueRequest } from '../protocol/wire.js'
 import { fromB64, sha256, toHex } from '../util/bytes.js'
 import { storeSecret, type RewrapResult } from '../sealing/sealer.js'
 import type { AuditChainResult } from '../audit/chain.js'
@@ -15,7 +15,7 @@ import { activeRefs, referenceValue } from '../policy/reference-values.js'
 import { parseTpmPublic, akName, checkAkAttributes } from '../verifiers/tpm/index.js'
 import { checkEnrolledName } from './enrolment.js'
 
-type AdminDeps = Pick<BrokerDeps, 'store' | 'sealer' | 'kek' | 'appraiser' | 'clock' | 'audit' | 'vault' | 'tokens'>
+type AdminDeps = Pick<BrokerDeps, 'store' | 'sealer' | 'kek' | 'appraiser' | 'clock' | 'audit' | 'vault' | 'tokens' | 'spiffe'>
 
 export async function putSecret(deps: AdminDeps, name: string, req: z.infer<typeof PutSecretRequest>, by: string): Promise<number> {
   let value: Uint8Array = new Uint8Array(0)
@@ -23,9 +23,12 @@ export async function putSecret(deps: AdminDeps, name: string, req: z.infer<type
   if (req.vaultKv) source = JSON.stringify({ vaultKv: req.vaultKv })
   else if (req.text !== undefined) value = new TextEncoder().encode(req.text)
   else value = fromB64(req.value!) ?? new Uint8Array(0)
-  const version = await storeSecret(deps.store, deps.sealer, { name, value, source, createdBy: by, createdAt: deps.clock().getTime() })
-  await deps.audit({ type: 'secret.put', subject: name, decision: 'info', detail: { version, by, kind: source ? 'vault-kv' : 'stored' } })
-  return version
+  const at = deps.clock().getTime()
+  // The version and its audit row commit in one transaction: a crash leaves both or neither.
+  return storeSecret(deps.store, deps.sealer, { name, value, source, createdBy: by, createdAt: at }, {
+    at,
+    entry: (version) => ({ type: 'secret.put', subject: name, decision: 'info', detail: { version, by, kind: source ? 'vault-kv' : 'stored' } }),
+  })
 }
 
 export async function removeSecret(deps: AdminDeps, name: string, by: string): Promise<void> {
@@ -35,12 +38,22 @@ export async function removeSecret(deps: AdminDeps, name: string, by: string): P
 
 export async function applyPolicy(deps: AdminDeps, source: string, by: string): Promise<{ name: string; version: number }> {
   const { name } = deps.appraiser.validate(source)
-  const version = await deps.store.putPolicy({ name, source, sha256: toHex(sha256(new TextEncoder().encode(source))), createdAt: deps.clock().getTime(), createdBy: by })
-  await deps.audit({ type: 'policy.apply', subject: name, decision: 'info', detail: { version, by } })
+  const at = deps.clock().getTime()
+  const version = await deps.store.putPolicy(
+    { name, source, sha256: toHex(sha256(new TextEncoder().encode(source))), createdAt: at, createdBy: by },
+    { at, entry: (v) => ({ type: 'policy.apply', subject: name, decision: 'info', detail: { version: v, by } }) },
+  )
   // Tokens admitted by an older version keep their grants only as the new version states them
   // (release re-checks grants); Vault tokens minted under the old version are revoked.
   if (version > 1 && deps.vault) await deps.vault.revokeFor({ policy: name }, `policy ${name} changed to version ${version}`)
   return { name, version }
+}
+
+/** Deactivates a policy; the Vault tokens minted under it are revoked. */
+export async function deactivatePolicy(deps: AdminDeps, name: string, by: string): Promise<void> {
+  if (!(await deps.store.deactivatePolicy(name))) throw new KeywardError('ERR_NOT_FOUND', 'no such policy')
+  await deps.audit({ type: 'policy.deactivate', subject: name, decision: 'info', detail: { by } })
+  if (deps.vault) await deps.vault.revokeFor({ policy: name }, 'policy deactivated')
 }
 
 export async function addReferenceValue(deps: AdminDeps, req: z.infer<typeof ReferenceValueRequest>, by: string): Promise<string> {
@@ -82,9 +95,14 @@ export async function rotateKek(deps: AdminDeps): Promise<RewrapResult> {
   return r
 }
 
+/** A new token-signing key and, with SPIFFE configured, a new SVID intermediate CA and JWT-SVID key. */
 export async function rotateSigningKey(deps: AdminDeps): Promise<string> {
   const kid = await deps.tokens.rotate()
   await deps.audit({ type: 'keys.rotate-signing', subject: kid, decision: 'info', detail: {} })
+  if (deps.spiffe) {
+    const s = await deps.spiffe.rotate()
+    await deps.audit({ type: 'keys.rotate-spiffe', subject: deps.spiffe.trustDomain, decision: 'info', detail: { x509: s.x509, jwt: s.jwt } })
+  }
   return kid
 }
 

@@ -4,7 +4,7 @@
 // source hash, so nothing is re-parsed on the hot path.
 import { KeywardError } from '../errors.js'
 import type { Store } from '../store/types.js'
-import { compilePolicy, decide, toPolicyClaims, type CompiledPolicy } from '../policy/engine.js'
+import { compilePolicy, decide, emptyGrants, toPolicyClaims, type CompiledPolicy } from '../policy/engine.js'
 import { activeRefs } from '../policy/reference-values.js'
 import type { Appraiser, Appraisal } from './deps.js'
 
@@ -37,7 +37,7 @@ export function createAppraiser(store: Store): Appraiser {
       // carries and whose version the release path re-checks; other allowing policies are audited.
       const chosen = d.decisions.filter((x) => x.allow).sort((a, b) => a.policy.localeCompare(b.policy))[0]
       if (!d.allow || !chosen) {
-        return { allow: false, policy: d.decisions.map((x) => x.policy).join(',') || '(none)', policyVersion: 0, failures: d.failures, grants: { secrets: [], vault: [], tools: [] }, referenceIds: [] }
+        return { allow: false, policy: d.decisions.map((x) => x.policy).join(',') || '(none)', policyVersion: 0, failures: d.failures, grants: emptyGrants(), referenceIds: [] }
       }
       const row = policies.find((x) => x.p.name === chosen.policy)!.row
       return { allow: true, policy: chosen.policy, policyVersion: row.version, failures: [], grants: chosen.grants, referenceIds: chosen.referenceIds }

@@ -4,13 +4,15 @@
 // replicas), and every outcome is audited with its reasons. decode() is structural only (bounded,
 // linear parsing); X.509 and signatures, whose cost the caller sizes, run in verify(), after the
 // nonce, so each such attempt costs a challenge (test/verifiers/sev-snp/decode-order.test.ts).
+// The HTTP routes (routes/attest.ts, routes/appraise.ts) call attestWorkload and
+// appraiseForRelyingParty at the end of this file, which audit and answer around attest().
 import { createPublicKey } from 'node:crypto'
 import type { JWK } from 'jose'
 import type { z } from 'zod'
 import { KeywardError, isKeywardError } from '../errors.js'
 import { bindingDigest, jwkThumbprint, thumbprintBytes, ZERO_STATE } from '../protocol/binding.js'
 import { constantTimeEqual, fromB64url, fromHex, sha256, toHex } from '../util/bytes.js'
-import type { AttestRequest } from './schemas.js'
+import type { AttestRequest } from '../protocol/wire.js'
 import type { AllowlistFacts, Appraisal, BrokerDeps } from './deps.js'
 import type { VerifyContext } from '../verifiers/types.js'
 import type { VerifiedClaims } from '../protocol/claims.js'
@@ -19,7 +21,10 @@ import { claimsToJson, jsonSafe } from '../verifiers/claims-json.js'
 import { allowlistFactsFor } from './runtime-state.js'
 import { assertEkNotDenied, ENROLLED_NAME } from './enrolment.js'
 import { statementDigest } from '../protocol/allowlist-state.js'
+import { verifyDpopProof } from './dpop.js'
+import type { Noise } from './abuse.js'
 import { measuredItems, type MeasuredItems } from './measured-items.js'
+import { revokeKeyOnFailedReattestation } from './oauth/failed-reattestation.js'
 
 export const VERIFIER_ID = { developer: 'keyward', build: 'keyward 0.1.0' }
 
@@ -39,8 +44,22 @@ export function nonceId(nonce: Uint8Array): string {
   return toHex(sha256(nonce))
 }
 
+/** An attest request; other front ends (the Trustee KBS protocol) bring keys /v1 does not accept (P-521). */
+export type AttestInput = Omit<z.infer<typeof AttestRequest>, 'key'> & { key: JWK }
+
+export interface AttestOptions {
+  audience?: string
+  onNonceSpent?: () => void
+  /**
+   * The digest the evidence must commit to, when a front end has its own binding rule (the KBS
+   * protocol's runtime-data hash, src/broker/kbs/binding.ts) instead of keyward's bindingDigest.
+   * The nonce is still keyward's challenge nonce, spent exactly once, and the rule must cover it.
+   */
+  binding?: Uint8Array
+}
+
 /** Verifies evidence and appraises it; throws KeywardError on any failure (denials carry failures in detail). */
-export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, opts: { audience?: string; onNonceSpent?: () => void } = {}): Promise<AttestOutcome> {
+export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOptions = {}): Promise<AttestOutcome> {
   const verifier = deps.verifiers[req.tee]
   if (!verifier) throw new KeywardError('ERR_UNKNOWN_TEE', `no verifier for tee ${req.tee}`)
   const evidence = verifier.decode(req.evidence)
@@ -62,7 +81,7 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
   }
   const state = allowlistEv ? statementDigest(allowlistEv.statement) : ZERO_STATE
   const jktBytes = thumbprintBytes(jkt)
-  const binding = bindingDigest(nonce, jktBytes, state)
+  const binding = opts.binding ?? bindingDigest(nonce, jktBytes, state)
   const ctx: VerifyContext = {
     now,
     clockSkewMs: deps.config.clockSkewSeconds * 1000,
@@ -83,7 +102,14 @@ export async function attest(deps: BrokerDeps, req: z.infer<typeof AttestRequest
       return { via: row.via, workload: row.workload, revoked: row.revokedAt !== null || row.status !== 'enrolled' }
     },
   }
-  const claims = await verifier.verify(evidence, ctx)
+  // Wall time on purpose: a latency metric, not a decision (decisions use deps.clock).
+  const endVerify = deps.metrics.verifyDuration.startTimer({ tee: req.tee })
+  let claims: VerifiedClaims
+  try {
+    claims = await verifier.verify(evidence, ctx)
+  } finally {
+    endVerify()
+  }
 
   // Evidence that binds a key itself (Nitro public_key) must bind the key the workload presents (AWS KMS's model).
   if (claims.publicKey && claims.publicKey.length > 0) {
@@ -173,4 +199,151 @@ export async function recordWorkload(
 export function errorForAudit(e: unknown): { code: string; message: string; failures?: unknown } {
   if (isKeywardError(e)) return { code: e.code, message: e.message, ...(e.detail?.failures ? { failures: e.detail.failures } : {}) }
   return { code: 'ERR_INTERNAL', message: 'internal error' }
+}
+
+/** Who asked, as the route read it: plain values for auditing and noise accounting. */
+export interface AttestCaller {
+  reqId: string
+  noise: Noise
+}
+
+/** The answer to an allowed attestation (POST /v1/attest, and the allow of /v1/appraise). */
+export interface AttestAnswer {
+  token: string
+  expiresAt: string
+  policy: string
+  claims: { tee: string; measurement: string; debug: boolean; workload: string }
+}
+
+/**
+ * Passport model (POST /v1/attest): the workload attests itself and receives its attestation
+ * result. An optional DPoP proof (over POST of the attest URL, `nonce` = the challenge nonce,
+ * signed by the presented key) proves the caller holds the key; only then may a denial revoke
+ * that key's Vault leases. A proof that is present must be valid. The caller is not
+ * authenticated: with denialDetail `summary` it learns that, and how many, conditions failed, not which.
+ */
+export async function attestWorkload(
+  deps: BrokerDeps,
+  req: z.infer<typeof AttestRequest>,
+  caller: AttestCaller & { possessionProof?: { proof: string; method: string; url: string } | undefined },
+): Promise<AttestAnswer> {
+  if (req.audience !== undefined && !deps.config.extraAudiences.includes(req.audience)) {
+    throw new KeywardError('ERR_BAD_REQUEST', 'audience is not one this broker issues tokens for')
+  }
+  let possession = false
+  if (caller.possessionProof) {
+    const jkt = await jwkThumbprint(req.key as JWK).catch(() => {
+      throw new KeywardError('ERR_KEY_UNSUPPORTED', 'key is not a usable public JWK')
+    })
+    await verifyDpopProof({ ...caller.possessionProof, nonce: req.nonce, jkt, now: deps.clock() }, (id, exp) => deps.store.useDpopProof(id, exp))
+    possession = true
+  }
+  try {
+    return await attestAndAudit(deps, req, 'attest', caller, req.audience, possession)
+  } catch (e) {
+    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && deps.config.denialDetail === 'summary') {
+      const failed = Array.isArray(e.detail?.failures) ? e.detail.failures.length : 0
+      throw new KeywardError('ERR_POLICY_DENIED', `policy denied the attestation: ${failed} condition(s) failed (details are in the audit)`, { detail: { failed } })
+    }
+    throw e
+  }
+}
+
+/** The answer of POST /v1/appraise: a policy denial is an answer (200, every failure), not an error. */
+export type AppraiseAnswer = ({ decision: 'allow' } & AttestAnswer) | { decision: 'deny'; error: { code: string; message: string; failures: unknown } }
+
+/**
+ * Background-check model (RFC 9334): a relying party (a Vault auth plugin), authenticated by its
+ * credential `rp`, submits its client's evidence; the token's audience is that relying party.
+ */
+export async function appraiseForRelyingParty(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, rp: string, caller: AttestCaller): Promise<AppraiseAnswer> {
+  try {
+    return { decision: 'allow', ...(await attestAndAudit(deps, req, `appraise:${rp}`, caller, rp)) }
+  } catch (e) {
+    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED') return { decision: 'deny', error: { code: e.code, message: e.message, failures: e.detail?.failures ?? [] } }
+    throw e
+  }
+}
+
+/**
+ * Audits an attestation once it has spent a challenge nonce (at most one row per issued
+ * challenge, and challenges are capped and rate-limited); failures before that (undecodable
+ * evidence, unknown tee, bad, unknown, expired or used nonce) are noise: counted, not audited.
+ */
+async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, via: string, caller: AttestCaller, audience?: string, possession = false): Promise<AttestAnswer> {
+  const reqId = caller.reqId
+  let nonceSpent = false
+  try {
+    const out = await attest(deps, req, { onNonceSpent: () => (nonceSpent = true), ...(audience === undefined ? {} : { audience }) })
+    deps.metrics.attestations.inc({ tee: req.tee, result: 'allow' })
+    await deps.audit({
+      type: 'attestation',
+      subject: out.jkt,
+      decision: 'allow',
+      detail: {
+        via,
+        reqId,
+        tee: req.tee,
+        workload: out.workload,
+        policy: out.appraisal.policy,
+        policyVersion: out.appraisal.policyVersion,
+        measurement: out.claims.measurement,
+        jti: out.jti,
+        referenceIds: out.appraisal.referenceIds,
+      },
+    })
+    await recordWorkload(deps, req.tee, out.workload, 'allow', { measurement: out.claims.measurement, policy: out.appraisal.policy, items: out.items })
+    return {
+      token: out.token,
+      expiresAt: new Date(out.expiresAt).toISOString(),
+      policy: out.appraisal.policy,
+      claims: { tee: out.claims.tee, measurement: out.claims.measurement, debug: out.claims.debug, workload: out.workload },
+    }
+  } catch (e) {
+    const err = errorForAudit(e)
+    deps.metrics.attestations.inc({ tee: req.tee, result: err.code })
+    if (!nonceSpent) {
+      caller.noise('/v1/attest', err.code, reqId)
+      throw e
+    }
+    const detail = isKeywardError(e) ? e.detail : undefined
+    const jkt = await jwkThumbprint(req.key as JWK).catch(() => 'invalid-key')
+    await deps.audit({ type: 'attestation', subject: jkt, decision: 'deny', detail: { via, reqId, tee: req.tee, ...err, ...(detail?.workload ? { workload: detail.workload } : {}), possession } })
+    // detail.workload is set only when the evidence verified and the policy denied it.
+    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && Array.isArray(detail?.failures)) {
+      for (const f of detail.failures as { condition?: unknown }[]) if (typeof f.condition === 'string') deps.metrics.policyFailures.inc({ tee: req.tee, condition: f.condition })
+    }
+    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && typeof detail?.workload === 'string') {
+      await recordWorkload(deps, req.tee, detail.workload, 'deny', { measurement: detail.measurement, policy: detail.policy as string, failures: detail.failures, items: detail.items as MeasuredItems })
+      await revokeKeyOnFailedReattestation(deps, { jkt, workload: detail.workload, possession, reqId })
+      if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload, possession, reqId)
+    }
+    throw e
+  }
+}
+
+/**
+ * A workload that fails re-attestation loses the Vault tokens it was given. Only its own, and only
+ * on its own say: the request must prove possession of the key (a DPoP proof; the public key alone
+ * is in every proof header) and the denied evidence must verify as the workload the leases were
+ * minted for, since anyone may bind other evidence to a public key. Otherwise: audited, nothing revoked.
+ */
+async function revokeOnFailedReattestation(deps: BrokerDeps, jkt: string, workload: string, possession: boolean, reqId: string): Promise<void> {
+  const leases = await deps.store.listLiveVaultLeases({ jkt })
+  if (leases.length === 0) return
+  if (!possession) {
+    await deps.audit({
+      type: 'vault.token.revoke',
+      subject: jkt,
+      decision: 'deny',
+      detail: { reqId, reason: 'denied attestation without proof of possession of the key: leases kept', leases: leases.length },
+    })
+    return
+  }
+  for (const lease of leases) {
+    if ((await deps.store.getAttestation(lease.jti))?.workload === workload) {
+      await deps.vault!.revokeFor({ jkt }, 'failed re-attestation').catch((err: unknown) => deps.logger.warn({ err: String(err) }, 'Vault revocation failed; leases stay live for a retry'))
+      return
+    }
+  }
 }

@@ -84,6 +84,18 @@ export const ConfigSchema = z
         maxPendingActivations: z.coerce.number().int().min(1).default(1_000),
       })
       .prefault({}),
+    /** SPIFFE identities for attested workloads (docs/spiffe.md); absent: the /v1/spiffe endpoints answer ERR_NOT_FOUND. */
+    spiffe: z
+      .object({
+        /** The trust domain keyward's SPIFFE CA signs for (SPIFFE-ID.md §2.1): lowercase [a-z0-9._-]. */
+        trustDomain: z.string().regex(/^[a-z0-9._-]{1,255}$/, 'a trust domain name is 1–255 of lowercase letters, digits, ".", "_" and "-"'),
+        /** The intermediate CA's lifetime; `keys rotate` replaces it sooner. The root lives ten times as long. */
+        caTtlSeconds: z.coerce.number().int().min(3600).max(5 * 365 * 86400).default(30 * 86400),
+        /** spiffe_refresh_hint of the bundle endpoint (SPIFFE_Trust_Domain_and_Bundle.md §4.1.2). */
+        refreshHintSeconds: z.coerce.number().int().min(60).max(30 * 86400).default(300),
+      })
+      .strict()
+      .optional(),
     /** What a workload sees of a policy denial: a summary (code and count) or every failure (conditions, expressions, reference sets). */
     denialDetail: z.enum(['summary', 'full']).default('summary'),
   })

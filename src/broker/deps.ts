@@ -12,8 +12,9 @@ import type { Sealer } from '../sealing/sealer.js'
 import type { Metrics } from './metrics.js'
 import type { KekProvider } from '../sealing/kek.js'
 import type { CertInfo } from '../verifiers/common/x509.js'
+import type { SpiffeAuthority } from '../spiffe/authority.js'
 
-export type { Grants, VaultGrant, ToolGrant, Failure as PolicyFailure, AllowlistFacts } from '../policy/engine.js'
+export type { Grants, VaultGrant, ToolGrant, OAuthGrant, SpiffeGrant, Failure as PolicyFailure, AllowlistFacts } from '../policy/engine.js'
 import type { Grants, VaultGrant, Failure as PolicyFailure, AllowlistFacts } from '../policy/engine.js'
 
 export interface Appraisal {
@@ -57,5 +58,7 @@ export interface BrokerDeps {
   /** EK CAs from tpm.ekCaFiles: self-signed ones are roots, the rest intermediates. */
   trust: { nitroRoots?: X509Certificate[]; ekRoots: CertInfo[]; ekIntermediates: CertInfo[] }
   vault?: VaultServices
+  /** The SPIFFE CA and JWT-SVID key of config.spiffe.trustDomain (docs/spiffe.md); absent without that config. */
+  spiffe?: SpiffeAuthority
   audit(entry: AuditInput): Promise<void>
 }

@@ -3,9 +3,8 @@
 // captured request (token + proof) opens nothing a second time on any replica: proof ids are
 // consumed in the shared store.
 import { createHash, randomBytes } from 'node:crypto'
-import type { Context, MiddlewareHandler } from 'hono'
 import { jwtVerify, EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, type JWK } from 'jose'
-import { KeywardError, isKeywardError } from '../errors.js'
+import { KeywardError } from '../errors.js'
 import type { BrokerConfig } from './config.js'
 import type { Store } from '../store/types.js'
 
@@ -16,7 +15,7 @@ export const IAT_WINDOW_S = 60
 export interface DpopCheck {
   proof: string
   method: string
-  /** The request URL as the client addressed it (see publicRequestUrl); query and fragment are ignored (§4.3 item 9). */
+  /** The request URL as the client addressed it (see publicRequestUrl in http/request.ts); query and fragment are ignored (§4.3 item 9). */
   url: string
   /** Absent for a proof over a request that carries no access token (POST /v1/attest). */
   accessToken?: string
@@ -110,41 +109,5 @@ const isLoopbackHost = (host: string): boolean => LOOPBACK.has(host) || host.sta
 export function checkPublicOrigin(config: Pick<BrokerConfig, 'host' | 'publicUrl'>): void {
   if (config.publicUrl === undefined && !isLoopbackHost(config.host)) {
     throw new KeywardError('ERR_CONFIG', `publicUrl is required when listening on ${config.host} (DPoP proofs are checked against it)`)
-  }
-}
-
-/**
- * The URL a client addressed, for the DPoP htu check. The configured publicUrl decides; without
- * one (loopback only, see checkPublicOrigin) the Host header does, since whoever reaches a
- * loopback socket is on this machine. X-Forwarded-Proto/-Host count only from trustedProxies.
- */
-export function publicRequestUrl(c: Context, config: Pick<BrokerConfig, 'publicUrl' | 'trustedProxies'>): string {
-  const url = new URL(c.req.url)
-  if (config.publicUrl !== undefined) {
-    const pub = new URL(config.publicUrl)
-    return `${pub.protocol}//${pub.host}${pub.pathname.replace(/\/$/, '')}${url.pathname}`
-  }
-  const peer = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress
-  if (peer === undefined || !config.trustedProxies.includes(peer.replace(/^::ffff:/, ''))) return url.toString()
-  const proto = c.req.header('x-forwarded-proto')
-  const host = c.req.header('x-forwarded-host')
-  const scheme = proto === 'https' || proto === 'http' ? `${proto}:` : url.protocol
-  const authority = host !== undefined && /^[A-Za-z0-9.:[\]-]{1,255}$/.test(host) ? host : url.host
-  return `${scheme}//${authority}${url.pathname}`
-}
-
-/**
- * RFC 9449 §7.1 / RFC 6750 §3: a 401 from a DPoP-protected route says which scheme and algs it
- * takes, and why the request failed (no error code when no credentials were sent).
- */
-export function dpopChallenge(issueNonce: () => Promise<string>): MiddlewareHandler {
-  const errors: Record<string, string> = { ERR_DPOP_INVALID: 'invalid_dpop_proof', ERR_TOKEN_INVALID: 'invalid_token', ERR_DPOP_NONCE: 'use_dpop_nonce' }
-  return async (c, next) => {
-    await next()
-    if (c.res.status !== 401 || !isKeywardError(c.error)) return
-    const error = errors[c.error.code]
-    if (c.error.code === 'ERR_DPOP_NONCE') c.res.headers.set('DPoP-Nonce', await issueNonce())
-    const parts = [...(error ? [`error="${error}"`, `error_description="${c.error.message.replace(/["\\]/g, '')}"`] : []), `algs="${DPOP_ALGS.join(' ')}"`]
-    c.res.headers.set('WWW-Authenticate', `DPoP ${parts.join(', ')}`)
   }
 }

@@ -1,5 +1,7 @@
 // Prometheus metrics (prom-client), one registry per app so tests and workers do not share state.
-import { Registry, Counter, Histogram, collectDefaultMetrics } from 'prom-client'
+// Labels take values from bounded sets only (TEE names, error codes, stored secret names on
+// release, Vault operations, table names), never from what an unauthenticated caller sends.
+import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client'
 
 export interface Metrics {
   registry: Registry
@@ -8,12 +10,76 @@ export interface Metrics {
   httpDuration: Histogram<'method' | 'route' | 'status'>
   /** Refused unauthenticated requests (noise), which are not audited. */
   rejected: Counter<'route' | 'code'>
+  /** Failing policy conditions of denied attestations, by TEE and condition name (names come from applied policies). */
+  policyFailures: Counter<'tee' | 'condition'>
+  /** Evidence verification (signatures, chains, binding) per TEE, in seconds. */
+  verifyDuration: Histogram<'tee'>
+  /** Secrets released, by name (allowed releases only: a denied name may be anything). */
+  secretReleases: Counter<'secret'>
+  /** Workloads whose last attestation was denied after an allow; set by setDriftSource's reader at scrape. */
+  drifted: Gauge
+  vaultCalls: Counter<'op' | 'result'>
+  /** Change notifications from other processes (src/store/changes.ts), by table ('*': reconnect, drop all). */
+  cacheInvalidations: Counter<'topic'>
+  /** Periodic job runs in this process (one process per deployment runs each job). */
+  jobRuns: Counter<'job' | 'result'>
+  /** How the drifted gauge reads its value at scrape time (the store). */
+  setDriftSource(read: () => Promise<number>): void
 }
 
 export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
   const registry = new Registry()
   if (opts.defaults) collectDefaultMetrics({ register: registry, prefix: 'keyward_' })
+  let driftSource: (() => Promise<number>) | undefined
   return {
+    setDriftSource(read) {
+      driftSource = read
+    },
+    policyFailures: new Counter({
+      name: 'keyward_policy_failures_total',
+      help: 'Failing policy conditions of denied attestations, by TEE and condition',
+      labelNames: ['tee', 'condition'],
+      registers: [registry],
+    }),
+    verifyDuration: new Histogram({
+      name: 'keyward_verify_duration_seconds',
+      help: 'Evidence verification latency per TEE (signatures, certificate chains, binding)',
+      labelNames: ['tee'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    secretReleases: new Counter({
+      name: 'keyward_secret_releases_total',
+      help: 'Secrets released, by secret name',
+      labelNames: ['secret'],
+      registers: [registry],
+    }),
+    drifted: new Gauge({
+      name: 'keyward_drifted_workloads',
+      help: 'Workloads whose last attestation was denied after they had been allowed (read from the store at scrape)',
+      registers: [registry],
+      async collect() {
+        if (driftSource) this.set(await driftSource().catch(() => Number.NaN))
+      },
+    }),
+    vaultCalls: new Counter({
+      name: 'keyward_vault_calls_total',
+      help: 'Calls to Vault by operation (mint, revoke, kv-read) and result (ok or error code)',
+      labelNames: ['op', 'result'],
+      registers: [registry],
+    }),
+    cacheInvalidations: new Counter({
+      name: 'keyward_cache_invalidations_total',
+      help: 'Change notifications received from the store, by table (* = reconnected: every cache dropped)',
+      labelNames: ['topic'],
+      registers: [registry],
+    }),
+    jobRuns: new Counter({
+      name: 'keyward_job_runs_total',
+      help: 'Periodic jobs run by this process, by job and result',
+      labelNames: ['job', 'result'],
+      registers: [registry],
+    }),
     registry,
     attestations: new Counter({
       name: 'keyward_attestations_total',

@@ -1,6 +1,6 @@
 // /openapi.json, generated from the same zod schemas that validate requests.
 import { z } from 'zod'
-import * as S from './schemas.js'
+import * as S from '../protocol/wire.js'
 
 type Op = { method: string; path: string; summary: string; body?: z.ZodType; response?: z.ZodType; auth?: 'dpop' | 'admin' | 'relying-party' }
 

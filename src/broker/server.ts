@@ -19,8 +19,11 @@ import { createApp } from './app.js'
 import { defaultVerifiers } from '../verifiers/index.js'
 import { parsePemBundle, type CertInfo } from '../verifiers/common/x509.js'
 import type { KekProvider } from '../sealing/kek.js'
-import { createVaultServices } from './vault.js'
+import { createVaultServices, instrumentVault } from './vault.js'
+import { openChangeFeed } from '../store/changes.js'
+import { runJobsOnce, subscribeCaches } from './replication.js'
 import { checkPublicOrigin } from './dpop.js'
+import { createSpiffeAuthority } from '../spiffe/authority.js'
 
 export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { clock?: () => Date; defaultMetrics?: boolean } = {}): Promise<BrokerDeps> {
   const clock = opts.clock ?? (() => new Date())
@@ -40,6 +43,8 @@ export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { cl
       await store.appendAudit(entry, clock().getTime())
     }
     const tokens = await createTokenIssuer({ store, sealer, issuer: config.issuer, audience: config.audience, ttlSeconds: config.tokenTtlSeconds, maxTtlSeconds: config.tokenTtlSeconds * 12, clock })
+    const metrics = createMetrics({ defaults: opts.defaultMetrics ?? false })
+    metrics.setDriftSource(async () => (await store.listWorkloads()).filter((w) => w.divergedAt !== null).length)
     const ekCas = config.tpm.ekCaFiles.flatMap((f) => parsePemBundle(readFileSync(f, 'utf8'), f))
     const selfSigned = (c: CertInfo) => c.cert.subject === c.cert.issuer && c.cert.checkIssued(c.cert)
     return {
@@ -51,10 +56,11 @@ export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { cl
       verifiers: defaultVerifiers({ snpCertCacheDir: config.snp.certCacheDir }),
       appraiser: createAppraiser(store),
       logger,
-      metrics: createMetrics({ defaults: opts.defaultMetrics ?? false }),
+      metrics,
       clock,
       trust: { ekRoots: ekCas.filter(selfSigned), ekIntermediates: ekCas.filter((c) => !selfSigned(c)) },
-      ...(vault ? { vault: vault.services satisfies VaultServices } : {}),
+      ...(vault ? { vault: instrumentVault(vault.services, metrics) satisfies VaultServices } : {}),
+      ...(config.spiffe ? { spiffe: createSpiffeAuthority({ store, sealer, clock, ...config.spiffe }) } : {}),
       audit,
     }
   } catch (e) {
@@ -65,8 +71,18 @@ export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { cl
 
 export interface RunningServer {
   port: number
-  close(): Promise<void>
+  /**
+   * Stops accepting connections, lets requests in flight finish (closing idle keep-alive
+   * connections at once), and after `drainMs` (default DRAIN_MS) cuts whatever is left.
+   */
+  close(opts?: { drainMs?: number }): Promise<void>
 }
+
+/** How long a shutdown waits for requests in flight. */
+export const DRAIN_MS = 10_000
+
+/** How often each process tries the periodic jobs (one process per deployment owns each). */
+const JOB_INTERVAL_MS = 60_000
 
 /** Serves the app; returns once listening. */
 export async function startServer(deps: BrokerDeps): Promise<RunningServer> {
@@ -80,11 +96,18 @@ export async function startServer(deps: BrokerDeps): Promise<RunningServer> {
       deps.logger.info({ port: info.port, host: config.host, store: deps.store.kind, tls: Boolean(config.tls) }, 'keyward listening')
       resolve({
         port: info.port,
-        close: () =>
+        close: ({ drainMs = DRAIN_MS } = {}) =>
           new Promise<void>((res) => {
-            server.close(() => res())
-            // Keep-alive sockets must not hold a shutdown hostage.
-            ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+            const http = server as unknown as { closeAllConnections?: () => void; closeIdleConnections?: () => void }
+            // Keep-alive sockets must not hold a shutdown hostage: idle ones go now, and a
+            // request still running after drainMs is cut.
+            const cut = setTimeout(() => http.closeAllConnections?.(), drainMs)
+            cut.unref()
+            server.close(() => {
+              clearTimeout(cut)
+              res()
+            })
+            http.closeIdleConnections?.()
           }),
       })
     }
@@ -111,8 +134,12 @@ export async function startServer(deps: BrokerDeps): Promise<RunningServer> {
   })
 }
 
-/** `keyward serve`: one process, or a primary that forks `workers` processes sharing the port and the store. */
-export async function runServe(config: BrokerConfig, logger: Logger): Promise<void> {
+/**
+ * `keyward serve`: one process, or a primary that forks `workers` processes sharing the port and the store.
+ * `prepareDeps` lets an embedding entry point (bench/e2e-serve.ts: benchmark-only trust roots) adjust
+ * each serving process's deps; `keyward serve` passes none.
+ */
+export async function runServe(config: BrokerConfig, logger: Logger, opts: { prepareDeps?: (deps: BrokerDeps) => void } = {}): Promise<void> {
   checkPublicOrigin(config)
   if (config.workers > 1 && cluster.isPrimary) {
     // Initialise the store (migrations, signing key, keyring) once before workers race for it.
@@ -133,16 +160,25 @@ export async function runServe(config: BrokerConfig, logger: Logger): Promise<vo
     return
   }
   const deps = await buildDeps(config, logger, { defaultMetrics: true })
+  opts.prepareDeps?.(deps)
+  const feed = await openChangeFeed(config.databaseUrl, { onError: (e) => logger.warn({ err: String(e) }, 'change feed connection lost; caches dropped, reconnecting') }).catch(async (e: unknown) => {
+    await deps.store.close()
+    throw e
+  })
+  const unsubscribe = subscribeCaches(deps, feed)
   const server = await startServer(deps)
-  const prune = setInterval(() => {
-    deps.store.pruneNonces(deps.clock().getTime() - 3600_000).catch((e: unknown) => logger.warn({ err: String(e) }, 'nonce prune failed'))
-    deps.store.pruneDpopProofs(deps.clock().getTime()).catch((e: unknown) => logger.warn({ err: String(e) }, 'DPoP proof id prune failed'))
-  }, 60_000)
-  prune.unref()
+  const jobs = setInterval(() => void runJobsOnce(deps, feed), JOB_INTERVAL_MS)
+  jobs.unref()
+  let stopping = false
   const shutdown = async () => {
-    logger.info('shutting down')
-    clearInterval(prune)
+    if (stopping) return
+    stopping = true
+    logger.info('shutting down: draining requests in flight')
+    clearInterval(jobs)
+    // Requests in flight finish against the store and their answers are sent; then the store closes.
     await server.close()
+    unsubscribe()
+    await feed.close()
     await deps.store.close()
     process.exit(0)
   }

@@ -18,6 +18,7 @@ import {
 import { KeywardError } from '../errors.js'
 import type { SigningKeyRow, Store } from '../store/types.js'
 import { SIGNING_KEY_LABEL } from '../sealing/sealer.js'
+import { isSpiffeKeyRow } from '../spiffe/authority.js'
 import { EAR_PROFILE_DRAFT, EAR_PROFILE_VERAISON } from './ear.js'
 
 /**
@@ -73,18 +74,23 @@ export interface TokenIssuer {
   verify(token: string, opts?: { audience?: string }): Promise<EarClaims>
   jwks(): Promise<{ keys: JWK[] }>
   rotate(): Promise<string>
+  /** Forgets the loaded key list (another process rotated or retired a key): the next use reloads it. */
+  invalidate(): void
   /** Signs an arbitrary JWT with the current key (tool credentials). */
-  signJwt(payload: JWTPayload, opts: { audience: string; ttlSeconds: number; subject?: string; typ: string }): Promise<{ token: string; jti: string; expiresAt: number }>
+  signJwt(payload: JWTPayload, opts: { audience: string; ttlSeconds: number; subject?: string; typ: string; issuer?: string }): Promise<{ token: string; jti: string; expiresAt: number }>
 }
 
 const SEAL_PURPOSE = SIGNING_KEY_LABEL
+/** The longest a process signs with a key list it loaded, when no change notification arrives. */
+export const KEY_CACHE_TTL_MS = 30_000
 
 export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<TokenIssuer> {
   let keys: LoadedKey[] = []
   let loadedAt = 0
 
   async function load(): Promise<void> {
-    const rows = await opts.store.listSigningKeys()
+    // The same table holds the SPIFFE authority's keys (src/spiffe/authority.ts): never token keys.
+    const rows = (await opts.store.listSigningKeys()).filter((r) => !isSpiffeKeyRow(r))
     const next: LoadedKey[] = []
     for (const row of rows) next.push(await loadRow(row, keys.find((k) => k.kid === row.kid)))
     next.sort((a, b) => b.createdAt - a.createdAt)
@@ -105,8 +111,9 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
   }
 
   async function active(): Promise<LoadedKey> {
-    // Other replicas may have rotated: reload at most every 30 s on the signing path.
-    if (opts.clock().getTime() - loadedAt > 30_000) await load()
+    // Other replicas may have rotated: their change notification invalidates the list at once
+    // (src/store/changes.ts); reloading at least every 30 s is the backstop without one.
+    if (loadedAt === 0 || opts.clock().getTime() - loadedAt > KEY_CACHE_TTL_MS) await load()
     let k = keys.find((x) => x.retiredAt === null)
     if (!k) {
       await createKey()
@@ -115,7 +122,7 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
       if (!k) throw new KeywardError('ERR_INTERNAL', 'no active signing key')
     }
     if (!k.signKey) {
-      const row = (await opts.store.listSigningKeys()).find((r) => r.kid === k!.kid)
+      const row = (await opts.store.listSigningKeys()).find((r) => r.kid === k!.kid && !isSpiffeKeyRow(r))
       if (!row) throw new KeywardError('ERR_INTERNAL', 'signing key vanished')
       const priv = await opts.sealer.unsealJson<JWK>(SEAL_PURPOSE, row.sealedPrivate)
       k.signKey = await importJWK(priv, 'ES256')
@@ -140,13 +147,13 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
     return kid
   }
 
-  async function sign(payload: JWTPayload, audience: string | string[], ttlSeconds: number, typ: string, subject?: string) {
+  async function sign(payload: JWTPayload, audience: string | string[], ttlSeconds: number, typ: string, subject?: string, issuer = opts.issuer) {
     const k = await active()
     const now = Math.floor(opts.clock().getTime() / 1000)
     const jti = randomUUID()
     const jwt = new SignJWT(payload)
       .setProtectedHeader({ alg: 'ES256', kid: k.kid, typ })
-      .setIssuer(opts.issuer)
+      .setIssuer(issuer)
       .setAudience(audience)
       .setIssuedAt(now)
       .setExpirationTime(now + ttlSeconds)
@@ -163,11 +170,15 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
   }
 
   return {
+    invalidate() {
+      loadedAt = 0
+    },
     async issue(claims, o = {}) {
       return sign(claims, o.audience ?? opts.audience, o.ttlSeconds ?? opts.ttlSeconds, ATTESTATION_TYP)
     },
     async signJwt(payload, o) {
-      return sign(payload, o.audience, Math.min(o.ttlSeconds, maxTtl), o.typ, o.subject)
+      // An OAuth authorization server's tokens carry its RFC 8414 issuer URL (docs/agents.md).
+      return sign(payload, o.audience, Math.min(o.ttlSeconds, maxTtl), o.typ, o.subject, o.issuer)
     },
     async verify(token, o = {}) {
       let kid: string | undefined

@@ -5,10 +5,11 @@ import type { Logger } from 'pino'
 import type { BrokerConfig } from './config.js'
 import type { Store } from '../store/types.js'
 import type { VaultServices } from './deps.js'
-import { KeywardError } from '../errors.js'
+import { KeywardError, isKeywardError } from '../errors.js'
 import { createVaultClient, type VaultClient } from '../vault/client.js'
 import { createLeaseManager } from '../vault/leases.js'
 import { readKvSecret } from '../vault/kv-source.js'
+import type { Metrics } from './metrics.js'
 
 export async function createVaultServices(
   config: BrokerConfig,
@@ -64,5 +65,24 @@ export async function createVaultServices(
       },
       readKv: (ref) => readKvSecret(client, { mount: ref.mount, path: ref.path, ...(ref.version ? { version: ref.version } : {}), ...(ref.field ? { field: ref.field } : {}) }),
     },
+  }
+}
+
+/** Counts every Vault call of the broker's Vault services by operation and result. */
+export function instrumentVault(v: VaultServices, metrics: Pick<Metrics, 'vaultCalls'>): VaultServices {
+  const count = async <T>(op: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      const out = await fn()
+      metrics.vaultCalls.inc({ op, result: 'ok' })
+      return out
+    } catch (e) {
+      metrics.vaultCalls.inc({ op, result: isKeywardError(e) ? e.code : 'error' })
+      throw e
+    }
+  }
+  return {
+    mintToken: (attested, grant) => count('mint', () => v.mintToken(attested, grant)),
+    revokeFor: (filter, reason) => count('revoke', () => v.revokeFor(filter, reason)),
+    readKv: (ref) => count('kv-read', () => v.readKv(ref)),
   }
 }

@@ -164,6 +164,7 @@ function formatDecision(d: Decision, claims: PolicyClaims): string {
     if (d.grants.secrets.length) s += `  secrets: ${d.grants.secrets.join(', ')}\n`
     for (const v of d.grants.vault) s += `  vault: role ${v.role} policies [${v.policies.join(', ')}] ttl ${v.ttlSeconds}s\n`
     for (const t of d.grants.tools) s += t.kind === 'jwt' ? `  tool: ${t.name} ${t.audience} [${t.scopes.join(' ')}] ttl ${t.ttlSeconds}s\n` : `  tool: ${t.name} API key from secret ${t.apiKeySecret}\n`
+    for (const g of d.grants.spiffe) s += `  spiffe: ${g.id} audiences [${g.audiences.join(' ')}] x509 ttl ${g.x509TtlSeconds}s jwt ttl ${g.jwtTtlSeconds}s\n`
     if (d.referenceIds.length) s += `  reference values: ${d.referenceIds.join(', ')}\n`
   }
   return s

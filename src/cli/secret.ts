@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs'
 import * as A from '../broker/admin-services.js'
 import { UsageError, positionals, str, type CommandGroup } from './args.js'
 import { STORE_OPTIONS, STORE_USAGE, out, who, withDeps } from './store-deps.js'
+import { isKbsSecretName } from '../broker/kbs/resource.js'
 
-const PUT = 'usage: keyward secret put NAME (--value-file FILE | --text TEXT | --vault-kv MOUNT/PATH[@VERSION][#FIELD])'
+const PUT = 'usage: keyward secret put NAME (--value-file FILE | --text TEXT | --vault-kv MOUNT/PATH[@VERSION][#FIELD])\n       NAME kbs:///REPOSITORY/TYPE/TAG is the Trustee KBS resource /kbs/v0/resource/REPOSITORY/TYPE/TAG (docs/trustee.md)'
 
 const secret: CommandGroup = {
   usage: `usage: keyward secret put NAME (--value-file FILE | --text TEXT | --vault-kv MOUNT/PATH[@VERSION][#FIELD])\n       keyward secret list | secret rm NAME\n${STORE_USAGE}`,
@@ -14,6 +15,8 @@ const secret: CommandGroup = {
       options: { ...STORE_OPTIONS, 'value-file': { type: 'string' }, text: { type: 'string' }, 'vault-kv': { type: 'string' } },
       run: (args) => {
         const [name] = positionals(args, ['NAME'], PUT)
+        // A kbs: name no KBS path maps to would be stored but never served.
+        if (name!.startsWith('kbs:') && !isKbsSecretName(name!)) throw new UsageError(`${name} is not kbs:///REPOSITORY/TYPE/TAG (each 1–128 of [A-Za-z0-9._-], not starting with ".")`, PUT)
         const { values } = args
         let req: Parameters<typeof A.putSecret>[2]
         if (typeof values['value-file'] === 'string') req = { value: readFileSync(values['value-file']).toString('base64') }

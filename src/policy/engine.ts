@@ -24,10 +24,27 @@ export type ToolGrant =
   | { kind: 'jwt'; name: string; audience: string; scopes: string[]; ttlSeconds: number }
   | { kind: 'api-key'; name: string; apiKeySecret: string }
 
+/** An OAuth resource (RFC 8707) an attested client may get access tokens for, and their scopes. */
+export interface OAuthGrant {
+  resource: string
+  scopes: string[]
+  ttlSeconds: number
+}
+
+/** A SPIFFE identity: the ID template (src/protocol/spiffe-id.ts), JWT-SVID audiences, SVID lifetimes. */
+export interface SpiffeGrant {
+  id: string
+  audiences: string[]
+  jwtTtlSeconds: number
+  x509TtlSeconds: number
+}
+
 export interface Grants {
   secrets: string[]
   vault: VaultGrant[]
   tools: ToolGrant[]
+  oauth: OAuthGrant[]
+  spiffe: SpiffeGrant[]
 }
 
 export interface CompiledCondition {
@@ -103,7 +120,7 @@ export interface CombinedDecision {
 export const TEE_CONDITION = 'tee-admitted'
 export const DEBUG_CONDITION = 'debug-denied'
 
-export const emptyGrants = (): Grants => ({ secrets: [], vault: [], tools: [] })
+export const emptyGrants = (): Grants => ({ secrets: [], vault: [], tools: [], oauth: [], spiffe: [] })
 
 /** Throws KeywardError(ERR_POLICY_INVALID) with file:line:column on any problem. */
 export function compilePolicy(source: string, opts: { file?: string } = {}): CompiledPolicy {
@@ -155,6 +172,8 @@ export function compilePolicy(source: string, opts: { file?: string } = {}): Com
           ? { kind: 'api-key', name: t.name, apiKeySecret: t.apiKeySecret }
           : { kind: 'jwt', name: t.name, audience: t.audience, scopes: [...t.scopes], ttlSeconds: parseDuration(t.ttl)! },
       ),
+      oauth: g.oauth.map((o) => ({ resource: o.resource, scopes: [...o.scopes], ttlSeconds: parseDuration(o.ttl)! })),
+      spiffe: g.spiffe ? [{ id: g.spiffe.id, audiences: [...g.spiffe.audiences], jwtTtlSeconds: parseDuration(g.spiffe.jwtTtl)!, x509TtlSeconds: parseDuration(g.spiffe.x509Ttl)! }] : [],
     },
     refSets: [...refSets].sort(),
     dynamicRefs,
@@ -260,7 +279,7 @@ function cloneTool(t: ToolGrant): ToolGrant {
 }
 
 function cloneGrants(g: Grants): Grants {
-  return { secrets: [...g.secrets], vault: g.vault.map((v) => ({ ...v, policies: [...v.policies] })), tools: g.tools.map(cloneTool) }
+  return { secrets: [...g.secrets], vault: g.vault.map((v) => ({ ...v, policies: [...v.policies] })), tools: g.tools.map(cloneTool), oauth: g.oauth.map((o) => ({ ...o, scopes: [...o.scopes] })), spiffe: g.spiffe.map((s) => ({ ...s, audiences: [...s.audiences] })) }
 }
 
 function lazy<T>(f: () => T): () => T {
@@ -321,6 +340,14 @@ export function unionGrants(gs: readonly Grants[]): Grants {
     for (const t of g.tools) {
       const k = `tool:${JSON.stringify(t)}`
       if (!seen.has(k)) (seen.add(k), out.tools.push(cloneTool(t)))
+    }
+    for (const o of g.oauth) {
+      const k = `oauth:${JSON.stringify(o)}`
+      if (!seen.has(k)) (seen.add(k), out.oauth.push({ ...o, scopes: [...o.scopes] }))
+    }
+    for (const s of g.spiffe) {
+      const k = `spiffe:${JSON.stringify(s)}`
+      if (!seen.has(k)) (seen.add(k), out.spiffe.push({ ...s, audiences: [...s.audiences] }))
     }
   }
   return out

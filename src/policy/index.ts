@@ -10,7 +10,7 @@ export {
   TEE_CONDITION,
   DEBUG_CONDITION,
 } from './engine.js'
-export type { CompiledPolicy, CompiledCondition, PolicyInput, Decision, CombinedDecision, Failure, Grants, VaultGrant, ToolGrant } from './engine.js'
+export type { CompiledPolicy, CompiledCondition, PolicyInput, Decision, CombinedDecision, Failure, Grants, VaultGrant, ToolGrant, OAuthGrant, SpiffeGrant } from './engine.js'
 export { ABSENT_ALLOWLIST, type AllowlistFacts, type PolicyClaims } from './cel.js'
 export { POLICY_API_VERSION, POLICY_KIND, parseDuration, type PolicyDocument } from './schema.js'
 export {

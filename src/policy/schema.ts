@@ -5,6 +5,7 @@ import { z } from 'zod'
 import { LineCounter, parseDocument, isMap, isPair, isScalar, visit, type Document, type Node } from 'yaml'
 import { KeywardError } from '../errors.js'
 import { TEES } from '../protocol/tee.js'
+import { checkSpiffeTemplate } from '../protocol/spiffe-id.js'
 
 export const POLICY_API_VERSION = 'keyward.dev/v1'
 export const POLICY_KIND = 'ReleasePolicy'
@@ -62,14 +63,71 @@ export const toolGrantSchema = z.union([
   }),
 ])
 
+/** Upper bound for an OAuth access token's lifetime: minutes, not hours (docs/agents.md). */
+export const MAX_ACCESS_TOKEN_TTL_SECONDS = 3600
+
+const isLoopbackHost = (h: string): boolean => h === 'localhost' || h === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)
+
+/** RFC 8707 §2: an absolute URI without fragment; https, or http on loopback (local MCP servers, tests). */
+const resourceUri = z
+  .string()
+  .max(2048)
+  .refine((s) => {
+    try {
+      const u = new URL(s)
+      return u.hash === '' && !s.includes('#') && (u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname))) && u.username === '' && u.password === ''
+    } catch {
+      return false
+    }
+  }, { message: 'must be an absolute https URL (http only on loopback) without fragment or credentials' })
+
+/** RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`. */
+const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/, 'must be an RFC 6749 scope token (printable ASCII, no space, quote or backslash)')
+
+/** An OAuth 2.0 resource (an MCP server URL) and the scopes an attested client may get for it. */
+export const oauthGrantSchema = z.strictObject({
+  resource: resourceUri,
+  scopes: uniqueList(scopeToken).min(1),
+  ttl: z
+    .string()
+    .refine((s) => (parseDuration(s) ?? Infinity) <= MAX_ACCESS_TOKEN_TTL_SECONDS, { message: 'must be a duration like "5m", at most 1h' })
+    .default('5m'),
+})
+
+/** JWT-SVIDs are bearer tokens (JWT-SVID.md §7): their lifetime is kept short. */
+export const MAX_JWT_SVID_TTL_SECONDS = 3600
+
+/** A SPIFFE identity (docs/spiffe.md): an ID template, the JWT-SVID audiences a workload may ask for, and SVID lifetimes. */
+export const spiffeGrantSchema = z.strictObject({
+  id: z
+    .string()
+    .max(2048)
+    .superRefine((t, ctx) => {
+      try {
+        checkSpiffeTemplate(t)
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: e instanceof Error ? e.message : String(e) })
+      }
+    }),
+  /** Audiences a JWT-SVID may be minted for; none: no JWT-SVIDs. */
+  audiences: uniqueList(z.string().min(1).max(256)).default([]),
+  jwtTtl: ttl.refine((s) => parseDuration(s)! <= MAX_JWT_SVID_TTL_SECONDS, { message: 'a JWT-SVID lives at most 1h' }).default('5m'),
+  x509Ttl: ttl.default('1h'),
+})
+
 export const grantsSchema = z
   .strictObject({
     secrets: uniqueList(identifier).default([]),
     vault: vaultGrantSchema.optional(),
     tools: z.array(toolGrantSchema).default([]),
+    oauth: z
+      .array(oauthGrantSchema)
+      .default([])
+      .refine((a) => new Set(a.map((g) => g.resource)).size === a.length, { message: 'each resource may be granted once' }),
+    spiffe: spiffeGrantSchema.optional(),
   })
-  .refine((g) => g.secrets.length > 0 || g.vault !== undefined || g.tools.length > 0, {
-    message: 'a policy must grant at least one secret, vault role or tool credential',
+  .refine((g) => g.secrets.length > 0 || g.vault !== undefined || g.tools.length > 0 || g.oauth.length > 0 || g.spiffe !== undefined, {
+    message: 'a policy must grant at least one secret, vault role, tool credential, OAuth resource or SPIFFE identity',
   })
 
 export const policyDocumentSchema = z.strictObject({
@@ -97,6 +155,13 @@ export const policyDocumentSchema = z.strictObject({
         })
       }),
     grants: grantsSchema,
+  }).superRefine((spec, ctx) => {
+    // With several TEEs, {workload} alone could name two different workloads alike (an enrolled
+    // TPM name and a Nitro PCR0 prefix): the template must then say which TEE too.
+    const t = spec.grants.spiffe?.id
+    if (t !== undefined && spec.tees.length > 1 && t.includes('{workload}') && !t.includes('{tee}')) {
+      ctx.addIssue({ code: 'custom', path: ['grants', 'spiffe', 'id'], message: 'a policy admitting several TEEs must put {tee} in a SPIFFE ID template that uses {workload}' })
+    }
   }),
 })
 

@@ -1,9 +1,9 @@
 // The one error vocabulary of keyward, shared by the broker and the enclave client. Every failure
 // carries a stable `code`; callers branch on the code, never on message text. Crypto failures use
 // fixed messages that reveal nothing; details go to `detail` (logged, never secret). Transport
-// knows the codes' HTTP statuses (src/errors.ts), this module does not.
+// knows the codes' HTTP statuses (src/broker/http/errors.ts), this module does not.
 
-/** Stable error codes. Add codes here (and their HTTP status in src/errors.ts), nowhere else. */
+/** Stable error codes. Add codes here (and their HTTP status in src/broker/http/errors.ts), nowhere else. */
 export const ERROR_CODES = [
   // request shape
   'ERR_BAD_REQUEST',
@@ -25,6 +25,12 @@ export const ERROR_CODES = [
   /** The broker requires a server-provided DPoP nonce (RFC 9449 §8): retry with the DPoP-Nonce it sent. */
   'ERR_DPOP_NONCE',
   'ERR_KEY_UNSUPPORTED',
+  /** OAuth client authentication (Client Attestation and its PoP) failed: RFC 6749 invalid_client. */
+  'ERR_CLIENT_INVALID',
+  /** OAuth token request: a grant type this authorization server does not offer (unsupported_grant_type). */
+  'ERR_GRANT_TYPE_UNSUPPORTED',
+  /** OAuth token request: a scope the policy does not grant for the resource (invalid_scope). */
+  'ERR_SCOPE_INVALID',
   // challenge nonces
   'ERR_NONCE_UNKNOWN',
   'ERR_NONCE_EXPIRED',

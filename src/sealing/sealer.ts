@@ -8,7 +8,7 @@ import { z } from 'zod'
 import { KeywardError } from '../errors.js'
 import { fromB64url, toB64url } from '../util/bytes.js'
 import type { KekProvider } from './kek.js'
-import type { SecretVersionRow, Store } from '../store/types.js'
+import type { AuditWith, SecretVersionRow, Store } from '../store/types.js'
 
 const IV_LEN = 12
 const TAG_LEN = 16
@@ -241,9 +241,10 @@ export interface StoreSecretInput {
 /**
  * Seals `value` for the next version of `name` and stores it. The AAD binds the version, so the
  * version is chosen before sealing; when a concurrent writer takes it (putSecretVersion returns
- * false) the value is re-sealed for the following one. Returns the version stored.
+ * false) the value is re-sealed for the following one. `audit` commits with the version stored
+ * (Store.putSecretVersion). Returns the version stored.
  */
-export async function storeSecret(store: Store, sealer: Sealer, input: StoreSecretInput): Promise<number> {
+export async function storeSecret(store: Store, sealer: Sealer, input: StoreSecretInput, audit?: AuditWith): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     // listSecrets counts deleted versions too: numbering continues after `secret rm`.
     const latest = (await store.listSecrets()).find((s) => s.name === input.name)?.latestVersion ?? 0
@@ -256,7 +257,7 @@ export async function storeSecret(store: Store, sealer: Sealer, input: StoreSecr
       source: input.source ?? null,
       createdAt: input.createdAt,
       createdBy: input.createdBy,
-    })
+    }, audit)
     if (ok) return version
   }
   throw new KeywardError('ERR_CONFLICT', 'secret version contention: try again')

@@ -4,6 +4,7 @@
 // - consumeNonce / consumeActivation: one conditional UPDATE ... WHERE used_at IS NULL RETURNING;
 // - putSecretVersion: INSERT ... ON CONFLICT DO NOTHING on the (name, version) primary key;
 // - putPolicy: transaction + per-name advisory lock + partial unique index, retried on conflict;
+// - putSecretVersion and putPolicy append their audit row inside their own transaction;
 // - appendAudit: transaction holding pg_advisory_xact_lock(AUDIT) while it reads the head and
 //   appends; appends arriving meanwhile are group-committed in the next transaction.
 import pg from 'pg'
@@ -61,10 +62,38 @@ export async function openPostgresStore(url: string): Promise<Store> {
     await pool.end().catch(() => {})
     throw toStoreError(e, 'migrate')
   }
-  return createPostgresStore(pool, drizzle({ client: pool }))
+  // Writes that acknowledge nothing by themselves (a challenge nonce and its use, a DPoP proof id,
+  // the attestation and workload rows of a decision) go through connections with
+  // synchronous_commit = off: every answer that depends on them is given only after the
+  // decision's audit row commits synchronously on the main pool, and that commit flushes the WAL
+  // up to its own record, so every earlier commit with it (docs/operations.md). Visibility and
+  // the exactly-once decisions are unchanged; only an unanswered request's writes can be lost
+  // in a server crash.
+  const relaxedPool = new pg.Pool({ connectionString: url, max: 4, options: '-c synchronous_commit=off' })
+  relaxedPool.on('error', () => {})
+  relaxedPool.on('connect', (client) => void client.on('error', () => {}))
+  return createPostgresStore(pool, drizzle({ client: pool }), relaxedPool, drizzle({ client: relaxedPool }))
 }
 
-function createPostgresStore(pool: pg.Pool, db: Db): Store {
+/**
+ * Appends rows to the chain inside transaction `q`: the advisory lock (held to commit) serializes
+ * the head read and the insert across replicas, so a change and its audit row commit together.
+ */
+async function appendAuditIn(q: Db, entries: readonly { entry: AuditInput; at: number }[]): Promise<AuditRow[]> {
+  await q.execute(sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${LOCK_AUDIT})`)
+  const [head] = await q.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
+    .orderBy(desc(t.auditLog.seq)).limit(1)
+  let prev: { seq: number; hash: string } | null = head ?? null
+  const built = entries.map((p) => {
+    const row = buildAuditRow(prev, p.entry, p.at)
+    prev = row
+    return row
+  })
+  await q.insert(t.auditLog).values(built.map((r) => ({ ...r, detail: canonicalJson(r.detail) })))
+  return built
+}
+
+function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxedDb: Db): Store {
   let closed = false
   const run = async <T>(op: string, fn: () => Promise<T>): Promise<T> => {
     try {
@@ -107,19 +136,7 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
         const batch = auditQueue.splice(0, AUDIT_BATCH_MAX)
         let rows: AuditRow[]
         try {
-          rows = await tx('appendAudit', async (q) => {
-            await q.execute(sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${LOCK_AUDIT})`)
-            const [head] = await q.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
-              .orderBy(desc(t.auditLog.seq)).limit(1)
-            let prev: { seq: number; hash: string } | null = head ?? null
-            const built = batch.map((p) => {
-              const row = buildAuditRow(prev, p.entry, p.at)
-              prev = row
-              return row
-            })
-            await q.insert(t.auditLog).values(built.map((r) => ({ ...r, detail: canonicalJson(r.detail) })))
-            return built
-          })
+          rows = await tx('appendAudit', (q) => appendAuditIn(q, batch))
         } catch (e) {
           for (const p of batch) p.reject(e)
           continue
@@ -139,17 +156,20 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
       if (closed) return
       closed = true
       if (auditFlush !== null) await auditFlush
-      await pool.end()
+      await Promise.all([pool.end(), relaxedPool.end()])
     },
+    ready: () => run('ready', async () => {
+      await db.execute(sql`SELECT count(*) FROM signing_keys`)
+    }),
 
     // --- nonces ---
     insertNonce: (row) => run('insertNonce', async () => {
-      await db.insert(t.nonces).values({ ...row, usedAt: null })
+      await relaxedDb.insert(t.nonces).values({ ...row, usedAt: null })
     }),
     consumeNonce: (id, now) => run('consumeNonce', async () => {
       // The conditional UPDATE is the decision: of any number of concurrent callers on any
       // number of replicas, exactly one gets the row back. The read only explains refusals.
-      const won = await db.update(t.nonces).set({ usedAt: now })
+      const won = await relaxedDb.update(t.nonces).set({ usedAt: now })
         .where(and(eq(t.nonces.id, id), isNull(t.nonces.usedAt), gt(t.nonces.expiresAt, now)))
         .returning({ id: t.nonces.id })
       if (won.length === 1) return 'ok' as const
@@ -169,19 +189,31 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
       return row !== undefined && row.usedAt === null && row.expiresAt > now
     }),
     useDpopProof: (id, expiresAt) => run('useDpopProof', async () =>
-      ((await db.insert(t.dpopProofs).values({ id, expiresAt }).onConflictDoNothing()).rowCount ?? 0) === 1),
+      ((await relaxedDb.insert(t.dpopProofs).values({ id, expiresAt }).onConflictDoNothing()).rowCount ?? 0) === 1),
+    insertKbsSession: (row) => run('insertKbsSession', async () => {
+      await db.insert(t.kbsSessions).values(row)
+    }),
+    getKbsSession: (id) => run('getKbsSession', async () => (await db.select().from(t.kbsSessions).where(eq(t.kbsSessions.id, id)))[0] ?? null),
+    getKbsSessionByJti: (jti) => run('getKbsSessionByJti', async () => (await db.select().from(t.kbsSessions).where(eq(t.kbsSessions.jti, jti)))[0] ?? null),
+    attestKbsSession: (id, v) => run('attestKbsSession', async () =>
+      ((await db.update(t.kbsSessions).set(v).where(and(eq(t.kbsSessions.id, id), isNull(t.kbsSessions.jti)))).rowCount ?? 0) === 1),
+    pruneKbsSessions: (before) => run('pruneKbsSessions', async () =>
+      (await db.delete(t.kbsSessions).where(lt(t.kbsSessions.expiresAt, before))).rowCount ?? 0),
     pruneDpopProofs: (before) => run('pruneDpopProofs', async () =>
       (await db.delete(t.dpopProofs).where(lt(t.dpopProofs.expiresAt, before))).rowCount ?? 0),
 
     // --- secrets ---
-    putSecretVersion: (row) => run('putSecretVersion', async () => {
-      const r = await db.insert(t.secretVersions).values({
+    // With `audit`, the version and its audit row commit in one transaction.
+    putSecretVersion: (row, audit) => tx('putSecretVersion', async (q) => {
+      const r = await q.insert(t.secretVersions).values({
         ...row,
         ciphertext: toBuffer(row.ciphertext),
         iv: toBuffer(row.iv),
         wrappedKey: toBuffer(row.wrappedKey),
       }).onConflictDoNothing()
-      return r.rowCount === 1
+      const inserted = r.rowCount === 1
+      if (inserted && audit) await appendAuditIn(q, [{ entry: audit.entry(row.version), at: audit.at }])
+      return inserted
     }),
     getSecretVersion: (name, version) => run('getSecretVersion', async () => {
       const live = and(eq(t.secretVersions.name, name), isNull(t.secretVersions.deletedAt))
@@ -212,13 +244,14 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
     }),
 
     // --- policies ---
-    putPolicy: (row) => tx('putPolicy', async (q) => {
+    putPolicy: (row, audit) => tx('putPolicy', async (q) => {
       await q.execute(sql`SELECT pg_advisory_xact_lock(${LOCK_POLICY_CLASS}, hashtext(${row.name}))`)
       const [cur] = await q.select({ v: max(t.policies.version) }).from(t.policies).where(eq(t.policies.name, row.name))
       const version = (cur?.v ?? 0) + 1
       await q.update(t.policies).set({ active: false })
         .where(and(eq(t.policies.name, row.name), eq(t.policies.active, true)))
       await q.insert(t.policies).values({ ...row, version, active: true })
+      if (audit) await appendAuditIn(q, [{ entry: audit.entry(version), at: audit.at }])
       return version
     }),
     getActivePolicies: () => run('getActivePolicies', () =>
@@ -305,7 +338,7 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
 
     // --- attestations and workloads ---
     insertAttestation: (row) => run('insertAttestation', async () => {
-      await db.insert(t.attestations).values(row)
+      await relaxedDb.insert(t.attestations).values(row)
     }),
     getAttestation: (jti) => run('getAttestation', async () =>
       (await db.select().from(t.attestations).where(eq(t.attestations.jti, jti)))[0] ?? null),
@@ -318,9 +351,11 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
       revokeAttestations('revokeAttestationsByPolicy', at, eq(t.attestations.policy, policy), () => true),
     revokeAttestationsByAk: (akNames, at) =>
       revokeAttestations('revokeAttestationsByAk', at, inArray(t.attestations.akName, akNames), () => true),
+    revokeAttestationsByKey: (jkt, workload, at) =>
+      revokeAttestations('revokeAttestationsByKey', at, and(eq(t.attestations.jkt, jkt), eq(t.attestations.workload, workload))!, () => true),
     upsertWorkload: (row) => run('upsertWorkload', async () => {
       const { id: _id, ...rest } = row
-      await db.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest })
+      await relaxedDb.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest })
     }),
     getWorkload: (id) => run('getWorkload', async () => (await db.select().from(t.workloads).where(eq(t.workloads.id, id)))[0] ?? null),
     listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id))),
@@ -346,6 +381,17 @@ function createPostgresStore(pool: pg.Pool, db: Db): Store {
       await db.update(t.vaultLeases).set({ revokedAt: at })
         .where(and(eq(t.vaultLeases.accessor, accessor), isNull(t.vaultLeases.revokedAt)))
     }),
+
+    // --- OAuth access tokens ---
+    insertOAuthToken: (row) => run('insertOAuthToken', async () => {
+      await db.insert(t.oauthTokens).values(row)
+    }),
+    getOAuthToken: (jti) => run('getOAuthToken', async () =>
+      (await db.select().from(t.oauthTokens).where(eq(t.oauthTokens.jti, jti)))[0] ?? null),
+    revokeOAuthToken: (jti, at) => run('revokeOAuthToken', async () =>
+      ((await db.update(t.oauthTokens).set({ revokedAt: at }).where(and(eq(t.oauthTokens.jti, jti), isNull(t.oauthTokens.revokedAt)))).rowCount ?? 0) > 0),
+    pruneOAuthTokens: (before) => run('pruneOAuthTokens', async () =>
+      (await db.delete(t.oauthTokens).where(lt(t.oauthTokens.expiresAt, before))).rowCount ?? 0),
 
     // --- audit: group commit; the advisory lock serializes head read + append across replicas ---
     appendAudit: (entry, at) => new Promise<AuditRow>((resolve, reject) => {

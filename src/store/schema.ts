@@ -60,6 +60,26 @@ export const pgDpopProofs = pgTable('dpop_proofs', {
   expiresAt: pMs('expires_at').notNull(),
 }, (t) => [pIndex('dpop_proofs_expires_at_idx').on(t.expiresAt)])
 
+// --- Trustee KBS protocol sessions (src/broker/kbs) ----------------------------------------
+export const sqliteKbsSessions = sqliteTable('kbs_sessions', {
+  id: sText('id').primaryKey(),
+  nonceId: sText('nonce_id').notNull(),
+  tee: sText('tee').notNull(),
+  createdAt: sMs('created_at').notNull(),
+  expiresAt: sMs('expires_at').notNull(),
+  jti: sText('jti'),
+  teePubkey: sText('tee_pubkey'),
+}, (t) => [sIndex('kbs_sessions_expires_at_idx').on(t.expiresAt), sUniqueIndex('kbs_sessions_jti_idx').on(t.jti)])
+export const pgKbsSessions = pgTable('kbs_sessions', {
+  id: pText('id').primaryKey(),
+  nonceId: pText('nonce_id').notNull(),
+  tee: pText('tee').notNull(),
+  createdAt: pMs('created_at').notNull(),
+  expiresAt: pMs('expires_at').notNull(),
+  jti: pText('jti'),
+  teePubkey: pText('tee_pubkey'),
+}, (t) => [pIndex('kbs_sessions_expires_at_idx').on(t.expiresAt), pUniqueIndex('kbs_sessions_jti_idx').on(t.jti)])
+
 // --- sealed secret versions -------------------------------------------------------------
 export const sqliteSecretVersions = sqliteTable('secret_versions', {
   name: sText('name').notNull(),
@@ -380,10 +400,36 @@ export const pgEkList = pgTable('ek_list', {
   note: pText('note'),
 }, (t) => [pIndex('ek_list_ek_idx').on(t.ek)])
 
+// --- OAuth access tokens issued to attested clients (RFC 9068): jti state for introspection (RFC 7662) and revocation (RFC 7009) ---
+export const sqliteOAuthTokens = sqliteTable('oauth_tokens', {
+  jti: sText('jti').primaryKey(),
+  /** The attestation the client authenticated with: revoking it deactivates this token. */
+  attestationJti: sText('attestation_jti').notNull(),
+  clientId: sText('client_id').notNull(),
+  jkt: sText('jkt').notNull(),
+  resource: sText('resource').notNull(),
+  scope: sText('scope').notNull(),
+  issuedAt: sMs('issued_at').notNull(),
+  expiresAt: sMs('expires_at').notNull(),
+  revokedAt: sMs('revoked_at'),
+}, (t) => [sIndex('oauth_tokens_expires_at_idx').on(t.expiresAt)])
+export const pgOAuthTokens = pgTable('oauth_tokens', {
+  jti: pText('jti').primaryKey(),
+  attestationJti: pText('attestation_jti').notNull(),
+  clientId: pText('client_id').notNull(),
+  jkt: pText('jkt').notNull(),
+  resource: pText('resource').notNull(),
+  scope: pText('scope').notNull(),
+  issuedAt: pMs('issued_at').notNull(),
+  expiresAt: pMs('expires_at').notNull(),
+  revokedAt: pMs('revoked_at'),
+}, (t) => [pIndex('oauth_tokens_expires_at_idx').on(t.expiresAt)])
+
 /** The SQLite tables by logical name. */
 export const sqliteSchema = {
   nonces: sqliteNonces,
   dpopProofs: sqliteDpopProofs,
+  kbsSessions: sqliteKbsSessions,
   secretVersions: sqliteSecretVersions,
   policies: sqlitePolicies,
   referenceValues: sqliteReferenceValues,
@@ -398,12 +444,14 @@ export const sqliteSchema = {
   enrolmentTokens: sqliteEnrolmentTokens,
   ekList: sqliteEkList,
   uiSessions: sqliteUiSessions,
+  oauthTokens: sqliteOAuthTokens,
 } as const
 
 /** The PostgreSQL tables by the same logical names. */
 export const pgSchema = {
   nonces: pgNonces,
   dpopProofs: pgDpopProofs,
+  kbsSessions: pgKbsSessions,
   secretVersions: pgSecretVersions,
   policies: pgPolicies,
   referenceValues: pgReferenceValues,
@@ -418,4 +466,5 @@ export const pgSchema = {
   enrolmentTokens: pgEnrolmentTokens,
   ekList: pgEkList,
   uiSessions: pgUiSessions,
+  oauthTokens: pgOAuthTokens,
 } as const

@@ -3,7 +3,7 @@
 // every method is atomic by construction; across processes sharing the file (serve --workers),
 // read-modify-write methods run in BEGIN IMMEDIATE transactions (the write lock is taken up
 // front) and busy_timeout makes the others wait instead of failing.
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lt, max, sql, type SQL } from 'drizzle-orm'
@@ -16,9 +16,11 @@ import {
   migrationsFolder, clampLimit, containsLiteral,
 } from './common.js'
 import { sqliteSchema as t } from './schema.js'
-import type { AttestationRow, Store } from './types.js'
+import type { AttestationRow, AuditInput, AuditRow, Store } from './types.js'
 
 const BUSY_TIMEOUT_MS = 10_000
+/** Below this much free space in the data directory the store reports itself not ready (Store.ready). */
+export const MIN_FREE_BYTES = 1024 * 1024
 
 function openDatabase(file: string): Database.Database {
   const db = new Database(file)
@@ -58,10 +60,19 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
     sqlite.close()
     throw e
   }
-  return createSqliteStore(sqlite, db)
+  return createSqliteStore(sqlite, db, dataDir)
 }
 
-function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database): Store {
+/** Appends one row to the chain inside `tx`, a BEGIN IMMEDIATE transaction (it holds the write lock, so the head cannot move). */
+function appendAuditIn(tx: BetterSQLite3Database, entry: AuditInput, at: number): AuditRow {
+  const head = tx.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
+    .orderBy(desc(t.auditLog.seq)).limit(1).get()
+  const row = buildAuditRow(head ?? null, entry, at)
+  tx.insert(t.auditLog).values({ ...row, detail: canonicalJson(row.detail) }).run()
+  return row
+}
+
+function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database, dataDir: string): Store {
   /** Runs fn, mapping driver errors; sync work wrapped as a promise for the async contract. */
   const run = async <T>(op: string, fn: () => T): Promise<T> => {
     try {
@@ -70,6 +81,23 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       throw toStoreError(e, op)
     }
   }
+  // Writes that acknowledge nothing by themselves (a challenge nonce and its use, a DPoP proof id,
+  // the attestation and workload rows of a decision) commit without their own fsync: every answer
+  // that depends on them is given only after the decision's audit row commits with
+  // synchronous = FULL, and that fsync of the WAL persists every frame written before it, these
+  // included (docs/operations.md). A process crash loses nothing (the frames are in the OS); a
+  // power loss can lose only such writes of requests not yet answered.
+  const syncNormal = sqlite.prepare('PRAGMA synchronous = NORMAL')
+  const syncFull = sqlite.prepare('PRAGMA synchronous = FULL')
+  const relaxed = <T>(op: string, fn: () => T): Promise<T> =>
+    run(op, () => {
+      syncNormal.run()
+      try {
+        return fn()
+      } finally {
+        syncFull.run()
+      }
+    })
   const immediate = <T>(op: string, fn: (tx: BetterSQLite3Database) => T): Promise<T> =>
     run(op, () => db.transaction<T>((tx) => fn(tx as unknown as BetterSQLite3Database), { behavior: 'immediate' }))
 
@@ -90,6 +118,10 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       .where(and(liveSecret, eq(t.secretVersions.version, ph('version')))).prepare(),
     getAttestation: db.select().from(t.attestations).where(eq(t.attestations.jti, ph('jti'))).prepare(),
     useDpopProof: db.insert(t.dpopProofs).values({ id: ph('id'), expiresAt: ph('expiresAt') }).onConflictDoNothing().prepare(),
+    // Read on every attestation (appraisal, drift) and release (grants re-check).
+    activePolicies: db.select().from(t.policies).where(eq(t.policies.active, true)).orderBy(asc(t.policies.name)).prepare(),
+    allReferenceValues: db.select().from(t.referenceValues).orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).prepare(),
+    getWorkload: db.select().from(t.workloads).where(eq(t.workloads.id, ph('id'))).prepare(),
   }
 
   const revokeAttestations = (op: string, at: number, where: SQL, keep: (r: AttestationRow) => boolean) =>
@@ -109,12 +141,17 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     async close() {
       if (sqlite.open) sqlite.close()
     },
+    ready: () => run('ready', () => {
+      sqlite.prepare('SELECT count(*) FROM signing_keys').get()
+      const fs = statfsSync(dataDir)
+      if (fs.bavail * fs.bsize < MIN_FREE_BYTES) throw new KeywardError('ERR_STORE_UNAVAILABLE', 'storage is out of space', { detail: { op: 'ready', code: 'ENOSPC' } })
+    }),
 
     // --- nonces ---
-    insertNonce: (row) => run('insertNonce', () => {
+    insertNonce: (row) => relaxed('insertNonce', () => {
       hot.insertNonce.run({ id: row.id, createdAt: row.createdAt, expiresAt: row.expiresAt })
     }),
-    consumeNonce: (id, now) => run('consumeNonce', () => {
+    consumeNonce: (id, now) => relaxed('consumeNonce', () => {
       // One conditional UPDATE decides; the follow-up read only explains a refusal.
       const won = hot.consumeNonce.all({ id, now })
       if (won.length === 1) return 'ok' as const
@@ -132,20 +169,33 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       const row = hot.getNonce.get({ id })
       return row !== undefined && row.usedAt === null && row.expiresAt > now
     }),
-    useDpopProof: (id, expiresAt) => run('useDpopProof', () => hot.useDpopProof.run({ id, expiresAt }).changes === 1),
+    useDpopProof: (id, expiresAt) => relaxed('useDpopProof', () => hot.useDpopProof.run({ id, expiresAt }).changes === 1),
+    insertKbsSession: (row) => run('insertKbsSession', () => {
+      db.insert(t.kbsSessions).values(row).run()
+    }),
+    getKbsSession: (id) => run('getKbsSession', () => db.select().from(t.kbsSessions).where(eq(t.kbsSessions.id, id)).get() ?? null),
+    getKbsSessionByJti: (jti) => run('getKbsSessionByJti', () => db.select().from(t.kbsSessions).where(eq(t.kbsSessions.jti, jti)).get() ?? null),
+    attestKbsSession: (id, v) => run('attestKbsSession', () =>
+      db.update(t.kbsSessions).set(v).where(and(eq(t.kbsSessions.id, id), isNull(t.kbsSessions.jti))).run().changes === 1),
+    pruneKbsSessions: (before) => run('pruneKbsSessions', () =>
+      db.delete(t.kbsSessions).where(sql`${t.kbsSessions.expiresAt} < ${before}`).run().changes),
     pruneDpopProofs: (before) => run('pruneDpopProofs', () =>
       db.delete(t.dpopProofs).where(sql`${t.dpopProofs.expiresAt} < ${before}`).run().changes),
 
     // --- secrets ---
     // The caller sealed for row.version (the AAD binds it): insert exactly that version, or
     // report that a concurrent writer took it (primary key), never overwrite.
-    putSecretVersion: (row) => run('putSecretVersion', () =>
-      db.insert(t.secretVersions).values({
+    // With `audit`, the version and its audit row commit in one transaction.
+    putSecretVersion: (row, audit) => immediate('putSecretVersion', (tx) => {
+      const inserted = tx.insert(t.secretVersions).values({
         ...row,
         ciphertext: toBuffer(row.ciphertext),
         iv: toBuffer(row.iv),
         wrappedKey: toBuffer(row.wrappedKey),
-      }).onConflictDoNothing().run().changes === 1),
+      }).onConflictDoNothing().run().changes === 1
+      if (inserted && audit) appendAuditIn(tx, audit.entry(row.version), audit.at)
+      return inserted
+    }),
     getSecretVersion: (name, version) => run('getSecretVersion', () => {
       const r = version === undefined ? hot.latestSecret.get({ name }) : hot.secretVersion.get({ name, version })
       return r === undefined ? null : toSecretRow(r)
@@ -172,15 +222,15 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     }),
 
     // --- policies ---
-    putPolicy: (row) => immediate('putPolicy', (tx) => {
+    putPolicy: (row, audit) => immediate('putPolicy', (tx) => {
       const cur = tx.select({ v: max(t.policies.version) }).from(t.policies).where(eq(t.policies.name, row.name)).get()
       const version = (cur?.v ?? 0) + 1
       tx.update(t.policies).set({ active: false }).where(eq(t.policies.name, row.name)).run()
       tx.insert(t.policies).values({ ...row, version, active: true }).run()
+      if (audit) appendAuditIn(tx, audit.entry(version), audit.at)
       return version
     }),
-    getActivePolicies: () => run('getActivePolicies', () =>
-      db.select().from(t.policies).where(eq(t.policies.active, true)).orderBy(asc(t.policies.name)).all()),
+    getActivePolicies: () => run('getActivePolicies', () => hot.activePolicies.all()),
     getPolicy: (name, version) => run('getPolicy', () => {
       const r = version === undefined
         ? db.select().from(t.policies).where(eq(t.policies.name, name)).orderBy(desc(t.policies.version)).limit(1).get()
@@ -197,9 +247,9 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
     }),
     listReferenceValues: (set) => run('listReferenceValues', () =>
       (set === undefined
-        ? db.select().from(t.referenceValues)
-        : db.select().from(t.referenceValues).where(eq(t.referenceValues.set, set)))
-        .orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).all().map(toReferenceRow)),
+        ? hot.allReferenceValues.all()
+        : db.select().from(t.referenceValues).where(eq(t.referenceValues.set, set))
+          .orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).all()).map(toReferenceRow)),
     revokeReferenceValue: (id, by, at) => run('revokeReferenceValue', () =>
       db.update(t.referenceValues).set({ revokedAt: at, revokedBy: by })
         .where(and(eq(t.referenceValues.id, id), isNull(t.referenceValues.revokedAt))).run().changes > 0),
@@ -261,7 +311,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       db.delete(t.ekList).where('id' in by ? eq(t.ekList.id, by.id) : and(eq(t.ekList.kind, by.kind), eq(t.ekList.ek, by.ek))).run().changes),
 
     // --- attestations and workloads ---
-    insertAttestation: (row) => run('insertAttestation', () => {
+    insertAttestation: (row) => relaxed('insertAttestation', () => {
       db.insert(t.attestations).values(row).run()
     }),
     getAttestation: (jti) => run('getAttestation', () => hot.getAttestation.get({ jti }) ?? null),
@@ -274,11 +324,13 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
       revokeAttestations('revokeAttestationsByPolicy', at, eq(t.attestations.policy, policy), () => true),
     revokeAttestationsByAk: (akNames, at) =>
       revokeAttestations('revokeAttestationsByAk', at, inArray(t.attestations.akName, akNames), () => true),
-    upsertWorkload: (row) => run('upsertWorkload', () => {
+    revokeAttestationsByKey: (jkt, workload, at) =>
+      revokeAttestations('revokeAttestationsByKey', at, and(eq(t.attestations.jkt, jkt), eq(t.attestations.workload, workload))!, () => true),
+    upsertWorkload: (row) => relaxed('upsertWorkload', () => {
       const { id: _id, ...rest } = row
       db.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest }).run()
     }),
-    getWorkload: (id) => run('getWorkload', () => db.select().from(t.workloads).where(eq(t.workloads.id, id)).get() ?? null),
+    getWorkload: (id) => run('getWorkload', () => hot.getWorkload.get({ id }) ?? null),
     listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id)).all()),
 
     // --- Vault leases ---
@@ -302,14 +354,18 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database)
         .where(and(eq(t.vaultLeases.accessor, accessor), isNull(t.vaultLeases.revokedAt))).run()
     }),
 
-    // --- audit: BEGIN IMMEDIATE serializes the read of the head and the append ---
-    appendAudit: (entry, at) => immediate('appendAudit', (tx) => {
-      const head = tx.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
-        .orderBy(desc(t.auditLog.seq)).limit(1).get()
-      const row = buildAuditRow(head ?? null, entry, at)
-      tx.insert(t.auditLog).values({ ...row, detail: canonicalJson(row.detail) }).run()
-      return row
+    // --- OAuth access tokens ---
+    insertOAuthToken: (row) => run('insertOAuthToken', () => {
+      db.insert(t.oauthTokens).values(row).run()
     }),
+    getOAuthToken: (jti) => run('getOAuthToken', () => db.select().from(t.oauthTokens).where(eq(t.oauthTokens.jti, jti)).get() ?? null),
+    revokeOAuthToken: (jti, at) => run('revokeOAuthToken', () =>
+      db.update(t.oauthTokens).set({ revokedAt: at }).where(and(eq(t.oauthTokens.jti, jti), isNull(t.oauthTokens.revokedAt))).run().changes > 0),
+    pruneOAuthTokens: (before) => run('pruneOAuthTokens', () =>
+      db.delete(t.oauthTokens).where(lt(t.oauthTokens.expiresAt, before)).run().changes),
+
+    // --- audit: BEGIN IMMEDIATE serializes the read of the head and the append ---
+    appendAudit: (entry, at) => immediate('appendAudit', (tx) => appendAuditIn(tx, entry, at)),
     listAudit: (opts) => run('listAudit', () =>
       db.select().from(t.auditLog).where(gt(t.auditLog.seq, opts.afterSeq ?? 0))
         .orderBy(asc(t.auditLog.seq)).limit(clampLimit(opts.limit)).all().map(toAuditRow)),

@@ -11,6 +11,21 @@ export interface NonceRow {
 
 export type ConsumeNonceResult = 'ok' | 'unknown' | 'expired' | 'used'
 
+/** A Trustee KBS protocol session (docs/trustee.md): the cookie's state, shared by every replica. */
+export interface KbsSessionRow {
+  /** SHA-256 of the `kbs-session-id` cookie value, hex: the cookie itself is never stored. */
+  id: string
+  /** The keyward nonce row (NonceRow.id) the session's challenge spends. */
+  nonceId: string
+  /** The TEE the client named in its Request. */
+  tee: string
+  createdAt: number
+  expiresAt: number
+  /** Set once, when the session attested: the attestation (AttestationRow.jti) and the tee-pubkey JWK (JSON). */
+  jti: string | null
+  teePubkey: string | null
+}
+
 export interface SecretVersionRow {
   name: string
   version: number
@@ -153,6 +168,19 @@ export interface AttestationRow {
   akName: string | null
 }
 
+/** An OAuth access token keyward issued (docs/agents.md); the token itself is never stored. */
+export interface OAuthTokenRow {
+  jti: string
+  attestationJti: string
+  clientId: string
+  jkt: string
+  resource: string
+  scope: string
+  issuedAt: number
+  expiresAt: number
+  revokedAt: number | null
+}
+
 export interface WorkloadRow {
   /** Workload identity: AK name for TPM, measurement for SNP/Nitro, or a configured name. */
   id: string
@@ -197,6 +225,15 @@ export interface AuditInput {
   detail: Record<string, unknown>
 }
 
+/**
+ * The audit entry of a change, appended to the chain in the same transaction as the change
+ * (putSecretVersion, putPolicy): both commit or neither does. `entry` gets the version stored.
+ */
+export interface AuditWith {
+  at: number
+  entry(version: number): AuditInput
+}
+
 export interface AuditRow extends AuditInput {
   seq: number
   at: number
@@ -218,6 +255,12 @@ export interface CredentialRow {
 export interface Store {
   readonly kind: 'sqlite' | 'postgres'
   close(): Promise<void>
+  /**
+   * Throws ERR_STORE_UNAVAILABLE when the store cannot serve: a read fails, or (SQLite) the data
+   * directory's filesystem has less than MIN_FREE_BYTES left, so writes would fail — and with them
+   * every release, since each appends an audit row. /readyz answers with it.
+   */
+  ready(): Promise<void>
 
   // Challenge nonces: consume is exactly-once across every replica sharing the store.
   insertNonce(row: NonceRow): Promise<void>
@@ -233,10 +276,18 @@ export interface Store {
   nonceLive(id: string, now: number): Promise<boolean>
   pruneDpopProofs(before: number): Promise<number>
 
+  // Trustee KBS protocol sessions: attested at most once (the update wins only while jti is null).
+  insertKbsSession(row: KbsSessionRow): Promise<void>
+  getKbsSession(id: string): Promise<KbsSessionRow | null>
+  getKbsSessionByJti(jti: string): Promise<KbsSessionRow | null>
+  attestKbsSession(id: string, v: { jti: string; teePubkey: string; expiresAt: number }): Promise<boolean>
+  pruneKbsSessions(before: number): Promise<number>
+
   // Secrets: versioned; rm marks every version deleted. The caller seals for a version (the AAD
   // binds it), so put inserts exactly that version and returns false when it exists already
-  // (a concurrent writer won; the caller re-seals for the next version).
-  putSecretVersion(row: SecretVersionRow): Promise<boolean>
+  // (a concurrent writer won; the caller re-seals for the next version). With `audit`, the entry
+  // is appended in the same transaction, only when the version was inserted.
+  putSecretVersion(row: SecretVersionRow, audit?: AuditWith): Promise<boolean>
   getSecretVersion(name: string, version?: number): Promise<SecretVersionRow | null>
   listSecrets(): Promise<SecretSummary[]>
   deleteSecret(name: string, by: string): Promise<boolean>
@@ -244,8 +295,9 @@ export interface Store {
   allSecretVersions(): Promise<SecretVersionRow[]>
   updateWrappedKey(name: string, version: number, wrappedKey: Uint8Array, kekId: string): Promise<void>
 
-  // Policies: versioned by name; apply makes the new version active.
-  putPolicy(row: Omit<PolicyRow, 'version' | 'active'>): Promise<number>
+  // Policies: versioned by name; apply makes the new version active (and appends `audit` in the
+  // same transaction).
+  putPolicy(row: Omit<PolicyRow, 'version' | 'active'>, audit?: AuditWith): Promise<number>
   getActivePolicies(): Promise<PolicyRow[]>
   getPolicy(name: string, version?: number): Promise<PolicyRow | null>
   deactivatePolicy(name: string): Promise<boolean>
@@ -292,6 +344,8 @@ export interface Store {
   revokeAttestationsByReference(referenceId: string, at: number): Promise<AttestationRow[]>
   revokeAttestationsByPolicy(policy: string, at: number): Promise<AttestationRow[]>
   revokeAttestationsByAk(akNames: string[], at: number): Promise<AttestationRow[]>
+  /** Revokes the live attestations of one key admitted as one workload (a failed re-attestation). */
+  revokeAttestationsByKey(jkt: string, workload: string, at: number): Promise<AttestationRow[]>
   upsertWorkload(row: WorkloadRow): Promise<void>
   getWorkload(id: string): Promise<WorkloadRow | null>
   listWorkloads(): Promise<WorkloadRow[]>
@@ -300,6 +354,13 @@ export interface Store {
   insertVaultLease(row: VaultLeaseRow): Promise<void>
   listLiveVaultLeases(filter: { jkt?: string; jti?: string; referenceId?: string; policy?: string }): Promise<VaultLeaseRow[]>
   markVaultLeaseRevoked(accessor: string, at: number): Promise<void>
+
+  // OAuth access tokens (RFC 9068) for introspection and revocation
+  insertOAuthToken(row: OAuthTokenRow): Promise<void>
+  getOAuthToken(jti: string): Promise<OAuthTokenRow | null>
+  /** Sets revokedAt on a live token; false when unknown or already revoked. */
+  revokeOAuthToken(jti: string, at: number): Promise<boolean>
+  pruneOAuthTokens(before: number): Promise<number>
 
   // Audit: append-only, hash-chained, serialized across replicas.
   appendAudit(entry: AuditInput, at: number): Promise<AuditRow>

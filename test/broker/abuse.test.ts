@@ -145,7 +145,9 @@ describe.each(['sqlite', 'postgres'] as const)('abuse controls on %s', (backend)
   })
 
   it('releases are rate-limited per attested key: 429 with Retry-After, not audited; another key is served', async () => {
-    const app = appWith(h, { perWorkload: { ratePerSecond: 1, burst: 2 } })
+    // The bucket refills with the broker's clock: hold it still, so a slow machine cannot refill it mid-test.
+    const at = h.deps.clock()
+    const app = createApp({ ...h.deps, clock: () => at, config: { ...h.deps.config, limits: { ...h.deps.config.limits, perWorkload: { ratePerSecond: 1, burst: 2 } } } })
     const a = await attestVia(app, h, '198.51.100.20')
     expect(a.status).toBe(200)
     const before = (await auditRows(h)).length

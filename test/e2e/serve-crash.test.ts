@@ -2,9 +2,10 @@
 // few names), policy applies and attest+release on swtpm (each of which appends audit rows), on
 // SQLite and PostgreSQL. The kill lands after a seeded number of acknowledged operations plus a
 // seeded delay, so it hits requests in flight. After each kill, before the restart: every
-// acknowledged write (HTTP 2xx) is stored with its exact bytes and version, and its audit row is
-// there; a write in flight is either absent or whole; every data key unwraps; the audit chain
-// verifies end to end. After the restart the broker releases the latest version of each secret.
+// acknowledged write (HTTP 2xx) is stored with its exact bytes and version; a write in flight is
+// either absent or whole; every stored secret and policy version has its audit row and every
+// secret.put/policy.apply row its version; every data key unwraps; the audit chain verifies end
+// to end. After the restart the broker releases the latest version of each secret.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -119,6 +120,7 @@ describe.each(['sqlite', 'postgres'] as const)('kill -9 of keyward serve on %s',
     let policyRaces = 0
     let checkedVersions = 0
     let checkedBytes = 0
+    let auditedVersions = 0
     for (let t = 0; t < n; t++) {
       const b = await startBrokerProcess(config, env())
       const killAfter = rng.int(1, 40)
@@ -222,16 +224,30 @@ describe.each(['sqlite', 'postgres'] as const)('kill -9 of keyward serve on %s',
         const audit = await verifyStoredAuditChain(store)
         expect(audit).toMatchObject({ ok: true })
         const puts = new Set<string>()
+        const applies = new Set<string>()
         for (let after = 0; ; ) {
           const page = await store.listAudit({ afterSeq: after, limit: 5000 })
-          for (const row of page) if (row.type === 'secret.put') puts.add(`${row.subject}@${String(row.detail.version)}`)
+          for (const row of page) {
+            if (row.type === 'secret.put') puts.add(`${row.subject}@${String(row.detail.version)}`)
+            if (row.type === 'policy.apply') applies.add(`${row.subject}@${String(row.detail.version)}`)
+          }
           if (page.length < 5000) break
           after = page[page.length - 1]!.seq
         }
-        // Acknowledged writes have their audit row; an in-flight write found whole may lack it (the
-        // secret commits before its audit row is appended: docs/operations.md).
-        for (const key of ackedPuts) expect(puts.has(key), `audit row for ${key}`).toBe(true)
-        console.log(`[serve-crash ${backend}] trial ${t}: killed after ${acks} acks (target ${killAfter}+${extraDelay}ms, hit ${hit}); ${rep.versions} versions / ${rep.bytes} bytes unsealed; audit ${audit.ok ? audit.count : 'BROKEN'} rows`)
+        // Every stored version, acknowledged or found whole after the kill, has its audit row (one
+        // transaction: docs/operations.md), and no audit row names a version that is not stored.
+        const stored = (await store.allSecretVersions()).map((r) => `${r.name}@${r.version}`)
+        for (const key of stored) expect(puts.has(key), `audit row for secret ${key}`).toBe(true)
+        for (const key of puts) expect(stored.includes(key), `secret ${key} of an audit row`).toBe(true)
+        for (const key of ackedPuts) expect(stored.includes(key), `acknowledged ${key}`).toBe(true)
+        const latestPolicy = (await store.getPolicy('crash'))?.version ?? 0
+        for (let v = 1; v <= latestPolicy; v++) {
+          expect(await store.getPolicy('crash', v), `policy crash@${v}`).not.toBeNull()
+          expect(applies.has(`crash@${v}`), `audit row for policy crash@${v}`).toBe(true)
+        }
+        expect(applies.size).toBe(latestPolicy)
+        auditedVersions += stored.length + latestPolicy
+        console.log(`[serve-crash ${backend}] trial ${t}: killed after ${acks} acks (target ${killAfter}+${extraDelay}ms, hit ${hit}); ${rep.versions} versions / ${rep.bytes} bytes unsealed; ${stored.length} secret and ${latestPolicy} policy versions each with their audit row; audit ${audit.ok ? audit.count : 'BROKEN'} rows`)
       } finally {
         await store.close()
       }
@@ -248,6 +264,6 @@ describe.each(['sqlite', 'postgres'] as const)('kill -9 of keyward serve on %s',
     } finally {
       await b.stop()
     }
-    console.log(`[serve-crash ${backend}] ${n} kills survived; ${acked} acknowledged operations (${releases} attest+release; ${policyRaces} releases refused ERR_NOT_GRANTED after a concurrent policy apply), ${recoveredInFlight} in-flight writes found whole; checked ${checkedVersions} versions, ${checkedBytes} bytes`)
+    console.log(`[serve-crash ${backend}] ${n} kills survived; ${acked} acknowledged operations (${releases} attest+release; ${policyRaces} releases refused ERR_NOT_GRANTED after a concurrent policy apply), ${recoveredInFlight} in-flight writes found whole; checked ${checkedVersions} versions, ${checkedBytes} bytes; ${auditedVersions} stored versions matched to their audit rows`)
   }, 600_000)
 })

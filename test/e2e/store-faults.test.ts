@@ -1,7 +1,7 @@
 // The store goes away under a running `keyward serve`: PostgreSQL connections terminated
 // (pg_terminate_backend) while the database refuses new ones, and a full disk under SQLite (a
 // small tmpfs as the data directory). Writes in flight answer 201 or 503 ERR_STORE_UNAVAILABLE,
-// nothing else; /readyz reports the PostgreSQL outage; once the resource is back the broker
+// nothing else; /readyz reports the PostgreSQL outage and the full disk; once the resource is back the broker
 // recovers by itself; afterwards every acknowledged write is intact and the audit chain verifies.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { execFileSync } from 'node:child_process'
@@ -151,6 +151,10 @@ describe('a full disk under SQLite', () => {
     }
     expect(refused).toEqual({ status: 503, code: 'ERR_STORE_UNAVAILABLE' })
     expect((await put(rig, rng.bytes(96 * 1024))).status).toBe(503) // still full: still refused, not crashed
+    // /readyz reports it: under MIN_FREE_BYTES free, writes and audited releases cannot succeed.
+    const ready = await fetch(`${rig.broker.url}/readyz`)
+    expect(ready.status).toBe(503)
+    expect(((await ready.json()) as { error: { code: string } }).error.code).toBe('ERR_STORE_UNAVAILABLE')
 
     unlinkSync(filler)
     // Space is back: the same process takes writes again, with no restart.

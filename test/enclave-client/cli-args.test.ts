@@ -28,6 +28,14 @@ describe('parseCli', () => {
     expect(a.exec).toEqual(['node', '-e', 'x', '--secret', 'kept'])
   })
 
+  it('credential --resource URL [--scope S] asks for an OAuth access token; a tool beside it, a fragment or --scope alone are usage errors', () => {
+    expect(parseCli(['credential', '--resource', 'https://tools.example/mcp', '--scope', 'tools:call'], env)).toMatchObject({ command: 'credential', positionals: [], resource: 'https://tools.example/mcp', scope: 'tools:call' })
+    expect(() => parseCli(['credential', 'github', '--resource', 'https://tools.example/mcp'], env)).toThrow(ClientConfigError)
+    expect(() => parseCli(['credential', '--resource', 'https://tools.example/mcp#x'], env)).toThrow(ClientConfigError)
+    expect(() => parseCli(['credential', '--resource', 'not a url'], env)).toThrow(ClientConfigError)
+    expect(() => parseCli(['credential', 'github', '--scope', 'x'], env)).toThrow(ClientConfigError)
+  })
+
   it('parses get, credential, register and numeric options', () => {
     expect(parseCli(['get', 'db', '--out', '/tmp/x', '--timeout', '500', '--retries', '0'], env)).toMatchObject({ command: 'get', positionals: ['db'], out: '/tmp/x', timeoutMs: 500, retries: 0 })
     expect(parseCli(['credential', 'github', '--key-alg', 'RSA-OAEP-256'], env)).toMatchObject({ command: 'credential', positionals: ['github'], keyAlg: 'RSA-OAEP-256' })

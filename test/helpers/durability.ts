@@ -1,11 +1,12 @@
 // Shared pieces of the durability tests (kill -9, interrupted rotation, backup): a seeded PRNG
 // whose seed is printed so a failing run can be replayed (KEYWARD_TEST_SEED=…), the trial count
 // (KEYWARD_DURABILITY_TRIALS), and a check that every stored secret version opens to the value the
-// test wrote, through a fresh sealer over the data directory's keyring.
+// test wrote and every sealed token-signing key opens, through a fresh sealer over the data
+// directory's keyring (or a given sealer, e.g. over Vault Transit).
 import { randomBytes } from 'node:crypto'
 import type { ChildProcess } from 'node:child_process'
 import { openLocalKeyring } from '../../src/sealing/keyring.js'
-import { createSealer } from '../../src/sealing/sealer.js'
+import { createSealer, SIGNING_KEY_LABEL, type Sealer } from '../../src/sealing/sealer.js'
 import type { Store } from '../../src/store/types.js'
 
 export interface Rng {
@@ -59,20 +60,24 @@ export type Expected = Map<string, Uint8Array>
 export interface UnsealReport {
   versions: number
   bytes: number
+  /** KEK ids of the secret versions. */
   kekIds: Set<string>
+  /** Sealed token-signing keys that opened to the private half of their published key. */
+  signingKeys: number
 }
 
 /**
- * Opens every stored secret version with a fresh sealer over `dataDir`'s keyring and compares it
- * with `expected`; throws on any version that fails to open, differs, or was never acknowledged
- * (unless `allowUnexpected` accepts it: a write in flight when the broker died may have committed,
- * but only whole, with the exact bytes sent).
+ * Opens every stored secret version with a fresh sealer over `keys` (a data directory's keyring,
+ * or a sealer) and compares it with `expected`; throws on any version that fails to open, differs,
+ * or was never acknowledged (unless `allowUnexpected` accepts it: a write in flight when the broker
+ * died may have committed, but only whole, with the exact bytes sent). Every sealed token-signing
+ * key must open too, to the private half of its published public key.
  */
-export async function checkAllSecrets(store: Store, dataDir: string, expected: Expected, allowUnexpected: (key: string, plain: Uint8Array) => boolean = () => false): Promise<UnsealReport> {
-  const sealer = createSealer(await openLocalKeyring(dataDir))
+export async function checkAllSecrets(store: Store, keys: string | Sealer, expected: Expected, allowUnexpected: (key: string, plain: Uint8Array) => boolean = () => false): Promise<UnsealReport> {
+  const sealer = typeof keys === 'string' ? createSealer(await openLocalKeyring(keys)) : keys
   const rows = await store.allSecretVersions()
   const seen = new Set<string>()
-  const report: UnsealReport = { versions: 0, bytes: 0, kekIds: new Set() }
+  const report: UnsealReport = { versions: 0, bytes: 0, kekIds: new Set(), signingKeys: 0 }
   for (const row of rows) {
     const key = `${row.name}@${row.version}`
     seen.add(key)
@@ -93,5 +98,16 @@ export async function checkAllSecrets(store: Store, dataDir: string, expected: E
     report.kekIds.add(row.kekId)
   }
   for (const key of expected.keys()) if (!seen.has(key)) throw new Error(`acknowledged ${key} is missing`)
+  for (const k of await store.listSigningKeys()) {
+    let priv: { x?: unknown; y?: unknown; d?: unknown }
+    try {
+      priv = await sealer.unsealJson(SIGNING_KEY_LABEL, k.sealedPrivate)
+    } catch (e) {
+      throw new Error(`signing key ${k.kid} does not unseal: ${String(e)}`, { cause: e })
+    }
+    const pub = JSON.parse(k.publicJwk) as { x?: unknown; y?: unknown }
+    if (typeof priv.d !== 'string' || priv.x !== pub.x || priv.y !== pub.y) throw new Error(`signing key ${k.kid} opens to another key`)
+    report.signingKeys++
+  }
   return report
 }

@@ -77,7 +77,7 @@ describe('explainable denials', () => {
     )
     const d = evaluatePolicy(p, input({ refs: { 'snp-measurements': ['cd'.repeat(48), 'ef'.repeat(48)] } }))
     expect(d.allow).toBe(false)
-    expect(d.grants).toEqual({ secrets: [], vault: [], tools: [] })
+    expect(d.grants).toEqual({ secrets: [], vault: [], tools: [], oauth: [], spiffe: [] })
     expect(d.failures.map((f) => f.condition)).toEqual(['measurement-known', 'tcb-snp-min', 'chip', 'svn', 'fits'])
     const [m, tcb, chip, svn, fits] = d.failures
     // membership in a reference set: the set's name and size, not its entries

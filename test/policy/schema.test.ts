@@ -45,6 +45,8 @@ describe('policy schema', () => {
       secrets: ['db-password'],
       vault: [{ role: 'payments', policies: ['payments-read'], ttlSeconds: 900, numUses: 0 }],
       tools: [{ kind: 'jwt', name: 'github', audience: 'https://api.github.com', scopes: ['repo:read'], ttlSeconds: 600 }],
+      oauth: [],
+      spiffe: [],
     })
     expect(p.conditions.map((c) => c.pos)).toEqual([
       { line: 9, column: 13 },
@@ -118,6 +120,22 @@ describe('policy schema', () => {
     expect(rejection(GOOD.replace(/ {2}conditions:[\s\S]*? {2}grants:/, '  conditions: []\n  grants:')).message).toMatch(/at least one condition/)
     expect(rejection('').message).toMatch(/^p\.yaml(:\d+:\d+)?: /)
     expect(rejection('- a\n- b\n').message).toMatch(/expected object/)
+  })
+
+  it('oauth grants: a resource URL with scopes and a lifetime of minutes; http only on loopback, no fragment, at most 1h, each resource once', () => {
+    const withOauth = (entries: string) => GOOD.replace(/ {2}grants:[\s\S]*$/, `  grants:\n    oauth:\n${entries}`)
+    const ok = compilePolicy(withOauth('      - { resource: "https://tools.example/mcp", scopes: [tools:call] }\n      - { resource: "http://127.0.0.1:8931/mcp", scopes: [a, b], ttl: 15m }\n'))
+    expect(ok.grants.oauth).toEqual([
+      { resource: 'https://tools.example/mcp', scopes: ['tools:call'], ttlSeconds: 300 },
+      { resource: 'http://127.0.0.1:8931/mcp', scopes: ['a', 'b'], ttlSeconds: 900 },
+    ])
+    expect(rejection(withOauth('      - { resource: "http://tools.example/mcp", scopes: [a] }\n')).message).toMatch(/spec\.grants\.oauth\.0\.resource: must be an absolute https URL/)
+    expect(rejection(withOauth('      - { resource: "https://tools.example/mcp#x", scopes: [a] }\n')).message).toMatch(/resource/)
+    expect(rejection(withOauth('      - { resource: "https://u:p@tools.example/mcp", scopes: [a] }\n')).message).toMatch(/resource/)
+    expect(rejection(withOauth('      - { resource: "https://tools.example/mcp", scopes: [a], ttl: 2h }\n')).message).toMatch(/at most 1h/)
+    expect(rejection(withOauth('      - { resource: "https://tools.example/mcp", scopes: [] }\n')).message).toMatch(/scopes/)
+    expect(rejection(withOauth('      - { resource: "https://tools.example/mcp", scopes: ["a b"] }\n')).message).toMatch(/scope token/)
+    expect(rejection(withOauth('      - { resource: "https://tools.example/mcp", scopes: [a] }\n      - { resource: "https://tools.example/mcp", scopes: [b] }\n')).message).toMatch(/each resource may be granted once/)
   })
 
   it('parses durations', () => {

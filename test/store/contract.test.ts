@@ -496,3 +496,58 @@ describe.each<Backend>(['sqlite', 'postgres'])('audit tamper detection and resta
     }
   })
 })
+
+// putSecretVersion and putPolicy with an audit entry: the change and its audit row are one
+// transaction, so a crash (or a failing append) leaves both or neither.
+describe.each<Backend>(['sqlite', 'postgres'])('a change and its audit row commit together (%s)', (backend) => {
+  let loc: TestLocation
+  let store: Store
+  beforeAll(async () => {
+    loc = await createLocation(backend)
+    store = await loc.open()
+  })
+  afterAll(async () => {
+    await store?.close()
+    await loc?.cleanup()
+  })
+
+  const putAudit = (name: string) => ({ at: T0, entry: (version: number) => ({ type: 'secret.put', subject: name, decision: 'info' as const, detail: { version } }) })
+  const applyAudit = (name: string) => ({ at: T0, entry: (version: number) => ({ type: 'policy.apply', subject: name, decision: 'info' as const, detail: { version } }) })
+  const auditOf = async (type: string) => (await store.listAudit({})).filter((r) => r.type === type).map((r) => `${r.subject}@${String(r.detail.version)}`)
+
+  it('appends the entry with the version stored, and nothing for a taken version', async () => {
+    expect(await store.putSecretVersion(secretRow('a', 1), putAudit('a'))).toBe(true)
+    expect(await store.putSecretVersion(secretRow('a', 1), putAudit('a'))).toBe(false)
+    expect(await store.putPolicy({ name: 'pa', source: 's', sha256: 'h', createdAt: T0, createdBy: 'a' }, applyAudit('pa'))).toBe(1)
+    expect(await store.putPolicy({ name: 'pa', source: 's2', sha256: 'h2', createdAt: T0, createdBy: 'a' }, applyAudit('pa'))).toBe(2)
+    expect(await auditOf('secret.put')).toEqual(['a@1'])
+    expect(await auditOf('policy.apply')).toEqual(['pa@1', 'pa@2'])
+  })
+
+  it('an audit append that fails rolls the change back', async () => {
+    const bad = { at: T0, entry: () => ({ type: 'secret.put', subject: 'b', decision: 'info' as const, detail: { secret: 'x' } }) }
+    expect(await errorCodeOf(store.putSecretVersion(secretRow('b', 1), bad))).toBe('ERR_BAD_REQUEST')
+    expect(await store.getSecretVersion('b', 1)).toBeNull()
+    expect(await errorCodeOf(store.putPolicy({ name: 'pb', source: 's', sha256: 'h', createdAt: T0, createdBy: 'a' }, bad))).toBe('ERR_BAD_REQUEST')
+    expect(await store.getPolicy('pb')).toBeNull()
+    expect((await store.getPolicy('pa'))?.active).toBe(true)
+  })
+
+  it('concurrent audited puts, applies and plain appends keep one chain, one row per version', async () => {
+    const writer = async (): Promise<number> => {
+      for (;;) {
+        const latest = (await store.listSecrets()).find((s) => s.name === 'race')?.latestVersion ?? 0
+        if (await store.putSecretVersion(secretRow('race', latest + 1), putAudit('race'))) return latest + 1
+      }
+    }
+    await Promise.all([
+      ...Array.from({ length: 10 }, writer),
+      ...Array.from({ length: 10 }, () => store.putPolicy({ name: 'prace', source: 'x', sha256: 'cc', createdAt: T0, createdBy: 'a' }, applyAudit('prace'))),
+      ...Array.from({ length: 10 }, (_, i) => store.appendAudit({ type: 'release', subject: `s${i}`, decision: 'allow', detail: { i } }, T0)),
+    ])
+    const rows = await store.listAudit({})
+    expect(verifyAuditChain(rows)).toMatchObject({ ok: true, count: rows.length })
+    expect((await auditOf('secret.put')).filter((k) => k.startsWith('race@')).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `race@${i + 1}`).sort())
+    expect((await auditOf('policy.apply')).filter((k) => k.startsWith('prace@')).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `prace@${i + 1}`).sort())
+  })
+})

@@ -1,6 +1,6 @@
 // Opening stores: the SQLite file and its settings, openStore's backend choice, failures as
 // typed errors, migrations applied once and idempotent on restart.
-import { describe, it, expect } from 'vitest'
+import { describe, it, expect, vi } from 'vitest'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -36,6 +36,30 @@ describe('opening stores', () => {
         db.close()
       }
     } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('writes that acknowledge nothing skip their own fsync, and the connection is back at synchronous = FULL after each (also after a failure)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keyward-open-'))
+    // The store's own connection: the one that prepares its statements.
+    const prepare = vi.spyOn(Database.prototype, 'prepare')
+    try {
+      const s = await openStore({ dataDir: dir })
+      const conn = prepare.mock.contexts.find((c) => c instanceof Database) as Database.Database
+      prepare.mockRestore()
+      const sync = () => conn.pragma('synchronous', { simple: true })
+      expect(sync()).toBe(2) // FULL
+      await s.insertNonce({ id: 'n', createdAt: 0, expiresAt: 10 })
+      expect(sync()).toBe(2)
+      expect(await errorCodeOf(s.insertNonce({ id: 'n', createdAt: 0, expiresAt: 10 }))).toMatch(/^ERR_/) // duplicate id: the write fails
+      expect(sync()).toBe(2)
+      expect(await s.consumeNonce('n', 1)).toBe('ok')
+      expect(await s.useDpopProof('p', 10)).toBe(true)
+      expect(sync()).toBe(2)
+      await s.close()
+    } finally {
+      prepare.mockRestore()
       rmSync(dir, { recursive: true, force: true })
     }
   })

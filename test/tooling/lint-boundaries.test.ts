@@ -23,6 +23,7 @@ describe('lint: import boundaries', { timeout: 60_000 }, () => {
     ['src/verifiers/tpm/fixture.ts', "import { compilePolicy } from '../../policy/engine.js'\nexport const f = compilePolicy\n"],
     ['src/policy/fixture.ts', "import { parseEventLog } from '../verifiers/tpm/eventlog.js'\nexport const f = parseEventLog\n"],
     ['src/protocol/fixture.ts', "import { createApp } from '../broker/app.js'\nexport const f = createApp\n"],
+    ['src/broker/fixture.ts', "import type { Context } from 'hono'\nexport type F = Context\n"],
   ])('%s: %j is reported by no-restricted-imports', async (path, code) => {
     expect(await rulesFor(path, code)).toEqual(['no-restricted-imports'])
   })
@@ -32,6 +33,7 @@ describe('lint: import boundaries', { timeout: 60_000 }, () => {
     ['src/verifiers/fixture.ts', "import { toHex } from '../util/bytes.js'\nexport const f = toHex\n"],
     ['src/policy/fixture.ts', "import { toHex } from '../util/bytes.js'\nexport const f = toHex\n"],
     ['src/protocol/fixture.ts', "import { toHex } from '../util/bytes.js'\nexport const f = toHex\n"],
+    ['src/broker/routes/fixture.ts', "import { Hono } from 'hono'\nexport const f = Hono\n"],
   ])('%s: %j is allowed', async (path, code) => {
     expect(await rulesFor(path, code)).toEqual([])
   })

@@ -1,6 +1,7 @@
 import { describe, it, expect, beforeEach, afterEach, vi } from 'vitest'
 import { inspect } from 'node:util'
-import { KeywardError, httpStatus } from '../../src/errors.js'
+import { KeywardError } from '../../src/errors.js'
+import { httpStatus } from '../../src/broker/http/errors.js'
 import { createVaultClient } from '../../src/vault/client.js'
 import { startRig, writeFile, FAST_BACKOFF, type Rig } from './helpers.js'
 import { startVaultStandIn } from './vault-api-stand-in.js'

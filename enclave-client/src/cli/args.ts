@@ -40,6 +40,8 @@ export interface CliArgs {
   retries?: number
   secrets: SecretTarget[]
   vaultRole?: string
+  /** `run`: a directory for the child's X509-SVID (svid.pem, svid.key, bundle.pem), renewed while it runs. */
+  svidDir?: string
   renewIntervalMs?: number
   exitOnRenewFailure: boolean
   /** `run`: how long the child may outlive the SIGTERM of --exit-on-renew-failure before SIGKILL. */
@@ -49,6 +51,10 @@ export interface CliArgs {
   /** A JWKS file with the broker's signing keys: the trust anchor for released values. */
   brokerJwks?: string
   out?: string
+  /** credential: an OAuth resource (MCP server URL): ask keyward's token endpoint for an access token instead of a tool credential. */
+  resource?: string
+  /** credential --resource: the scopes to ask for (default: all the policy grants). */
+  scope?: string
   workload?: string
   /** register: file holding a single-use enrolment token (keyward enrol token). */
   enrolTokenFile?: string | undefined
@@ -60,10 +66,14 @@ export interface CliArgs {
 
 export const USAGE = `usage: keyward-client [options] <command>
 commands:
-  run --secret NAME=env:VAR --secret NAME=file:PATH [--vault-role R] -- CMD ARGS...
-                     attest, fetch the secrets, then run CMD with them (env vars, files mode 0600 on tmpfs)
+  run --secret NAME=env:VAR --secret NAME=file:PATH [--vault-role R] [--svid DIR] -- CMD ARGS...
+                     attest, fetch the secrets, then run CMD with them (env vars, files mode 0600 on tmpfs);
+                     --svid DIR: the X509-SVID as DIR/svid.pem, svid.key, bundle.pem, renewed while CMD runs
   get NAME [--out FILE]   fetch one secret to stdout or FILE
   credential TOOL         fetch a short-lived tool credential
+  credential --resource URL [--scope S]
+                          get an OAuth access token (RFC 9068, DPoP-bound to this process's key) for
+                          an MCP server from keyward's token endpoint (docs/agents.md); prints JSON
   evidence                print the /v1/attest body this host would send
   attest                  attest and print the decision and claims
   register --workload W   register this TPM's AK by credential activation; enrolled at once with
@@ -145,6 +155,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         retries: { type: 'string' },
         secret: { type: 'string', multiple: true },
         'vault-role': { type: 'string' },
+        resource: { type: 'string' },
+        scope: { type: 'string' },
+        svid: { type: 'string' },
         'renew-interval': { type: 'string' },
         'exit-on-renew-failure': { type: 'boolean' },
         'kill-grace': { type: 'string' },
@@ -184,12 +197,15 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     retries: int(v.retries, '--retries'),
     secrets: (v.secret ?? []).map(parseSecretSpec),
     vaultRole: v['vault-role'],
+    svidDir: v.svid,
     renewIntervalMs: int(v['renew-interval'], '--renew-interval'),
     exitOnRenewFailure: v['exit-on-renew-failure'] ?? false,
     killGraceMs: int(v['kill-grace'], '--kill-grace'),
     insecureHttp: v['insecure-http'] ?? false,
     brokerJwks: v['broker-jwks'],
     out: v.out,
+    resource: v.resource,
+    scope: v.scope,
     workload: v.workload,
     // Never on argv (every local user can read /proc/*/cmdline): a file or the environment.
     enrolTokenFile: v['enrol-token-file'],
@@ -201,7 +217,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
   switch (command) {
     case 'run':
       if (exec.length === 0) throw new ClientConfigError('run: give the command after --')
-      if (args.secrets.length === 0 && !args.vaultRole) throw new ClientConfigError('run: give at least one --secret or --vault-role')
+      if (args.secrets.length === 0 && !args.vaultRole && args.svidDir === undefined) throw new ClientConfigError('run: give at least one --secret, --vault-role or --svid')
+      if (args.svidDir !== undefined && targetSyntaxProblem(args.svidDir)) throw new ClientConfigError(`--svid ${args.svidDir}: ${targetSyntaxProblem(args.svidDir)}`)
       if (new Set(args.secrets.filter((s) => s.kind === 'env').map((s) => s.target)).size !== args.secrets.filter((s) => s.kind === 'env').length) {
         throw new ClientConfigError('run: an environment variable is the target of two secrets')
       }
@@ -211,6 +228,12 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
       break
     case 'get':
     case 'credential':
+      if (command === 'credential' && args.resource !== undefined) {
+        if (positionals.length !== 0) throw new ClientConfigError('credential --resource URL takes no tool')
+        if (!URL.canParse(args.resource) || args.resource.includes('#')) throw new ClientConfigError('--resource must be an absolute URL without fragment')
+        break
+      }
+      if (args.scope !== undefined) throw new ClientConfigError('--scope goes with credential --resource')
       if (positionals.length !== 1) throw new ClientConfigError(`${command}: give exactly one ${command === 'get' ? 'secret name' : 'tool'}`)
       if (args.out !== undefined && targetSyntaxProblem(args.out)) throw new ClientConfigError(`--out ${args.out}: ${targetSyntaxProblem(args.out)}`)
       break

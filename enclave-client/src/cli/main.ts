@@ -40,6 +40,7 @@ export function clientOptions(a: CliArgs, progress: (l: string) => void): Client
     runtimeState: a.runtimeState,
     brokerJwks: a.brokerJwks,
     insecureHttp: a.insecureHttp,
+    exportableKey: a.svidDir !== undefined,
     onProgress: progress,
     collectorOptions: {
       tpm: { stateDir: a.stateDir, tcti: a.tcti, pcrs: a.pcrs, ekAlg: a.ekAlg, akAlg: a.akAlg, ekHandle: a.ekHandle },
@@ -48,7 +49,9 @@ export function clientOptions(a: CliArgs, progress: (l: string) => void): Client
 }
 
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+  // --help anywhere before `--` (keyward-client run --help, get -h …) is a request for the usage.
+  const ownArgs = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv
+  if (argv.length === 0 || argv[0] === 'help' || ownArgs.includes('--help') || ownArgs.includes('-h')) {
     io.stderr(USAGE.trimEnd())
     return argv.length === 0 ? 2 : 0
   }
@@ -92,6 +95,12 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         }
       }
       case 'credential': {
+        if (a.resource !== undefined) {
+          // The token is bound to this process's session key: print it for inspection or for a tool that this process runs.
+          const t = await client.accessToken(a.resource, a.scope === undefined ? {} : { scope: a.scope })
+          io.stdout(`${JSON.stringify({ access_token: t.accessToken, token_type: t.tokenType, scope: t.scope, resource: t.resource, expires_at: t.expiresAt.toISOString() })}\n`)
+          return 0
+        }
         const c = await client.credential(a.positionals[0]!)
         progress(c.expiresAt ? `credential for ${c.tool} expires ${c.expiresAt.toISOString()}` : `API key for ${c.tool}`)
         io.stdout(`${c.token}\n`)

@@ -13,7 +13,9 @@ import { constants as osConstants } from 'node:os'
 import type { KeywardClient } from '../client.js'
 import { ClientConfigError } from '../errors.js'
 import type { CliArgs } from './args.js'
+import { resolve } from 'node:path'
 import { createSecretWriter, pickSecretsBase, removeStaleSecretDirs } from './secret-files.js'
+import { startSvidFiles, type SvidFiles } from './svid-files.js'
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH']
 /** Signals a terminal sends to its whole foreground process group (which includes the child). */
@@ -50,6 +52,7 @@ export async function runCommand(client: KeywardClient, a: CliArgs, io: RunIo): 
   const env: Record<string, string> = {}
   // Each secret is released once, however many targets it has.
   const values = new Map<string, Uint8Array>()
+  let svid: SvidFiles | undefined
   try {
     // Every file target is checked (and its directories made) before the broker is asked for anything.
     const paths = new Map<string, string>()
@@ -77,10 +80,19 @@ export async function runCommand(client: KeywardClient, a: CliArgs, io: RunIo): 
       if (token) env.VAULT_TOKEN = token
       io.progress(`Vault token for role ${a.vaultRole} -> env VAULT_TOKEN (lease ${v.leaseDuration ?? '?'} s)`)
     }
+    if (a.svidDir !== undefined) {
+      svid = await startSvidFiles(client, resolve(a.svidDir), {
+        onRenew: (s) => io.progress(`renewed the X509-SVID for ${s.spiffeId}, expires ${s.expiresAt.toISOString()}`),
+        onError: (e) => io.failure('X509-SVID renewal failed', e),
+      })
+      env.KEYWARD_SVID_DIR = svid.dir
+      io.progress(`X509-SVID ${svid.current.spiffeId} -> ${svid.dir}/svid.pem, svid.key, bundle.pem`)
+    }
     if (files.dir) env.KEYWARD_SECRETS_DIR = files.dir
     if (!files.onTmpfs) io.progress('warning: secret files are not on tmpfs')
   } catch (e) {
     files.cleanup()
+    await svid?.stop()
     unguard()
     throw e
   } finally {
@@ -142,6 +154,7 @@ export async function runCommand(client: KeywardClient, a: CliArgs, io: RunIo): 
   })
   if (killTimer) clearTimeout(killTimer)
   renewal?.stop()
+  await svid?.stop()
   files.cleanup() // before the forwarders go: a signal with no listener would end the process first
   for (const [sig, h] of handlers) process.off(sig, h)
   return code

@@ -8,11 +8,12 @@ import { Hono, type Context } from 'hono'
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie'
 import { secureHeaders } from 'hono/secure-headers'
 import { z } from 'zod'
-import { KeywardError, httpStatus, isKeywardError } from '../../errors.js'
+import { KeywardError, isKeywardError } from '../../errors.js'
 import type { BrokerDeps } from '../deps.js'
-import { assertAdminClientCertificate, createAdminAuth } from '../admin.js'
-import { clientAddress, createNoiseRecorder, createRateLimiter } from '../abuse.js'
-import { publicRequestUrl } from '../dpop.js'
+import { createRateLimiter } from '../abuse.js'
+import type { Env, RouteContext } from '../http/context.js'
+import { httpStatus } from '../http/errors.js'
+import { assertAdminClientCertificate, clientAddress, publicRequestUrl } from '../http/request.js'
 import { decideEnrolment } from '../enrolment.js'
 import { workloadsView } from '../admin-services.js'
 import { overview, pending, recentDenials, releasesOverTime, sortDriftedFirst, WINDOWS, type WindowName } from '../dashboard-data.js'
@@ -20,7 +21,7 @@ import { checkCsrf, closeUiSession, openUiSession, resolveUiSession, UI_SESSION_
 import * as P from './ui-pages.js'
 import { UI_CSS } from './ui-style.js'
 
-type UiEnv = { Variables: { requestId: string; session: UiSession; cookie: string } }
+type UiEnv = { Variables: Env['Variables'] & { session: UiSession; cookie: string } }
 
 const COOKIE = 'keyward_ui'
 const LoginForm = z.object({ credential: z.string().min(1).max(512) })
@@ -34,10 +35,9 @@ const windowOf = (c: Context): WindowName => {
   return w !== undefined && w in WINDOWS ? (w as WindowName) : '24h'
 }
 
-export function uiRoutes(deps: BrokerDeps): Hono<UiEnv> {
+export function uiRoutes(ctx: RouteContext): Hono<UiEnv> {
+  const { deps, noise, requireCredential: requireAdmin } = ctx
   const r = new Hono<UiEnv>()
-  const requireAdmin = createAdminAuth(deps)
-  const noise = createNoiseRecorder(deps)
   const logins = createRateLimiter({ ratePerSecond: 1, burst: 10 }, deps.clock, 'login attempts from this address')
 
   r.use(
@@ -67,7 +67,7 @@ export function uiRoutes(deps: BrokerDeps): Hono<UiEnv> {
     const e = isKeywardError(err) ? err : new KeywardError('ERR_INTERNAL', 'internal error')
     if (!isKeywardError(err)) deps.logger.error({ reqId: c.get('requestId'), err: err instanceof Error ? { name: err.name, message: err.message } : String(err) }, 'dashboard request failed')
     const session = c.get('session') as UiSession | undefined
-    return c.html(P.htmlDocument(P.ErrorPage({ code: e.code, message: e.message, ...(session ? { session } : {}) })), httpStatus(e) as 400)
+    return c.html(P.htmlDocument(P.ErrorPage({ code: e.code, message: e.message, ...(session ? { session } : {}) })), httpStatus(e))
   })
 
   r.get('/static/ui.css', (c) => {
@@ -78,7 +78,7 @@ export function uiRoutes(deps: BrokerDeps): Hono<UiEnv> {
 
   // With tls.clientCa the dashboard, like the admin API, also requires a client certificate.
   r.use('*', async (c, next) => {
-    assertAdminClientCertificate(deps, c)
+    assertAdminClientCertificate(c, deps.config)
     await next()
   })
   // Every POST comes from a page of this origin (form-action 'self' and SameSite=Strict are the browser's half).

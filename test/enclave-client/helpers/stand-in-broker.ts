@@ -126,7 +126,7 @@ export async function startBroker(): Promise<Broker> {
       return { status: 200, body: { jwe: await seal(key, r, { kind: 'vault-token', name: 'vault' }, new TextEncoder().encode(JSON.stringify(payload))), accessor: 'acc', leaseDuration: 300 } }
     }
     const cm = /^\/v1\/credentials\/(.+)$/.exec(r.path)
-    if (cm) return { status: 200, body: { tool: cm[1], expiresAt: new Date(Date.now() + 60_000).toISOString(), jwe: await seal(key, r, { kind: 'tool-credential', name: cm[1]! }, new TextEncoder().encode('eyJ.tool.cred')) } }
+    if (cm) return { status: 200, body: { tool: cm[1], kind: 'jwt', expiresAt: new Date(Date.now() + 60_000).toISOString(), jwe: await seal(key, r, { kind: 'tool-credential', name: cm[1]! }, new TextEncoder().encode('eyJ.tool.cred')) } }
     return err(404, 'ERR_NOT_FOUND', 'no route')
   })
   return b

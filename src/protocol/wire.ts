@@ -1,7 +1,9 @@
-// Request and response schemas of HTTP API v1. The same schemas validate requests and
-// generate /openapi.json, so the document cannot drift from what the server accepts.
+// The wire contract of HTTP API v1: request and response schemas of every endpoint. The broker
+// validates requests with them (src/broker/http/validate.ts) and generates /openapi.json from
+// them; the enclave client parses the broker's answers with the response schemas. Neither side
+// imports the other, so the document, the server and the client cannot drift apart.
 import { z } from 'zod'
-import { TEES } from '../protocol/tee.js'
+import { TEES } from './tee.js'
 
 const b64url = z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be base64url without padding')
 const b64 = z.string().max(4 * 1024 * 1024).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64')
@@ -67,6 +69,19 @@ export const AttestResponse = z.object({
 export const AppraiseRequest = AttestRequest.omit({ audience: true })
 
 export const ReleaseResponse = z.object({ name: z.string(), version: z.number(), jwe: z.string() })
+
+/** POST /v1/vault/token: the token payload (VaultTokenPayload) sealed to the bound key. */
+export const VaultTokenResponse = z.object({ jwe: z.string(), accessor: z.string().optional(), leaseDuration: z.number().optional() })
+/** The plaintext of a Vault-token release: a token, or a response-wrapping token with `wrap`. */
+export const VaultTokenPayload = z.object({
+  token: z.string().optional(),
+  wrapToken: z.string().optional(),
+  accessor: z.string().optional(),
+  leaseDuration: z.number().optional(),
+})
+
+/** POST /v1/credentials/{tool}: a short-lived JWT or a stored API key, sealed to the bound key. */
+export const ToolCredentialResponse = z.object({ tool: z.string(), kind: z.enum(['jwt', 'api-key']), expiresAt: z.string().nullable(), jwe: z.string() })
 
 export const SecretName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'secret names are 1–128 of [A-Za-z0-9._-]')
 /** A tool name as policies spell it (src/policy/schema.ts identifier). */

@@ -1,0 +1,373 @@
+// End-to-end benchmark over HTTP: `npm run bench -- e2e [--full] [--save] [--compare]`.
+// A real broker process (bench/e2e-serve.ts = `keyward serve` plus benchmark-only trust roots) on
+// 127.0.0.1, driven by autocannon. Each flow is attest → release (DPoP) for one TEE:
+//   nitro    testOnly P-384 root → intermediate → leaf, ES384 COSE documents (AWS's algorithms)
+//   sev-snp  testOnly RSA-4096-PSS ARK → ASK, ECDSA P-384 VCEK, signed Milan reports (AMD's)
+// The challenges are fetched and the evidence signed before the timed run (the workload's cost,
+// not the broker's; nonce TTL is raised to cover the run); the DPoP proof is signed per release.
+// Per cell (TEE × store × workers × clients): flows/s, per-request p50/p99/p99.9, the largest RSS
+// of a serving process, and the node:crypto floor of the same work on as many threads as the broker
+// has workers (bench/floor.ts), measured in the same run. Cold start: spawn → first release.
+// The load generator runs on the same machine (it shares the cores with the broker).
+// TPM is not in this benchmark yet (see the README's performance section).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { generateKeyPairSync, sign, createHash, randomUUID, type KeyObject, type JsonWebKey } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, readdirSync, existsSync, mkdirSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { cpus, totalmem, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+import { encode } from 'cborg'
+import { loadConfig } from '../src/broker/config.js'
+import { buildDeps } from '../src/broker/server.js'
+import { createLogger } from '../src/broker/logger.js'
+import * as A from '../src/broker/admin-services.js'
+import { bindingDigest, jwkThumbprint, thumbprintBytes } from '../src/protocol/binding.js'
+import { toHex } from '../src/util/bytes.js'
+import { OFF } from '../src/verifiers/sev-snp/layout.js'
+import { createLocation, type Backend, type TestLocation } from '../test/store/helpers.js'
+import { REPO_ROOT } from '../test/helpers/vectors.js'
+import { testOnlyPki as nitroPki, testOnlyPayload, signCose, type TestOnlyPki as NitroPki } from '../test/verifiers/nitro/fixtures.js'
+import { testOnlyPki as snpPki, signReport, snpFile, writeTcb } from '../test/verifiers/sev-snp/helpers.js'
+import { floorFlowsPerSecond, type FloorTee } from './floor.js'
+import { compareResults, machineKind, type BenchResults, type E2eCell } from './compare.js'
+
+const args = new Set(process.argv.slice(2))
+const mode: 'quick' | 'full' = args.has('--full') ? 'full' : 'quick'
+const CLIENTS = [1, 16, 64] as const
+const FLOWS: Record<number, number> = mode === 'full' ? { 1: 400, 16: 2000, 64: 4000 } : { 1: 40, 16: 200, 64: 384 }
+const FLOOR_MS = mode === 'full' ? 2000 : 600
+const TEES: FloorTee[] = ['nitro', 'sev-snp']
+const STORES: Backend[] = (process.env.BENCH_STORES?.split(',') as Backend[] | undefined) ?? ['sqlite', 'postgres']
+const WORKERS = (process.env.BENCH_WORKERS?.split(',').map(Number) ?? [1, 2]) as number[]
+
+interface Trust {
+  nitro: NitroPki
+  snp: { ask: Uint8Array; vcek: Uint8Array; vcekKey: KeyObject; report: Uint8Array; measurement: string }
+  file: string
+}
+
+interface Flow {
+  body: string
+  key: KeyObject
+  jwk: JsonWebKey
+}
+
+const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64')
+const b64url = (b: Uint8Array | string): string => Buffer.from(b).toString('base64url')
+
+async function makeTrust(dir: string): Promise<Trust> {
+  const nitro = await nitroPki(new Date())
+  const pki = await snpPki('Milan', 'ARK-Milan', { rsaBits: 4096 })
+  const report = snpFile('milan-v3-oak.bin').slice()
+  const tcb = { bl: 4, tee: 0, snp: 24, ucode: 219 }
+  writeTcb(report, OFF.REPORTED_TCB, tcb)
+  const { vcek, key } = await pki.issueVcek({ tcb, hwId: report.slice(OFF.CHIP_ID, OFF.CHIP_ID + 64) })
+  const file = join(dir, 'trust.json')
+  writeFileSync(file, JSON.stringify({ nitroRoot: b64(nitro.root.der), snpArk: b64(new Uint8Array(pki.ark.cert.raw)) }))
+  const measurement = toHex(report.subarray(OFF.MEASUREMENT, OFF.MEASUREMENT + 48))
+  return { nitro, snp: { ask: new Uint8Array(pki.ask.cert.raw), vcek: new Uint8Array(vcek.cert.raw), vcekKey: key, report, measurement }, file }
+}
+
+const policy = (tee: FloorTee): string => `apiVersion: keyward.dev/v1
+kind: ReleasePolicy
+metadata: { name: bench-${tee} }
+spec:
+  tees: [${tee}]
+  conditions:
+    - { name: measurement-known, expr: 'claims.measurement in refs["bench-${tee}"]' }
+  grants: { secrets: [bench-secret] }
+`
+
+/** Policies, reference values and the secret, written through the store before the broker starts. */
+async function provision(dataDir: string, databaseUrl: string | undefined, trust: Trust): Promise<void> {
+  const config = loadConfig({ overrides: { dataDir, ...(databaseUrl ? { databaseUrl } : {}), logLevel: 'silent' } })
+  const deps = await buildDeps(config, createLogger('silent'))
+  try {
+    const refs: Record<FloorTee, string> = { nitro: toHex(new Uint8Array(48).fill(1)), 'sev-snp': trust.snp.measurement }
+    for (const tee of TEES) {
+      await A.applyPolicy(deps, policy(tee), 'bench')
+      await A.addReferenceValue(deps, { set: `bench-${tee}`, tee, value: refs[tee], source: 'bench testOnly' }, 'bench')
+    }
+    await A.putSecret(deps, 'bench-secret', { text: 'bench-value' }, 'bench')
+  } finally {
+    await deps.store.close()
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+interface Broker {
+  url: string
+  proc: ChildProcess
+  stop(): Promise<void>
+}
+
+function writeConfig(dir: string, o: { port: number; dataDir: string; databaseUrl?: string; workers: number }): string {
+  const file = join(dir, `config-${o.port}.json`)
+  const big = { ratePerSecond: 1e6, burst: 1e6 }
+  writeFileSync(
+    file,
+    JSON.stringify({ host: '127.0.0.1', port: o.port, dataDir: o.dataDir, ...(o.databaseUrl ? { databaseUrl: o.databaseUrl } : {}), workers: o.workers, logLevel: 'warn', nonceTtlSeconds: 3600, limits: { perAddress: big, perWorkload: big, maxOutstandingNonces: 1_000_000 } }),
+  )
+  return file
+}
+
+function spawnBroker(config: string, trustFile: string, port: number): Broker {
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bench/e2e-serve.ts'), config, trustFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env } })
+  const killOnExit = (): void => void proc.kill('SIGTERM')
+  process.once('exit', killOnExit)
+  return {
+    url: `http://127.0.0.1:${port}`,
+    proc,
+    async stop() {
+      process.off('exit', killOnExit)
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r))
+        proc.kill('SIGTERM')
+        await exited
+      }
+    },
+  }
+}
+
+/** Polls /healthz until the broker answers (bench only: a spawn has no other readiness signal under cluster). */
+async function waitReady(b: Broker): Promise<void> {
+  for (;;) {
+    if (b.proc.exitCode !== null) throw new Error(`broker exited ${b.proc.exitCode}`)
+    try {
+      if ((await fetch(`${b.url}/healthz`)).ok) return
+    } catch {
+      /* not listening yet */
+    }
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+async function challenge(url: string): Promise<string> {
+  const r = await fetch(`${url}/v1/challenge`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+  if (r.status !== 200) throw new Error(`challenge ${r.status}: ${await r.text()}`)
+  return ((await r.json()) as { nonce: string }).nonce
+}
+
+async function makeFlow(trust: Trust, tee: FloorTee, nonce: string): Promise<Flow> {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const jwk = publicKey.export({ format: 'jwk' })
+  const jktBytes = thumbprintBytes(await jwkThumbprint(jwk as Parameters<typeof jwkThumbprint>[0]))
+  const n = Buffer.from(nonce, 'base64url')
+  const binding = bindingDigest(n, jktBytes)
+  let evidence: Record<string, unknown>
+  if (tee === 'nitro') {
+    const payload = testOnlyPayload(trust.nitro, { user_data: binding, nonce: n, timestamp: Date.now() })
+    evidence = { document: b64(signCose(encode(payload), trust.nitro.leaf.key)) }
+  } else {
+    const r = trust.snp.report.slice()
+    r.fill(0, OFF.REPORT_DATA, OFF.REPORT_DATA + 64)
+    r.set(binding, OFF.REPORT_DATA)
+    evidence = { report: b64(signReport(r, trust.snp.vcekKey)), vcek: b64(trust.snp.vcek), chain: [b64(trust.snp.ask)] }
+  }
+  return { body: JSON.stringify({ tee, nonce, key: jwk, evidence }), key: privateKey, jwk }
+}
+
+/** A DPoP proof (RFC 9449) signed synchronously, as autocannon's setupRequest must be. */
+function dpopProof(f: Flow, url: string, token: string): string {
+  const h = b64url(JSON.stringify({ typ: 'dpop+jwt', alg: 'ES256', jwk: f.jwk }))
+  const p = b64url(JSON.stringify({ jti: randomUUID(), htm: 'GET', htu: url, iat: Math.floor(Date.now() / 1000), ath: createHash('sha256').update(token).digest('base64url') }))
+  return `${h}.${p}.${b64url(sign('sha256', Buffer.from(`${h}.${p}`), { key: f.key, dsaEncoding: 'ieee-p1363' }))}`
+}
+
+/** RSS (MB) of the broker process and its cluster workers, read from /proc. */
+function rssOf(pid: number): number[] {
+  const read = (p: number): number => {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))
+      return m ? Number(m[1]) / 1024 : 0
+    } catch {
+      return 0
+    }
+  }
+  const kids: number[] = []
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const c = readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim()
+      if (c) kids.push(...c.split(/\s+/).map(Number))
+    }
+  } catch {
+    /* gone */
+  }
+  return [pid, ...kids].map(read)
+}
+
+async function runCell(b: Broker, trust: Trust, tee: FloorTee, clients: number, flowsWanted: number): Promise<Omit<E2eCell, 'store' | 'workers' | 'floorFlowsPerSec' | 'ratio'>> {
+  const nonces: string[] = []
+  const total = flowsWanted + clients
+  for (let i = 0; i < total; i += 16) nonces.push(...(await Promise.all(Array.from({ length: Math.min(16, total - i) }, () => challenge(b.url)))))
+  const flows: Flow[] = []
+  for (const n of nonces) flows.push(await makeFlow(trust, tee, n))
+  let next = 0
+  let failure = ''
+  const secretUrl = `${b.url}/v1/secrets/bench-secret`
+  const rss: number[] = []
+  const sampler = setInterval(() => rss.push(Math.max(...rssOf(b.proc.pid!))), 100)
+  interface Ctx {
+    flow?: Flow
+    token?: string
+  }
+  const result = await autocannon({
+    url: b.url,
+    connections: clients,
+    amount: flowsWanted * 2,
+    timeout: 120, // a loaded machine: an attest timing out would turn its release into a 401
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/attest',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (req, context) => {
+          const f = flows[next++]
+          if (!f) throw new Error('out of prepared evidence')
+          ;(context as Ctx).flow = f
+          return { ...req, body: f.body }
+        },
+        onResponse: (status, body, context) => {
+          if (status === 200) (context as Ctx).token = (JSON.parse(body) as { token: string }).token
+          else failure ||= `attest ${status}: ${body}`
+        },
+      },
+      {
+        method: 'GET',
+        path: '/v1/secrets/bench-secret',
+        setupRequest: (req, context) => {
+          const c = context as Ctx
+          return { ...req, headers: { ...req.headers, authorization: `DPoP ${c.token ?? ''}`, dpop: dpopProof(c.flow!, secretUrl, c.token ?? '') } }
+        },
+        onResponse: (status, body) => {
+          if (status !== 200) failure ||= `release ${status}: ${body}`
+        },
+      },
+    ],
+  })
+  clearInterval(sampler)
+  rss.push(Math.max(...rssOf(b.proc.pid!)))
+  const errors = result.errors + result.timeouts + result.non2xx
+  if (errors > 0) console.error(`  ${tee} c=${clients}: ${errors} errors; first: ${failure.slice(0, 300)}`)
+  const lat = result.latency as unknown as Record<string, number>
+  return {
+    tee,
+    clients,
+    flows: Math.floor(result.requests.total / 2),
+    flowsPerSec: result.requests.total / 2 / result.duration,
+    p50Ms: lat['p50']!,
+    p99Ms: lat['p99']!,
+    p999Ms: lat['p99_9']!,
+    errors,
+    rssMaxMb: Math.round(Math.max(...rss)),
+  }
+}
+
+/** Spawn → first successful release (Nitro), on a provisioned data dir. */
+async function coldStart(trust: Trust, config: string, port: number): Promise<number> {
+  const t0 = performance.now()
+  const b = spawnBroker(config, trust.file, port)
+  try {
+    await waitReady(b)
+    const f = await makeFlow(trust, 'nitro', await challenge(b.url))
+    const a = await fetch(`${b.url}/v1/attest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: f.body })
+    if (a.status !== 200) throw new Error(`cold attest ${a.status}: ${await a.text()}`)
+    const { token } = (await a.json()) as { token: string }
+    const url = `${b.url}/v1/secrets/bench-secret`
+    const r = await fetch(url, { headers: { authorization: `DPoP ${token}`, dpop: dpopProof(f, url, token) } })
+    if (r.status !== 200) throw new Error(`cold release ${r.status}: ${await r.text()}`)
+    return performance.now() - t0
+  } finally {
+    await b.stop()
+  }
+}
+
+const fmt = (x: number, w = 7, d = 0): string => x.toFixed(d).padStart(w)
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'keyward-e2e-bench-'))
+  const locations: TestLocation[] = []
+  const cells: E2eCell[] = []
+  let coldStartMs = NaN
+  try {
+    const trust = await makeTrust(dir)
+    // Measured right after each cell, so that both see the same load on a shared machine.
+    const floor = (tee: FloorTee, threads: number): Promise<number> => floorFlowsPerSecond(tee, threads, FLOOR_MS)
+    console.log(`keyward e2e over HTTP (${mode}): node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}; flows = attest + release; latency per request`)
+    console.log('tee      store     workers clients   flows/s  floor/s  ratio   p50ms   p99ms p99.9ms  rssMB errors')
+    for (const store of STORES) {
+      const loc = await createLocation(store)
+      locations.push(loc)
+      const dataDir = store === 'sqlite' ? loc.where : mkdtempSync(join(dir, 'pg-data-'))
+      const databaseUrl = store === 'postgres' ? loc.where : undefined
+      await provision(dataDir, databaseUrl, trust)
+      for (const workers of WORKERS) {
+        const port = await freePort()
+        const config = writeConfig(dir, { port, dataDir, ...(databaseUrl ? { databaseUrl } : {}), workers })
+        if (store === 'sqlite' && workers === 1) coldStartMs = await coldStart(trust, config, port)
+        const b = spawnBroker(config, trust.file, port)
+        try {
+          await waitReady(b)
+          for (const tee of TEES) {
+            await runCell(b, trust, tee, 4, 20) // warm-up: JIT, caches, connection pools
+            for (const clients of CLIENTS) {
+              const r = await runCell(b, trust, tee, clients, FLOWS[clients]!)
+              const fl = await floor(tee, workers)
+              const cell: E2eCell = { ...r, store, workers, floorFlowsPerSec: fl, ratio: r.flowsPerSec / fl }
+              cells.push(cell)
+              console.log(
+                `${tee.padEnd(8)} ${store.padEnd(9)} ${String(workers).padStart(7)} ${String(clients).padStart(7)} ${fmt(cell.flowsPerSec, 9)} ${fmt(fl, 8)} ${fmt(cell.ratio, 6, 3)} ${fmt(cell.p50Ms, 7, 1)} ${fmt(cell.p99Ms, 7, 1)} ${fmt(cell.p999Ms, 7, 1)} ${fmt(cell.rssMaxMb, 6)} ${String(cell.errors).padStart(6)}`,
+              )
+            }
+          }
+        } finally {
+          await b.stop()
+        }
+      }
+    }
+    console.log(`cold start (spawn → first release, SQLite, 1 worker, sources through tsx): ${coldStartMs.toFixed(0)} ms`)
+    const kind = machineKind()
+    const results: BenchResults = {
+      machineKind: kind,
+      machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', memGb: Math.round(totalmem() / 2 ** 30), node: process.version, note: process.env.BENCH_NOTE ?? '' },
+      date: new Date().toISOString(),
+      mode,
+      coldStartMs: Math.round(coldStartMs),
+      cells,
+    }
+    const resultsDir = join(REPO_ROOT, 'bench/results')
+    const committed = join(resultsDir, `${kind}.json`)
+    writeFileSync(join(dir, 'latest.json'), JSON.stringify(results, null, 2))
+    if (args.has('--save')) {
+      mkdirSync(resultsDir, { recursive: true })
+      writeFileSync(committed, JSON.stringify(results, null, 2) + '\n')
+      console.log(`saved ${committed}`)
+    }
+    if (args.has('--compare')) {
+      if (!existsSync(committed)) throw new Error(`no committed results for machine kind ${kind} (${committed}); run with --save first`)
+      const { regressions, compared } = compareResults(JSON.parse(readFileSync(committed, 'utf8')) as BenchResults, results)
+      console.log(`compared ${compared} ratios with ${committed}`)
+      for (const r of regressions) console.log(`REGRESSION ${r.key}: ratio ${r.current.toFixed(3)} < ${r.baseline.toFixed(3)} × 0.8`)
+      if (regressions.length > 0 || cells.some((c) => c.errors > 0)) process.exitCode = 1
+    } else if (cells.some((c) => c.errors > 0)) process.exitCode = 1
+  } finally {
+    for (const l of locations) await l.cleanup()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e)
+  process.exit(1)
+})

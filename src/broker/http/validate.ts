@@ -1,0 +1,43 @@
+// The one JSON body validator of the HTTP API: hono's validator('json') with a zod schema from
+// src/protocol/wire.ts, answering with the broker's stable codes. Handlers read the parsed body
+// with c.req.valid('json'), typed from the schema.
+//   not application/json   → 415 ERR_UNSUPPORTED_MEDIA_TYPE
+//   not JSON               → 400 ERR_BAD_REQUEST "body is not valid JSON"
+//   fails the schema       → 400 ERR_BAD_REQUEST "invalid request at <path>: <issue>" (the first issue)
+import type { MiddlewareHandler } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import { validator } from 'hono/validator'
+import type { z } from 'zod'
+import { KeywardError } from '../../errors.js'
+import type { Env } from './context.js'
+
+type JsonInput<S extends z.ZodType> = { in: { json: z.input<S> }; out: { json: z.output<S> } }
+
+/** The media type of a Content-Type header without its parameters, lower case. */
+const mediaType = (contentType: string | undefined): string => (contentType ?? '').split(';')[0]!.trim().toLowerCase()
+
+export function jsonBody<S extends z.ZodType, E extends Env = Env>(schema: S): MiddlewareHandler<E, string, JsonInput<S>> {
+  // The typed view of the parsed body is this middleware's (JsonInput<S>); hono's own inference is not needed.
+  const validate: MiddlewareHandler = validator('json', (value: unknown): unknown => {
+    const r = schema.safeParse(value)
+    if (r.success) return r.data
+    const issue = r.error.issues[0]!
+    throw new KeywardError('ERR_BAD_REQUEST', `invalid request at ${issue.path.map(String).join('.') || '(body)'}: ${issue.message}`)
+  })
+  return async function jsonBody(c, next) {
+    if (mediaType(c.req.header('content-type')) !== 'application/json') {
+      throw new KeywardError('ERR_UNSUPPORTED_MEDIA_TYPE', 'content-type must be application/json')
+    }
+    let parsed = false
+    try {
+      return await validate(c, async () => {
+        parsed = true
+        await next()
+      })
+    } catch (e) {
+      // hono's validator throws HTTPException(400) for a body that is not JSON, before next().
+      if (!parsed && e instanceof HTTPException) throw new KeywardError('ERR_BAD_REQUEST', 'body is not valid JSON')
+      throw e
+    }
+  }
+}
