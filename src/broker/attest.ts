@@ -26,6 +26,7 @@ import type { Noise } from './abuse.js'
 import { measuredItems, type MeasuredItems } from './measured-items.js'
 import { revokeKeyOnFailedReattestation } from './oauth/failed-reattestation.js'
 import { assertNotQuarantined, onWorkloadDecision } from './containment.js'
+import { inSpan } from './tracing.js'
 
 export const VERIFIER_ID = { developer: 'keyward', build: 'keyward 0.1.0' }
 
@@ -107,7 +108,7 @@ export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOpt
   const endVerify = deps.metrics.verifyDuration.startTimer({ tee: req.tee })
   let claims: VerifiedClaims
   try {
-    claims = await verifier.verify(evidence, ctx)
+    claims = await inSpan('keyward.verify', { 'keyward.tee': req.tee }, () => verifier.verify(evidence, ctx))
   } finally {
     endVerify()
   }
@@ -123,7 +124,7 @@ export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOpt
   let allowlist: AllowlistFacts | undefined
   if (allowlistEv) allowlist = allowlistFactsFor(claims, allowlistEv, deps.config.tpm.allowlistPcr, { nonce, jkt: jktBytes })
 
-  const appraisal = await deps.appraiser.appraise({ claims, ...(allowlist ? { allowlist } : {}), now })
+  const appraisal = await inSpan('keyward.appraise', { 'keyward.tee': req.tee }, () => deps.appraiser.appraise({ claims, ...(allowlist ? { allowlist } : {}), now }))
   const workload = workloadId(claims)
   const items = measuredItems(claims, allowlist)
   if (!appraisal.allow) {
@@ -275,7 +276,11 @@ export async function appraiseForRelyingParty(deps: BrokerDeps, req: z.infer<typ
  * challenge, and challenges are capped and rate-limited); failures before that (undecodable
  * evidence, unknown tee, bad, unknown, expired or used nonce) are noise: counted, not audited.
  */
-async function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, via: string, caller: AttestCaller, audience?: string, possession = false): Promise<AttestAnswer> {
+function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, via: string, caller: AttestCaller, audience?: string, possession = false): Promise<AttestAnswer> {
+  return inSpan('keyward.attest', { 'keyward.tee': req.tee, 'keyward.via': via.split(':')[0]! }, () => attestAndAuditUntraced(deps, req, via, caller, audience, possession))
+}
+
+async function attestAndAuditUntraced(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, via: string, caller: AttestCaller, audience?: string, possession = false): Promise<AttestAnswer> {
   const reqId = caller.reqId
   let nonceSpent = false
   try {

@@ -122,6 +122,8 @@ export const ConfigSchema = z
       .prefault({}),
     /** What a workload sees of a policy denial: a summary (code and count) or every failure (conditions, expressions, reference sets). */
     denialDetail: z.enum(['summary', 'full']).default('summary'),
+    /** OpenTelemetry tracing of attest and release: off, or OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (src/broker/tracing.ts). */
+    tracing: z.enum(['off', 'otlp']).default('off'),
   })
   .strict()
 
@@ -153,6 +155,7 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overr
     KEYWARD_ISSUER: 'issuer',
     KEYWARD_PUBLIC_URL: 'publicUrl',
     KEYWARD_EAR_FORM: 'earForm',
+    KEYWARD_TRACING: 'tracing',
   }
   for (const [k, field] of Object.entries(envMap)) if (env[k] !== undefined && env[k] !== '') fromEnv[field] = env[k]
   const merged = { ...fromFile, ...fromEnv, ...stripUndefined(opts.overrides ?? {}) }

@@ -15,6 +15,7 @@ import { TOOL_CREDENTIAL_TYP } from './tokens.js'
 import { errorForAudit } from './attest.js'
 import type { Noise, RateLimiter } from './abuse.js'
 import { assertNotQuarantined } from './containment.js'
+import { inSpan } from './tracing.js'
 
 export interface Attested {
   claims: EarClaims
@@ -204,7 +205,19 @@ export interface Released {
  * caller (valid attestation token and DPoP proof) is chained into the audit with its reasons.
  * Refusals before authentication, and rate-limit refusals, are noise: counted and sampled in logs.
  */
-async function releaseAudited(
+function releaseAudited(
+  deps: BrokerDeps,
+  noise: Noise,
+  kind: string,
+  what: string,
+  caller: ReleaseCaller,
+  auth: () => Promise<Attested>,
+  fn: (a: Attested) => Promise<Released>,
+): Promise<ReleaseBody> {
+  return inSpan('keyward.release', { 'keyward.release.kind': kind, 'keyward.release.name': what }, () => releaseAuditedUntraced(deps, noise, kind, what, caller, auth, fn))
+}
+
+async function releaseAuditedUntraced(
   deps: BrokerDeps,
   noise: Noise,
   kind: string,

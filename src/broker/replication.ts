@@ -35,6 +35,9 @@ export const PERIODIC_JOBS: PeriodicJob[] = [
   { name: 'prune-dpop-proofs', run: async (d) => void (await d.store.pruneDpopProofs(d.clock().getTime())) },
   { name: 'prune-activations', run: async (d) => void (await d.store.pruneActivations(d.clock().getTime() - 3600_000)) },
   { name: 'prune-ui-sessions', run: async (d) => void (await d.store.pruneUiSessions(d.clock().getTime())) },
+  // An expired access token is inactive with or without its row (introspection), and a KBS session past its expiry admits nothing.
+  { name: 'prune-oauth-tokens', run: async (d) => void (await d.store.pruneOAuthTokens(d.clock().getTime())) },
+  { name: 'prune-kbs-sessions', run: async (d) => void (await d.store.pruneKbsSessions(d.clock().getTime())) },
   { name: 'deliver-alerts', run: async (d) => void (await deliverDue(d)) },
 ]
 

@@ -15,6 +15,7 @@ import { createTransitKek } from '../sealing/kek-vault-transit.js'
 import { createTokenIssuer } from './tokens.js'
 import { createAppraiser } from './appraiser.js'
 import { createMetrics } from './metrics.js'
+import { startTracing } from './tracing.js'
 import { createApp } from './app.js'
 import { defaultVerifiers } from '../verifiers/index.js'
 import { parsePemBundle, type CertInfo } from '../verifiers/common/x509.js'
@@ -163,6 +164,7 @@ export async function runServe(config: BrokerConfig, logger: Logger, opts: { pre
     process.once('SIGINT', stop)
     return
   }
+  const stopTracing = config.tracing === 'otlp' ? await startTracing() : async () => {}
   const deps = await buildDeps(config, logger, { defaultMetrics: true, ...(opts.env ? { env: opts.env } : {}) })
   opts.prepareDeps?.(deps)
   const feed = await openChangeFeed(config.databaseUrl, { onError: (e) => logger.warn({ err: String(e) }, 'change feed connection lost; caches dropped, reconnecting') }).catch(async (e: unknown) => {
@@ -184,6 +186,7 @@ export async function runServe(config: BrokerConfig, logger: Logger, opts: { pre
     unsubscribe()
     await feed.close()
     await deps.store.close()
+    await stopTracing().catch((e: unknown) => logger.warn({ err: String(e) }, 'flushing traces failed'))
     process.exit(0)
   }
   process.once('SIGTERM', () => void shutdown())

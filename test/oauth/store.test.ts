@@ -4,6 +4,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { createLocation, type TestLocation } from '../store/helpers.js'
 import type { AttestationRow, OAuthTokenRow, Store } from '../../src/store/types.js'
+import type { BrokerDeps } from '../../src/broker/deps.js'
+import { PERIODIC_JOBS } from '../../src/broker/replication.js'
 
 const T0 = 1_790_000_000_000
 
@@ -24,6 +26,16 @@ describe.each(['sqlite', 'postgres'] as const)('OAuth token state in the store (
   afterAll(async () => {
     await store?.close()
     await location?.cleanup()
+  })
+
+  it('the periodic prune-oauth-tokens job removes expired rows and keeps live ones', async () => {
+    await store.insertOAuthToken(token('job-live', T0 + 600_000))
+    await store.insertOAuthToken(token('job-expired', T0 + 10))
+    const job = PERIODIC_JOBS.find((j) => j.name === 'prune-oauth-tokens')!
+    // The job reads only the store and the clock of the broker's dependencies.
+    await job.run({ store, clock: () => new Date(T0 + 1000) } as unknown as BrokerDeps)
+    expect(await store.getOAuthToken('job-expired')).toBeNull()
+    expect(await store.getOAuthToken('job-live')).not.toBeNull()
   })
 
   it('stores a token row, revokes it exactly once, and prunes expired rows only', async () => {

@@ -49,7 +49,9 @@ export function clientOptions(a: CliArgs, progress: (l: string) => void): Client
 }
 
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+  // --help anywhere before `--` (keyward-client run --help, get -h …) is a request for the usage.
+  const ownArgs = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv
+  if (argv.length === 0 || argv[0] === 'help' || ownArgs.includes('--help') || ownArgs.includes('-h')) {
     io.stderr(USAGE.trimEnd())
     return argv.length === 0 ? 2 : 0
   }
