@@ -144,6 +144,22 @@ describe.each(['sqlite', 'postgres'] as const)('alerts and containment on %s', (
     expect((await runKeywardInProcess(['workload', 'release', 'nitro:cli-test', '--data-dir', h.config.dataDir])).stderr).toContain('ERR_NOT_FOUND')
   })
 
+  it('revoking a reference value and a pending TPM enrolment raise revocation and enrolment-request alerts', async () => {
+    received.length = 0
+    const id = await A.addReferenceValue(h.deps, { set: 'alerts-extra', tee: 'nitro', value: 'ab'.repeat(48), source: 'testOnly' }, 'test')
+    await A.revokeReferenceValue(h.deps, id, 'admin:tester')
+    // What the TPM registration flow audits when an AK registers without an authority's say (src/broker/tpm-registration.ts).
+    await h.deps.audit({ type: 'tpm.activate', subject: 'tpm-ak:alerts-pending', decision: 'info', detail: { status: 'pending', workload: 'tpm:alerts-wanted' } })
+    await h.deps.audit({ type: 'tpm.activate', subject: 'tpm-ak:alerts-enrolled', decision: 'info', detail: { status: 'enrolled', workload: 'tpm:alerts-ok' } })
+    expect((await deliverAt(new Date(h.deps.clock().getTime()))).delivered).toBe(2)
+    expect(events()).toMatchObject([
+      { type: 'revocation', detail: { what: 'reference', subject: id, by: 'admin:tester' } },
+      { type: 'enrolment-request', detail: { akName: 'tpm-ak:alerts-pending', workload: 'tpm:alerts-wanted' } },
+    ])
+    const now = Math.floor(h.deps.clock().getTime() / 1000)
+    for (const r of received) expect(verifyWebhook(SECRET, r.signature, r.body, now)).toBe(true)
+  })
+
   it('a failed delivery is retried at +2^n s on the injected clock, and given up after maxAttempts', async () => {
     received.length = 0
     // A revocation alert (hooked into the audit of credential revoke).
