@@ -40,9 +40,33 @@ async function startContainer(workDir: string, ekCaPem: string): Promise<DemoBro
   writeFileSync(join(conf, 'keyward.yaml'), `host: 127.0.0.1\nport: ${port}\ndataDir: /data\nlogLevel: warn\ntpm:\n  ekCaFiles: [/etc/keyward/tpm-ek-ca.pem]\n`)
   for (const p of [workDir, conf]) chmodSync(p, 0o755) // the container's user (uid 1000) reads them
   await podman(['volume', 'create', VOLUME])
+  const remove = async () => {
+    await podman(['rm', '-f', NAME], true)
+    await podman(['volume', 'rm', '-f', VOLUME], true)
+  }
   // Host network: the sandbox's CNI bridge is not needed, and DPoP's htu stays http://127.0.0.1:port.
   await podman(['run', '-d', '--name', NAME, '--read-only', '--network', 'host', '-v', `${VOLUME}:/data`, '-v', `${conf}:/etc/keyward:ro`, '-v', `${workDir}:${workDir}:ro`, '-e', `KEYWARD_HEALTHCHECK_URL=http://127.0.0.1:${port}/healthz`, IMAGE, 'serve', '--config', '/etc/keyward/keyward.yaml'])
   const url = `http://127.0.0.1:${port}`
+  try {
+    await checkContainer(url)
+  } catch (e) {
+    await remove() // a failed check must not leave the broker running
+    throw e
+  }
+  return {
+    url,
+    admin: async (args) => (await podman(['exec', NAME, 'node', 'bin/keyward.js', ...args, '--data-dir', '/data'])).stdout,
+    stop: async () => {
+      const logs = await podman(['logs', NAME], true)
+      if (/"level":(50|60)/.test(logs.stdout + logs.stderr)) show(`broker errors:\n${(logs.stdout + logs.stderr).slice(-2000)}`)
+      await podman(['stop', '-t', '10', NAME], true)
+      await remove()
+    },
+  }
+}
+
+/** Waits for the broker, then checks how the image runs: user, read-only root, healthcheck. */
+async function checkContainer(url: string): Promise<void> {
   for (let i = 0; ; i++) {
     const r = await fetch(`${url}/healthz`).catch(() => undefined)
     if (r?.ok) break
@@ -56,17 +80,6 @@ async function startContainer(workDir: string, ekCaPem: string): Promise<DemoBro
   const write = await podman(['exec', NAME, 'sh', '-c', 'touch /app/written-at-runtime'], true)
   check(write.code !== 0 && /read-only/i.test(write.stderr), `writing to /app fails: ${write.stderr.trim()}`)
   check((await podman(['healthcheck', 'run', NAME], true)).code === 0, "the image's HEALTHCHECK reports healthy")
-  return {
-    url,
-    admin: async (args) => (await podman(['exec', NAME, 'node', 'bin/keyward.js', ...args, '--data-dir', '/data'])).stdout,
-    stop: async () => {
-      const logs = await podman(['logs', NAME], true)
-      if (/"level":(50|60)/.test(logs.stdout + logs.stderr)) show(`broker errors:\n${(logs.stdout + logs.stderr).slice(-2000)}`)
-      await podman(['stop', '-t', '10', NAME], true)
-      await podman(['rm', '-f', NAME], true)
-      await podman(['volume', 'rm', '-f', VOLUME], true)
-    },
-  }
 }
 
 async function main(): Promise<void> {
