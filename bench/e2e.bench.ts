@@ -1,5 +1,6 @@
 // End-to-end benchmark over HTTP: `npm run bench -- e2e [--full] [--save] [--compare]`.
-// A real broker process (bench/e2e-serve.ts = `keyward serve` plus benchmark-only trust roots) on
+// A real broker process (bench/e2e-serve.mjs = `keyward serve` plus benchmark-only trust roots, loaded from dist/ as
+// bin/keyward.js does) on
 // 127.0.0.1, driven by autocannon. Each flow is attest → release (DPoP) for one TEE:
 //   nitro    testOnly P-384 root → intermediate → leaf, ES384 COSE documents (AWS's algorithms)
 //   sev-snp  testOnly RSA-4096-PSS ARK → ASK, ECDSA P-384 VCEK, signed Milan reports (AMD's)
@@ -123,7 +124,7 @@ function writeConfig(dir: string, o: { port: number; dataDir: string; databaseUr
 }
 
 function spawnBroker(config: string, trustFile: string, port: number): Broker {
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bench/e2e-serve.ts'), config, trustFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env } })
+  const proc = spawn(process.execPath, [join(REPO_ROOT, 'bench/e2e-serve.mjs'), config, trustFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env } })
   const killOnExit = (): void => void proc.kill('SIGTERM')
   process.once('exit', killOnExit)
   return {
@@ -294,6 +295,8 @@ async function coldStart(trust: Trust, config: string, port: number): Promise<nu
 }
 
 const fmt = (x: number, w = 7, d = 0): string => x.toFixed(d).padStart(w)
+/** What the broker processes ran: bin/launch.js picks dist/ when built (scripts/ensure-deps.sh builds it). */
+const builtOrSources = (): string => (!process.env.KEYWARD_DEV && existsSync(join(REPO_ROOT, 'dist/src/broker/server.js')) ? 'built dist/' : 'sources through tsx')
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'keyward-e2e-bench-'))
@@ -336,7 +339,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    console.log(`cold start (spawn → first release, SQLite, 1 worker, sources through tsx): ${coldStartMs.toFixed(0)} ms`)
+    console.log(`cold start (spawn → first release, SQLite, 1 worker, ${builtOrSources()}): ${coldStartMs.toFixed(0)} ms`)
     const kind = machineKind()
     const results: BenchResults = {
       machineKind: kind,

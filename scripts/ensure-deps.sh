@@ -21,7 +21,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm install --no-audit --no-fund --loglevel=error
 fi
 # Rebuild when any TypeScript source is newer than the last build.
-if [ ! -f dist/.built ] || [ -n "$(find src enclave-client/src -name '*.ts' -newer dist/.built -print -quit)" ]; then
+if [ ! -f dist/.built ] || [ -n "$(find src enclave-client/src \( -name '*.ts' -o -name '*.tsx' \) -newer dist/.built -print -quit)" ]; then
   echo "ensure-deps: building" >&2
   npx tsc -p tsconfig.json
   touch dist/.built

@@ -20,7 +20,6 @@ import { createApp } from './app.js'
 import { defaultVerifiers } from '../verifiers/index.js'
 import { parsePemBundle, type CertInfo } from '../verifiers/common/x509.js'
 import type { KekProvider } from '../sealing/kek.js'
-import { createVaultServices, instrumentVault } from './vault.js'
 import { openChangeFeed } from '../store/changes.js'
 import { runJobsOnce, subscribeCaches } from './replication.js'
 import { checkPublicOrigin } from './dpop.js'
@@ -32,7 +31,9 @@ export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { cl
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })
   const store = await openStore({ dataDir: config.dataDir, ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) })
   try {
-    const vault = config.vault ? await createVaultServices(config, store, logger, clock) : undefined
+    // node-vault and its HTTP stack load only when a Vault is configured (a third of a cold start).
+    const vaultModule = config.vault ? await import('./vault.js') : undefined
+    const vault = vaultModule ? await vaultModule.createVaultServices(config, store, logger, clock) : undefined
     let kek: KekProvider
     if (config.kek.provider === 'vault-transit') {
       if (!vault) throw new KeywardError('ERR_CONFIG', 'kek.provider vault-transit needs a vault section')
@@ -63,7 +64,7 @@ export async function buildDeps(config: BrokerConfig, logger: Logger, opts: { cl
       metrics,
       clock,
       trust: { ekRoots: ekCas.filter(selfSigned), ekIntermediates: ekCas.filter((c) => !selfSigned(c)) },
-      ...(vault ? { vault: instrumentVault(vault.services, metrics) satisfies VaultServices } : {}),
+      ...(vault && vaultModule ? { vault: vaultModule.instrumentVault(vault.services, metrics) satisfies VaultServices } : {}),
       ...(config.spiffe ? { spiffe: createSpiffeAuthority({ store, sealer, clock, ...config.spiffe }) } : {}),
       audit,
       ...(opts.env ? { env: opts.env } : {}),

@@ -9,7 +9,8 @@
 // and a wrapped key moved to another secret fails to unwrap.
 import { KeywardError, isKeywardError } from '../errors.js'
 import { sha256 } from '../util/bytes.js'
-import { ciphertextVersion, type VaultClient } from '../vault/client.js'
+import type { VaultClient } from '../vault/client.js'
+import { ciphertextVersion } from '../vault/transit-format.js'
 import type { KekProvider, WrappedKey } from './kek.js'
 
 const LABEL = new TextEncoder().encode('keyward-transit-kek-v1')

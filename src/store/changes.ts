@@ -12,7 +12,7 @@
 //
 // SQLite: no cross-process notification; processes sharing the file (--workers) rely on the TTL
 // backstop of each cache, and every process runs the jobs (they are idempotent prunes).
-import pg from 'pg'
+import type pg from 'pg'
 
 export const CHANGE_CHANNEL = 'keyward_changes'
 /** The listening connection's application_name (pg_stat_activity shows one per broker process). */
@@ -71,6 +71,7 @@ export interface PostgresFeedOptions {
 
 /** Connects the listening client; resolves once LISTEN is in place. */
 export async function postgresChangeFeed(url: string, opts: PostgresFeedOptions = {}): Promise<ChangeFeed> {
+  const { default: pgModule } = await import('pg') // on demand: SQLite deployments never load it
   const subs = subscribers()
   let client: pg.Client | null = null
   let closed = false
@@ -96,7 +97,7 @@ export async function postgresChangeFeed(url: string, opts: PostgresFeedOptions 
   async function connect(): Promise<void> {
     timer = null
     if (closed) return
-    const c = new pg.Client({ connectionString: url, application_name: APPLICATION_NAME })
+    const c = new pgModule.Client({ connectionString: url, application_name: APPLICATION_NAME })
     c.on('error', (e) => lost(c, e))
     c.on('end', () => lost(c))
     c.on('notification', (m) => {

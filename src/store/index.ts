@@ -1,7 +1,6 @@
 // Opens the configured Store: PostgreSQL when a database URL is given, else embedded SQLite in
 // the data directory. Migrations are applied before the store is returned.
 import { KeywardError } from '../errors.js'
-import { openPostgresStore } from './postgres.js'
 import { openSqliteStore } from './sqlite.js'
 import type { Store } from './types.js'
 
@@ -15,11 +14,12 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   const url = opts.databaseUrl
   if (url !== undefined && url !== '') {
     if (!/^postgres(ql)?:\/\//.test(url)) throw new KeywardError('ERR_CONFIG', 'database URL must be postgres:// or postgresql://')
+    // Loaded on demand: pg and its driver cost a tenth of a cold start that SQLite never needs.
+    const { openPostgresStore } = await import('./postgres.js')
     return openPostgresStore(url)
   }
   return openSqliteStore(opts.dataDir)
 }
 
-export { openPostgresStore } from './postgres.js'
 export { openSqliteStore } from './sqlite.js'
 export type * from './types.js'

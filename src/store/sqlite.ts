@@ -63,14 +63,15 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
   return createSqliteStore(sqlite, db, dataDir)
 }
 
-/** Appends one row to the chain inside `tx`, a BEGIN IMMEDIATE transaction (it holds the write lock, so the head cannot move). */
-function appendAuditIn(tx: BetterSQLite3Database, entry: AuditInput, at: number): AuditRow {
-  const head = tx.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
-    .orderBy(desc(t.auditLog.seq)).limit(1).get()
-  const row = buildAuditRow(head ?? null, entry, at)
-  tx.insert(t.auditLog).values({ ...row, detail: canonicalJson(row.detail) }).run()
-  return row
+interface PendingAudit {
+  entry: AuditInput
+  at: number
+  resolve(row: AuditRow): void
+  reject(e: unknown): void
 }
+
+/** The most appends one audit transaction writes (the rest wait for the next one). */
+const AUDIT_BATCH_MAX = 500
 
 function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database, dataDir: string): Store {
   /** Runs fn, mapping driver errors; sync work wrapped as a promise for the async contract. */
@@ -124,6 +125,59 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
     getWorkload: db.select().from(t.workloads).where(eq(t.workloads.id, ph('id'))).prepare(),
   }
 
+  const auditHead = db.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog).orderBy(desc(t.auditLog.seq)).limit(1).prepare()
+  const auditInsert = db.insert(t.auditLog).values({
+    seq: ph('seq'), at: ph('at'), type: ph('type'), subject: ph('subject'), decision: ph('decision'),
+    detail: ph('detail'), prevHash: ph('prevHash'), hash: ph('hash'),
+  }).prepare()
+  /** Appends rows to the chain; called inside a BEGIN IMMEDIATE transaction (it holds the write lock, so the head cannot move). */
+  const appendAuditIn = (entry: AuditInput, at: number): AuditRow => {
+    const row = buildAuditRow(auditHead.get() ?? null, entry, at)
+    auditInsert.run({ ...row, detail: canonicalJson(row.detail) })
+    return row
+  }
+
+  // Group commit: appends queued while the event loop was busy are written on its next turn by
+  // one BEGIN IMMEDIATE transaction (one head read, one fsync at COMMIT under synchronous =
+  // FULL), and each caller is answered only after that commit. An entry that cannot be chained
+  // (normalizeAuditEntry refuses it) fails alone; a failed commit fails the whole batch.
+  const auditQueue: PendingAudit[] = []
+  let auditScheduled = false
+  const flushAudit = (): void => {
+    auditScheduled = false
+    while (auditQueue.length > 0) {
+      const batch = auditQueue.splice(0, AUDIT_BATCH_MAX)
+      const outcomes: ({ ok: true; row: AuditRow } | { ok: false; e: unknown })[] = []
+      try {
+        db.transaction(() => {
+          outcomes.length = 0
+          let prev: { seq: number; hash: string } | null = auditHead.get() ?? null
+          for (const p of batch) {
+            let row: AuditRow
+            try {
+              row = buildAuditRow(prev, p.entry, p.at)
+            } catch (e) {
+              outcomes.push({ ok: false, e })
+              continue
+            }
+            auditInsert.run({ ...row, detail: canonicalJson(row.detail) }) // a driver error fails the batch
+            outcomes.push({ ok: true, row })
+            prev = row
+          }
+        }, { behavior: 'immediate' })
+      } catch (e) {
+        const err = toStoreError(e, 'appendAudit')
+        for (const p of batch) p.reject(err)
+        continue
+      }
+      batch.forEach((p, i) => {
+        const o = outcomes[i]!
+        if (o.ok) p.resolve(o.row)
+        else p.reject(toStoreError(o.e, 'appendAudit'))
+      })
+    }
+  }
+
   const revokeAttestations = (op: string, at: number, where: SQL, keep: (r: AttestationRow) => boolean) =>
     immediate(op, (tx) => {
       const candidates = tx.select().from(t.attestations).where(and(isNull(t.attestations.revokedAt), where)).all()
@@ -139,6 +193,8 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
   return {
     kind: 'sqlite',
     async close() {
+      // Appends already accepted are written before the connection closes.
+      if (sqlite.open) flushAudit()
       if (sqlite.open) sqlite.close()
     },
     ready: () => run('ready', () => {
@@ -193,7 +249,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
         iv: toBuffer(row.iv),
         wrappedKey: toBuffer(row.wrappedKey),
       }).onConflictDoNothing().run().changes === 1
-      if (inserted && audit) appendAuditIn(tx, audit.entry(row.version), audit.at)
+      if (inserted && audit) appendAuditIn(audit.entry(row.version), audit.at)
       return inserted
     }),
     getSecretVersion: (name, version) => run('getSecretVersion', () => {
@@ -227,7 +283,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
       const version = (cur?.v ?? 0) + 1
       tx.update(t.policies).set({ active: false }).where(eq(t.policies.name, row.name)).run()
       tx.insert(t.policies).values({ ...row, version, active: true }).run()
-      if (audit) appendAuditIn(tx, audit.entry(version), audit.at)
+      if (audit) appendAuditIn(audit.entry(version), audit.at)
       return version
     }),
     getActivePolicies: () => run('getActivePolicies', () => hot.activePolicies.all()),
@@ -381,7 +437,16 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
       db.delete(t.oauthTokens).where(lt(t.oauthTokens.expiresAt, before)).run().changes),
 
     // --- audit: BEGIN IMMEDIATE serializes the read of the head and the append ---
-    appendAudit: (entry, at) => immediate('appendAudit', (tx) => appendAuditIn(tx, entry, at)),
+    appendAudit: (entry, at) => {
+      if (!sqlite.open) return Promise.reject(toStoreError(new TypeError('The database connection is not open'), 'appendAudit'))
+      return new Promise<AuditRow>((resolve, reject) => {
+        auditQueue.push({ entry, at, resolve, reject })
+        if (!auditScheduled) {
+          auditScheduled = true
+          setImmediate(flushAudit)
+        }
+      })
+    },
     listAudit: (opts) => run('listAudit', () =>
       db.select().from(t.auditLog).where(gt(t.auditLog.seq, opts.afterSeq ?? 0))
         .orderBy(asc(t.auditLog.seq)).limit(clampLimit(opts.limit)).all().map(toAuditRow)),

@@ -8,6 +8,7 @@ import { z } from 'zod'
 import { KeywardError } from '../errors.js'
 import { parseVaultDuration } from './duration.js'
 import { mapVaultError } from './map-error.js'
+import { ciphertextVersion } from './transit-format.js'
 import { defaultSleep, withRetry, type RetryOptions } from './retry.js'
 import {
   healthSchema,
@@ -20,6 +21,7 @@ import {
 import { createSession, type SessionLogger, type SessionStatus, type VaultAuthConfig } from './session.js'
 
 export type { VaultAuthConfig, SessionStatus, SessionLogger } from './session.js'
+export { ciphertextVersion } from './transit-format.js'
 
 export interface VaultClientConfig {
   /** Base address, e.g. "https://vault.internal:8200". */
@@ -282,10 +284,4 @@ export function createVaultClient(cfg: VaultClientConfig): VaultClient {
 
     transitKeyInfo: keyInfo,
   }
-}
-
-/** The key version in a "vault:vN:..." ciphertext, or 0 when absent. */
-export function ciphertextVersion(ciphertext: string): number {
-  const m = /^vault:v([1-9]\d{0,8}):/.exec(ciphertext)
-  return m ? Number(m[1]) : 0
 }

@@ -469,6 +469,15 @@ describe.each<Backend>(['sqlite', 'postgres'])('audit tamper detection and resta
     expect(await verify()).toMatchObject({ ok: false, seq: 2 })
   })
 
+  it('writes the appends it accepted before closing (queued for group commit, not yet awaited)', async () => {
+    await seed()
+    const s = await loc.open()
+    const pending = Array.from({ length: 3 }, (_, i) => s.appendAudit({ type: 'late', subject: `l${i}`, decision: 'info', detail: { i } }, T0 + 50 + i))
+    await s.close()
+    expect((await Promise.all(pending)).map((r) => r.seq)).toEqual([6, 7, 8])
+    expect(await verify()).toMatchObject({ ok: true, count: 8 })
+  })
+
   it('keeps every kind of state across close and reopen', async () => {
     await seed()
     let s = await loc.open()

@@ -2,19 +2,19 @@
 // with the benchmark's testOnly trust roots added to each serving process: a Nitro root, and an
 // SEV-SNP ARK given to the SNP verifier as its accepted anchor. Never part of a release build:
 // `keyward serve` itself has no way to trust these roots. Used by bench/e2e.bench.ts only.
-//   node --import tsx bench/e2e-serve.ts CONFIG_FILE TRUST_JSON
+// Plain JavaScript loading the modules as bin/keyward.js does (dist/ when built, else the sources
+// through tsx), so that the benchmark measures the broker as it ships.
+//   node bench/e2e-serve.mjs CONFIG_FILE TRUST_JSON
 import { readFileSync } from 'node:fs'
 import { X509Certificate } from 'node:crypto'
-import { loadConfig } from '../src/broker/config.js'
-import { createLogger } from '../src/broker/logger.js'
-import { runServe } from '../src/broker/server.js'
-import type { Verifier } from '../src/verifiers/types.js'
+import { load } from '../bin/launch.js'
 
 const [configFile, trustFile] = process.argv.slice(2)
-if (!configFile || !trustFile) throw new Error('usage: e2e-serve.ts CONFIG_FILE TRUST_JSON')
-const trust = JSON.parse(readFileSync(trustFile, 'utf8')) as { nitroRoot: string; snpArk: string }
+if (!configFile || !trustFile) throw new Error('usage: e2e-serve.mjs CONFIG_FILE TRUST_JSON')
+const trust = JSON.parse(readFileSync(trustFile, 'utf8'))
 const nitroRoot = new X509Certificate(Buffer.from(trust.nitroRoot, 'base64'))
 const snpArk = new X509Certificate(Buffer.from(trust.snpArk, 'base64'))
+const [{ loadConfig }, { createLogger }, { runServe }] = await Promise.all([load('src/broker/config'), load('src/broker/logger'), load('src/broker/server')])
 const config = loadConfig({ file: configFile, env: process.env })
 
 await runServe(config, createLogger(config.logLevel), {
@@ -22,8 +22,7 @@ await runServe(config, createLogger(config.logLevel), {
     deps.trust.nitroRoots = [nitroRoot]
     const snp = deps.verifiers['sev-snp']
     if (snp) {
-      const wrapped: Verifier = { ...snp, verify: (ev, ctx) => snp.verify(ev, { ...ctx, trust: { ...ctx.trust, snp: { arks: [snpArk] } } }) }
-      deps.verifiers['sev-snp'] = wrapped
+      deps.verifiers['sev-snp'] = { ...snp, verify: (ev, ctx) => snp.verify(ev, { ...ctx, trust: { ...ctx.trust, snp: { arks: [snpArk] } } }) }
     }
   },
 })
