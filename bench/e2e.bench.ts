@@ -123,8 +123,12 @@ function writeConfig(dir: string, o: { port: number; dataDir: string; databaseUr
   return file
 }
 
+// BENCH_PROFILE_DIR=DIR: each broker process writes a V8 CPU profile there when it stops
+// (summarize with scripts/cpuprofile-summary.mjs).
+const profileArgs = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []
+
 function spawnBroker(config: string, trustFile: string, port: number): Broker {
-  const proc = spawn(process.execPath, [join(REPO_ROOT, 'bench/e2e-serve.mjs'), config, trustFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env } })
+  const proc = spawn(process.execPath, [...profileArgs, join(REPO_ROOT, 'bench/e2e-serve.mjs'), config, trustFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env } })
   const killOnExit = (): void => void proc.kill('SIGTERM')
   process.once('exit', killOnExit)
   return {

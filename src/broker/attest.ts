@@ -27,6 +27,7 @@ import { measuredItems, type MeasuredItems } from './measured-items.js'
 import { revokeKeyOnFailedReattestation } from './oauth/failed-reattestation.js'
 import { assertNotQuarantined, onWorkloadDecision } from './containment.js'
 import { inSpan } from './tracing.js'
+import { cachedThumbprint } from './jwk-cache.js'
 
 export const VERIFIER_ID = { developer: 'keyward', build: 'keyward 0.1.0' }
 
@@ -67,7 +68,7 @@ export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOpt
   const evidence = verifier.decode(req.evidence)
   const nonce = fromB64url(req.nonce)
   if (!nonce || nonce.length !== 32) throw new KeywardError('ERR_BAD_REQUEST', 'nonce must be 32 bytes base64url')
-  const jkt = await jwkThumbprint(req.key as JWK)
+  const jkt = await cachedThumbprint(req.key as JWK)
   const now = deps.clock()
 
   const consumed = await deps.store.consumeNonce(nonceId(nonce), now.getTime())
@@ -238,7 +239,7 @@ export async function attestWorkload(
   }
   let possession = false
   if (caller.possessionProof) {
-    const jkt = await jwkThumbprint(req.key as JWK).catch(() => {
+    const jkt = await cachedThumbprint(req.key as JWK).catch(() => {
       throw new KeywardError('ERR_KEY_UNSUPPORTED', 'key is not a usable public JWK')
     })
     await verifyDpopProof({ ...caller.possessionProof, nonce: req.nonce, jkt, now: deps.clock() }, (id, exp) => deps.store.useDpopProof(id, exp))

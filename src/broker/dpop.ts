@@ -3,7 +3,8 @@
 // captured request (token + proof) opens nothing a second time on any replica: proof ids are
 // consumed in the shared store.
 import { createHash, randomBytes } from 'node:crypto'
-import { jwtVerify, EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, type JWK } from 'jose'
+import { jwtVerify, decodeProtectedHeader, type JWK } from 'jose'
+import { cachedPublicKey, cachedThumbprint } from './jwk-cache.js'
 import { KeywardError } from '../errors.js'
 import type { BrokerConfig } from './config.js'
 import type { Store } from '../store/types.js'
@@ -48,7 +49,10 @@ export async function verifyDpopProof(c: DpopCheck, useProofId: UseProofId): Pro
   if (jwk !== undefined && (jwk.d !== undefined || jwk.p !== undefined || jwk.k !== undefined)) fail('DPoP proof jwk must be public')
   let payload
   try {
-    ;({ payload } = await jwtVerify(c.proof, EmbeddedJWK, { algorithms: DPOP_ALGS, typ: 'dpop+jwt', currentDate: c.now }))
+    // The embedded key, as jose's EmbeddedJWK takes it, imported once per key (src/broker/jwk-cache.ts).
+    if (jwk === undefined || typeof jwk !== 'object') throw new TypeError('no jwk')
+    const key = await cachedPublicKey(jwk, header.alg!)
+    ;({ payload } = await jwtVerify(c.proof, key, { algorithms: DPOP_ALGS, typ: 'dpop+jwt', currentDate: c.now }))
   } catch {
     return fail('DPoP proof signature invalid')
   }
@@ -67,7 +71,7 @@ export async function verifyDpopProof(c: DpopCheck, useProofId: UseProofId): Pro
   const ath = c.accessToken === undefined ? undefined : createHash('sha256').update(c.accessToken).digest('base64url')
   if (payload.ath !== ath) fail('DPoP ath does not match the access token')
   if (c.nonce !== undefined && payload.nonce !== c.nonce) fail('DPoP nonce does not match')
-  if ((await calculateJwkThumbprint(jwk!, 'sha256')) !== c.jkt) fail('DPoP key is not the key the token is bound to')
+  if ((await cachedThumbprint(jwk!)) !== c.jkt) fail('DPoP key is not the key the token is bound to')
   if (c.nonceValid && !(await c.nonceValid(payload.nonce))) throw new KeywardError('ERR_DPOP_NONCE', 'a DPoP proof with the nonce from the DPoP-Nonce header is required')
   // Kept until the proof's iat can no longer pass on any replica (window plus the same again for skew).
   const id = createHash('sha256').update(`${c.jkt}:${payload.jti as string}`).digest('hex')

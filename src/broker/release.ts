@@ -3,7 +3,8 @@
 // encrypted as a compact JWE to that same key. createReleases() holds the three releases
 // (secret, Vault token, tool credential) and audits each outcome; routes/{secrets,vault,
 // credentials}.ts only read the request into a ReleaseCaller and answer with the body.
-import { CompactEncrypt, decodeJwt, importJWK, type JWK } from 'jose'
+import { CompactEncrypt, decodeJwt, type JWK } from 'jose'
+import { cachedPublicKey } from './jwk-cache.js'
 import { KeywardError, isKeywardError } from '../errors.js'
 import type { BrokerDeps, Grants } from './deps.js'
 import type { EarClaims } from './tokens.js'
@@ -61,7 +62,7 @@ export function createAuthenticator(deps: BrokerDeps) {
 /** Encrypts to the workload key: ECDH-ES+A256KW for EC keys, RSA-OAEP-256 for RSA, A256GCM content. */
 export async function encryptToKey(key: JWK, plaintext: Uint8Array, headers: Record<string, string> = {}): Promise<string> {
   const alg = key.kty === 'RSA' ? 'RSA-OAEP-256' : 'ECDH-ES+A256KW'
-  const pub = await importJWK({ kty: key.kty, crv: key.crv, x: key.x, y: key.y, n: key.n, e: key.e } as JWK, alg)
+  const pub = await cachedPublicKey(key, alg)
   return new CompactEncrypt(plaintext).setProtectedHeader({ alg, enc: 'A256GCM', ...headers }).encrypt(pub)
 }
 

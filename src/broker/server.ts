@@ -142,7 +142,7 @@ export async function startServer(deps: BrokerDeps): Promise<RunningServer> {
 
 /**
  * `keyward serve`: one process, or a primary that forks `workers` processes sharing the port and the store.
- * `prepareDeps` lets an embedding entry point (bench/e2e-serve.ts: benchmark-only trust roots) adjust
+ * `prepareDeps` lets an embedding entry point (bench/e2e-serve.mjs: benchmark-only trust roots) adjust
  * each serving process's deps; `keyward serve` passes none.
  */
 export async function runServe(config: BrokerConfig, logger: Logger, opts: { prepareDeps?: (deps: BrokerDeps) => void; env?: Readonly<Record<string, string | undefined>> } = {}): Promise<void> {
