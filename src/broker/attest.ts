@@ -277,59 +277,62 @@ export async function appraiseForRelyingParty(deps: BrokerDeps, req: z.infer<typ
  * evidence, unknown tee, bad, unknown, expired or used nonce) are noise: counted, not audited.
  */
 function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, via: string, caller: AttestCaller, audience?: string, possession = false): Promise<AttestAnswer> {
-  return inSpan('keyward.attest', { 'keyward.tee': req.tee, 'keyward.via': via.split(':')[0]! }, () => attestAndAuditUntraced(deps, req, via, caller, audience, possession))
-}
-
-async function attestAndAuditUntraced(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, via: string, caller: AttestCaller, audience?: string, possession = false): Promise<AttestAnswer> {
-  const reqId = caller.reqId
-  let nonceSpent = false
-  try {
-    const out = await attest(deps, req, { onNonceSpent: () => (nonceSpent = true), ...(audience === undefined ? {} : { audience }) })
-    deps.metrics.attestations.inc({ tee: req.tee, result: 'allow' })
-    await deps.audit({
-      type: 'attestation',
-      subject: out.jkt,
-      decision: 'allow',
-      detail: {
-        via,
-        reqId,
-        tee: req.tee,
-        workload: out.workload,
+  return inSpan('keyward.attest', { 'keyward.tee': req.tee, 'keyward.via': via.split(':')[0]! }, async () => {
+    const reqId = caller.reqId
+    let nonceSpent = false
+    try {
+      const out = await attest(deps, req, { onNonceSpent: () => (nonceSpent = true), ...(audience === undefined ? {} : { audience }) })
+      deps.metrics.attestations.inc({ tee: req.tee, result: 'allow' })
+      await deps.audit({
+        type: 'attestation',
+        subject: out.jkt,
+        decision: 'allow',
+        detail: {
+          via,
+          reqId,
+          tee: req.tee,
+          workload: out.workload,
+          policy: out.appraisal.policy,
+          policyVersion: out.appraisal.policyVersion,
+          measurement: out.claims.measurement,
+          jti: out.jti,
+          referenceIds: out.appraisal.referenceIds,
+        },
+      })
+      await recordWorkload(deps, req.tee, out.workload, 'allow', { measurement: out.claims.measurement, policy: out.appraisal.policy, items: out.items })
+      return {
+        token: out.token,
+        expiresAt: new Date(out.expiresAt).toISOString(),
         policy: out.appraisal.policy,
-        policyVersion: out.appraisal.policyVersion,
-        measurement: out.claims.measurement,
-        jti: out.jti,
-        referenceIds: out.appraisal.referenceIds,
-      },
-    })
-    await recordWorkload(deps, req.tee, out.workload, 'allow', { measurement: out.claims.measurement, policy: out.appraisal.policy, items: out.items })
-    return {
-      token: out.token,
-      expiresAt: new Date(out.expiresAt).toISOString(),
-      policy: out.appraisal.policy,
-      claims: { tee: out.claims.tee, measurement: out.claims.measurement, debug: out.claims.debug, workload: out.workload },
-    }
-  } catch (e) {
-    const err = errorForAudit(e)
-    deps.metrics.attestations.inc({ tee: req.tee, result: err.code })
-    if (!nonceSpent) {
-      caller.noise('/v1/attest', err.code, reqId)
+        claims: { tee: out.claims.tee, measurement: out.claims.measurement, debug: out.claims.debug, workload: out.workload },
+      }
+    } catch (e) {
+      const err = errorForAudit(e)
+      deps.metrics.attestations.inc({ tee: req.tee, result: err.code })
+      if (!nonceSpent) {
+        caller.noise('/v1/attest', err.code, reqId)
+        throw e
+      }
+      const detail = isKeywardError(e) ? e.detail : undefined
+      const jkt = await jwkThumbprint(req.key as JWK).catch(() => 'invalid-key')
+      await deps.audit({ type: 'attestation', subject: jkt, decision: 'deny', detail: { via, reqId, tee: req.tee, ...err, ...(detail?.workload ? { workload: detail.workload } : {}), possession } })
+      // detail.workload is set only when the evidence verified and the policy denied it.
+      if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && Array.isArray(detail?.failures)) {
+        for (const f of detail.failures as { condition?: unknown }[]) if (typeof f.condition === 'string') deps.metrics.policyFailures.inc({ tee: req.tee, condition: f.condition })
+      }
+      if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && typeof detail?.workload === 'string') {
+        await recordWorkload(deps, req.tee, detail.workload, 'deny', {
+          measurement: detail.measurement,
+          policy: detail.policy as string,
+          failures: detail.failures,
+          items: detail.items as MeasuredItems,
+        })
+        await revokeKeyOnFailedReattestation(deps, { jkt, workload: detail.workload, possession, reqId })
+        if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload, possession, reqId)
+      }
       throw e
     }
-    const detail = isKeywardError(e) ? e.detail : undefined
-    const jkt = await jwkThumbprint(req.key as JWK).catch(() => 'invalid-key')
-    await deps.audit({ type: 'attestation', subject: jkt, decision: 'deny', detail: { via, reqId, tee: req.tee, ...err, ...(detail?.workload ? { workload: detail.workload } : {}), possession } })
-    // detail.workload is set only when the evidence verified and the policy denied it.
-    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && Array.isArray(detail?.failures)) {
-      for (const f of detail.failures as { condition?: unknown }[]) if (typeof f.condition === 'string') deps.metrics.policyFailures.inc({ tee: req.tee, condition: f.condition })
-    }
-    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && typeof detail?.workload === 'string') {
-      await recordWorkload(deps, req.tee, detail.workload, 'deny', { measurement: detail.measurement, policy: detail.policy as string, failures: detail.failures, items: detail.items as MeasuredItems })
-      await revokeKeyOnFailedReattestation(deps, { jkt, workload: detail.workload, possession, reqId })
-      if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload, possession, reqId)
-    }
-    throw e
-  }
+  })
 }
 
 /**
