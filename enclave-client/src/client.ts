@@ -299,12 +299,12 @@ export function createClient(o: ClientOptions): KeywardClient {
       if (e instanceof DeniedError && e.code === 'ERR_DPOP_NONCE') {
         answer = await send(tok)
       } else {
-      // The broker no longer accepts this token (expired by its clock, or its attestation was
-      // revoked): attest afresh once, so the current policy decides, then try again.
-      if (!(e instanceof DeniedError) || e.code !== 'ERR_TOKEN_INVALID' || current?.token !== tok) throw e
-      progress('token refused by the broker, re-attesting')
-      current = undefined
-      answer = await send(await token())
+        // The broker no longer accepts this token (expired by its clock, or its attestation was
+        // revoked): attest afresh once, so the current policy decides, then try again.
+        if (!(e instanceof DeniedError) || e.code !== 'ERR_TOKEN_INVALID' || current?.token !== tok) throw e
+        progress('token refused by the broker, re-attesting')
+        current = undefined
+        answer = await send(await token())
       }
     }
     return { answer, dpopJti }
@@ -326,25 +326,8 @@ export function createClient(o: ClientOptions): KeywardClient {
     return { answer, value, version }
   }
 
-  /** POST with the attestation token and a DPoP proof, re-attesting once when the broker no longer takes the token. */
-  async function authenticatedPost<T>(path: string, schema: z.ZodType<T>): Promise<T> {
-    live()
-    const key = await sessionKey()
-    const send = (tok: string): Promise<T> =>
-      http.request({ method: 'POST', path, body: {}, idempotent: false, headers: async (url) => ({ authorization: `DPoP ${tok}`, dpop: await key.dpopProof('POST', url, tok, http.dpopNonce()) }) }, schema)
-    const tok = await token()
-    try {
-      return await send(tok)
-    } catch (e) {
-      if (e instanceof DeniedError && e.code === 'ERR_DPOP_NONCE') return send(tok)
-      if (!(e instanceof DeniedError) || e.code !== 'ERR_TOKEN_INVALID' || current?.token !== tok) throw e
-      current = undefined
-      return send(await token())
-    }
-  }
-
   async function clientAttestation(): Promise<ClientAttestation> {
-    const r = await authenticatedPost(OAUTH_PATHS.clientAttestation, ClientAttestationAnswer)
+    const { answer: r } = await authorized('POST', OAUTH_PATHS.clientAttestation, {}, ClientAttestationAnswer)
     return { clientAttestation: r.client_attestation, clientId: r.client_id, expiresAt: new Date(r.expires_at) }
   }
 

@@ -272,62 +272,104 @@ export async function appraiseForRelyingParty(deps: BrokerDeps, req: z.infer<typ
   }
 }
 
-/**
- * Audits an attestation once it has spent a challenge nonce (at most one row per issued
- * challenge, and challenges are capped and rate-limited); failures before that (undecodable
- * evidence, unknown tee, bad, unknown, expired or used nonce) are noise: counted, not audited.
- */
+/** The /v1 attestation (passport and background check) in its span, answered from the audited outcome. */
 function attestAndAudit(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, via: string, caller: AttestCaller, audience?: string, possession = false): Promise<AttestAnswer> {
-  return inSpan('keyward.attest', { 'keyward.tee': req.tee, 'keyward.via': via.split(':')[0]! }, () => attestAndAuditUntraced(deps, req, via, caller, audience, possession))
-}
-
-async function attestAndAuditUntraced(deps: BrokerDeps, req: z.infer<typeof AttestRequest>, via: string, caller: AttestCaller, audience?: string, possession = false): Promise<AttestAnswer> {
-  const reqId = caller.reqId
-  let nonceSpent = false
-  try {
-    const out = await attest(deps, req, { onNonceSpent: () => (nonceSpent = true), ...(audience === undefined ? {} : { audience }) })
-    deps.metrics.attestations.inc({ tee: req.tee, result: 'allow' })
-    await deps.audit({
-      type: 'attestation',
-      subject: out.jkt,
-      decision: 'allow',
-      detail: {
+  return inSpan('keyward.attest', { 'keyward.tee': req.tee, 'keyward.via': via.split(':')[0]! }, async () => {
+    const reqId = caller.reqId
+    const out = await attestAudited(
+      deps,
+      req,
+      {
         via,
         reqId,
-        tee: req.tee,
-        workload: out.workload,
-        policy: out.appraisal.policy,
-        policyVersion: out.appraisal.policyVersion,
-        measurement: out.claims.measurement,
-        jti: out.jti,
-        referenceIds: out.appraisal.referenceIds,
+        unaudited: (code) => caller.noise('/v1/attest', code, reqId),
+        possession,
+        measuredItems: true,
+        onPolicyDenied: async (e, jkt) => {
+          const detail = e.detail
+          if (Array.isArray(detail?.failures)) {
+            for (const f of detail.failures as { condition?: unknown }[]) if (typeof f.condition === 'string') deps.metrics.policyFailures.inc({ tee: req.tee, condition: f.condition })
+          }
+          if (typeof detail?.workload !== 'string') return
+          await revokeKeyOnFailedReattestation(deps, { jkt, workload: detail.workload, possession, reqId })
+          if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload, possession, reqId)
+        },
       },
-    })
-    await recordWorkload(deps, req.tee, out.workload, 'allow', { measurement: out.claims.measurement, policy: out.appraisal.policy, items: out.items })
+      audience === undefined ? {} : { audience },
+    )
     return {
       token: out.token,
       expiresAt: new Date(out.expiresAt).toISOString(),
       policy: out.appraisal.policy,
       claims: { tee: out.claims.tee, measurement: out.claims.measurement, debug: out.claims.debug, workload: out.workload },
     }
+  })
+}
+
+/** What an attestation front end (/v1, the KBS protocol) adds to the audit of its attestations. */
+export interface AttestAudit {
+  /** detail.via of the audit rows: `attest`, `appraise:<credential>`, `kbs`. */
+  via: string
+  reqId: string
+  /** A refusal before the nonce was spent: not audited, for the caller to count as noise. */
+  unaudited: (code: string) => void
+  /** /v1: whether a DPoP proof showed possession of the key, recorded on every denial. Absent (KBS), not recorded. */
+  possession?: boolean
+  /** Whether the workload record keeps the measured items and the denying policy (drift alerts): /v1 does, KBS does not. */
+  measuredItems: boolean
+  /** Runs once the evidence is allowed, before that is audited (KBS binds its session here); a throw is an audited denial. */
+  onAllowed?: (out: AttestOutcome) => Promise<void>
+  /** Runs after a policy denial is audited and recorded (/v1: failure metrics, revocation on failed re-attestation). */
+  onPolicyDenied?: (e: KeywardError, jkt: string) => Promise<void>
+}
+
+/**
+ * attest() with its audit: once the challenge nonce is spent every outcome is chained with its
+ * reasons (at most one row per issued challenge, and challenges are capped and rate-limited) and
+ * the workload's decision recorded; failures before that (undecodable evidence, unknown tee, bad,
+ * unknown, expired or used nonce) are noise: counted, not audited. Rethrows every failure.
+ */
+export async function attestAudited(deps: BrokerDeps, req: AttestInput, audit: AttestAudit, opts: Omit<AttestOptions, 'onNonceSpent'> = {}): Promise<AttestOutcome> {
+  const { via, reqId } = audit
+  let nonceSpent = false
+  try {
+    const out = await attest(deps, req, { ...opts, onNonceSpent: () => (nonceSpent = true) })
+    await audit.onAllowed?.(out)
+    deps.metrics.attestations.inc({ tee: req.tee, result: 'allow' })
+    const { policy, policyVersion, referenceIds } = out.appraisal
+    await deps.audit({
+      type: 'attestation',
+      subject: out.jkt,
+      decision: 'allow',
+      detail: { via, reqId, tee: req.tee, workload: out.workload, policy, policyVersion, measurement: out.claims.measurement, jti: out.jti, referenceIds },
+    })
+    await recordWorkload(deps, req.tee, out.workload, 'allow', { measurement: out.claims.measurement, policy, ...(audit.measuredItems ? { items: out.items } : {}) })
+    return out
   } catch (e) {
     const err = errorForAudit(e)
     deps.metrics.attestations.inc({ tee: req.tee, result: err.code })
     if (!nonceSpent) {
-      caller.noise('/v1/attest', err.code, reqId)
+      audit.unaudited(err.code)
       throw e
     }
     const detail = isKeywardError(e) ? e.detail : undefined
-    const jkt = await jwkThumbprint(req.key as JWK).catch(() => 'invalid-key')
-    await deps.audit({ type: 'attestation', subject: jkt, decision: 'deny', detail: { via, reqId, tee: req.tee, ...err, ...(detail?.workload ? { workload: detail.workload } : {}), possession } })
     // detail.workload is set only when the evidence verified and the policy denied it.
-    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && Array.isArray(detail?.failures)) {
-      for (const f of detail.failures as { condition?: unknown }[]) if (typeof f.condition === 'string') deps.metrics.policyFailures.inc({ tee: req.tee, condition: f.condition })
-    }
-    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && typeof detail?.workload === 'string') {
-      await recordWorkload(deps, req.tee, detail.workload, 'deny', { measurement: detail.measurement, policy: detail.policy as string, failures: detail.failures, items: detail.items as MeasuredItems })
-      await revokeKeyOnFailedReattestation(deps, { jkt, workload: detail.workload, possession, reqId })
-      if (deps.vault) await revokeOnFailedReattestation(deps, jkt, detail.workload, possession, reqId)
+    const workload = typeof detail?.workload === 'string' ? detail.workload : undefined
+    const jkt = await jwkThumbprint(req.key).catch(() => 'invalid-key')
+    await deps.audit({
+      type: 'attestation',
+      subject: jkt,
+      decision: 'deny',
+      detail: { via, reqId, tee: req.tee, ...err, ...(workload ? { workload } : {}), ...(audit.possession === undefined ? {} : { possession: audit.possession }) },
+    })
+    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED') {
+      if (workload) {
+        const actual = audit.measuredItems
+          ? { measurement: detail?.measurement, policy: detail?.policy as string, failures: detail?.failures, items: detail?.items as MeasuredItems }
+          : { measurement: detail?.measurement, failures: detail?.failures }
+        await recordWorkload(deps, req.tee, workload, 'deny', actual)
+      }
+      await audit.onPolicyDenied?.(e, jkt)
     }
     throw e
   }

@@ -60,6 +60,38 @@ function parseWith<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
 const DRAFT_TOP = new Set(['eat_profile', 'ear_status', 'iat', 'exp', 'ear_verifier_id', 'ear_raw_evidence', 'submods', 'eat_nonce'])
 const DRAFT_SUBMOD = new Set(['eat_profile', 'ear_status', 'ear_trustworthiness_vector', 'ear_appraisal_policy_ids', 'eat_nonce'])
 
+type Submod = EarAppraisal['submods'][string]
+
+/** Each submod read by its form's reader; the worst status decides a top-level status the form leaves out. */
+function parseSubmods(raw: Record<string, Record<string, unknown>>, read: (s: Record<string, unknown>, where: string) => Submod): { submods: EarAppraisal['submods']; worst: Tier } {
+  const submods: EarAppraisal['submods'] = {}
+  let worst: Tier = 'none'
+  for (const [name, s] of Object.entries(raw)) {
+    const submod = read(s, `submods[${name}]`)
+    submods[name] = submod
+    worst = worseTier(worst, submod.status)
+  }
+  return { submods, worst }
+}
+
+const DraftSubmod = z.object({
+  eat_profile: z.string().optional(),
+  ear_status: TierName,
+  // draft-04 §3.1: MUST be present unless the requester asked for it to be dropped (keyward never does).
+  ear_trustworthiness_vector: Vector,
+  ear_appraisal_policy_ids: z.array(z.string()).min(1).optional(),
+  eat_nonce: z.string().min(12).max(88).optional(),
+})
+
+function readDraftSubmod(s: Record<string, unknown>, where: string): Submod {
+  const a = parseWith(DraftSubmod, s, where)
+  const vector = a.ear_trustworthiness_vector as Partial<TrustVector>
+  const bound = statusOf({ ...zeroVector(), ...vector })
+  if (a.ear_status !== 'none' && rank(a.ear_status) < rank(bound)) fail(where, `ear_status "${a.ear_status}" is better than its trustworthiness vector allows ("${bound}")`)
+  const extensions = extensionsOf(s, DRAFT_SUBMOD, where)
+  return { status: a.ear_status, vector, policyIds: a.ear_appraisal_policy_ids ?? [], extensions }
+}
+
 function parseDraft(c: Record<string, unknown>): EarAppraisal {
   const top = parseWith(
     z.object({
@@ -76,29 +108,7 @@ function parseDraft(c: Record<string, unknown>): EarAppraisal {
     c,
     'EAR',
   )
-  const submods: EarAppraisal['submods'] = {}
-  let worst: Tier = 'none'
-  for (const [name, s] of Object.entries(top.submods)) {
-    const where = `submods[${name}]`
-    const a = parseWith(
-      z.object({
-        eat_profile: z.string().optional(),
-        ear_status: TierName,
-        // draft-04 §3.1: MUST be present unless the requester asked for it to be dropped (keyward never does).
-        ear_trustworthiness_vector: Vector,
-        ear_appraisal_policy_ids: z.array(z.string()).min(1).optional(),
-        eat_nonce: z.string().min(12).max(88).optional(),
-      }),
-      s,
-      where,
-    )
-    const vector = a.ear_trustworthiness_vector as Partial<TrustVector>
-    const bound = statusOf({ ...zeroVector(), ...vector })
-    if (a.ear_status !== 'none' && rank(a.ear_status) < rank(bound)) fail(where, `ear_status "${a.ear_status}" is better than its trustworthiness vector allows ("${bound}")`)
-    const extensions = extensionsOf(s, DRAFT_SUBMOD, where)
-    submods[name] = { status: a.ear_status, vector, policyIds: a.ear_appraisal_policy_ids ?? [], extensions }
-    worst = worseTier(worst, a.ear_status)
-  }
+  const { submods, worst } = parseSubmods(top.submods, readDraftSubmod)
   if (top.ear_status !== undefined && top.ear_status !== 'none' && rank(top.ear_status) < rank(worst)) fail('EAR', `ear_status "${top.ear_status}" is better than the worst submod ("${worst}")`)
   return {
     form: 'draft',
@@ -118,6 +128,23 @@ const LegacyTier = z.union([TierName, z.literal([0, 2, 32, 96])]).transform((t):
 // trustclaim.go ToTrustClaim: an integer in int8 range (or a claim tag; keyward reads integers only).
 const LegacyVector = z.partialRecord(z.enum(VECTOR_CATEGORIES), ClaimValue)
 
+const VeraisonSubmod = z.object({
+  'ear.status': LegacyTier,
+  'ear.trustworthiness-vector': LegacyVector.optional(),
+  'ear.appraisal-policy-id': z.string().optional(),
+})
+const VERAISON_SUBMOD = new Set(['ear.status', 'ear.trustworthiness-vector', 'ear.appraisal-policy-id'])
+
+function readVeraisonSubmod(s: Record<string, unknown>, where: string): Submod {
+  const a = parseWith(VeraisonSubmod, s, where)
+  return {
+    status: a['ear.status'],
+    vector: a['ear.trustworthiness-vector'] as Partial<TrustVector> | undefined,
+    policyIds: a['ear.appraisal-policy-id'] === undefined ? [] : [a['ear.appraisal-policy-id']],
+    extensions: Object.keys(s).filter((k) => !VERAISON_SUBMOD.has(k)),
+  }
+}
+
 function parseVeraison(c: Record<string, unknown>): EarAppraisal {
   const top = parseWith(
     z.object({
@@ -134,28 +161,7 @@ function parseVeraison(c: Record<string, unknown>): EarAppraisal {
     c,
     'EAR',
   )
-  const submods: EarAppraisal['submods'] = {}
-  let worst: Tier = 'none'
-  for (const [name, s] of Object.entries(top.submods)) {
-    const where = `submods[${name}]`
-    const a = parseWith(
-      z.object({
-        'ear.status': LegacyTier,
-        'ear.trustworthiness-vector': LegacyVector.optional(),
-        'ear.appraisal-policy-id': z.string().optional(),
-      }),
-      s,
-      where,
-    )
-    const known = new Set(['ear.status', 'ear.trustworthiness-vector', 'ear.appraisal-policy-id'])
-    submods[name] = {
-      status: a['ear.status'],
-      vector: a['ear.trustworthiness-vector'] as Partial<TrustVector> | undefined,
-      policyIds: a['ear.appraisal-policy-id'] === undefined ? [] : [a['ear.appraisal-policy-id']],
-      extensions: Object.keys(s).filter((k) => !known.has(k)),
-    }
-    worst = worseTier(worst, a['ear.status'])
-  }
+  const { submods, worst } = parseSubmods(top.submods, readVeraisonSubmod)
   const known = new Set(['eat_profile', 'iat', 'exp', 'ear.verifier-id', 'ear.raw-evidence', 'eat_nonce', 'submods'])
   return {
     form: top.eat_profile === EAR_PROFILE_TRUSTEE ? 'trustee' : 'veraison',

@@ -215,40 +215,30 @@ function releaseAudited(
   auth: () => Promise<Attested>,
   fn: (a: Attested) => Promise<Released>,
 ): Promise<ReleaseBody> {
-  return inSpan('keyward.release', { 'keyward.release.kind': kind, 'keyward.release.name': what }, () => releaseAuditedUntraced(deps, noise, kind, what, caller, auth, fn))
-}
-
-async function releaseAuditedUntraced(
-  deps: BrokerDeps,
-  noise: Noise,
-  kind: string,
-  what: string,
-  caller: ReleaseCaller,
-  auth: () => Promise<Attested>,
-  fn: (a: Attested) => Promise<Released>,
-): Promise<ReleaseBody> {
-  let attested: Attested | undefined
-  try {
-    attested = await auth()
-    const r = await fn(attested)
-    deps.metrics.releases.inc({ kind, result: 'allow' })
-    if (kind === 'secret') deps.metrics.secretReleases.inc({ secret: what })
-    await deps.audit({ type: `release:${kind}`, subject: r.subject, decision: 'allow', detail: { name: what, reqId: caller.reqId, ...(r.detail ?? {}) } })
-    return r.body
-  } catch (e) {
-    const err = errorForAudit(e)
-    deps.metrics.releases.inc({ kind, result: err.code })
-    const authenticated = attested?.attestation.jkt ?? (isKeywardError(e) && typeof e.detail?.authenticatedJkt === 'string' ? e.detail.authenticatedJkt : undefined)
-    if (authenticated === undefined || err.code === 'ERR_RATE_LIMITED') {
-      noise(caller.route, err.code, caller.reqId)
+  return inSpan('keyward.release', { 'keyward.release.kind': kind, 'keyward.release.name': what }, async () => {
+    let attested: Attested | undefined
+    try {
+      attested = await auth()
+      const r = await fn(attested)
+      deps.metrics.releases.inc({ kind, result: 'allow' })
+      if (kind === 'secret') deps.metrics.secretReleases.inc({ secret: what })
+      await deps.audit({ type: `release:${kind}`, subject: r.subject, decision: 'allow', detail: { name: what, reqId: caller.reqId, ...(r.detail ?? {}) } })
+      return r.body
+    } catch (e) {
+      const err = errorForAudit(e)
+      deps.metrics.releases.inc({ kind, result: err.code })
+      const authenticated = attested?.attestation.jkt ?? (isKeywardError(e) && typeof e.detail?.authenticatedJkt === 'string' ? e.detail.authenticatedJkt : undefined)
+      if (authenticated === undefined || err.code === 'ERR_RATE_LIMITED') {
+        noise(caller.route, err.code, caller.reqId)
+        throw e
+      }
+      await deps.audit({
+        type: `release:${kind}`,
+        subject: authenticated,
+        decision: 'deny',
+        detail: { name: what, reqId: caller.reqId, ...(attested ? { workload: attested.attestation.workload } : {}), ...err },
+      })
       throw e
     }
-    await deps.audit({
-      type: `release:${kind}`,
-      subject: authenticated,
-      decision: 'deny',
-      detail: { name: what, reqId: caller.reqId, ...(attested ? { workload: attested.attestation.workload } : {}), ...err },
-    })
-    throw e
-  }
+  })
 }

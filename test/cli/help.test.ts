@@ -1,24 +1,11 @@
 // Every `keyward` command and subcommand (in-process through the dispatcher, and a few through the
 // real bin): --help prints its usage on stdout and exits 0; an unknown flag is a usage error (ERR_USAGE on stderr, exit 2). The table comes
 // from the dispatcher's registry, so a group added there is covered here without a new row.
-import { describe, it, expect, vi } from 'vitest'
+import { describe, it, expect } from 'vitest'
 import { GROUPS } from '../../src/cli/main.js'
 import type { CommandEntry } from '../../src/cli/args.js'
-import { run } from '../../src/cli/main.js'
 import { runBin } from '../enclave-client/helpers/proc.js'
-
-async function runInProcess(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((stdout += String(c)), true))
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((stderr += String(c)), true))
-  try {
-    return { code: await run(argv), stdout, stderr }
-  } finally {
-    o.mockRestore()
-    e.mockRestore()
-  }
-}
+import { runKeywardInProcess } from '../helpers/cli.js'
 
 async function commandLines(): Promise<string[][]> {
   const lines: string[][] = []
@@ -57,14 +44,14 @@ describe('keyward CLI usage', { timeout: 120_000 }, () => {
   // The whole table in-process, through the same dispatcher the bin calls (bin/keyward.js →
   // runCli → run): a process per row costs seconds each on a loaded machine.
   it.each(lines)('keyward %s … --help: usage on stdout, exit 0', async (...argv) => {
-    const r = await runInProcess([...argv, '--help'])
+    const r = await runKeywardInProcess([...argv, '--help'])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toMatch(new RegExp(`^usage: keyward ${argv.join(' ')}`))
     expect(r.stderr).toBe('')
   })
 
   it.each(lines)('keyward %s … --no-such-flag: ERR_USAGE on stderr, exit 2', async (...argv) => {
-    const r = await runInProcess([...argv, '--no-such-flag'])
+    const r = await runKeywardInProcess([...argv, '--no-such-flag'])
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/^keyward: ERR_USAGE: /)
     expect(r.stderr).toContain('usage: keyward')

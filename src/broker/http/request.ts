@@ -4,7 +4,8 @@
 import type { Context } from 'hono'
 import { KeywardError } from '../../errors.js'
 import type { BrokerConfig } from '../config.js'
-import type { AuthInput } from '../release.js'
+import type { AuthInput, ReleaseCaller } from '../release.js'
+import type { Env } from './context.js'
 
 /** The peer address of the connection (@hono/node-server). Forwarded headers are not trusted here. */
 export function clientAddress(c: Context): string {
@@ -32,8 +33,13 @@ export function publicRequestUrl(c: Context, config: Pick<BrokerConfig, 'publicU
 }
 
 /** The credentials of a DPoP-bound release request, as plain values for the release flow. */
-export function authInput(c: Context, config: Pick<BrokerConfig, 'publicUrl' | 'trustedProxies'>): AuthInput {
+function authInput(c: Context, config: Pick<BrokerConfig, 'publicUrl' | 'trustedProxies'>): AuthInput {
   return { authorization: c.req.header('authorization'), dpop: c.req.header('dpop'), method: c.req.method, url: publicRequestUrl(c, config) }
+}
+
+/** A release request as the release flows take it: request id, route label and credentials. */
+export function releaseCaller(c: Context<Env>, config: Pick<BrokerConfig, 'publicUrl' | 'trustedProxies'>): ReleaseCaller {
+  return { reqId: c.get('requestId'), route: c.req.routePath, auth: authInput(c, config) }
 }
 
 /** With tls.clientCa, the admin API (and the dashboard) also require a client certificate from that CA (mTLS). */

@@ -14,10 +14,9 @@ import type { JWK } from 'jose'
 import { KeywardError, isKeywardError } from '../../errors.js'
 import { canonicalJson } from '../../audit/chain.js'
 import { constantTimeEqual, fromB64, fromHex, sha256, toB64url, toHex } from '../../util/bytes.js'
-import { jwkThumbprint } from '../../protocol/binding.js'
 import type { Tee } from '../../protocol/tee.js'
 import type { BrokerDeps } from '../deps.js'
-import { attest, errorForAudit, nonceId, recordWorkload } from '../attest.js'
+import { attestAudited, errorForAudit, nonceId } from '../attest.js'
 import { enforceCap } from '../abuse.js'
 import { readSecretValue } from '../release.js'
 import { KbsAttestation, KbsRequest, TeePubKey } from './schemas.js'
@@ -145,30 +144,30 @@ export async function kbsAttest(deps: BrokerDeps, cookie: string | undefined, bo
   const evidence = tee === 'sev-snp' ? translateSnpEvidence(att['tee-evidence'].primary_evidence) : undefined
   if (!evidence) throw new KeywardError('ERR_UNKNOWN_TEE', `no KBS evidence translation for ${tee}`)
   const binding = runtimeDataDigest(rd.nonce, key, additional)
-  let nonceSpent = false
-  const jkt = await jwkThumbprint(key as JWK)
+  let audited = true
   try {
-    const out = await attest(deps, { tee, nonce: toB64url(nonce), key: key as JWK, evidence }, { binding, audience: KBS_TOKEN_AUDIENCE, onNonceSpent: () => (nonceSpent = true) })
-    await deps.store.attestKbsSession(session.id, { jti: out.jti, teePubkey: JSON.stringify(key), expiresAt: out.expiresAt })
-    deps.metrics.attestations.inc({ tee, result: 'allow' })
-    const { policy, policyVersion, referenceIds } = out.appraisal
-    await deps.audit({ type: 'attestation', subject: out.jkt, decision: 'allow', detail: { via: 'kbs', reqId, tee, workload: out.workload, policy, policyVersion, measurement: out.claims.measurement, jti: out.jti, referenceIds } })
-    await recordWorkload(deps, tee, out.workload, 'allow', { measurement: out.claims.measurement, policy })
+    const out = await attestAudited(
+      deps,
+      { tee, nonce: toB64url(nonce), key: key as JWK, evidence },
+      {
+        via: 'kbs',
+        reqId,
+        unaudited: () => (audited = false),
+        measuredItems: false,
+        // The session is bound before the allow is audited: a failure to bind is an audited denial.
+        onAllowed: async (o) => {
+          await deps.store.attestKbsSession(session.id, { jti: o.jti, teePubkey: JSON.stringify(key), expiresAt: o.expiresAt })
+        },
+      },
+      { binding, audience: KBS_TOKEN_AUDIENCE },
+    )
     return { token: out.token, expiresAt: out.expiresAt }
   } catch (e) {
-    const err = errorForAudit(e)
-    deps.metrics.attestations.inc({ tee, result: err.code })
-    if (!nonceSpent) throw e
-    const detail = isKeywardError(e) ? e.detail : undefined
-    const workload = typeof detail?.workload === 'string' ? detail.workload : undefined
-    await deps.audit({ type: 'attestation', subject: jkt, decision: 'deny', detail: { via: 'kbs', reqId, tee, ...err, ...(workload ? { workload } : {}) } })
-    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED') {
-      if (workload) await recordWorkload(deps, tee, workload, 'deny', { measurement: detail?.measurement, failures: detail?.failures })
-      // As /v1/attest: an unauthenticated caller learns how many conditions failed, not which (config denialDetail).
-      if (deps.config.denialDetail === 'summary') {
-        const failed = Array.isArray(detail?.failures) ? detail.failures.length : 0
-        throw new KeywardError('ERR_POLICY_DENIED', `policy denied the attestation: ${failed} condition(s) failed (details are in the audit)`, { detail: { failed, audited: true } })
-      }
+    if (!audited) throw e
+    // As /v1/attest: an unauthenticated caller learns how many conditions failed, not which (config denialDetail).
+    if (isKeywardError(e) && e.code === 'ERR_POLICY_DENIED' && deps.config.denialDetail === 'summary') {
+      const failed = Array.isArray(e.detail?.failures) ? e.detail.failures.length : 0
+      throw new KeywardError('ERR_POLICY_DENIED', `policy denied the attestation: ${failed} condition(s) failed (details are in the audit)`, { detail: { failed, audited: true } })
     }
     throw isKeywardError(e) ? new KeywardError(e.code, e.message, { detail: { ...(e.detail ?? {}), audited: true } }) : e
   }

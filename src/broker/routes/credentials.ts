@@ -4,7 +4,7 @@ import { Hono } from 'hono'
 import { KeywardError } from '../../errors.js'
 import * as S from '../../protocol/wire.js'
 import type { Env, RouteContext } from '../http/context.js'
-import { authInput } from '../http/request.js'
+import { releaseCaller } from '../http/request.js'
 
 export function credentialsRoutes({ deps, noise, releases, dpopChallenge }: RouteContext): Hono<Env> {
   const r = new Hono<Env>()
@@ -15,7 +15,7 @@ export function credentialsRoutes({ deps, noise, releases, dpopChallenge }: Rout
       noise(c.req.routePath, 'ERR_BAD_REQUEST', c.get('requestId'))
       throw new KeywardError('ERR_BAD_REQUEST', 'invalid tool name: 1–128 of [A-Za-z0-9._/:-]')
     }
-    return c.json(await releases.toolCredential({ reqId: c.get('requestId'), route: c.req.routePath, auth: authInput(c, deps.config) }, tool.data))
+    return c.json(await releases.toolCredential(releaseCaller(c, deps.config), tool.data))
   })
   return r
 }

@@ -2,11 +2,12 @@
 // the Client Attester endpoint, the token endpoint (client_credentials, Attestation-Based Client
 // Authentication + DPoP, RFC 8707 resource), introspection (RFC 7662) and revocation (RFC 7009).
 // The flows are in src/broker/oauth/; this module reads requests and writes OAuth answers.
-import { Hono, type Context } from 'hono'
+import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { z } from 'zod'
 import { KeywardError, isKeywardError, type ErrorCode } from '../../errors.js'
 import { httpStatus } from '../http/errors.js'
 import { publicRequestUrl } from '../http/request.js'
+import { formBody } from '../http/validate.js'
 import type { Env, RouteContext } from '../http/context.js'
 import {
   ATTEST_JWT_CLIENT_AUTH,
@@ -49,25 +50,6 @@ const TokenOnlyForm = z.object({ token: z.string().min(1).max(16_384), token_typ
 export function oauthIssuer(c: Context, config: BrokerDeps['config']): string {
   if (config.publicUrl !== undefined) return config.publicUrl.replace(/\/$/, '')
   return new URL(publicRequestUrl(c, config)).origin
-}
-
-/** application/x-www-form-urlencoded (RFC 6749 §3.2), validated; a repeated parameter is an error. */
-async function formBody<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
-  const ct = (c.req.header('content-type') ?? '').toLowerCase()
-  if (!ct.startsWith('application/x-www-form-urlencoded')) throw new KeywardError('ERR_UNSUPPORTED_MEDIA_TYPE', 'content-type must be application/x-www-form-urlencoded')
-  const params = new URLSearchParams(await c.req.text())
-  const out: Record<string, string> = {}
-  for (const [k, v] of params) {
-    if (k in out) throw new KeywardError('ERR_BAD_REQUEST', `parameter ${k.slice(0, 64)} repeated`)
-    // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
-    if (v !== '') out[k] = v
-  }
-  const r = schema.safeParse(out)
-  if (!r.success) {
-    const i = r.error.issues[0]!
-    throw new KeywardError('ERR_BAD_REQUEST', `invalid request at ${i.path.join('.') || '(body)'}: ${i.message}`)
-  }
-  return r.data
 }
 
 export function oauthRoutes(ctx: RouteContext): Hono<Env> {
@@ -128,12 +110,12 @@ export function oauthRoutes(ctx: RouteContext): Hono<Env> {
     }
   })
 
-  r.post(OAUTH_PATHS.token, async (c) => {
+  r.post(OAUTH_PATHS.token, formBody(TokenForm), async (c) => {
     const reqId = c.get('requestId')
     const issuer = oauthIssuer(c, deps.config)
+    const form = c.req.valid('form')
     let client: AuthenticatedClient | undefined
     try {
-      const form = await formBody(c, TokenForm)
       client = await authenticateClient(deps, { attestation: c.req.header(CLIENT_ATTESTATION_HEADER), pop: c.req.header(CLIENT_ATTESTATION_POP_HEADER), clientId: form.client_id, issuer })
       // RFC 9449 §5: the proof over this request binds the token; it must be the attested key.
       const proof = c.req.header('dpop')
@@ -154,26 +136,30 @@ export function oauthRoutes(ctx: RouteContext): Hono<Env> {
     }
   })
 
-  // RFC 7662: for resource servers, authenticated with a relying-party credential.
-  r.post(OAUTH_PATHS.introspect, async (c) => {
+  // The credential is checked before the body, so an unauthenticated caller learns nothing of the form.
+  const relyingParty: MiddlewareHandler<Env> = async (c, next) => {
     try {
       await requireCredential(c.req.header('authorization'), 'relying-party')
     } catch (e) {
       noise(OAUTH_PATHS.introspect, 'ERR_UNAUTHORIZED', c.get('requestId'))
       throw e
     }
-    const form = await formBody(c, TokenOnlyForm)
+    await next()
+  }
+  // RFC 7662: for resource servers, authenticated with a relying-party credential.
+  r.post(OAUTH_PATHS.introspect, relyingParty, formBody(TokenOnlyForm), async (c) => {
+    const form = c.req.valid('form')
     c.header('cache-control', 'no-store')
     return c.json(await introspect(deps, form.token, oauthIssuer(c, deps.config)))
   })
 
   // RFC 7009: the client revokes its own token, authenticated as at the token endpoint.
-  r.post(OAUTH_PATHS.revoke, async (c) => {
+  r.post(OAUTH_PATHS.revoke, formBody(TokenOnlyForm), async (c) => {
     const reqId = c.get('requestId')
     const issuer = oauthIssuer(c, deps.config)
+    const form = c.req.valid('form')
     let client: AuthenticatedClient | undefined
     try {
-      const form = await formBody(c, TokenOnlyForm)
       client = await authenticateClient(deps, { attestation: c.req.header(CLIENT_ATTESTATION_HEADER), pop: c.req.header(CLIENT_ATTESTATION_POP_HEADER), issuer })
       const jti = await revokeAccessToken(deps, client, form.token, issuer)
       await deps.audit({ type: 'oauth.revoke', subject: client.jkt, decision: 'allow', detail: { reqId, clientId: client.clientId, jti } })

@@ -3,7 +3,7 @@ import { Hono } from 'hono'
 import { KeywardError } from '../../errors.js'
 import * as S from '../../protocol/wire.js'
 import type { Env, RouteContext } from '../http/context.js'
-import { authInput } from '../http/request.js'
+import { releaseCaller } from '../http/request.js'
 
 export function secretsRoutes({ deps, noise, releases, dpopChallenge }: RouteContext): Hono<Env> {
   const r = new Hono<Env>()
@@ -14,7 +14,7 @@ export function secretsRoutes({ deps, noise, releases, dpopChallenge }: RouteCon
       noise(c.req.routePath, 'ERR_BAD_REQUEST', c.get('requestId'))
       throw new KeywardError('ERR_BAD_REQUEST', 'invalid secret name')
     }
-    return c.json(await releases.secret({ reqId: c.get('requestId'), route: c.req.routePath, auth: authInput(c, deps.config) }, name.data))
+    return c.json(await releases.secret(releaseCaller(c, deps.config), name.data))
   })
   return r
 }

@@ -13,7 +13,7 @@ import type { SpiffeAuthority } from '../../spiffe/authority.js'
 import { fromB64 } from '../../util/bytes.js'
 import type { Env, RouteContext } from '../http/context.js'
 import { jsonBody } from '../http/validate.js'
-import { authInput } from '../http/request.js'
+import { releaseCaller } from '../http/request.js'
 
 export const X509SvidRequest = z
   .object({
@@ -50,7 +50,7 @@ export function spiffeRoutes({ deps, releases, dpopChallenge }: RouteContext): H
   r.post('/x509-svid', jsonBody(X509SvidRequest), async (c) => {
     const spiffe = authority()
     const req = c.req.valid('json')
-    const caller = { reqId: c.get('requestId'), route: c.req.routePath, auth: authInput(c, deps.config) }
+    const caller = releaseCaller(c, deps.config)
     const body = await releases.audited('spiffe-x509-svid', 'x509-svid', caller, async (a) => {
       const csr = fromB64(req.csr)
       if (!csr) throw new KeywardError('ERR_BAD_REQUEST', 'invalid CSR: not base64')
@@ -68,7 +68,7 @@ export function spiffeRoutes({ deps, releases, dpopChallenge }: RouteContext): H
   r.post('/jwt-svid', jsonBody(JwtSvidRequest), async (c) => {
     const spiffe = authority()
     const req = c.req.valid('json')
-    const caller = { reqId: c.get('requestId'), route: c.req.routePath, auth: authInput(c, deps.config) }
+    const caller = releaseCaller(c, deps.config)
     const body = await releases.audited('spiffe-jwt-svid', 'jwt-svid', caller, async (a) => {
       const svid = await issueJwtSvidFor(spiffe, grantOf(a), workloadOf(a), req.audience, deps.clock())
       const jwe = await sealRelease(deps, a, caller.auth.dpop ?? '', { kind: 'jwt-svid', name: svid.spiffeId }, new TextEncoder().encode(svid.token))

@@ -100,6 +100,23 @@ function Decision(props: { d: string }) {
   return <span class={`badge ${props.d}`}>{props.d}</span>
 }
 
+/** A table with one header row; one row per item, drawn by `row`. With `empty`, no rows show that note instead. */
+function Table<T>(props: { head: readonly string[]; rows: readonly T[]; row: (item: T) => Child; empty?: string }) {
+  if (props.empty !== undefined && props.rows.length === 0) return <p class="muted">{props.empty}</p>
+  return (
+    <table>
+      <thead>
+        <tr>
+          {props.head.map((h) => (
+            <th>{h}</th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{props.rows.map(props.row)}</tbody>
+    </table>
+  )
+}
+
 function Failures(props: { failures: Denial['failures'] }) {
   if (props.failures.length === 0) return null
   return (
@@ -144,38 +161,28 @@ export function OverviewPage(props: { o: Overview; session: PageSession }) {
 }
 
 function WorkloadTable(props: { ws: WorkloadView[] }) {
-  if (props.ws.length === 0) return <p class="muted">No workload has attested yet.</p>
   return (
-    <table>
-      <thead>
-        <tr>
-          <th>Workload</th>
-          <th>TEE</th>
-          <th>Policy</th>
-          <th>Last attestation</th>
-          <th>Decision</th>
-          <th>State</th>
+    <Table
+      head={['Workload', 'TEE', 'Policy', 'Last attestation', 'Decision', 'State']}
+      rows={props.ws}
+      empty="No workload has attested yet."
+      row={(w) => (
+        <tr class={w.drifted ? 'drifted' : ''}>
+          <td>
+            <code>{w.id}</code>
+          </td>
+          <td>{w.tee}</td>
+          <td>{w.policy ?? '—'}</td>
+          <td>{iso(w.lastAttestedAt)}</td>
+          <td>
+            <Decision d={w.lastDecision} />
+          </td>
+          <td>
+            <DriftBadge w={w} />
+          </td>
         </tr>
-      </thead>
-      <tbody>
-        {props.ws.map((w) => (
-          <tr class={w.drifted ? 'drifted' : ''}>
-            <td>
-              <code>{w.id}</code>
-            </td>
-            <td>{w.tee}</td>
-            <td>{w.policy ?? '—'}</td>
-            <td>{iso(w.lastAttestedAt)}</td>
-            <td>
-              <Decision d={w.lastDecision} />
-            </td>
-            <td>
-              <DriftBadge w={w} />
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+      )}
+    />
   )
 }
 
@@ -204,32 +211,23 @@ export function WorkloadsPage(props: { ws: WorkloadView[]; session: PageSession 
             <dt>Last allowed</dt>
             <dd>{w.baseline ? iso(w.baseline.at) : 'never'}</dd>
           </dl>
-          <table>
-            <thead>
-              <tr>
-                <th>Measured item</th>
-                <th>Actual (last attestation)</th>
-                <th>When last allowed</th>
-                <th>Declared in reference sets</th>
-                <th>State</th>
+          <Table
+            head={['Measured item', 'Actual (last attestation)', 'When last allowed', 'Declared in reference sets', 'State']}
+            rows={w.items}
+            row={(i) => (
+              <tr class={i.changed ? 'drifted' : ''}>
+                <td>{i.item}</td>
+                <td>
+                  <code>{i.actual ?? '—'}</code>
+                </td>
+                <td>
+                  <code>{i.baseline ?? '—'}</code>
+                </td>
+                <td>{i.declaredIn.length ? i.declaredIn.join(', ') : <span class="muted">none</span>}</td>
+                <td>{w.baseline === null ? <span class="badge none">no baseline</span> : i.changed ? <span class="badge changed">changed</span> : <span class="badge same">same</span>}</td>
               </tr>
-            </thead>
-            <tbody>
-              {w.items.map((i) => (
-                <tr class={i.changed ? 'drifted' : ''}>
-                  <td>{i.item}</td>
-                  <td>
-                    <code>{i.actual ?? '—'}</code>
-                  </td>
-                  <td>
-                    <code>{i.baseline ?? '—'}</code>
-                  </td>
-                  <td>{i.declaredIn.length ? i.declaredIn.join(', ') : <span class="muted">none</span>}</td>
-                  <td>{w.baseline === null ? <span class="badge none">no baseline</span> : i.changed ? <span class="badge changed">changed</span> : <span class="badge same">same</span>}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+            )}
+          />
           {w.failures.length > 0 && <h2>Failing conditions of the last attestation</h2>}
           <Failures failures={w.failures} />
         </article>
@@ -253,45 +251,33 @@ export function PendingPage(props: { p: { storedChallenges: number; pendingActiv
         </div>
       </dl>
       <h2>Enrolments awaiting approval</h2>
-      {p.enrolments.length === 0 ? (
-        <p class="muted">None.</p>
-      ) : (
-        <table>
-          <thead>
-            <tr>
-              <th>AK name</th>
-              <th>Asks for workload</th>
-              <th>EK</th>
-              <th>Registered</th>
-              <th>Decision</th>
-            </tr>
-          </thead>
-          <tbody>
-            {p.enrolments.map((a) => (
-              <tr>
-                <td>
-                  <code>{a.name}</code>
-                </td>
-                <td>{a.workload}</td>
-                <td>
-                  <code>{a.ekFingerprint ?? a.ekPubDigest ?? '—'}</code>
-                </td>
-                <td>{iso(new Date(a.createdAt).toISOString())}</td>
-                <td>
-                  {(['approve', 'reject'] as const).map((d) => (
-                    <form method="post" action={`/ui/enrolments/${a.name}/${d}`} class="inline">
-                      <input type="hidden" name="csrf" value={session.csrf} />
-                      <button type="submit" class={d}>
-                        {d === 'approve' ? 'Approve' : 'Reject'}
-                      </button>{' '}
-                    </form>
-                  ))}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <Table
+        head={['AK name', 'Asks for workload', 'EK', 'Registered', 'Decision']}
+        rows={p.enrolments}
+        empty="None."
+        row={(a) => (
+          <tr>
+            <td>
+              <code>{a.name}</code>
+            </td>
+            <td>{a.workload}</td>
+            <td>
+              <code>{a.ekFingerprint ?? a.ekPubDigest ?? '—'}</code>
+            </td>
+            <td>{iso(new Date(a.createdAt).toISOString())}</td>
+            <td>
+              {(['approve', 'reject'] as const).map((d) => (
+                <form method="post" action={`/ui/enrolments/${a.name}/${d}`} class="inline">
+                  <input type="hidden" name="csrf" value={session.csrf} />
+                  <button type="submit" class={d}>
+                    {d === 'approve' ? 'Approve' : 'Reject'}
+                  </button>{' '}
+                </form>
+              ))}
+            </td>
+          </tr>
+        )}
+      />
     </Layout>
   )
 }
@@ -313,35 +299,24 @@ export function DenialsPage(props: { denials: Denial[]; window: WindowName; sess
   return (
     <Layout title="Denials" path="/ui/denials" session={props.session}>
       <WindowLinks path="/ui/denials" current={props.window} />
-      {props.denials.length === 0 ? (
-        <p class="muted">No denials in this window.</p>
-      ) : (
-        <table>
-          <thead>
-            <tr>
-              <th>When</th>
-              <th>What</th>
-              <th>Workload / key</th>
-              <th>Reason and every failing condition</th>
-            </tr>
-          </thead>
-          <tbody>
-            {props.denials.map((d) => (
-              <tr>
-                <td>{iso(d.at)}</td>
-                <td>{d.type}</td>
-                <td>
-                  <code>{d.workload ?? d.subject}</code>
-                </td>
-                <td>
-                  <code>{d.code}</code> {d.message}
-                  <Failures failures={d.failures} />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <Table
+        head={['When', 'What', 'Workload / key', 'Reason and every failing condition']}
+        rows={props.denials}
+        empty="No denials in this window."
+        row={(d) => (
+          <tr>
+            <td>{iso(d.at)}</td>
+            <td>{d.type}</td>
+            <td>
+              <code>{d.workload ?? d.subject}</code>
+            </td>
+            <td>
+              <code>{d.code}</code> {d.message}
+              <Failures failures={d.failures} />
+            </td>
+          </tr>
+        )}
+      />
     </Layout>
   )
 }
@@ -377,28 +352,21 @@ export function BaselinesPage(props: { ws: WorkloadView[]; session: PageSession 
                 <dt>Under policy</dt>
                 <dd>{w.baseline.policy ?? '—'}</dd>
               </dl>
-              <table>
-                <thead>
-                  <tr>
-                    <th>Measured item</th>
-                    <th>Baseline (last allowed)</th>
-                    <th>Now</th>
+              <Table
+                head={['Measured item', 'Baseline (last allowed)', 'Now']}
+                rows={w.items}
+                row={(i) => (
+                  <tr class={i.changed ? 'drifted' : ''}>
+                    <td>{i.item}</td>
+                    <td>
+                      <code>{i.baseline ?? '—'}</code>
+                    </td>
+                    <td>
+                      <code>{i.actual ?? '—'}</code> {i.changed && <span class="badge changed">changed</span>}
+                    </td>
                   </tr>
-                </thead>
-                <tbody>
-                  {w.items.map((i) => (
-                    <tr class={i.changed ? 'drifted' : ''}>
-                      <td>{i.item}</td>
-                      <td>
-                        <code>{i.baseline ?? '—'}</code>
-                      </td>
-                      <td>
-                        <code>{i.actual ?? '—'}</code> {i.changed && <span class="badge changed">changed</span>}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
+                )}
+              />
             </>
           )}
         </article>

@@ -3,13 +3,11 @@ import { Hono } from 'hono'
 import * as S from '../../protocol/wire.js'
 import type { Env, RouteContext } from '../http/context.js'
 import { jsonBody } from '../http/validate.js'
-import { authInput } from '../http/request.js'
+import { releaseCaller } from '../http/request.js'
 
 export function vaultRoutes({ deps, releases, dpopChallenge }: RouteContext): Hono<Env> {
   const r = new Hono<Env>()
   r.use('*', dpopChallenge)
-  r.post('/token', jsonBody(S.VaultTokenRequest), async (c) =>
-    c.json(await releases.vaultToken({ reqId: c.get('requestId'), route: c.req.routePath, auth: authInput(c, deps.config) }, c.req.valid('json'))),
-  )
+  r.post('/token', jsonBody(S.VaultTokenRequest), async (c) => c.json(await releases.vaultToken(releaseCaller(c, deps.config), c.req.valid('json'))))
   return r
 }

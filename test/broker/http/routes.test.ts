@@ -107,6 +107,45 @@ describe('HTTP layer (app.request over SQLite)', () => {
     expect((await A.allAuditRows(h.deps)).length).toBe(before)
   })
 
+  // The OAuth endpoints take application/x-www-form-urlencoded bodies (formBody) and answer in RFC 6749 §5.2 JSON.
+  describe.each([
+    { path: '/v1/oauth/token', auth: 'none' as Auth, bad: 'resource=x&grant_type=', at: 'grant_type' },
+    { path: '/v1/oauth/introspect', auth: 'rp' as Auth, bad: 'token_type_hint=x', at: 'token' },
+    { path: '/v1/oauth/revoke', auth: 'none' as Auth, bad: 'token=&x=1', at: 'token' },
+  ])('oauth form: POST $path', (route) => {
+    const post = async (contentType: string | undefined, body: string) => {
+      const r = await app.request(route.path, { method: 'POST', headers: { ...headers[route.auth], ...(contentType ? { 'content-type': contentType } : {}) }, body })
+      return { status: r.status, body: (await r.json()) as Record<string, unknown> }
+    }
+    it('refuses another media type: 400 invalid_request, ERR_UNSUPPORTED_MEDIA_TYPE', async () => {
+      for (const ct of [undefined, 'application/json', 'multipart/form-data; boundary=x', 'text/plain']) {
+        expect(await post(ct, 'token=a')).toEqual({
+          status: 400,
+          body: { error: 'invalid_request', error_description: 'content-type must be application/x-www-form-urlencoded', keyward_code: 'ERR_UNSUPPORTED_MEDIA_TYPE' },
+        })
+      }
+    })
+    it('refuses a repeated parameter and a form that fails the schema (an empty value counts as omitted)', async () => {
+      expect(await post('application/x-www-form-urlencoded', 'token=a&token=b&grant_type=x')).toEqual({
+        status: 400,
+        body: { error: 'invalid_request', error_description: 'parameter token repeated', keyward_code: 'ERR_BAD_REQUEST' },
+      })
+      const r = await post('Application/X-WWW-Form-Urlencoded; charset=utf-8', route.bad)
+      expect([r.status, r.body.error, r.body.keyward_code]).toEqual([400, 'invalid_request', 'ERR_BAD_REQUEST'])
+      expect(r.body.error_description).toMatch(new RegExp(`^invalid request at ${route.at}: `))
+    })
+  })
+
+  it('oauth introspect checks the relying-party credential before the form', async () => {
+    const r = await app.request('/v1/oauth/introspect', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'garbage' })
+    expect([r.status, ((await r.json()) as { keyward_code: string }).keyward_code]).toEqual([401, 'ERR_UNAUTHORIZED'])
+  })
+
+  it('an oauth form that passes validation reaches client authentication', async () => {
+    const r = await app.request('/v1/oauth/token', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials&scope=' })
+    expect([r.status, ((await r.json()) as { error: string }).error]).toEqual([401, 'invalid_client'])
+  })
+
   it('routes without a body: health, discovery, challenge, secrets, credentials, admin', async () => {
     expect(await (await app.request('/healthz')).json()).toEqual({ status: 'ok' })
     expect(await (await app.request('/readyz')).json()).toEqual({ status: 'ready' })
