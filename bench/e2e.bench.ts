@@ -10,8 +10,10 @@
 // of a serving process, and the node:crypto floor of the same work on as many threads as the broker
 // has workers (bench/floor.ts), measured in the same run. Cold start: spawn → first release.
 // The load generator runs on the same machine (it shares the cores with the broker).
-// TPM is not in this benchmark yet (see the README's performance section).
-import { spawn, type ChildProcess } from 'node:child_process'
+//   tpm      quotes by a software TPM (swtpm, ECC P-256 AK, ../shared/tools/tpm-quote.sh) over the
+//            flows' binding digests, made in one batch per cell ahead of the run; the AK is pinned
+//            (keyward's admin AK pinning) before the run. Needs swtpm and tpm2-tools.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { generateKeyPairSync, sign, createHash, randomUUID, type KeyObject, type JsonWebKey } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, readdirSync, existsSync, mkdirSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -27,7 +29,7 @@ import { bindingDigest, jwkThumbprint, thumbprintBytes } from '../src/protocol/b
 import { toHex } from '../src/util/bytes.js'
 import { OFF } from '../src/verifiers/sev-snp/layout.js'
 import { createLocation, type Backend, type TestLocation } from '../test/store/helpers.js'
-import { REPO_ROOT } from '../test/helpers/vectors.js'
+import { REPO_ROOT, SHARED_TOOLS } from '../test/helpers/vectors.js'
 import { testOnlyPki as nitroPki, testOnlyPayload, signCose, type TestOnlyPki as NitroPki } from '../test/verifiers/nitro/fixtures.js'
 import { testOnlyPki as snpPki, signReport, snpFile, writeTcb } from '../test/verifiers/sev-snp/helpers.js'
 import { floorFlowsPerSecond, type FloorTee } from './floor.js'
@@ -38,7 +40,22 @@ const mode: 'quick' | 'full' = args.has('--full') ? 'full' : 'quick'
 const CLIENTS = [1, 16, 64] as const
 const FLOWS: Record<number, number> = mode === 'full' ? { 1: 400, 16: 2000, 64: 4000 } : { 1: 40, 16: 200, 64: 384 }
 const FLOOR_MS = mode === 'full' ? 2000 : 600
-const TEES: FloorTee[] = ['nitro', 'sev-snp']
+/** The TPM cells need swtpm and tpm2-tools (scripts/ensure-deps.sh installs them). */
+const HAVE_SWTPM = ['swtpm', 'tpm2_quote'].every((bin) => {
+  try {
+    execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})
+const TEES: FloorTee[] = (process.env.BENCH_TEES?.split(',') as FloorTee[] | undefined) ?? ['nitro', 'sev-snp', ...(HAVE_SWTPM ? (['tpm'] as const) : [])]
+// A swtpm quote costs ~75 ms of the workload's time, made before the run: fewer TPM flows.
+const TPM_FLOWS: Record<number, number> = mode === 'full' ? { 1: 100, 16: 500, 64: 1000 } : { 1: 20, 16: 96, 64: 192 }
+/** The TPM's PCRs after a fresh start (nothing extended): 0–7 and 23, sha256, all zero. */
+const TPM_PCR_SELECTION = 'sha256:0,1,2,3,4,5,6,7,23'
+/** A TPM's `measurement` is its quote's pcrDigest: SHA-256 over the selected PCR values in order. */
+const TPM_MEASUREMENT = createHash('sha256').update(Buffer.alloc(9 * 32)).digest('hex')
 const STORES: Backend[] = (process.env.BENCH_STORES?.split(',') as Backend[] | undefined) ?? ['sqlite', 'postgres']
 const WORKERS = (process.env.BENCH_WORKERS?.split(',').map(Number) ?? [1, 2]) as number[]
 
@@ -85,8 +102,9 @@ async function provision(dataDir: string, databaseUrl: string | undefined, trust
   const config = loadConfig({ overrides: { dataDir, ...(databaseUrl ? { databaseUrl } : {}), logLevel: 'silent' } })
   const deps = await buildDeps(config, createLogger('silent'))
   try {
-    const refs: Record<FloorTee, string> = { nitro: toHex(new Uint8Array(48).fill(1)), 'sev-snp': trust.snp.measurement }
-    for (const tee of TEES) {
+    const refs: Record<FloorTee, string> = { nitro: toHex(new Uint8Array(48).fill(1)), 'sev-snp': trust.snp.measurement, tpm: TPM_MEASUREMENT }
+    // Nitro always: the cold start releases through it.
+    for (const tee of new Set<FloorTee>(['nitro', ...TEES])) {
       await A.applyPolicy(deps, policy(tee), 'bench')
       await A.addReferenceValue(deps, { set: `bench-${tee}`, tee, value: refs[tee], source: 'bench testOnly' }, 'bench')
     }
@@ -94,6 +112,43 @@ async function provision(dataDir: string, databaseUrl: string | undefined, trust
   } finally {
     await deps.store.close()
   }
+}
+
+/** Pins the AK of a batch of swtpm quotes (keyward's admin AK pinning), on the running broker's store. */
+async function pinAk(dataDir: string, databaseUrl: string | undefined, akPub: Uint8Array): Promise<void> {
+  const deps = await buildDeps(loadConfig({ overrides: { dataDir, ...(databaseUrl ? { databaseUrl } : {}), logLevel: 'silent' } }), createLogger('silent'))
+  try {
+    await A.pinAk(deps, 'bench-tpm', akPub, 'bench')
+  } finally {
+    await deps.store.close()
+  }
+}
+
+/**
+ * TPM flows: one swtpm run quotes every flow's binding digest (the workload's cost, paid before
+ * the timed run), with a fresh ECC AK that is then pinned for the workload `bench-tpm`.
+ */
+async function makeTpmFlows(dir: string, store: { dataDir: string; databaseUrl: string | undefined }, nonces: string[]): Promise<Flow[]> {
+  const keys = await Promise.all(
+    nonces.map(async (nonce) => {
+      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      const jwk = publicKey.export({ format: 'jwk' })
+      const binding = bindingDigest(Buffer.from(nonce, 'base64url'), thumbprintBytes(await jwkThumbprint(jwk as Parameters<typeof jwkThumbprint>[0])))
+      return { nonce, privateKey, jwk, binding: toHex(binding) }
+    }),
+  )
+  const out = mkdtempSync(join(dir, 'tpm-quotes-'))
+  execFileSync(join(SHARED_TOOLS, 'tpm-quote.sh'), ['-o', out, '-a', 'ecc', '-l', TPM_PCR_SELECTION, ...keys.flatMap((k) => ['-n', k.binding])], { stdio: 'pipe', timeout: 600_000, maxBuffer: 64 * 1024 * 1024 })
+  const lines = readFileSync(join(out, 'evidence.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { nonce: string; quote: string; signature: string; pcrsTpm2ToolsBin: string; akPub: string })
+  rmSync(out, { recursive: true, force: true })
+  if (lines.length !== keys.length) throw new Error(`tpm-quote.sh made ${lines.length} quotes for ${keys.length} nonces`)
+  await pinAk(store.dataDir, store.databaseUrl, Buffer.from(lines[0]!.akPub, 'base64'))
+  return keys.map((k, i) => {
+    const q = lines[i]!
+    if (q.nonce !== k.binding) throw new Error('tpm-quote.sh answered out of order')
+    const evidence = { ak: q.akPub, quote: q.quote, signature: q.signature, pcrs: q.pcrsTpm2ToolsBin }
+    return { body: JSON.stringify({ tee: 'tpm', nonce: k.nonce, key: k.jwk, evidence }), key: k.privateKey, jwk: k.jwk }
+  })
 }
 
 async function freePort(): Promise<number> {
@@ -164,7 +219,7 @@ async function challenge(url: string): Promise<string> {
   return ((await r.json()) as { nonce: string }).nonce
 }
 
-async function makeFlow(trust: Trust, tee: FloorTee, nonce: string): Promise<Flow> {
+async function makeFlow(trust: Trust, tee: Exclude<FloorTee, 'tpm'>, nonce: string): Promise<Flow> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   const jwk = publicKey.export({ format: 'jwk' })
   const jktBytes = thumbprintBytes(await jwkThumbprint(jwk as Parameters<typeof jwkThumbprint>[0]))
@@ -212,12 +267,19 @@ function rssOf(pid: number): number[] {
   return [pid, ...kids].map(read)
 }
 
-async function runCell(b: Broker, trust: Trust, tee: FloorTee, clients: number, flowsWanted: number): Promise<Omit<E2eCell, 'store' | 'workers' | 'floorFlowsPerSec' | 'ratio'>> {
+interface CellStore {
+  dir: string
+  dataDir: string
+  databaseUrl: string | undefined
+}
+
+async function runCell(b: Broker, trust: Trust, at: CellStore, tee: FloorTee, clients: number, flowsWanted: number): Promise<Omit<E2eCell, 'store' | 'workers' | 'floorFlowsPerSec' | 'ratio'>> {
   const nonces: string[] = []
   const total = flowsWanted + clients
   for (let i = 0; i < total; i += 16) nonces.push(...(await Promise.all(Array.from({ length: Math.min(16, total - i) }, () => challenge(b.url)))))
   const flows: Flow[] = []
-  for (const n of nonces) flows.push(await makeFlow(trust, tee, n))
+  if (tee === 'tpm') flows.push(...(await makeTpmFlows(at.dir, at, nonces)))
+  else for (const n of nonces) flows.push(await makeFlow(trust, tee, n))
   let next = 0
   let failure = ''
   const secretUrl = `${b.url}/v1/secrets/bench-secret`
@@ -227,6 +289,12 @@ async function runCell(b: Broker, trust: Trust, tee: FloorTee, clients: number, 
     flow?: Flow
     token?: string
   }
+  // autocannon notices the end of an `amount` run only at its next one-second tick, so its own
+  // duration rounds every run up to whole seconds (a 4.1 s run of 384 flows would read 77 flows/s
+  // instead of 94): the rate is taken from the first request sent to the last answer received.
+  let firstSentAt = 0
+  let lastAnsweredAt = 0
+  const answered = (): void => void (lastAnsweredAt = performance.now())
   const result = await autocannon({
     url: b.url,
     connections: clients,
@@ -240,10 +308,12 @@ async function runCell(b: Broker, trust: Trust, tee: FloorTee, clients: number, 
         setupRequest: (req, context) => {
           const f = flows[next++]
           if (!f) throw new Error('out of prepared evidence')
+          if (firstSentAt === 0) firstSentAt = performance.now()
           ;(context as Ctx).flow = f
           return { ...req, body: f.body }
         },
         onResponse: (status, body, context) => {
+          answered()
           if (status === 200) (context as Ctx).token = (JSON.parse(body) as { token: string }).token
           else failure ||= `attest ${status}: ${body}`
         },
@@ -256,6 +326,7 @@ async function runCell(b: Broker, trust: Trust, tee: FloorTee, clients: number, 
           return { ...req, headers: { ...req.headers, authorization: `DPoP ${c.token ?? ''}`, dpop: dpopProof(c.flow!, secretUrl, c.token ?? '') } }
         },
         onResponse: (status, body) => {
+          answered()
           if (status !== 200) failure ||= `release ${status}: ${body}`
         },
       },
@@ -270,7 +341,7 @@ async function runCell(b: Broker, trust: Trust, tee: FloorTee, clients: number, 
     tee,
     clients,
     flows: Math.floor(result.requests.total / 2),
-    flowsPerSec: result.requests.total / 2 / result.duration,
+    flowsPerSec: result.requests.total / 2 / ((lastAnsweredAt - firstSentAt) / 1000),
     p50Ms: lat['p50']!,
     p99Ms: lat['p99']!,
     p999Ms: lat['p99_9']!,
@@ -327,9 +398,10 @@ async function main(): Promise<void> {
         try {
           await waitReady(b)
           for (const tee of TEES) {
-            await runCell(b, trust, tee, 4, 20) // warm-up: JIT, caches, connection pools
+            const at: CellStore = { dir, dataDir, databaseUrl }
+            await runCell(b, trust, at, tee, 4, 20) // warm-up: JIT, caches, connection pools
             for (const clients of CLIENTS) {
-              const r = await runCell(b, trust, tee, clients, FLOWS[clients]!)
+              const r = await runCell(b, trust, at, tee, clients, (tee === 'tpm' ? TPM_FLOWS : FLOWS)[clients]!)
               const fl = await floor(tee, workers)
               const cell: E2eCell = { ...r, store, workers, floorFlowsPerSec: fl, ratio: r.flowsPerSec / fl }
               cells.push(cell)

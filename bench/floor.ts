@@ -3,13 +3,14 @@
 // broker cannot avoid:
 //   evidence  nitro:   ES384 verification of the document (AWS: P-384 leaf)
 //             sev-snp: ES384 verification of the report + RSA-4096-PSS VCEK←ASK and ASK←ARK (AMD)
+//             tpm:     ES256 verification of the quote (an ECC P-256 AK, as swtpm's in the bench)
 //   attest    ES256 signature of the attestation token
 //   release   ES256 verification of the DPoP proof and of the token, ECDH P-256 for the JWE,
 //             ES256 signature of the JWS inside it
 // Keys and messages are made before timing; the loop does nothing but those operations.
 import { Worker } from 'node:worker_threads'
 
-export type FloorTee = 'nitro' | 'sev-snp'
+export type FloorTee = 'nitro' | 'sev-snp' | 'tpm'
 
 // Plain JavaScript so the worker needs no TypeScript loader.
 const WORKER = `
@@ -25,7 +26,9 @@ const sig384 = c.sign('sha384', msg, { key: p384.privateKey, dsaEncoding: 'ieee-
 const sig256 = c.sign('sha256', msg, { key: p256.privateKey, dsaEncoding: 'ieee-p1363' })
 const sigPss = c.sign('sha384', msg, { key: rsa.privateKey, padding: c.constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 })
 function flow(tee) {
-  let ok = c.verify('sha384', msg, { key: p384.publicKey, dsaEncoding: 'ieee-p1363' }, sig384)
+  let ok = tee === 'tpm'
+    ? c.verify('sha256', msg, { key: p256.publicKey, dsaEncoding: 'ieee-p1363' }, sig256)
+    : c.verify('sha384', msg, { key: p384.publicKey, dsaEncoding: 'ieee-p1363' }, sig384)
   if (tee === 'sev-snp') ok = c.verify('sha384', msg, pss, sigPss) && c.verify('sha384', msg, pss, sigPss) && ok
   c.sign('sha256', msg, { key: p256.privateKey, dsaEncoding: 'ieee-p1363' })
   ok = c.verify('sha256', msg, { key: p256.publicKey, dsaEncoding: 'ieee-p1363' }, sig256) && ok
