@@ -9,7 +9,7 @@ import { createLogger } from '../../src/broker/logger.js'
 import type { BrokerDeps } from '../../src/broker/deps.js'
 import * as A from '../../src/broker/admin-services.js'
 import { hashCredential, hashLegacyScrypt } from '../../src/sealing/credentials.js'
-import { runBin } from '../enclave-client/helpers/proc.js'
+import { runKeywardInProcess } from '../helpers/cli.js'
 
 const get = (app: ReturnType<typeof createApp>, token: string) => app.request('/v1/admin/secrets', { headers: { authorization: `Bearer ${token}` } })
 
@@ -99,11 +99,11 @@ describe('keyward credential revoke (CLI)', () => {
     const token = await A.createCredential(h.deps, 'admin', 'ops', hashCredential)
     const app = createApp(h.deps)
     expect((await get(app, token)).status).toBe(200)
-    const r = await runBin('keyward', ['credential', 'revoke', 'ops', '--data-dir', h.config.dataDir])
+    const r = await runKeywardInProcess(['credential', 'revoke', 'ops', '--data-dir', h.config.dataDir], { DATABASE_URL: '' })
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toContain('revoked admin credential ops')
     expect((await get(app, token)).status).toBe(401)
-    const unknown = await runBin('keyward', ['credential', 'revoke', 'relying-party', 'nobody', '--data-dir', h.config.dataDir])
+    const unknown = await runKeywardInProcess(['credential', 'revoke', 'relying-party', 'nobody', '--data-dir', h.config.dataDir], { DATABASE_URL: '' })
     expect(unknown.code).toBe(1)
     expect(unknown.stderr).toContain('ERR_NOT_FOUND')
   })

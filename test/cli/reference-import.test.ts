@@ -4,14 +4,15 @@ import { describe, it, expect, afterAll } from 'vitest'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runBin } from '../enclave-client/helpers/proc.js'
+import { runKeywardInProcess } from '../helpers/cli.js'
 import { vectorPath } from '../helpers/vectors.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'keyward-refimport-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
+// In-process through the dispatcher (test/helpers/cli.ts): the command, not a process, is under test.
 async function keyward(...args: string[]) {
-  return runBin('keyward', [...args, '--data-dir', dir])
+  return runKeywardInProcess([...args, '--data-dir', dir], { DATABASE_URL: '' })
 }
 
 describe('keyward reference import', () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
 import { createLocation, type TestLocation } from '../store/helpers.js'
 import { startSwtpm, tpmTool, type Swtpm } from '../enclave-client/helpers/swtpm.js'
-import { runBin } from '../enclave-client/helpers/proc.js'
+import { keywardAdminInProcess } from '../helpers/cli.js'
 import { createClient } from '../../enclave-client/src/index.js'
 import { createTpmCollector } from '../../enclave-client/src/collectors/tpm.js'
 import { toHex } from '../../src/util/bytes.js'
@@ -26,11 +26,7 @@ const brokers: BrokerProcess[] = []
 const urls: string[] = []
 const log: LogEvent[] = []
 
-async function admin(...args: string[]): Promise<string> {
-  const r = await runBin('keyward', [...args, '--data-dir', join(dir, 'data')], { env: { DATABASE_URL: dbUrl } })
-  if (r.code !== 0) throw new Error(`keyward ${args.join(' ')} failed (${r.code}): ${r.stderr}`)
-  return r.stdout
-}
+const admin = (...args: string[]): Promise<string> => keywardAdminInProcess(join(dir, 'data'), args, { DATABASE_URL: dbUrl })
 
 /** Logs and extends each event on the swtpm, as firmware does at boot or root does after it. */
 async function measure(events: LogEvent[]): Promise<void> {

@@ -10,7 +10,8 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { keywardAdmin, startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
+import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
+import { keywardAdminInProcess } from '../helpers/cli.js'
 import { startSwtpm, tpmTool, type Swtpm } from '../enclave-client/helpers/swtpm.js'
 import { runBin, type ProcResult } from '../enclave-client/helpers/proc.js'
 
@@ -40,7 +41,7 @@ spec:
     secrets: [db-password]
 `
 
-const admin = (...args: string[]): Promise<string> => keywardAdmin(join(dir, 'data'), args)
+const admin = (...args: string[]): Promise<string> => keywardAdminInProcess(join(dir, 'data'), args, { DATABASE_URL: '' })
 
 function client(args: string[], opts: Parameters<typeof runBin>[2] = {}): Promise<ProcResult> {
   return runBin('keyward-client', ['--broker', url, '--tee', 'tpm', '--tcti', tpm.tcti, '--retries', '1', ...args], opts)

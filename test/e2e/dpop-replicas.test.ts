@@ -13,7 +13,7 @@ import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-proces
 import { createLocation } from '../store/helpers.js'
 import { REPO_ROOT } from '../helpers/vectors.js'
 import { startSwtpm, type Swtpm } from '../enclave-client/helpers/swtpm.js'
-import { runBin } from '../enclave-client/helpers/proc.js'
+import { keywardAdminInProcess } from '../helpers/cli.js'
 import { createClient } from '../../enclave-client/src/index.js'
 import { createTpmCollector } from '../../enclave-client/src/collectors/tpm.js'
 
@@ -103,11 +103,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true })
 })
 
-async function admin(data: string, env: Record<string, string>, ...args: string[]): Promise<string> {
-  const r = await runBin('keyward', [...args, '--data-dir', data], { env })
-  if (r.code !== 0) throw new Error(`keyward ${args.join(' ')} failed (${r.code}): ${r.stderr}`)
-  return r.stdout
-}
+const admin = (data: string, env: Record<string, string>, ...args: string[]): Promise<string> => keywardAdminInProcess(data, args, { DATABASE_URL: '', ...env })
 
 /** Registers, attests and releases once through the proxy; returns the captured release request. */
 async function captureRelease(proxy: Awaited<ReturnType<typeof startCapturingProxy>>, state: string, enrolToken: string): Promise<Captured> {

@@ -1,7 +1,8 @@
 // Issue 13 items 1 and 3 across two `keyward serve` processes on one PostgreSQL, driven only by
-// the `keyward` and `keyward-client` CLIs with two swtpm TPMs: a TPM registering under another
-// workload's name stays pending on every replica, an enrolment token is consumed exactly once
-// across replicas, and `ak revoke --deny-ek` stops the TPM until `ek undeny`.
+// the `keyward` and `keyward-client` command lines (run in-process: test/helpers/cli.ts) with two
+// swtpm TPMs: a TPM registering under another workload's name stays pending on every replica, an
+// enrolment token is consumed exactly once across replicas, and `ak revoke --deny-ek` stops the
+// TPM until `ek undeny`.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -9,7 +10,7 @@ import { join } from 'node:path'
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
 import { createLocation, type TestLocation } from '../store/helpers.js'
 import { startSwtpm, type Swtpm } from '../enclave-client/helpers/swtpm.js'
-import { runBin, type ProcResult } from '../enclave-client/helpers/proc.js'
+import { runClientInProcess, runKeywardInProcess, type CliResult } from '../helpers/cli.js'
 
 const POLICY = `apiVersion: keyward.dev/v1
 kind: ReleasePolicy
@@ -32,7 +33,7 @@ let dbUrl: string
 const brokers: BrokerProcess[] = []
 let n = 0
 
-const keyward = (...args: string[]): Promise<ProcResult> => runBin('keyward', [...args, '--data-dir', join(dir, 'data')], { env: { DATABASE_URL: dbUrl } })
+const keyward = (...args: string[]): Promise<CliResult> => runKeywardInProcess([...args, '--data-dir', join(dir, 'data')], { DATABASE_URL: dbUrl })
 async function admin(...args: string[]): Promise<string> {
   const r = await keyward(...args)
   if (r.code !== 0) throw new Error(`keyward ${args.join(' ')} failed (${r.code}): ${r.stderr}`)
@@ -40,8 +41,8 @@ async function admin(...args: string[]): Promise<string> {
 }
 const token = async (workload: string): Promise<string> => (JSON.parse(await admin('enrol', 'token', '--workload', workload)) as { token: string }).token
 /** keyward-client on a TPM through replica `b`, with its own state dir (its own AK) unless given. */
-function client(tpm: Swtpm, b: number, state: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<ProcResult> {
-  return runBin('keyward-client', ['--broker', brokers[b]!.url, '--tee', 'tpm', '--tcti', tpm.tcti, '--retries', '0', '--state-dir', join(dir, state), ...args], { env })
+function client(tpm: Swtpm, b: number, state: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runClientInProcess(['--broker', brokers[b]!.url, '--tee', 'tpm', '--tcti', tpm.tcti, '--retries', '0', '--state-dir', join(dir, state), ...args], { KEYWARD_ENROL_TOKEN: '', ...env })
 }
 const fresh = (): string => `state-${n++}`
 

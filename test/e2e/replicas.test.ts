@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { keywardAdmin, startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
+import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
+import { keywardAdminInProcess } from '../helpers/cli.js'
 import { PG_ADMIN_URL } from '../store/helpers.js'
 import { startSwtpm, type Swtpm } from '../enclave-client/helpers/swtpm.js'
 import { createClient } from '../../enclave-client/src/index.js'
@@ -46,7 +47,7 @@ async function startBroker(config: string): Promise<string> {
   return b.url
 }
 
-const admin = (...args: string[]): Promise<string> => keywardAdmin(join(dir, 'data'), args, { DATABASE_URL: dbUrl })
+const admin = (...args: string[]): Promise<string> => keywardAdminInProcess(join(dir, 'data'), args, { DATABASE_URL: dbUrl })
 
 beforeAll(async () => {
   dbName = `keyward_replicas_${randomBytes(5).toString('hex')}`

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
 import { createLocation, PG_ADMIN_URL, type TestLocation } from '../store/helpers.js'
-import { runBin } from '../enclave-client/helpers/proc.js'
+import { runKeywardInProcess } from '../helpers/cli.js'
 import { verifyStoredAuditChain } from '../../src/audit/verify-store.js'
 import { openSqliteStore } from '../../src/store/sqlite.js'
 import { checkAllSecrets, seededRng, waitFor, type Expected } from '../helpers/durability.js'
@@ -24,7 +24,7 @@ interface Rig {
 }
 
 async function startRig(dataDir: string, env: NodeJS.ProcessEnv): Promise<Rig> {
-  const cred = await runBin('keyward', ['credential', 'create', 'admin', 'faults', '--data-dir', dataDir], { env })
+  const cred = await runKeywardInProcess(['credential', 'create', 'admin', 'faults', '--data-dir', dataDir], env)
   if (cred.code !== 0) throw new Error(cred.stderr)
   const config = join(dataDir, '..', 'keyward.yaml')
   writeFileSync(config, `host: 127.0.0.1\nport: 0\ndataDir: ${dataDir}\nlogLevel: fatal\nlimits:\n  perAddress: { ratePerSecond: 100000, burst: 100000 }\n  perWorkload: { ratePerSecond: 100000, burst: 100000 }\n`)  // load from one address: above the per-address abuse limit

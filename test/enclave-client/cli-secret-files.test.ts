@@ -1,7 +1,8 @@
-// Secret files under attack, with a real keyward-client process, real signals and real files:
-// a SIGTERM mid-flow or a SIGKILL must leave nothing behind for long, and a directory another
+// Secret files under attack, with real signals and real files: a SIGTERM mid-flow or a SIGKILL
+// of a real keyward-client process must leave nothing behind for long, and a directory another
 // user prepared (owned by another uid, a symlink, world-writable, an existing name) is refused
-// before the broker is asked for anything. Runs as root here: "another user" is a chown.
+// before the broker is asked for anything (those command lines run in-process: no signal or
+// process is involved). Runs as root here: "another user" is a chown.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { existsSync, readdirSync } from 'node:fs'
 import { chmod, chown, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises'
@@ -9,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { startSwtpm, type Swtpm } from './helpers/swtpm.js'
 import { runBin, type ProcResult } from './helpers/proc.js'
+import { runClientInProcess } from '../helpers/cli.js'
 import { startBroker, type Broker } from './helpers/stand-in-broker.js'
 import { createSecretWriter, processStartTime } from '../../enclave-client/src/cli/secret-files.js'
 import { UnsafePathError } from '../../enclave-client/src/errors.js'
@@ -43,6 +45,9 @@ function cli(args: string[], on: (out: { stderr: string; stdout: string; pid: nu
     onStdout: (s) => on({ stderr, stdout: (stdout = s), pid }),
   })
 }
+
+/** The same command line in this process (the path checks need no process of their own). */
+const inProcess = (args: string[]) => runClientInProcess(args)
 
 const releases = (): number => broker.srv.requests.filter((r) => r.path.startsWith('/v1/secrets/') || r.path === '/v1/attest').length
 
@@ -121,7 +126,7 @@ describe('keyward-client run: nothing left behind', () => {
 
   it('refuses file targets that name no file (file:., a trailing /, empty components)', async () => {
     for (const t of ['.', 'dir/', `${dir}//x`]) {
-      const r = await cli([...globals(), 'run', '--secret', `db=file:${t}`, '--', 'true'])
+      const r = await inProcess([...globals(), 'run', '--secret', `db=file:${t}`, '--', 'true'])
       expect(r.code, t).toBe(2)
       expect(r.stderr).toContain('ERR_CONFIG')
     }
@@ -141,7 +146,7 @@ describe('keyward-client run: nothing left behind', () => {
 describe('keyward-client: paths another user prepared', () => {
   async function refused(target: string, what: string): Promise<void> {
     const before = releases()
-    const r = await cli([...globals(), 'run', '--secret', `db=file:${target}`, '--', 'touch', join(dir, 'child-ran')])
+    const r = await inProcess([...globals(), 'run', '--secret', `db=file:${target}`, '--', 'touch', join(dir, 'child-ran')])
     expect(r.code, what).toBe(1)
     expect(r.stderr, what).toContain('ERR_UNSAFE_PATH')
     expect(releases(), `${what}: nothing was requested`).toBe(before)
@@ -181,7 +186,7 @@ describe('keyward-client: paths another user prepared', () => {
     await mkdir(sticky)
     await chmod(sticky, 0o1777)
     const out = join(dir, 'seen')
-    const r = await cli([...globals(), 'run', '--secret', `db=file:${join(sticky, 'db.txt')}`, '--', 'cp', join(sticky, 'db.txt'), out])
+    const r = await inProcess([...globals(), 'run', '--secret', `db=file:${join(sticky, 'db.txt')}`, '--', 'cp', join(sticky, 'db.txt'), out])
     expect(r.code).toBe(0)
     expect(await readFile(out, 'utf8')).toBe('hunter2\n')
     expect(existsSync(join(sticky, 'db.txt'))).toBe(false) // removed after the child exited
@@ -200,17 +205,17 @@ describe('keyward-client: paths another user prepared', () => {
     const real = join(dir, 'get-real')
     await mkdir(real, { mode: 0o700 })
     await symlink(real, join(dir, 'get-via'))
-    const viaLink = await cli([...globals(), 'get', 'db', '--out', join(dir, 'get-via', 'db.txt')])
+    const viaLink = await inProcess([...globals(), 'get', 'db', '--out', join(dir, 'get-via', 'db.txt')])
     expect(viaLink.code).toBe(1)
     expect(viaLink.stderr).toContain('ERR_UNSAFE_PATH')
     expect(await readdir(real)).toEqual([])
     await writeFile(join(real, 'db.txt'), 'keep')
-    const existing = await cli([...globals(), 'get', 'db', '--out', join(real, 'db.txt')])
+    const existing = await inProcess([...globals(), 'get', 'db', '--out', join(real, 'db.txt')])
     expect(existing.code).toBe(1)
     expect(existing.stderr).toContain('ERR_UNSAFE_PATH')
     expect(await readFile(join(real, 'db.txt'), 'utf8')).toBe('keep')
     expect(await readdir(real)).toEqual(['db.txt'])
-    const ok = await cli([...globals(), 'get', 'db', '--out', join(real, 'new.txt')])
+    const ok = await inProcess([...globals(), 'get', 'db', '--out', join(real, 'new.txt')])
     expect(ok.code).toBe(0)
     expect(((await lstat(join(real, 'new.txt'))).mode & 0o777).toString(8)).toBe('600')
   })

@@ -1,12 +1,14 @@
 // A real broker for the lab (`keyward serve`, SQLite in a temp data dir, on 127.0.0.1), trusting
-// the lab swtpm's EK CA, administered with the `keyward` CLI on its data dir, and the guest
-// build the scenarios will boot (built first, so the approved allowlist can be hashed from it).
+// the lab swtpm's EK CA, administered with the `keyward` CLI on its data dir (in-process:
+// test/helpers/cli.ts), and the guest build the scenarios will boot (built first, so the
+// approved allowlist can be hashed from it).
 import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { keywardAdmin, startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
+import { startBrokerProcess, type BrokerProcess } from '../helpers/broker-process.js'
+import { keywardAdminInProcess } from '../helpers/cli.js'
 import { REPO_ROOT } from '../helpers/vectors.js'
 
 const run = promisify(execFile)
@@ -60,7 +62,7 @@ export async function startBroker(): Promise<LabBroker> {
     url,
     port,
     dir,
-    admin: (...args) => keywardAdmin(join(dir, 'data'), args),
+    admin: (...args) => keywardAdminInProcess(join(dir, 'data'), args, { DATABASE_URL: '' }),
     async post(path, body) {
       const res = await fetch(new URL(path, url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
       return { status: res.status, json: (await res.json()) as unknown }

@@ -6,9 +6,10 @@
 // forges its own agent. The kernel side (issue 20 items 2, 4, 5) in the same boot: code run
 // without an exec of an unlisted file is refused, denials are counted per cgroup (the statement
 // carries the client's cgroup, which the policy judges), a root BPF program cannot reach the
-// counters, tampered pins are noticed. Boot 2 (kw.agent=none): no agent at boot (/init extends
-// the separator alone), the bypass probes run unhindered (the control), root forges.
-// Scenario 3: `keyward-client run` starts its child with the secret.
+// counters, tampered pins are noticed. Boot 2 (kw.agent=none, scenario no-agent): no agent at boot
+// (/init extends the separator alone); scenario 1 (measured-boot.ts) runs first, then the bypass
+// probes run unhindered (the control), root forges. Scenario 3: `keyward-client run` starts its
+// child with the secret. Two boots for the three scenarios: boots of qemu TCG are the lab's cost.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -19,6 +20,7 @@ import { allowlistDigest, decodeRecord, decodeStatement, type AllowlistMode } fr
 import { parseAkPublic, parseAttest, parsePcrsFile, parseSignature, verifyQuote } from '../../src/verifiers/tpm/index.js'
 import { checkQuoteWithTpm2Tools, runLab, type LabRun } from './lab.js'
 import { buildGuest, startBroker, type LabBroker } from './broker.js'
+import { measuredBootTests, prepareMeasuredBoot } from './measured-boot.js'
 
 const nonce = randomBytes(32)
 let lab: LabRun
@@ -41,6 +43,9 @@ interface LoadOut { mode: AllowlistMode; entries: number; loadRecord: string; se
 const digestsOf = (sha256sumText: string): string[] => sha256sumText.trim().split('\n').map((l) => l.slice(0, 64))
 
 const brokers: LabBroker[] = []
+let bareBroker: LabBroker
+/** The audited attestation decisions of scenario 1's half of boot 2. */
+let mbAudited: Audited[] = []
 let approved: string
 const SECRET = 'testOnly-lab-allowlist-secret-7c1e'
 
@@ -106,17 +111,32 @@ beforeAll(async () => {
   // One after the other: the first builds the cached swtpm template both use.
   const b1 = await broker()
   const b2 = await broker()
+  bareBroker = b2.b
+  const mbArgs = await prepareMeasuredBoot(b2.b)
   lab = await runLab('exec-allowlist', { agent: 'enforce', nonce: nonce.toString('hex'), enrol_token: b1.enrolToken, broker_port: String(b1.b.port) }, { relay: b1.b.url, guest, timeoutS: 900 })
-  bare = await runLab('exec-allowlist', { agent: 'none', enrol_token: b2.enrolToken, broker_port: String(b2.b.port) }, { relay: b2.b.url, guest, timeoutS: 600 })
+  bare = await runLab('no-agent', { agent: 'none', ...mbArgs, enrol_token: b2.enrolToken, broker_port: String(b2.b.port) }, { relay: b2.b.url, guest, timeoutS: 900 })
   audit.set(lab, await audited(b1.b))
-  audit.set(bare, await audited(b2.b))
-}, 2_700_000) // two boots, slow under TCG on a loaded host (boot 1: the agent's allowlist of every ELF file, the bypass probes, 9 client steps)
+  // Scenario 1 ran first in boot 2: its attestation decisions (one per attest step in mb-steps.txt) come first.
+  const mbAttests = bare.text('mb-steps.txt').trim().split('\n').filter((l) => l.startsWith('attest ')).length
+  const rows2 = await audited(b2.b)
+  mbAudited = rows2.slice(0, mbAttests)
+  audit.set(bare, rows2.slice(mbAttests))
+}, 2_700_000) // two boots, slow under TCG on a loaded host (boot 1: the agent's allowlist of every ELF file, the bypass probes, 9 client steps; boot 2: scenario 1, then the control)
 
 afterAll(async () => {
   await Promise.all(brokers.map((b) => b.stop()))
 })
 
 const out = (l: LabRun, step: string): AttestOut => JSON.parse(l.text(`${step}.out`)) as AttestOut
+
+measuredBootTests(() => ({ lab: bare, broker: bareBroker }))
+
+describe('lab: boot 2 runs scenario 1, then the control', () => {
+  it('scenario 1 attested once, admitted, before any step of the control', () => {
+    expect(bare.text('mb-rc').trim()).toBe('0')
+    expect(mbAudited.map((r) => r.decision)).toEqual(['allow'])
+  })
+})
 
 describe('lab: the agent started by the initramfs enforces the allowlist in the guest kernel', () => {
   it('enforce mode: exec of an unlisted binary fails with EPERM; listed binaries run', () => {

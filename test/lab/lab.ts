@@ -22,6 +22,8 @@ export interface LabRun {
   timing: LabTiming
   /** Wall time of the whole run as seen by the test (build check + swtpm + boot + scenario). */
   wallMs: number
+  /** The path of a file the guest returned. */
+  file(name: string): string
   has(name: string): boolean
   bytes(name: string): Uint8Array
   text(name: string): string
@@ -56,6 +58,7 @@ export async function runLab(scenario: string, args: Record<string, string> = {}
     dir,
     timing,
     wallMs,
+    file,
     has: (name) => existsSync(file(name)),
     bytes: (name) => new Uint8Array(readFileSync(file(name))),
     text: (name) => readFileSync(file(name), 'utf8'),
@@ -66,7 +69,7 @@ export async function runLab(scenario: string, args: Record<string, string> = {}
 
 /** tpm2_checkquote as an independent check of the quote (tpm2-tools, not our verifier). */
 export async function checkQuoteWithTpm2Tools(lab: LabRun, nonceHex: string): Promise<boolean> {
-  const f = (n: string): string => join(lab.dir, 'files', n)
+  const f = (n: string): string => lab.file(n)
   try {
     await run('tpm2_checkquote', ['-u', f('ak.pub.pem'), '-m', f('quote.msg'), '-s', f('quote.sig'), '-f', f('quote.pcrs'), '-g', 'sha256', '-q', nonceHex])
     return true

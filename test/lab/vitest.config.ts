@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config'
 
-// The lab boots a VM per scenario (scripts/lab/run.sh): one file at a time on a 2-core host.
+// The lab boots VMs (scripts/lab/run.sh; test/lab/exec-allowlist.test.ts boots twice for the three scenarios): one at a time on a 2-core host.
 export default defineConfig({
   test: {
     include: ['test/lab/**/*.test.ts'],

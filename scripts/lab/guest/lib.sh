@@ -30,7 +30,15 @@ kw_request() {
 }
 # kw_broker_up PORT: the broker at http://127.0.0.1:PORT inside the guest (only lo is up),
 # served by /lab/vport-http.mjs over the virtio-serial port; sets KW_BROKER and KW_SHIM_PID.
+# A shim an enclosing scenario started (exported KW_SHIM_PID, alive) is reused: the port has one
+# open. kw_broker_down stops the shim only if this scenario started it.
 kw_broker_up() {
+  if [ -n "${KW_SHIM_PID:-}" ] && kill -0 "$KW_SHIM_PID" 2>/dev/null; then
+    KW_SHIM_SHARED=1
+    export KW_BROKER=http://127.0.0.1:$1
+    return 0
+  fi
+  KW_SHIM_SHARED=
   ip link set lo up || return 1
   node /lab/vport-http.mjs "$1" > /tmp/vport-http.out 2>&1 &
   KW_SHIM_PID=$!
@@ -39,12 +47,16 @@ kw_broker_up() {
   grep -q ready /tmp/vport-http.out || { cat /tmp/vport-http.out >&2; return 1; }
   export KW_BROKER=http://127.0.0.1:$1
 }
+kw_broker_down() {
+  [ -n "${KW_SHIM_SHARED:-}" ] || kill "$KW_SHIM_PID"
+}
 # kwc ARGS...: the bundled keyward-client (payload disk, build.sh) against the relayed broker,
-# with this guest's TPM and one state dir (so every command uses the AK that was registered).
+# with this guest's TPM and one state dir (so every command uses the AK that was registered;
+# KW_STATE_DIR gives a scenario its own, default /run/kwc).
 # Its stderr starts with "code cache used|rejected|absent" (scripts/lab/client/load.cjs).
 kwc() {
   KW_CODE_CACHE_STATUS=1 node /usr/lib/keyward/load.cjs --broker "$KW_BROKER" --tee tpm --tcti device:/dev/tpmrm0 \
-    --state-dir /run/kwc --retries 0 --timeout 120000 "$@"
+    --state-dir "${KW_STATE_DIR:-/run/kwc}" --retries 0 --timeout 120000 "$@"
 }
 # kw_step NAME ARGS...: kwc with stdout/stderr/exit status kept in $OUT/NAME.{out,err,rc};
 # "NAME rc seconds" (guest uptime) appended to $OUT/steps.txt.

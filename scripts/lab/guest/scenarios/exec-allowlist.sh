@@ -83,7 +83,7 @@ if [ "${KW_AGENT:-none}" = none ]; then
   forge_proxy withsep /run/keyward/separator.json /tmp/forged.sock /tmp/withsep.sock
   kw_step attest-selfload attest --runtime-state /tmp/withsep.sock
   kw_step attest-selfload-own attest --runtime-state /tmp/forged.sock
-  kill "$KW_SHIM_PID"
+  kw_broker_down
   exit 0
 fi
 
@@ -132,7 +132,7 @@ kw_step attest-forged-own attest --runtime-state /tmp/forged.sock
 # An extend of PCR 15 nobody logs.
 tpm2_pcrextend "15:sha256=$(echo 'lab: unlogged extend' | sha256sum | cut -c1-64)" || exit 23
 kw_step attest-unlogged attest --runtime-state $SOCK
-kill "$KW_SHIM_PID"
+kw_broker_down
 
 # Tampering the pins must be noticed by whoever reads through them: a link pin removed, a map
 # pin replaced by another map. The agent reads through its own descriptors; its programs stay

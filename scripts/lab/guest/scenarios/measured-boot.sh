@@ -19,5 +19,5 @@ kw_step register register --workload lab-measured-boot
 unset KEYWARD_ENROL_TOKEN
 kw_step attest attest
 kw_step evidence evidence
-kill "$KW_SHIM_PID"
+kw_broker_down
 exit 0
