@@ -123,6 +123,24 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
     activePolicies: db.select().from(t.policies).where(eq(t.policies.active, true)).orderBy(asc(t.policies.name)).prepare(),
     allReferenceValues: db.select().from(t.referenceValues).orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).prepare(),
     getWorkload: db.select().from(t.workloads).where(eq(t.workloads.id, ph('id'))).prepare(),
+    // Written or read on every attestation (the decision's rows, the AK, containment) and release.
+    insertAttestation: db.insert(t.attestations).values({
+      jti: ph('jti'), jkt: ph('jkt'), tee: ph('tee'), policy: ph('policy'), policyVersion: ph('policyVersion'),
+      measurement: ph('measurement'), referenceIds: ph('referenceIds'), workload: ph('workload'), issuedAt: ph('issuedAt'),
+      expiresAt: ph('expiresAt'), revokedAt: ph('revokedAt'), akName: ph('akName'),
+    }).prepare(),
+    upsertWorkload: db.insert(t.workloads).values({
+      id: ph('id'), tee: ph('tee'), lastAttestedAt: ph('lastAttestedAt'), lastDecision: ph('lastDecision'),
+      actual: ph('actual'), divergedAt: ph('divergedAt'), baseline: ph('baseline'),
+    }).onConflictDoUpdate({
+      target: t.workloads.id,
+      set: {
+        tee: sql`excluded.tee`, lastAttestedAt: sql`excluded.last_attested_at`, lastDecision: sql`excluded.last_decision`,
+        actual: sql`excluded.actual`, divergedAt: sql`excluded.diverged_at`, baseline: sql`excluded.baseline`,
+      },
+    }).prepare(),
+    getAk: db.select().from(t.aks).where(eq(t.aks.name, ph('name'))).prepare(),
+    getQuarantine: db.select().from(t.quarantines).where(eq(t.quarantines.workload, ph('workload'))).prepare(),
   }
 
   const auditHead = db.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog).orderBy(desc(t.auditLog.seq)).limit(1).prepare()
@@ -330,7 +348,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
     putAk: (row) => run('putAk', () => {
       db.insert(t.aks).values(row).run()
     }),
-    getAk: (name) => run('getAk', () => db.select().from(t.aks).where(eq(t.aks.name, name)).get() ?? null),
+    getAk: (name) => run('getAk', () => hot.getAk.get({ name }) ?? null),
     listAks: () => run('listAks', () => db.select().from(t.aks).orderBy(asc(t.aks.createdAt), asc(t.aks.name)).all()),
     revokeAk: (name, at) => run('revokeAk', () =>
       db.update(t.aks).set({ revokedAt: at }).where(and(eq(t.aks.name, name), isNull(t.aks.revokedAt))).run().changes > 0),
@@ -368,7 +386,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
 
     // --- attestations and workloads ---
     insertAttestation: (row) => relaxed('insertAttestation', () => {
-      db.insert(t.attestations).values(row).run()
+      hot.insertAttestation.run({ ...row })
     }),
     getAttestation: (jti) => run('getAttestation', () => hot.getAttestation.get({ jti }) ?? null),
     // LIKE only narrows the candidates (on the JSON-escaped id); the parsed JSON list decides.
@@ -383,8 +401,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
     revokeAttestationsByKey: (jkt, workload, at) =>
       revokeAttestations('revokeAttestationsByKey', at, and(eq(t.attestations.jkt, jkt), eq(t.attestations.workload, workload))!, () => true),
     upsertWorkload: (row) => relaxed('upsertWorkload', () => {
-      const { id: _id, ...rest } = row
-      db.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest }).run()
+      hot.upsertWorkload.run({ ...row })
     }),
     getWorkload: (id) => run('getWorkload', () => hot.getWorkload.get({ id }) ?? null),
     listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id)).all()),
@@ -400,7 +417,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
     }),
     listAlerts: () => run('listAlerts', () => db.select().from(t.alertOutbox).orderBy(asc(t.alertOutbox.createdAt), asc(t.alertOutbox.id)).all()),
     quarantineWorkload: (row) => run('quarantineWorkload', () => db.insert(t.quarantines).values(row).onConflictDoNothing().run().changes > 0),
-    getQuarantine: (workload) => run('getQuarantine', () => db.select().from(t.quarantines).where(eq(t.quarantines.workload, workload)).get() ?? null),
+    getQuarantine: (workload) => run('getQuarantine', () => hot.getQuarantine.get({ workload }) ?? null),
     clearQuarantine: (workload) => run('clearQuarantine', () => db.delete(t.quarantines).where(eq(t.quarantines.workload, workload)).run().changes > 0),
     revokeAttestationsByWorkload: (workload, at) =>
       revokeAttestations('revokeAttestationsByWorkload', at, eq(t.attestations.workload, workload), () => true),
