@@ -113,8 +113,12 @@ beforeAll(async () => {
   const b2 = await broker()
   bareBroker = b2.b
   const mbArgs = await prepareMeasuredBoot(b2.b)
-  lab = await runLab('exec-allowlist', { agent: 'enforce', nonce: nonce.toString('hex'), enrol_token: b1.enrolToken, broker_port: String(b1.b.port) }, { relay: b1.b.url, guest, timeoutS: 900 })
-  bare = await runLab('no-agent', { agent: 'none', ...mbArgs, enrol_token: b2.enrolToken, broker_port: String(b2.b.port) }, { relay: b2.b.url, guest, timeoutS: 900 })
+  // The two boots at once: each VM is one TCG vCPU (-smp 1), so on two cores they take about
+  // the wall time of one; each has its own TPM copy, relay, broker and output directory.
+  ;[lab, bare] = await Promise.all([
+    runLab('exec-allowlist', { agent: 'enforce', nonce: nonce.toString('hex'), enrol_token: b1.enrolToken, broker_port: String(b1.b.port) }, { relay: b1.b.url, guest, timeoutS: 900 }),
+    runLab('no-agent', { agent: 'none', ...mbArgs, enrol_token: b2.enrolToken, broker_port: String(b2.b.port) }, { relay: b2.b.url, guest, timeoutS: 900 }),
+  ])
   audit.set(lab, await audited(b1.b))
   // Scenario 1 ran first in boot 2: its attestation decisions (one per attest step in mb-steps.txt) come first.
   const mbAttests = bare.text('mb-steps.txt').trim().split('\n').filter((l) => l.startsWith('attest ')).length
