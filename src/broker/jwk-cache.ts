@@ -7,6 +7,7 @@
 // one between requests changes nothing but the cost. Bounded: the oldest entries are dropped.
 import { calculateJwkThumbprint, importJWK, type JWK } from 'jose'
 import { KeywardError } from '../errors.js'
+import { remember } from '../util/bounded-map.js'
 
 const MAX_ENTRIES = 4096
 type PublicKey = Exclude<Awaited<ReturnType<typeof importJWK>>, Uint8Array>
@@ -19,22 +20,20 @@ function publicMembers(jwk: JWK): string {
   return JSON.stringify([jwk.kty, jwk.crv, jwk.x, jwk.y, jwk.n, jwk.e])
 }
 
-function remember<V>(m: Map<string, Promise<V>>, k: string, make: () => Promise<V>): Promise<V> {
+function cached<V>(m: Map<string, Promise<V>>, k: string, make: () => Promise<V>): Promise<V> {
   const hit = m.get(k)
   if (hit) return hit
   const p = make()
   // A failure is not remembered: the next call retries (and fails the same way, with its own error).
   p.catch(() => m.delete(k))
-  if (m.size >= MAX_ENTRIES) m.delete(m.keys().next().value as string)
-  m.set(k, p)
-  return p
+  return remember(m, k, p, MAX_ENTRIES)
 }
 
 /** The RFC 7638 SHA-256 thumbprint (base64url), as protocol/binding.ts jwkThumbprint computes it. */
 export function cachedThumbprint(jwk: JWK): Promise<string> {
   // Other key types (oct's member is its secret) are never cached.
   if (jwk.kty !== 'EC' && jwk.kty !== 'RSA') return calculateJwkThumbprint(jwk, 'sha256')
-  return remember(thumbprints, publicMembers(jwk), () => calculateJwkThumbprint(jwk, 'sha256'))
+  return cached(thumbprints, publicMembers(jwk), () => calculateJwkThumbprint(jwk, 'sha256'))
 }
 
 /** The JWK imported as a public key for `alg`; a private JWK is refused before any lookup. */
@@ -43,7 +42,7 @@ export function cachedPublicKey(jwk: JWK, alg: string): Promise<PublicKey> {
     return Promise.reject(new KeywardError('ERR_KEY_UNSUPPORTED', 'a public key was expected'))
   }
   if (jwk.kty !== 'EC' && jwk.kty !== 'RSA') return Promise.reject(new KeywardError('ERR_KEY_UNSUPPORTED', 'an EC or RSA public key was expected'))
-  return remember(keys, `${alg}:${publicMembers(jwk)}`, async () => {
+  return cached(keys, `${alg}:${publicMembers(jwk)}`, async () => {
     const key = await importJWK({ kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y, n: jwk.n, e: jwk.e, ext: true } as JWK, alg)
     if (key instanceof Uint8Array || key.type !== 'public') throw new KeywardError('ERR_KEY_UNSUPPORTED', 'a public key was expected')
     return key

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DrizzleQueryError, sql, type SQL, type SQLWrapper } from 'drizzle-orm'
 import { KeywardError } from '../errors.js'
-import type { AuditRow, ReferenceValueRow, SecretSummary, SecretVersionRow } from './types.js'
+import type { AuditInput, AuditRow, ReferenceValueRow, SecretSummary, SecretVersionRow } from './types.js'
 
 /** The driver's own error under drizzle's DrizzleQueryError (whose message carries query params). */
 export function driverError(e: unknown): unknown {
@@ -191,3 +191,14 @@ export function containsLiteral(col: SQLWrapper, needle: string): SQL {
   const pattern = `%${needle.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
   return sql`${col} LIKE ${pattern} ESCAPE '\\'`
 }
+
+/** An audit append waiting for its group commit (both backends batch appends). */
+export interface PendingAudit {
+  entry: AuditInput
+  at: number
+  resolve(row: AuditRow): void
+  reject(e: unknown): void
+}
+
+/** The most appends one audit transaction writes (the rest wait for the next one). */
+export const AUDIT_BATCH_MAX = 500

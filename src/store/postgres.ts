@@ -14,20 +14,11 @@ import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import { KeywardError } from '../errors.js'
 import { buildAuditRow, canonicalJson, normalizeAuditEntry } from '../audit/chain.js'
 import {
-  MAX_TX_ATTEMPTS, backoff, clampLimit, isRetryable, migrationsFolder, parseIdList, summarizeSecrets,
+  AUDIT_BATCH_MAX, MAX_TX_ATTEMPTS, backoff, type PendingAudit, clampLimit, isRetryable, migrationsFolder, parseIdList, summarizeSecrets,
   containsLiteral, toAuditRow, toBuffer, toReferenceRow, toSecretRow, toStoreError,
 } from './common.js'
 import { pgSchema as t } from './schema.js'
 import type { AttestationRow, AuditInput, AuditRow, Store } from './types.js'
-
-interface PendingAudit {
-  entry: AuditInput
-  at: number
-  resolve(row: AuditRow): void
-  reject(e: unknown): void
-}
-
-const AUDIT_BATCH_MAX = 500
 
 // Advisory lock keys (two-int form: class, object). Class 0x6b77 ("kw") is keyward's.
 const LOCK_CLASS = 0x6b77

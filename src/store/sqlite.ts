@@ -13,7 +13,7 @@ import { KeywardError } from '../errors.js'
 import { buildAuditRow, canonicalJson } from '../audit/chain.js'
 import {
   parseIdList, summarizeSecrets, toAuditRow, toBuffer, toReferenceRow, toSecretRow, toStoreError,
-  migrationsFolder, clampLimit, containsLiteral,
+  migrationsFolder, clampLimit, containsLiteral, AUDIT_BATCH_MAX, type PendingAudit,
 } from './common.js'
 import { sqliteSchema as t } from './schema.js'
 import type { AttestationRow, AuditInput, AuditRow, Store } from './types.js'
@@ -62,16 +62,6 @@ export async function openSqliteStore(dataDir: string): Promise<Store> {
   }
   return createSqliteStore(sqlite, db, dataDir)
 }
-
-interface PendingAudit {
-  entry: AuditInput
-  at: number
-  resolve(row: AuditRow): void
-  reject(e: unknown): void
-}
-
-/** The most appends one audit transaction writes (the rest wait for the next one). */
-const AUDIT_BATCH_MAX = 500
 
 function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database, dataDir: string): Store {
   /** Runs fn, mapping driver errors; sync work wrapped as a promise for the async contract. */

@@ -7,6 +7,7 @@ import 'reflect-metadata'
 import { X509Certificate, createHash } from 'node:crypto'
 import * as px509 from '@peculiar/x509'
 import { EvidenceMalformedError, KeywardError } from '../../errors.js'
+import { remember } from '../../util/bounded-map.js'
 
 export interface CertInfo {
   cert: X509Certificate
@@ -27,11 +28,6 @@ const MAX_CACHE = 4096
 const certCache = new Map<string, CertInfo>()
 const verifiedPairs = new Set<string>()
 
-function remember<K, V>(m: Map<K, V>, k: K, v: V): V {
-  if (m.size >= MAX_CACHE) m.delete(m.keys().next().value as K)
-  m.set(k, v)
-  return v
-}
 
 function fingerprintOf(der: Uint8Array): string {
   return createHash('sha256').update(der).digest('hex')
@@ -66,7 +62,7 @@ export function parseCertificate(input: Uint8Array | string, what = 'certificate
       keyUsage: ku === null ? undefined : ku.usages,
       extKeyUsage: eku === null ? undefined : eku.usages.map(String),
     }
-    return remember(certCache, fingerprint, info)
+    return remember(certCache, fingerprint, info, MAX_CACHE)
   } catch (e) {
     throw new EvidenceMalformedError(`${what}: not a valid X.509 certificate`, { cause: e })
   }
