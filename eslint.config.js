@@ -1,9 +1,7 @@
-// ESLint (flat config): typescript-eslint, import cycles, and the import boundaries of
-// docs/architecture.md. The boundary rules describe the target layout (src/protocol shared by the
-// broker and enclave-client); `npm run lint` reports today's violations until the code moves.
+// ESLint (flat config): typescript-eslint and the import boundaries of docs/architecture.md.
+// Import cycles are checked by dpdm (dpdm.config.json); `npm run lint` (scripts/lint.sh) runs both.
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
-import { importX, createNodeResolver } from 'eslint-plugin-import-x'
 
 /** A no-restricted-imports rule naming what a folder may not import, and why. */
 const forbid = (message, ...groups) => ['error', { patterns: [{ group: groups, message }] }]
@@ -14,12 +12,8 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts', '**/*.tsx', '**/*.js', '**/*.mjs', '**/*.cjs'],
-    plugins: { 'import-x': importX },
     languageOptions: { ecmaVersion: 2023, sourceType: 'module', globals: { process: 'readonly', Buffer: 'readonly', console: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', TextEncoder: 'readonly', TextDecoder: 'readonly', fetch: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly', structuredClone: 'readonly', queueMicrotask: 'readonly', crypto: 'readonly', Response: 'readonly', Request: 'readonly', Headers: 'readonly', setImmediate: 'readonly', performance: 'readonly', URLSearchParams: 'readonly' } },
-    // ESM TypeScript imports name the emitted file (./x.js); resolve it to the source (./x.ts).
-    settings: { 'import-x/parsers': { '@typescript-eslint/parser': ['.ts', '.tsx'] }, 'import-x/resolver-next': [createNodeResolver({ extensions: ['.ts', '.tsx', '.js', '.mjs', '.json', '.node'], extensionAlias: { '.js': ['.ts', '.tsx', '.js'] } })] },
     rules: {
-      'import-x/no-cycle': ['error', { ignoreExternal: true }],
       'no-undef': 'off', // TypeScript checks names
       // Today's idioms: \`return out(x), 0\` and \`if (c) (a(), b())\`; \`catch {}\` where absence is fine.
       '@typescript-eslint/no-unused-expressions': 'off',
