@@ -1,7 +1,9 @@
 // The results file of the e2e benchmark (bench/results/<machine-kind>.json) and the regression
 // rule of `npm run bench -- --compare`: a ratio to the floor more than `tolerance` below the
 // committed one is a regression. Ratios, not raw rates, so a busier run of the same machine kind
-// moves broker and floor together. Pure: no I/O besides machineKind's os facts.
+// moves broker and floor together. A cell that falls below is measured again (up to `retries`
+// more times, keeping its best ratio) before it counts: on a shared VM one run of a cell moves by
+// more than 20 %, a real regression stays low every time. Pure: no I/O besides machineKind's os facts.
 import { cpus } from 'node:os'
 
 export interface E2eCell {
@@ -37,8 +39,13 @@ export interface Regression {
 
 export const cellKey = (c: Pick<E2eCell, 'tee' | 'store' | 'workers' | 'clients'>): string => `${c.tee}/${c.store}/w${c.workers}/c${c.clients}`
 
+export const TOLERANCE = 0.2
+
+/** A ratio more than `tolerance` below its baseline; NaN (a broken figure) is one too. */
+export const belowBaseline = (ratio: number, baseline: number, tolerance = TOLERANCE): boolean => !(ratio >= baseline * (1 - tolerance))
+
 /** Cells present in both runs whose current ratio is below baseline × (1 − tolerance). */
-export function compareResults(baseline: BenchResults, current: BenchResults, tolerance = 0.2): { regressions: Regression[]; compared: number } {
+export function compareResults(baseline: BenchResults, current: BenchResults, tolerance = TOLERANCE): { regressions: Regression[]; compared: number } {
   const base = new Map(baseline.cells.map((c) => [cellKey(c), c.ratio]))
   const regressions: Regression[] = []
   let compared = 0
@@ -46,9 +53,29 @@ export function compareResults(baseline: BenchResults, current: BenchResults, to
     const b = base.get(cellKey(c))
     if (b === undefined) continue
     compared++
-    if (!(c.ratio >= b * (1 - tolerance))) regressions.push({ key: cellKey(c), baseline: b, current: c.ratio })
+    if (belowBaseline(c.ratio, b, tolerance)) regressions.push({ key: cellKey(c), baseline: b, current: c.ratio })
   }
   return { regressions, compared }
+}
+
+/**
+ * Measures a cell; while its ratio is below `baseline` (when there is one), measures it again, up
+ * to `retries` more times, and returns the best of the attempts with how many were made.
+ */
+export async function measureAgainstBaseline<C extends { ratio: number }>(
+  measure: () => Promise<C>,
+  baseline: number | undefined,
+  retries = 2,
+  tolerance = TOLERANCE,
+): Promise<{ cell: C; attempts: number }> {
+  let best = await measure()
+  let attempts = 1
+  while (baseline !== undefined && attempts <= retries && belowBaseline(best.ratio, baseline, tolerance)) {
+    const again = await measure()
+    attempts++
+    if (again.ratio > best.ratio || (Number.isNaN(best.ratio) && !Number.isNaN(again.ratio))) best = again
+  }
+  return { cell: best, attempts }
 }
 
 /** "<cores>cpu-<cpu model slug>": results are compared only within a machine kind. */

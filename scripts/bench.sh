@@ -12,8 +12,11 @@ case "${1:-}" in
   e2e) shift; exec node --import tsx bench/e2e.bench.ts "$@" ;;
   --compare) shift; exec node --import tsx bench/e2e.bench.ts --compare "$@" ;;
 esac
+# The broker's in-process bench claims one core: pin it (libuv pool threads included) to one CPU.
+pin=()
+if command -v taskset >/dev/null; then pin=(taskset -c 0); fi
 for f in bench/*.bench.ts; do
   [ "$f" = bench/e2e.bench.ts ] && continue
   echo "== $f"
-  node --import tsx "$f"
+  if [ "$f" = bench/broker.bench.ts ]; then "${pin[@]}" node --import tsx "$f"; else node --import tsx "$f"; fi
 done
