@@ -28,7 +28,8 @@ export function createAppraiser(store: Store): Appraiser {
     async appraise({ claims, allowlist, now }): Promise<Appraisal> {
       const rows = await store.getActivePolicies()
       const policies = rows.map((r) => ({ row: r, p: compileCached(r.sha256, r.source) }))
-      const refs = activeRefs(await store.listReferenceValues(), now, claims.tee)
+      const refRows = await store.listReferenceValues()
+      const refs = activeRefs(refRows, now, claims.tee)
       const d = decide(
         policies.map((x) => x.p),
         { claims: toPolicyClaims(claims), refs: refs.refs, refIds: refs.byValue, ...(allowlist ? { allowlist } : {}), now },
@@ -37,10 +38,11 @@ export function createAppraiser(store: Store): Appraiser {
       // carries and whose version the release path re-checks; other allowing policies are audited.
       const chosen = d.decisions.filter((x) => x.allow).sort((a, b) => a.policy.localeCompare(b.policy))[0]
       if (!d.allow || !chosen) {
-        return { allow: false, policy: d.decisions.map((x) => x.policy).join(',') || '(none)', policyVersion: 0, failures: d.failures, grants: emptyGrants(), referenceIds: [] }
+        return { allow: false, policy: d.decisions.map((x) => x.policy).join(',') || '(none)', policyVersion: 0, failures: d.failures, grants: emptyGrants(), referenceIds: [], referenceValues: [] }
       }
       const row = policies.find((x) => x.p.name === chosen.policy)!.row
-      return { allow: true, policy: chosen.policy, policyVersion: row.version, failures: [], grants: chosen.grants, referenceIds: chosen.referenceIds }
+      const referenceValues = refRows.filter((r) => chosen.referenceIds.includes(r.id)).map((r) => r.value)
+      return { allow: true, policy: chosen.policy, policyVersion: row.version, failures: [], grants: chosen.grants, referenceIds: chosen.referenceIds, referenceValues }
     },
 
     async containmentFor(policy) {

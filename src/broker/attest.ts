@@ -138,9 +138,8 @@ export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOpt
   await assertNotQuarantined(deps, workload, { jkt })
 
   const policyId = `keyward:policy:${appraisal.policy}@${appraisal.policyVersion}`
-  const referenceValues = appraisal.referenceIds.length === 0 ? [] : (await deps.store.listReferenceValues()).filter((r) => appraisal.referenceIds.includes(r.id)).map((r) => r.value)
   const submods: EarInput['submods'] = {
-    [claims.tee]: { vector: teeTrustVector({ claims, referenceValues }), policyId, keyward: claimsToJson(claims) },
+    [claims.tee]: { vector: teeTrustVector({ claims, referenceValues: appraisal.referenceValues }), policyId, keyward: claimsToJson(claims) },
   }
   if (allowlist) submods['exec-allowlist'] = { vector: allowlistTrustVector(allowlist), policyId, keyward: jsonSafe({ ...allowlist }) }
   const ear = buildEarClaims({

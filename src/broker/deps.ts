@@ -25,6 +25,8 @@ export interface Appraisal {
   failures: PolicyFailure[]
   grants: Grants
   referenceIds: string[]
+  /** The values of referenceIds, from the same read of the store as the decision (they set the token's trustworthiness vector). */
+  referenceValues: string[]
 }
 
 /** The policy engine as the broker sees it (src/broker/appraiser.ts adapts src/policy). */

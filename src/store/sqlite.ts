@@ -103,6 +103,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
       .where(and(eq(t.nonces.id, ph('id')), isNull(t.nonces.usedAt), gt(t.nonces.expiresAt, ph('now'))))
       .returning({ id: t.nonces.id }).prepare(),
     getNonce: db.select().from(t.nonces).where(eq(t.nonces.id, ph('id'))).prepare(),
+    countNonces: db.select({ n: count() }).from(t.nonces).prepare(), // every challenge checks the cap
     latestSecret: db.select().from(t.secretVersions).where(liveSecret)
       .orderBy(desc(t.secretVersions.version)).limit(1).prepare(),
     secretVersion: db.select().from(t.secretVersions)
@@ -226,7 +227,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
     pruneNonces: (before) => run('pruneNonces', () =>
       db.delete(t.nonces).where(sql`${t.nonces.expiresAt} < ${before}`).run().changes),
     countNonces: () => run('countNonces', () =>
-      db.select({ n: count() }).from(t.nonces).get()?.n ?? 0),
+      hot.countNonces.get()?.n ?? 0),
 
     // --- DPoP proof ids ---
     nonceLive: (id, now) => run('nonceLive', () => {
