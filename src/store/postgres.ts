@@ -117,6 +117,47 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
       return hit.map((r) => ({ ...r, revokedAt: at }))
     })
 
+  // Statements on the per-request paths, prepared once: drizzle builds their SQL here instead of
+  // on every call (its query building was a tenth of the broker's CPU on PostgreSQL), and each
+  // connection parses them once (named statements). Writes that acknowledge nothing by themselves
+  // run on the relaxed pool, as above.
+  const ph = sql.placeholder
+  const liveSecret = and(eq(t.secretVersions.name, ph('name')), isNull(t.secretVersions.deletedAt))
+  const hot = {
+    insertNonce: relaxedDb.insert(t.nonces)
+      .values({ id: ph('id'), createdAt: ph('createdAt'), expiresAt: ph('expiresAt'), usedAt: null }).prepare('kw_insert_nonce'),
+    consumeNonce: relaxedDb.update(t.nonces).set({ usedAt: sql`${ph('now')}` })
+      .where(and(eq(t.nonces.id, ph('id')), isNull(t.nonces.usedAt), gt(t.nonces.expiresAt, ph('now'))))
+      .returning({ id: t.nonces.id }).prepare('kw_consume_nonce'),
+    getNonce: db.select().from(t.nonces).where(eq(t.nonces.id, ph('id'))).prepare('kw_get_nonce'),
+    countNonces: db.select({ n: count() }).from(t.nonces).prepare('kw_count_nonces'), // every challenge checks the cap
+    useDpopProof: relaxedDb.insert(t.dpopProofs).values({ id: ph('id'), expiresAt: ph('expiresAt') }).onConflictDoNothing().prepare('kw_use_dpop_proof'),
+    latestSecret: db.select().from(t.secretVersions).where(liveSecret).orderBy(desc(t.secretVersions.version)).limit(1).prepare('kw_latest_secret'),
+    secretVersion: db.select().from(t.secretVersions).where(and(liveSecret, eq(t.secretVersions.version, ph('version')))).prepare('kw_secret_version'),
+    // Read on every attestation (appraisal, drift) and release (grants re-check).
+    activePolicies: db.select().from(t.policies).where(eq(t.policies.active, true)).orderBy(asc(t.policies.name)).prepare('kw_active_policies'),
+    allReferenceValues: db.select().from(t.referenceValues).orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).prepare('kw_all_reference_values'),
+    getAk: db.select().from(t.aks).where(eq(t.aks.name, ph('name'))).prepare('kw_get_ak'),
+    insertAttestation: relaxedDb.insert(t.attestations).values({
+      jti: ph('jti'), jkt: ph('jkt'), tee: ph('tee'), policy: ph('policy'), policyVersion: ph('policyVersion'),
+      measurement: ph('measurement'), referenceIds: ph('referenceIds'), workload: ph('workload'), issuedAt: ph('issuedAt'),
+      expiresAt: ph('expiresAt'), revokedAt: ph('revokedAt'), akName: ph('akName'),
+    }).prepare('kw_insert_attestation'),
+    getAttestation: db.select().from(t.attestations).where(eq(t.attestations.jti, ph('jti'))).prepare('kw_get_attestation'),
+    upsertWorkload: relaxedDb.insert(t.workloads).values({
+      id: ph('id'), tee: ph('tee'), lastAttestedAt: ph('lastAttestedAt'), lastDecision: ph('lastDecision'),
+      actual: ph('actual'), divergedAt: ph('divergedAt'), baseline: ph('baseline'),
+    }).onConflictDoUpdate({
+      target: t.workloads.id,
+      set: {
+        tee: sql`excluded.tee`, lastAttestedAt: sql`excluded.last_attested_at`, lastDecision: sql`excluded.last_decision`,
+        actual: sql`excluded.actual`, divergedAt: sql`excluded.diverged_at`, baseline: sql`excluded.baseline`,
+      },
+    }).prepare('kw_upsert_workload'),
+    getWorkload: db.select().from(t.workloads).where(eq(t.workloads.id, ph('id'))).prepare('kw_get_workload'),
+    getQuarantine: db.select().from(t.quarantines).where(eq(t.quarantines.workload, ph('workload'))).prepare('kw_get_quarantine'),
+  }
+
   // Appends waiting for the current audit transaction are written together in the next one:
   // one lock, one head read, one multi-row INSERT and one commit for the whole batch.
   const auditQueue: PendingAudit[] = []
@@ -155,32 +196,28 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
 
     // --- nonces ---
     insertNonce: (row) => run('insertNonce', async () => {
-      await relaxedDb.insert(t.nonces).values({ ...row, usedAt: null })
+      await hot.insertNonce.execute({ id: row.id, createdAt: row.createdAt, expiresAt: row.expiresAt })
     }),
     consumeNonce: (id, now) => run('consumeNonce', async () => {
       // The conditional UPDATE is the decision: of any number of concurrent callers on any
       // number of replicas, exactly one gets the row back. The read only explains refusals.
-      const won = await relaxedDb.update(t.nonces).set({ usedAt: now })
-        .where(and(eq(t.nonces.id, id), isNull(t.nonces.usedAt), gt(t.nonces.expiresAt, now)))
-        .returning({ id: t.nonces.id })
+      const won = await hot.consumeNonce.execute({ id, now })
       if (won.length === 1) return 'ok' as const
-      const [row] = await db.select().from(t.nonces).where(eq(t.nonces.id, id))
+      const [row] = await hot.getNonce.execute({ id })
       if (row === undefined) return 'unknown' as const
       return row.usedAt !== null ? ('used' as const) : ('expired' as const)
     }),
     pruneNonces: (before) => run('pruneNonces', async () =>
       (await db.delete(t.nonces).where(lt(t.nonces.expiresAt, before))).rowCount ?? 0),
-    countNonces: () => run('countNonces', async () =>
-      (await db.select({ n: count() }).from(t.nonces))[0]?.n ?? 0),
+    countNonces: () => run('countNonces', async () => (await hot.countNonces.execute())[0]?.n ?? 0),
 
     // --- DPoP proof ids ---
     // The primary key decides: of concurrent inserts on any number of replicas, one inserts a row.
     nonceLive: (id, now) => run('nonceLive', async () => {
-      const [row] = await db.select().from(t.nonces).where(eq(t.nonces.id, id))
+      const [row] = await hot.getNonce.execute({ id })
       return row !== undefined && row.usedAt === null && row.expiresAt > now
     }),
-    useDpopProof: (id, expiresAt) => run('useDpopProof', async () =>
-      ((await relaxedDb.insert(t.dpopProofs).values({ id, expiresAt }).onConflictDoNothing()).rowCount ?? 0) === 1),
+    useDpopProof: (id, expiresAt) => run('useDpopProof', async () => ((await hot.useDpopProof.execute({ id, expiresAt })).rowCount ?? 0) === 1),
     insertKbsSession: (row) => run('insertKbsSession', async () => {
       await db.insert(t.kbsSessions).values(row)
     }),
@@ -207,10 +244,7 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
       return inserted
     }),
     getSecretVersion: (name, version) => run('getSecretVersion', async () => {
-      const live = and(eq(t.secretVersions.name, name), isNull(t.secretVersions.deletedAt))
-      const [r] = version === undefined
-        ? await db.select().from(t.secretVersions).where(live).orderBy(desc(t.secretVersions.version)).limit(1)
-        : await db.select().from(t.secretVersions).where(and(live, eq(t.secretVersions.version, version)))
+      const [r] = version === undefined ? await hot.latestSecret.execute({ name }) : await hot.secretVersion.execute({ name, version })
       return r === undefined ? null : toSecretRow(r)
     }),
     listSecrets: () => run('listSecrets', async () =>
@@ -245,8 +279,7 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
       if (audit) await appendAuditIn(q, [{ entry: audit.entry(version), at: audit.at }])
       return version
     }),
-    getActivePolicies: () => run('getActivePolicies', () =>
-      db.select().from(t.policies).where(eq(t.policies.active, true)).orderBy(asc(t.policies.name))),
+    getActivePolicies: () => run('getActivePolicies', () => hot.activePolicies.execute()),
     getPolicy: (name, version) => run('getPolicy', async () => {
       const [r] = version === undefined
         ? await db.select().from(t.policies).where(eq(t.policies.name, name)).orderBy(desc(t.policies.version)).limit(1)
@@ -263,9 +296,9 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
     }),
     listReferenceValues: (set) => run('listReferenceValues', async () =>
       (await (set === undefined
-        ? db.select().from(t.referenceValues)
-        : db.select().from(t.referenceValues).where(eq(t.referenceValues.set, set)))
-        .orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id))).map(toReferenceRow)),
+        ? hot.allReferenceValues.execute()
+        : db.select().from(t.referenceValues).where(eq(t.referenceValues.set, set))
+          .orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)))).map(toReferenceRow)),
     revokeReferenceValue: (id, by, at) => run('revokeReferenceValue', async () =>
       ((await db.update(t.referenceValues).set({ revokedAt: at, revokedBy: by })
         .where(and(eq(t.referenceValues.id, id), isNull(t.referenceValues.revokedAt)))).rowCount ?? 0) > 0),
@@ -290,7 +323,7 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
     putAk: (row) => run('putAk', async () => {
       await db.insert(t.aks).values(row)
     }),
-    getAk: (name) => run('getAk', async () => (await db.select().from(t.aks).where(eq(t.aks.name, name)))[0] ?? null),
+    getAk: (name) => run('getAk', async () => (await hot.getAk.execute({ name }))[0] ?? null),
     listAks: () => run('listAks', () => db.select().from(t.aks).orderBy(asc(t.aks.createdAt), asc(t.aks.name))),
     revokeAk: (name, at) => run('revokeAk', async () =>
       ((await db.update(t.aks).set({ revokedAt: at })
@@ -329,10 +362,9 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
 
     // --- attestations and workloads ---
     insertAttestation: (row) => run('insertAttestation', async () => {
-      await relaxedDb.insert(t.attestations).values(row)
+      await hot.insertAttestation.execute({ ...row })
     }),
-    getAttestation: (jti) => run('getAttestation', async () =>
-      (await db.select().from(t.attestations).where(eq(t.attestations.jti, jti)))[0] ?? null),
+    getAttestation: (jti) => run('getAttestation', async () => (await hot.getAttestation.execute({ jti }))[0] ?? null),
     // LIKE only narrows the candidates (on the JSON-escaped id); the parsed JSON list decides.
     revokeAttestationsByReference: (referenceId, at) =>
       revokeAttestations('revokeAttestationsByReference', at,
@@ -345,10 +377,9 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
     revokeAttestationsByKey: (jkt, workload, at) =>
       revokeAttestations('revokeAttestationsByKey', at, and(eq(t.attestations.jkt, jkt), eq(t.attestations.workload, workload))!, () => true),
     upsertWorkload: (row) => run('upsertWorkload', async () => {
-      const { id: _id, ...rest } = row
-      await relaxedDb.insert(t.workloads).values(row).onConflictDoUpdate({ target: t.workloads.id, set: rest })
+      await hot.upsertWorkload.execute({ ...row })
     }),
-    getWorkload: (id) => run('getWorkload', async () => (await db.select().from(t.workloads).where(eq(t.workloads.id, id)))[0] ?? null),
+    getWorkload: (id) => run('getWorkload', async () => (await hot.getWorkload.execute({ id }))[0] ?? null),
     listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id))),
 
     // --- alerts ---
@@ -362,7 +393,7 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
     }),
     listAlerts: () => run('listAlerts', () => db.select().from(t.alertOutbox).orderBy(asc(t.alertOutbox.createdAt), asc(t.alertOutbox.id))),
     quarantineWorkload: (row) => run('quarantineWorkload', async () => ((await db.insert(t.quarantines).values(row).onConflictDoNothing()).rowCount ?? 0) > 0),
-    getQuarantine: (workload) => run('getQuarantine', async () => (await db.select().from(t.quarantines).where(eq(t.quarantines.workload, workload)))[0] ?? null),
+    getQuarantine: (workload) => run('getQuarantine', async () => (await hot.getQuarantine.execute({ workload }))[0] ?? null),
     clearQuarantine: (workload) => run('clearQuarantine', async () => ((await db.delete(t.quarantines).where(eq(t.quarantines.workload, workload))).rowCount ?? 0) > 0),
     revokeAttestationsByWorkload: (workload, at) =>
       revokeAttestations('revokeAttestationsByWorkload', at, eq(t.attestations.workload, workload), () => true),
