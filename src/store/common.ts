@@ -2,9 +2,9 @@
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { DrizzleQueryError, sql, type SQL, type SQLWrapper } from 'drizzle-orm'
+import { DrizzleQueryError, sql, type Placeholder, type SQL, type SQLWrapper } from 'drizzle-orm'
 import { KeywardError } from '../errors.js'
-import type { AuditInput, AuditRow, ReferenceValueRow, SecretSummary, SecretVersionRow } from './types.js'
+import type { AttestationRow, AuditInput, AuditRow, ReferenceValueRow, SecretSummary, SecretVersionRow, WorkloadRow } from './types.js'
 
 /** The driver's own error under drizzle's DrizzleQueryError (whose message carries query params). */
 export function driverError(e: unknown): unknown {
@@ -202,3 +202,21 @@ export interface PendingAudit {
 
 /** The most appends one audit transaction writes (the rest wait for the next one). */
 export const AUDIT_BATCH_MAX = 500
+
+/** One placeholder per field of a row, named after it: the values of an INSERT prepared once. */
+function rowPlaceholders<K extends string>(fields: readonly K[]): { [F in K]: Placeholder<F> } {
+  return Object.fromEntries(fields.map((f) => [f, sql.placeholder(f)])) as { [F in K]: Placeholder<F> }
+}
+
+// The rows both stores write on every decision, as prepared-statement parameters (sqlite.ts and
+// postgres.ts prepare the same INSERTs on their own dialect). Each name must be a field of the row
+// type; drizzle's typing of values() refuses a list that lacks a NOT NULL column.
+const ATTESTATION_FIELDS = ['jti', 'jkt', 'tee', 'policy', 'policyVersion', 'measurement', 'referenceIds', 'workload', 'issuedAt', 'expiresAt', 'revokedAt', 'akName'] as const satisfies readonly (keyof AttestationRow)[]
+const WORKLOAD_FIELDS = ['id', 'tee', 'lastAttestedAt', 'lastDecision', 'actual', 'divergedAt', 'baseline'] as const satisfies readonly (keyof WorkloadRow)[]
+export const attestationParams = rowPlaceholders(ATTESTATION_FIELDS)
+export const workloadParams = rowPlaceholders(WORKLOAD_FIELDS)
+/** ON CONFLICT (id) DO UPDATE SET: every other column of the workload takes the proposed row's value. */
+export const workloadUpsertSet = {
+  tee: sql`excluded.tee`, lastAttestedAt: sql`excluded.last_attested_at`, lastDecision: sql`excluded.last_decision`,
+  actual: sql`excluded.actual`, divergedAt: sql`excluded.diverged_at`, baseline: sql`excluded.baseline`,
+}

@@ -14,7 +14,8 @@ import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import { KeywardError } from '../errors.js'
 import { buildAuditRow, canonicalJson, normalizeAuditEntry } from '../audit/chain.js'
 import {
-  AUDIT_BATCH_MAX, MAX_TX_ATTEMPTS, backoff, type PendingAudit, clampLimit, isRetryable, migrationsFolder, parseIdList, summarizeSecrets,
+  AUDIT_BATCH_MAX, MAX_TX_ATTEMPTS, attestationParams, backoff, type PendingAudit, clampLimit, isRetryable, migrationsFolder, parseIdList, summarizeSecrets,
+  workloadParams, workloadUpsertSet,
   containsLiteral, toAuditRow, toBuffer, toReferenceRow, toSecretRow, toStoreError,
 } from './common.js'
 import { pgSchema as t } from './schema.js'
@@ -139,22 +140,10 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
     activePolicies: db.select().from(t.policies).where(eq(t.policies.active, true)).orderBy(asc(t.policies.name)).prepare('kw_active_policies'),
     allReferenceValues: db.select().from(t.referenceValues).orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).prepare('kw_all_reference_values'),
     getAk: db.select().from(t.aks).where(eq(t.aks.name, ph('name'))).prepare('kw_get_ak'),
-    insertAttestation: relaxedDb.insert(t.attestations).values({
-      jti: ph('jti'), jkt: ph('jkt'), tee: ph('tee'), policy: ph('policy'), policyVersion: ph('policyVersion'),
-      measurement: ph('measurement'), referenceIds: ph('referenceIds'), workload: ph('workload'), issuedAt: ph('issuedAt'),
-      expiresAt: ph('expiresAt'), revokedAt: ph('revokedAt'), akName: ph('akName'),
-    }).prepare('kw_insert_attestation'),
+    insertAttestation: relaxedDb.insert(t.attestations).values(attestationParams).prepare('kw_insert_attestation'),
     getAttestation: db.select().from(t.attestations).where(eq(t.attestations.jti, ph('jti'))).prepare('kw_get_attestation'),
-    upsertWorkload: relaxedDb.insert(t.workloads).values({
-      id: ph('id'), tee: ph('tee'), lastAttestedAt: ph('lastAttestedAt'), lastDecision: ph('lastDecision'),
-      actual: ph('actual'), divergedAt: ph('divergedAt'), baseline: ph('baseline'),
-    }).onConflictDoUpdate({
-      target: t.workloads.id,
-      set: {
-        tee: sql`excluded.tee`, lastAttestedAt: sql`excluded.last_attested_at`, lastDecision: sql`excluded.last_decision`,
-        actual: sql`excluded.actual`, divergedAt: sql`excluded.diverged_at`, baseline: sql`excluded.baseline`,
-      },
-    }).prepare('kw_upsert_workload'),
+    upsertWorkload: relaxedDb.insert(t.workloads).values(workloadParams)
+      .onConflictDoUpdate({ target: t.workloads.id, set: workloadUpsertSet }).prepare('kw_upsert_workload'),
     getWorkload: db.select().from(t.workloads).where(eq(t.workloads.id, ph('id'))).prepare('kw_get_workload'),
     getQuarantine: db.select().from(t.quarantines).where(eq(t.quarantines.workload, ph('workload'))).prepare('kw_get_quarantine'),
   }

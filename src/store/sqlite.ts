@@ -13,7 +13,7 @@ import { KeywardError } from '../errors.js'
 import { buildAuditRow, canonicalJson } from '../audit/chain.js'
 import {
   parseIdList, summarizeSecrets, toAuditRow, toBuffer, toReferenceRow, toSecretRow, toStoreError,
-  migrationsFolder, clampLimit, containsLiteral, AUDIT_BATCH_MAX, type PendingAudit,
+  migrationsFolder, clampLimit, containsLiteral, AUDIT_BATCH_MAX, type PendingAudit, attestationParams, workloadParams, workloadUpsertSet,
 } from './common.js'
 import { sqliteSchema as t } from './schema.js'
 import type { AttestationRow, AuditInput, AuditRow, Store } from './types.js'
@@ -115,21 +115,9 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
     allReferenceValues: db.select().from(t.referenceValues).orderBy(asc(t.referenceValues.createdAt), asc(t.referenceValues.id)).prepare(),
     getWorkload: db.select().from(t.workloads).where(eq(t.workloads.id, ph('id'))).prepare(),
     // Written or read on every attestation (the decision's rows, the AK, containment) and release.
-    insertAttestation: db.insert(t.attestations).values({
-      jti: ph('jti'), jkt: ph('jkt'), tee: ph('tee'), policy: ph('policy'), policyVersion: ph('policyVersion'),
-      measurement: ph('measurement'), referenceIds: ph('referenceIds'), workload: ph('workload'), issuedAt: ph('issuedAt'),
-      expiresAt: ph('expiresAt'), revokedAt: ph('revokedAt'), akName: ph('akName'),
-    }).prepare(),
-    upsertWorkload: db.insert(t.workloads).values({
-      id: ph('id'), tee: ph('tee'), lastAttestedAt: ph('lastAttestedAt'), lastDecision: ph('lastDecision'),
-      actual: ph('actual'), divergedAt: ph('divergedAt'), baseline: ph('baseline'),
-    }).onConflictDoUpdate({
-      target: t.workloads.id,
-      set: {
-        tee: sql`excluded.tee`, lastAttestedAt: sql`excluded.last_attested_at`, lastDecision: sql`excluded.last_decision`,
-        actual: sql`excluded.actual`, divergedAt: sql`excluded.diverged_at`, baseline: sql`excluded.baseline`,
-      },
-    }).prepare(),
+    insertAttestation: db.insert(t.attestations).values(attestationParams).prepare(),
+    upsertWorkload: db.insert(t.workloads).values(workloadParams)
+      .onConflictDoUpdate({ target: t.workloads.id, set: workloadUpsertSet }).prepare(),
     getAk: db.select().from(t.aks).where(eq(t.aks.name, ph('name'))).prepare(),
     getQuarantine: db.select().from(t.quarantines).where(eq(t.quarantines.workload, ph('workload'))).prepare(),
   }
