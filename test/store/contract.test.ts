@@ -310,14 +310,13 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
 
     it('upserts workloads', async () => {
       const w = { id: 'w1', tee: 'tpm', lastAttestedAt: T0, lastDecision: 'allow' as const, actual: '{}', divergedAt: null, baseline: '{"at":1}' as string | null }
+      // The second write changes every column but the key: each must take the new value.
+      const w2 = { ...w, tee: 'sev-snp', lastAttestedAt: T0 + 5, lastDecision: 'deny' as const, actual: '{"x":2}', divergedAt: T0 + 5, baseline: '{"at":2}' }
       await store.upsertWorkload(w)
-      await store.upsertWorkload({ ...w, lastAttestedAt: T0 + 5, lastDecision: 'deny', divergedAt: T0 + 5 })
+      await store.upsertWorkload(w2)
       await store.upsertWorkload({ ...w, id: 'w0', baseline: null })
-      expect(await store.listWorkloads()).toEqual([
-        { ...w, id: 'w0', baseline: null },
-        { ...w, lastAttestedAt: T0 + 5, lastDecision: 'deny', divergedAt: T0 + 5 },
-      ])
-      expect(await store.getWorkload('w1')).toEqual({ ...w, lastAttestedAt: T0 + 5, lastDecision: 'deny', divergedAt: T0 + 5 })
+      expect(await store.listWorkloads()).toEqual([{ ...w, id: 'w0', baseline: null }, w2])
+      expect(await store.getWorkload('w1')).toEqual(w2)
       expect(await store.getWorkload('nope')).toBeNull()
     })
   })
