@@ -8,7 +8,7 @@
 // - appendAudit: transaction holding pg_advisory_xact_lock(AUDIT) while it reads the head and
 //   appends; appends arriving meanwhile are group-committed in the next transaction.
 import pg from 'pg'
-import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lt, lte, max, sql, type SQL } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, gte, inArray, isNotNull, isNull, lt, lte, max, or, sql, type SQL } from 'drizzle-orm'
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import { KeywardError } from '../errors.js'
@@ -199,6 +199,8 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
     }),
     pruneNonces: (before) => run('pruneNonces', async () =>
       (await db.delete(t.nonces).where(lt(t.nonces.expiresAt, before))).rowCount ?? 0),
+    pruneSpentNonces: (now) => run('pruneSpentNonces', async () =>
+      (await db.delete(t.nonces).where(or(lt(t.nonces.expiresAt, now), isNotNull(t.nonces.usedAt)))).rowCount ?? 0),
     countNonces: () => run('countNonces', async () => (await hot.countNonces.execute())[0]?.n ?? 0),
 
     // --- DPoP proof ids ---

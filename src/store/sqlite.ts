@@ -6,7 +6,7 @@
 import { mkdirSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lt, lte, max, sql, type SQL } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, gte, inArray, isNotNull, isNull, lt, lte, max, or, sql, type SQL } from 'drizzle-orm'
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { KeywardError } from '../errors.js'
@@ -214,6 +214,8 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
     }),
     pruneNonces: (before) => run('pruneNonces', () =>
       db.delete(t.nonces).where(sql`${t.nonces.expiresAt} < ${before}`).run().changes),
+    pruneSpentNonces: (now) => run('pruneSpentNonces', () =>
+      db.delete(t.nonces).where(or(lt(t.nonces.expiresAt, now), isNotNull(t.nonces.usedAt))).run().changes),
     countNonces: () => run('countNonces', () =>
       hot.countNonces.get()?.n ?? 0),
 

@@ -287,7 +287,13 @@ export interface Store {
   insertNonce(row: NonceRow): Promise<void>
   consumeNonce(id: string, now: number): Promise<ConsumeNonceResult>
   pruneNonces(before: number): Promise<number>
-  /** Stored nonces, expired or not: what the outstanding-challenge cap bounds. */
+  /**
+   * What the outstanding-challenge cap prunes first: nonces expired at `now` and nonces already
+   * spent, so that clients who answer their challenges never fill the cap. A replay of a pruned
+   * spent nonce is ERR_NONCE_UNKNOWN instead of ERR_NONCE_USED: refused either way.
+   */
+  pruneSpentNonces(now: number): Promise<number>
+  /** Stored nonces, expired, spent or not: what the outstanding-challenge cap bounds (a flood cannot grow the table past it). */
   countNonces(): Promise<number>
 
   // DPoP proof ids: the first use across every replica wins (true), any later use is a replay

@@ -22,7 +22,9 @@ function appWith(h: Harness, limits: Partial<BrokerDeps['config']['limits']> = {
 
 async function attestBody(app: App, h: Harness, addr: string, over: Record<string, unknown> = {}) {
   const key = await createSessionKey('ES256')
-  const ch = (await (await app.request('/v1/challenge', { method: 'POST' }, from(addr))).json()) as { nonce: string }
+  const res = await app.request('/v1/challenge', { method: 'POST' }, from(addr))
+  expect(res.status, 'challenge').toBe(200)
+  const ch = (await res.json()) as { nonce: string }
   const nonce = Buffer.from(ch.nonce, 'base64url')
   const evidence = await testOnlyNitroCollector(h.pki, over).collect({ binding: bindingDigest(nonce, key.jktBytes), nonce })
   return { key, body: JSON.stringify({ tee: 'nitro', nonce: ch.nonce, key: key.publicJwk, evidence }) }
@@ -124,6 +126,39 @@ describe.each(['sqlite', 'postgres'] as const)('abuse controls on %s', (backend)
       expect(await h.deps.store.countNonces()).toBe(1)
     } finally {
       h.advance(-moved)
+    }
+  })
+
+  it('spent challenges do not hold the cap: at the cap they are pruned first, so attesting clients are never refused; a replay of one is still refused; unspent ones still fill the cap', async () => {
+    const ttl = h.deps.config.nonceTtlSeconds * 1000
+    h.advance(2 * ttl) // earlier tests' challenges have expired
+    try {
+      await h.deps.store.pruneSpentNonces(h.deps.clock().getTime())
+      // Earlier tests may leave live challenges behind (their clock moved back): room for 3 more.
+      const cap = (await h.deps.store.countNonces()) + 3
+      const app = appWith(h, { maxOutstandingNonces: cap })
+      const first = await attestBody(app, h, '192.0.2.40')
+      const attestFirst = () => app.request('/v1/attest', { method: 'POST', headers: json, body: first.body }, from('192.0.2.40'))
+      expect((await attestFirst()).status).toBe(200)
+      // Three times the cap of challenge → attest flows, none of them left waiting, within one TTL.
+      for (let i = 0; i < 3 * cap; i++) {
+        const a = await attestVia(app, h, `192.0.2.${41 + i}`)
+        expect(a.status, `flow ${i}`).toBe(200)
+      }
+      expect(await h.deps.store.countNonces()).toBeLessThanOrEqual(cap)
+      // The first nonce's row was pruned as spent: its replay is refused all the same.
+      const replay = await attestFirst()
+      expect(replay.status).toBe(403)
+      expect(['ERR_NONCE_USED', 'ERR_NONCE_UNKNOWN']).toContain(((await replay.json()) as any).error.code)
+      // Challenges nobody answers are outstanding: they still fill the cap.
+      await h.deps.store.pruneSpentNonces(h.deps.clock().getTime())
+      const room = cap - (await h.deps.store.countNonces())
+      for (let i = 0; i < room; i++) expect((await app.request('/v1/challenge', { method: 'POST' }, from(`192.0.2.${60 + i}`))).status).toBe(200)
+      const full = await app.request('/v1/challenge', { method: 'POST' }, from('192.0.2.70'))
+      expect(full.status).toBe(429)
+      expect(((await full.json()) as any).error.code).toBe('ERR_TOO_MANY_PENDING')
+    } finally {
+      h.advance(-2 * ttl)
     }
   })
 

@@ -120,6 +120,18 @@ describe('Trustee KBS protocol /kbs/v0 (SQLite, in-process)', () => {
     expect(await info(retry)).toMatchObject({ status: 401, detail: expect.stringMatching(/^ERR_NONCE_USED/) })
   })
 
+  it('spent challenges do not hold the outstanding-challenge cap: three times the cap of handshakes in a row all succeed', async () => {
+    await h.deps.store.pruneSpentNonces(h.deps.clock().getTime())
+    const cap = (await h.deps.store.countNonces()) + 2
+    const capped = createApp({ ...h.deps, config: { ...h.deps.config, limits: { ...h.deps.config.limits, maxOutstandingNonces: cap } } })
+    const cappedFetch: Fetch = async (path, init) => capped.request(`http://localhost${path}`, init)
+    for (let i = 0; i < 3 * cap; i++) {
+      const c = new RcarClient({ fetch: cappedFetch, tee: 'snp', evidence: (d) => snp.evidence(d) })
+      await expect(c.handshake(), `handshake ${i}`).resolves.toEqual(expect.any(String))
+    }
+    expect(await h.deps.store.countNonces()).toBeLessThanOrEqual(cap)
+  })
+
   it('tee-pubkey not bound in the report data: genuine evidence for key K1 presented with key K2 → 401 ERR_BINDING_MISMATCH, audited deny', async () => {
     const victim = new TeeKeyPair()
     const attacker = client()

@@ -96,6 +96,19 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       expect(await store.consumeNonce('p-1', 5)).toBe('unknown')
       expect(await store.consumeNonce('p-2', 5)).toBe('ok')
     })
+
+    it('prunes spent and expired nonces for the cap, and keeps the live unspent ones', async () => {
+      await store.insertNonce({ id: 's-spent', createdAt: 0, expiresAt: 1000 })
+      await store.insertNonce({ id: 's-live', createdAt: 0, expiresAt: 1000 })
+      await store.insertNonce({ id: 's-expired', createdAt: 0, expiresAt: 10 })
+      expect(await store.consumeNonce('s-spent', 5)).toBe('ok')
+      const before = await store.countNonces()
+      expect(await store.pruneSpentNonces(15)).toBeGreaterThanOrEqual(2)
+      expect(await store.countNonces()).toBeLessThanOrEqual(before - 2)
+      expect(await store.consumeNonce('s-spent', 20)).toBe('unknown')
+      expect(await store.consumeNonce('s-expired', 5)).toBe('unknown')
+      expect(await store.consumeNonce('s-live', 20)).toBe('ok')
+    })
   })
 
   describe('secrets', () => {

@@ -90,7 +90,7 @@ export async function kbsAuth(deps: BrokerDeps, body: unknown): Promise<KbsChall
   const ttl = deps.config.nonceTtlSeconds
   await enforceCap(
     () => deps.store.countNonces(),
-    async () => (await deps.store.pruneKbsSessions(now), deps.store.pruneNonces(now)),
+    async () => (await deps.store.pruneKbsSessions(now), deps.store.pruneSpentNonces(now)),
     deps.config.limits.maxOutstandingNonces,
     'challenges',
     ttl,

@@ -1,5 +1,5 @@
 // POST /v1/challenge: a fresh 32-byte nonce, single use, nonceTtlSeconds long. Outstanding
-// challenges are capped (limits.maxOutstandingNonces); at the cap, expired ones are pruned first.
+// challenges are capped (limits.maxOutstandingNonces); at the cap, expired and spent ones are pruned first.
 import { Hono } from 'hono'
 import { randomBytes } from 'node:crypto'
 import { enforceCap } from '../abuse.js'
@@ -15,7 +15,7 @@ export function challengeRoutes({ deps, noise }: RouteContext): Hono<Env> {
     try {
       await enforceCap(
         () => deps.store.countNonces(),
-        () => deps.store.pruneNonces(now),
+        () => deps.store.pruneSpentNonces(now),
         deps.config.limits.maxOutstandingNonces,
         'challenges',
         deps.config.nonceTtlSeconds,
