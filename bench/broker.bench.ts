@@ -11,7 +11,7 @@
 // audit rows of concurrent decisions share one commit). scripts/bench.sh pins the process, pool
 // threads included, to one CPU with taskset, so "one core" holds for both.
 import { generateKeyPairSync, sign, verify, createSign, diffieHellman, createPublicKey, createPrivateKey } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { encode } from 'cborg'
@@ -35,15 +35,36 @@ async function time(n: number, f: () => Promise<unknown> | unknown): Promise<num
   return (n * 1000) / (performance.now() - t)
 }
 
-/** ops/s of n calls of f with k of them in flight at once (k loops pulling from one counter). */
-async function timeConcurrent(n: number, k: number, f: () => Promise<unknown>): Promise<number> {
+/** CPU ms of the main thread (from /proc: Linux only, else NaN) and of the whole process (pool threads, GC). */
+function cpuMs(): { main: number; process: number } {
+  let main = NaN
+  try {
+    // Fields 14 and 15 of /proc/<pid>/task/<tid>/stat (after the parenthesized name): utime, stime in clock ticks (USER_HZ, 100 on Linux).
+    const f = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    main = (Number(f[11]) + Number(f[12])) * 10
+  } catch {
+    // not Linux
+  }
+  const u = process.cpuUsage()
+  return { main, process: (u.user + u.system) / 1000 }
+}
+
+/**
+ * ops/s of n calls of f with k of them in flight at once (k loops pulling from one counter), and
+ * the CPU each call cost on the main thread and in the whole process: steadier than ops/s on a
+ * shared machine, and it shows whether the event loop is what limits the rate.
+ */
+async function timeConcurrent(n: number, k: number, f: () => Promise<unknown>): Promise<{ opsPerSec: number; mainMsPerOp: number; processMsPerOp: number }> {
   let left = n
   const loop = async (): Promise<void> => {
     while (left-- > 0) await f()
   }
+  const c0 = cpuMs()
   const t = performance.now()
   await Promise.all(Array.from({ length: k }, loop))
-  return (n * 1000) / (performance.now() - t)
+  const ms = performance.now() - t
+  const c1 = cpuMs()
+  return { opsPerSec: (n * 1000) / ms, mainMsPerOp: (c1.main - c0.main) / n, processMsPerOp: (c1.process - c0.process) / n }
 }
 
 async function main(): Promise<void> {
@@ -121,12 +142,16 @@ spec:
     const releaseInflight = await timeConcurrent(N, INFLIGHT, releaseOnce)
     const releaseFloor = (releaseFloor1 + (await time(N, releaseFloorOp))) / 2
 
-    const row = (name: string, ops: number, floor: number) => console.log(`${name.padEnd(12)} ${ops.toFixed(0).padStart(6)} ops/s   floor ${floor.toFixed(0).padStart(6)} ops/s   ratio ${(ops / floor).toFixed(2)}`)
+    const row = (name: string, ops: number, floor: number, cpu?: { mainMsPerOp: number; processMsPerOp: number }) =>
+      console.log(
+        `${name.padEnd(12)} ${ops.toFixed(0).padStart(6)} ops/s   floor ${floor.toFixed(0).padStart(6)} ops/s   ratio ${(ops / floor).toFixed(2)}` +
+          (cpu ? `   CPU/op: main thread ${cpu.mainMsPerOp.toFixed(2)} ms, process ${cpu.processMsPerOp.toFixed(2)} ms` : ''),
+      )
     console.log(`keyward broker, one core, SQLite, ${N} operations each (evidence and DPoP proofs prepared outside the loop)`)
     row('attest', attest, attestFloor)
-    row(`attest ×${INFLIGHT}`, attestInflight, attestFloor)
+    row(`attest ×${INFLIGHT}`, attestInflight.opsPerSec, attestFloor, attestInflight)
     row('release', release, releaseFloor)
-    row(`release ×${INFLIGHT}`, releaseInflight, releaseFloor)
+    row(`release ×${INFLIGHT}`, releaseInflight.opsPerSec, releaseFloor, releaseInflight)
     await deps.store.close()
   } finally {
     rmSync(dir, { recursive: true, force: true })
