@@ -5,8 +5,9 @@
 // - putSecretVersion: INSERT ... ON CONFLICT DO NOTHING on the (name, version) primary key;
 // - putPolicy: transaction + per-name advisory lock + partial unique index, retried on conflict;
 // - putSecretVersion and putPolicy append their audit row inside their own transaction;
-// - appendAudit: transaction holding pg_advisory_xact_lock(AUDIT) while it reads the head and
-//   appends; appends arriving meanwhile are group-committed in the next transaction.
+// - appendAudit: appends arriving together are group-committed by one INSERT chained from the
+//   head this process last saw (APPEND_AUDIT_SQL); the seq primary key and a guard on that head
+//   refuse it when another writer moved the head, and the batch is re-chained from a fresh read.
 import pg from 'pg'
 import { and, asc, count, desc, eq, gt, gte, inArray, isNotNull, isNull, lt, lte, max, or, sql, type SQL } from 'drizzle-orm'
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
@@ -14,7 +15,7 @@ import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import { KeywardError } from '../errors.js'
 import { buildAuditRow, canonicalJson, normalizeAuditEntry } from '../audit/chain.js'
 import {
-  AUDIT_BATCH_MAX, MAX_TX_ATTEMPTS, attestationParams, backoff, type PendingAudit, clampLimit, isRetryable, migrationsFolder, parseIdList, summarizeSecrets,
+  AUDIT_BATCH_MAX, MAX_TX_ATTEMPTS, attestationParams, backoff, type PendingAudit, clampLimit, isRetryable, isUniqueViolation, migrationsFolder, parseIdList, summarizeSecrets,
   workloadParams, workloadUpsertSet,
   containsLiteral, toAuditRow, toBuffer, toReferenceRow, toSecretRow, toStoreError,
 } from './common.js'
@@ -86,6 +87,23 @@ async function appendAuditIn(q: Db, entries: readonly { entry: AuditInput; at: n
   return built
 }
 
+/**
+ * One statement, so one round trip and one synchronous commit, for a batch of audit rows already
+ * chained from the head ($9 seq, $10 hash; both null for an empty chain). It inserts only if that
+ * head is still the chain's last row: the seq primary key refuses a row another writer added first
+ * (unique violation), and the guard refuses a head that is gone (the log was restored to an
+ * earlier point), so a batch never leaves a gap or a fork. The advisory lock is the one
+ * appendAuditIn takes, so a transaction appending under it (putPolicy, putSecretVersion) is not
+ * made to retry by a batch written between its head read and its insert.
+ */
+const APPEND_AUDIT_SQL = `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($11, $12))
+INSERT INTO audit_log (seq, at, type, subject, decision, detail, prev_hash, hash)
+SELECT u.seq, u.at, u.type, u.subject, u.decision, u.detail, u.prev_hash, u.hash
+FROM lock, unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+  AS u(seq, at, type, subject, decision, detail, prev_hash, hash)
+WHERE CASE WHEN $9::bigint IS NULL THEN NOT EXISTS (SELECT 1 FROM audit_log)
+  ELSE EXISTS (SELECT 1 FROM audit_log WHERE seq = $9::bigint AND hash = $10::text) END`
+
 function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxedDb: Db): Store {
   let closed = false
   const run = async <T>(op: string, fn: () => Promise<T>): Promise<T> => {
@@ -148,8 +166,43 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
     getQuarantine: db.select().from(t.quarantines).where(eq(t.quarantines.workload, ph('workload'))).prepare('kw_get_quarantine'),
   }
 
-  // Appends waiting for the current audit transaction are written together in the next one:
-  // one lock, one head read, one multi-row INSERT and one commit for the whole batch.
+  // The chain's head as this process last wrote or read it; undefined when it must be read again
+  // (at start, and after any append that did not go as expected).
+  let auditHead: { seq: number; hash: string } | null | undefined
+  const auditHeadQuery = db.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
+    .orderBy(desc(t.auditLog.seq)).limit(1).prepare('kw_audit_head')
+  const appendBatch = async (batch: readonly PendingAudit[]): Promise<AuditRow[]> => {
+    for (let attempt = 1; ; attempt++) {
+      if (auditHead === undefined) auditHead = (await auditHeadQuery.execute())[0] ?? null
+      const head = auditHead
+      let prev = head
+      const rows = batch.map((p) => (prev = buildAuditRow(prev, p.entry, p.at)))
+      const col = <K extends keyof AuditRow>(k: K) => rows.map((r) => r[k])
+      auditHead = undefined
+      let inserted = 0
+      try {
+        const r = await pool.query({
+          name: 'kw_append_audit',
+          text: APPEND_AUDIT_SQL,
+          values: [col('seq'), col('at'), col('type'), col('subject'), col('decision'), rows.map((r) => canonicalJson(r.detail)), col('prevHash'), col('hash'),
+            head?.seq ?? null, head?.hash ?? null, LOCK_CLASS, LOCK_AUDIT],
+        })
+        inserted = r.rowCount ?? 0
+      } catch (e) {
+        if (!isUniqueViolation(e) || attempt >= MAX_TX_ATTEMPTS) throw e
+      }
+      if (inserted === rows.length) {
+        auditHead = rows.at(-1)!
+        return rows
+      }
+      // Another writer moved the head, or it is gone: chain the batch again from a fresh read.
+      if (attempt >= MAX_TX_ATTEMPTS) throw new Error('the audit head kept moving under every attempt')
+      await backoff(attempt)
+    }
+  }
+
+  // Appends waiting for the current audit batch are written together in the next one: one
+  // multi-row INSERT and one commit for the whole batch (APPEND_AUDIT_SQL).
   const auditQueue: PendingAudit[] = []
   let auditFlush: Promise<void> | null = null
   const flushAudit = async (): Promise<void> => {
@@ -158,8 +211,9 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
         const batch = auditQueue.splice(0, AUDIT_BATCH_MAX)
         let rows: AuditRow[]
         try {
-          rows = await tx('appendAudit', (q) => appendAuditIn(q, batch))
-        } catch (e) {
+          rows = await appendBatch(batch)
+        } catch (err) {
+          const e = toStoreError(err, 'appendAudit')
           for (const p of batch) p.reject(e)
           continue
         }
@@ -232,7 +286,10 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
         wrappedKey: toBuffer(row.wrappedKey),
       }).onConflictDoNothing()
       const inserted = r.rowCount === 1
-      if (inserted && audit) await appendAuditIn(q, [{ entry: audit.entry(row.version), at: audit.at }])
+      if (inserted && audit) {
+        auditHead = undefined // this transaction moves the head the batches chain from
+        await appendAuditIn(q, [{ entry: audit.entry(row.version), at: audit.at }])
+      }
       return inserted
     }),
     getSecretVersion: (name, version) => run('getSecretVersion', async () => {
@@ -268,7 +325,10 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
       await q.update(t.policies).set({ active: false })
         .where(and(eq(t.policies.name, row.name), eq(t.policies.active, true)))
       await q.insert(t.policies).values({ ...row, version, active: true })
-      if (audit) await appendAuditIn(q, [{ entry: audit.entry(version), at: audit.at }])
+      if (audit) {
+        auditHead = undefined // this transaction moves the head the batches chain from
+        await appendAuditIn(q, [{ entry: audit.entry(version), at: audit.at }])
+      }
       return version
     }),
     getActivePolicies: () => run('getActivePolicies', () => hot.activePolicies.execute()),

@@ -450,6 +450,37 @@ describe.each<Backend>(['sqlite', 'postgres'])('audit tamper detection and resta
     }
   }
 
+  it('two stores on one database appending in turns and at once keep one chain: a head another writer moved is re-read, never forked', async () => {
+    const a = await loc.open()
+    const b = await loc.open()
+    try {
+      await loc.exec('DELETE FROM audit_log')
+      // A, A, B, A, A, B: A's appends start from its own last row, then from one B added.
+      for (let i = 0; i < 6; i++) await (i % 3 === 2 ? b : a).appendAudit({ type: 'attest', subject: `t${i}`, decision: 'info', detail: { i } }, T0 + i)
+      await Promise.all(Array.from({ length: 10 }, (_, i) => [a, b].map((s, j) => s.appendAudit({ type: 'release', subject: `c${i}-${j}`, decision: 'allow', detail: { i, j } }, T0 + 100 + i))).flat())
+      const rows = await a.listAudit({})
+      expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 26 }, (_, i) => i + 1))
+      expect(verifyAuditChain(rows)).toMatchObject({ ok: true, count: 26 })
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+
+  it('an append after the log was cut back (restored to an earlier point) chains onto the row now last, leaving no gap', async () => {
+    const s = await loc.open()
+    try {
+      await loc.exec('DELETE FROM audit_log')
+      for (let i = 1; i <= 4; i++) await s.appendAudit({ type: 'attest', subject: `r${i}`, decision: 'info', detail: { i } }, T0 + i)
+      await loc.exec('DELETE FROM audit_log WHERE seq > ?', [2])
+      const row = await s.appendAudit({ type: 'attest', subject: 'after-restore', decision: 'info', detail: {} }, T0 + 10)
+      expect(row.seq).toBe(3)
+      expect(verifyAuditChain(await s.listAudit({}))).toMatchObject({ ok: true, count: 3 })
+    } finally {
+      await s.close()
+    }
+  })
+
   it('detects an edited row', async () => {
     await seed()
     expect(await verify()).toMatchObject({ ok: true, count: 5 })
