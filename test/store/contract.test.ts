@@ -411,6 +411,16 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       expect(verifyAuditChain(rows)).toMatchObject({ ok: true, count: 42 })
     })
 
+    it('stores subjects and details with quotes, backslashes, braces, commas, NULL and non-ASCII byte for byte when batched', async () => {
+      const awkward = ['"quoted"', 'back\\slash', '{a,b}', 'NULL', 'null', '', 'x,y', 'tab\there', 'näïve 🔑', '\\"{}\\,']
+      const before = (await store.listAudit({ limit: 1000 })).length
+      const written = await Promise.all(awkward.map((s, i) => store.appendAudit({ type: `t${s}`, subject: s, decision: 'info', detail: { s, list: [s, { [s || 'k']: s }] } }, T0 + 60 + i)))
+      const rows = (await store.listAudit({ limit: 1000 })).slice(before)
+      expect(rows).toEqual(written)
+      expect(rows.map((r) => r.subject)).toEqual(awkward)
+      expect(verifyAuditChain(await store.listAudit({ limit: 1000 }))).toMatchObject({ ok: true })
+    })
+
     it('lists the rows since a time, oldest first, the newest ones when over the limit', async () => {
       for (let i = 0; i < 5; i++) await store.appendAudit({ type: 'release', subject: 'late', decision: 'allow', detail: { i } }, T0 + 100 + i)
       expect((await store.listAuditSince(T0 + 100, 1000)).map((r) => r.at)).toEqual([T0 + 100, T0 + 101, T0 + 102, T0 + 103, T0 + 104])
