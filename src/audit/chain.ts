@@ -136,6 +136,11 @@ export function buildAuditRow(
   return { ...fields, prevHash, hash: auditHash(prevHash, fields) }
 }
 
+/** Builds consecutive rows chained from `prev` (the head, or null for an empty chain), one per entry in order. */
+export function buildAuditRows(prev: { seq: number; hash: string } | null, entries: readonly { entry: AuditInput; at: number }[]): AuditRow[] {
+  return entries.map((p) => (prev = buildAuditRow(prev, p.entry, p.at)))
+}
+
 export type AuditChainResult =
   | { ok: true; count: number; head: { seq: number; hash: string } | null }
   | { ok: false; seq: number; reason: string }

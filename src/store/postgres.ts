@@ -13,7 +13,7 @@ import { and, asc, count, desc, eq, gt, gte, inArray, isNotNull, isNull, lt, lte
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import { KeywardError } from '../errors.js'
-import { buildAuditRow, canonicalJson, normalizeAuditEntry } from '../audit/chain.js'
+import { buildAuditRows, canonicalJson, normalizeAuditEntry } from '../audit/chain.js'
 import {
   AUDIT_BATCH_MAX, MAX_TX_ATTEMPTS, attestationParams, backoff, type PendingAudit, clampLimit, isRetryable, isUniqueViolation, migrationsFolder, parseIdList, summarizeSecrets,
   workloadParams, workloadUpsertSet,
@@ -77,12 +77,7 @@ async function appendAuditIn(q: Db, entries: readonly { entry: AuditInput; at: n
   await q.execute(sql`SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${LOCK_AUDIT})`)
   const [head] = await q.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
     .orderBy(desc(t.auditLog.seq)).limit(1)
-  let prev: { seq: number; hash: string } | null = head ?? null
-  const built = entries.map((p) => {
-    const row = buildAuditRow(prev, p.entry, p.at)
-    prev = row
-    return row
-  })
+  const built = buildAuditRows(head ?? null, entries)
   await q.insert(t.auditLog).values(built.map((r) => ({ ...r, detail: canonicalJson(r.detail) })))
   return built
 }
@@ -175,8 +170,7 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
     for (let attempt = 1; ; attempt++) {
       if (auditHead === undefined) auditHead = (await auditHeadQuery.execute())[0] ?? null
       const head = auditHead
-      let prev = head
-      const rows = batch.map((p) => (prev = buildAuditRow(prev, p.entry, p.at)))
+      const rows = buildAuditRows(head, batch)
       const col = <K extends keyof AuditRow>(k: K) => rows.map((r) => r[k])
       auditHead = undefined
       let inserted = 0
