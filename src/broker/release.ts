@@ -3,8 +3,9 @@
 // encrypted as a compact JWE to that same key. createReleases() holds the three releases
 // (secret, Vault token, tool credential) and audits each outcome; routes/{secrets,vault,
 // credentials}.ts only read the request into a ReleaseCaller and answer with the body.
-import { CompactEncrypt, decodeJwt, type JWK } from 'jose'
-import { cachedPublicKey } from './jwk-cache.js'
+import { decodeJwt, type JWK } from 'jose'
+import { cachedKeyObject } from './jwk-cache.js'
+import { compactJwe, encryptJwe } from './jwe.js'
 import { KeywardError, isKeywardError } from '../errors.js'
 import type { BrokerDeps, Grants } from './deps.js'
 import type { EarClaims } from './tokens.js'
@@ -59,11 +60,9 @@ export function createAuthenticator(deps: BrokerDeps) {
   }
 }
 
-/** Encrypts to the workload key: ECDH-ES+A256KW for EC keys, RSA-OAEP-256 for RSA, A256GCM content. */
-export async function encryptToKey(key: JWK, plaintext: Uint8Array, headers: Record<string, string> = {}): Promise<string> {
-  const alg = key.kty === 'RSA' ? 'RSA-OAEP-256' : 'ECDH-ES+A256KW'
-  const pub = await cachedPublicKey(key, alg)
-  return new CompactEncrypt(plaintext).setProtectedHeader({ alg, enc: 'A256GCM', ...headers }).encrypt(pub)
+/** Encrypts to the workload key as a compact JWE: ECDH-ES+A256KW for EC keys, RSA-OAEP-256 for RSA, A256GCM content (src/broker/jwe.ts). */
+export function encryptToKey(key: JWK, plaintext: Uint8Array, headers: Record<string, string> = {}): string {
+  return compactJwe(encryptJwe(cachedKeyObject(key), plaintext, headers))
 }
 
 export interface ReleaseLabel {

@@ -2,9 +2,8 @@
 // Signing keys live in the store with their private half sealed, so every replica signs with
 // the same key and serves the same JWKS. A rotated key stays published until every token it
 // signed has expired.
-import { randomUUID } from 'node:crypto'
+import { createPrivateKey, randomUUID, type JsonWebKey, type KeyObject } from 'node:crypto'
 import {
-  SignJWT,
   jwtVerify,
   generateKeyPair,
   exportJWK,
@@ -20,6 +19,7 @@ import type { SigningKeyRow, Store } from '../store/types.js'
 import { SIGNING_KEY_LABEL } from '../sealing/sealer.js'
 import { isSpiffeKeyRow } from '../spiffe/authority.js'
 import { EAR_PROFILE_DRAFT, EAR_PROFILE_VERAISON } from './ear.js'
+import { signEs256 } from './jws.js'
 
 /**
  * Explicit JWT types (RFC 8725 §3.11), so that no kind of token passes where another is
@@ -52,7 +52,8 @@ interface LoadedKey {
   kid: string
   publicJwk: JWK
   verifyKey: JoseKey
-  signKey?: JoseKey
+  /** node:crypto, for the synchronous signer in jws.ts. */
+  signKey?: KeyObject
   createdAt: number
   retiredAt: number | null
 }
@@ -125,7 +126,7 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
       const row = (await opts.store.listSigningKeys()).find((r) => r.kid === k!.kid && !isSpiffeKeyRow(r))
       if (!row) throw new KeywardError('ERR_INTERNAL', 'signing key vanished')
       const priv = await opts.sealer.unsealJson<JWK>(SEAL_PURPOSE, row.sealedPrivate)
-      k.signKey = await importJWK(priv, 'ES256')
+      k.signKey = createPrivateKey({ key: priv as JsonWebKey, format: 'jwk' })
     }
     return k
   }
@@ -151,15 +152,10 @@ export async function createTokenIssuer(opts: TokenIssuerOptions): Promise<Token
     const k = await active()
     const now = Math.floor(opts.clock().getTime() / 1000)
     const jti = randomUUID()
-    const jwt = new SignJWT(payload)
-      .setProtectedHeader({ alg: 'ES256', kid: k.kid, typ })
-      .setIssuer(issuer)
-      .setAudience(audience)
-      .setIssuedAt(now)
-      .setExpirationTime(now + ttlSeconds)
-      .setJti(jti)
-    if (subject) jwt.setSubject(subject)
-    return { token: await jwt.sign(k.signKey!), jti, expiresAt: (now + ttlSeconds) * 1000 }
+    // The registered claims are set last, as jose's SignJWT setters did: a payload cannot override them.
+    const claims: Record<string, unknown> = { ...payload, iss: issuer, aud: audience, iat: now, exp: now + ttlSeconds, jti }
+    if (subject) claims.sub = subject
+    return { token: signEs256({ kid: k.kid, typ }, claims, k.signKey!), jti, expiresAt: (now + ttlSeconds) * 1000 }
   }
 
   const maxTtl = Math.max(opts.maxTtlSeconds ?? opts.ttlSeconds, opts.ttlSeconds)
