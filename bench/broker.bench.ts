@@ -11,7 +11,8 @@
 // audit rows of concurrent decisions share one commit). scripts/bench.sh pins the process, pool
 // threads included, to one CPU with taskset, so "one core" holds for both.
 import { generateKeyPairSync, sign, verify, createSign, diffieHellman, createPublicKey, createPrivateKey } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { encode } from 'cborg'
@@ -27,6 +28,23 @@ import { toHex } from '../src/util/bytes.js'
 
 const N = Number(process.env.BENCH_N ?? 300)
 const INFLIGHT = Number(process.env.BENCH_INFLIGHT ?? 16)
+/** BENCH_PROFILE=<dir>: a V8 CPU profile of each ×16 run, main thread only (<dir>/<name>.cpuprofile, for DevTools or speedscope). */
+const PROFILE_DIR = process.env.BENCH_PROFILE
+
+async function profiled<T>(name: string, f: () => Promise<T>): Promise<T> {
+  if (!PROFILE_DIR) return f()
+  const s = new Session()
+  s.connect()
+  await s.post('Profiler.enable')
+  await s.post('Profiler.start')
+  try {
+    return await f()
+  } finally {
+    const { profile } = await s.post('Profiler.stop')
+    writeFileSync(join(PROFILE_DIR, `${name}.cpuprofile`), JSON.stringify(profile))
+    s.disconnect()
+  }
+}
 
 async function time(n: number, f: () => Promise<unknown> | unknown): Promise<number> {
   for (let i = 0; i < Math.min(20, n); i++) await f() // warm-up
@@ -125,7 +143,7 @@ spec:
     }
     const attestFloor1 = await time(N, attestFloorOp)
     const attest = await time(N, attestOnce)
-    const attestInflight = await timeConcurrent(N, INFLIGHT, attestOnce)
+    const attestInflight = await profiled('attest', () => timeConcurrent(N, INFLIGHT, attestOnce))
     // The machine may be shared: the floor is measured just before and just after, and averaged.
     const attestFloor = (attestFloor1 + (await time(N, attestFloorOp))) / 2
     const url = 'http://localhost/v1/secrets/bench-secret'
@@ -139,7 +157,7 @@ spec:
     }
     const releaseFloor1 = await time(N, releaseFloorOp)
     const release = await time(N, releaseOnce)
-    const releaseInflight = await timeConcurrent(N, INFLIGHT, releaseOnce)
+    const releaseInflight = await profiled('release', () => timeConcurrent(N, INFLIGHT, releaseOnce))
     const releaseFloor = (releaseFloor1 + (await time(N, releaseFloorOp))) / 2
 
     const row = (name: string, ops: number, floor: number, cpu?: { mainMsPerOp: number; processMsPerOp: number }) =>
