@@ -2,7 +2,7 @@
 // attestation token is bound to (cnf.jkt). A stolen token without the key gets nothing, and a
 // captured request (token + proof) opens nothing a second time on any replica: proof ids are
 // consumed in the shared store.
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, KeyObject, randomBytes } from 'node:crypto'
 import { jwtVerify, decodeProtectedHeader, type JWK } from 'jose'
 import { cachedPublicKey, cachedThumbprint } from './jwk-cache.js'
 import { KeywardError } from '../errors.js'
@@ -29,6 +29,12 @@ export interface DpopCheck {
   nonceValid?: (nonce: unknown) => Promise<boolean>
 }
 
+/** The key a valid proof was signed with: its JWK, and the same key for node:crypto (the release JWE is encrypted to it). */
+export interface ProofKey {
+  jwk: JWK
+  publicKey: KeyObject
+}
+
 /** Records a proof id until expiresAt; false when it was seen before (anywhere the store is shared). */
 export type UseProofId = (id: string, expiresAt: number) => Promise<boolean>
 
@@ -36,7 +42,7 @@ const fail = (m: string): never => {
   throw new KeywardError('ERR_DPOP_INVALID', m)
 }
 
-export async function verifyDpopProof(c: DpopCheck, useProofId: UseProofId): Promise<JWK> {
+export async function verifyDpopProof(c: DpopCheck, useProofId: UseProofId): Promise<ProofKey> {
   let header
   try {
     header = decodeProtectedHeader(c.proof)
@@ -48,10 +54,11 @@ export async function verifyDpopProof(c: DpopCheck, useProofId: UseProofId): Pro
   const jwk = header.jwk as JWK | undefined
   if (jwk !== undefined && (jwk.d !== undefined || jwk.p !== undefined || jwk.k !== undefined)) fail('DPoP proof jwk must be public')
   let payload
+  let key
   try {
     // The embedded key, as jose's EmbeddedJWK takes it, imported once per key (src/broker/jwk-cache.ts).
     if (jwk === undefined || typeof jwk !== 'object') throw new TypeError('no jwk')
-    const key = await cachedPublicKey(jwk, header.alg!)
+    key = await cachedPublicKey(jwk, header.alg!)
     ;({ payload } = await jwtVerify(c.proof, key, { algorithms: DPOP_ALGS, typ: 'dpop+jwt', currentDate: c.now }))
   } catch {
     return fail('DPoP proof signature invalid')
@@ -76,7 +83,8 @@ export async function verifyDpopProof(c: DpopCheck, useProofId: UseProofId): Pro
   // Kept until the proof's iat can no longer pass on any replica (window plus the same again for skew).
   const id = createHash('sha256').update(`${c.jkt}:${payload.jti as string}`).digest('hex')
   if (!(await useProofId(id, ((payload.iat as number) + 2 * IAT_WINDOW_S) * 1000))) fail('DPoP proof replayed')
-  return jwk!
+  // The CryptoKey's own KeyObject: no second import, no second copy of the key.
+  return { jwk: jwk!, publicKey: KeyObject.from(key) }
 }
 
 /**

@@ -5,7 +5,6 @@
 // whatever else a JWK carries cannot make two keys share an entry. jose still does the work on a
 // miss (RFC 7638 members and their validation, the import); a CryptoKey is immutable, so sharing
 // one between requests changes nothing but the cost. Bounded: the oldest entries are dropped.
-import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { calculateJwkThumbprint, importJWK, type JWK } from 'jose'
 import { KeywardError } from '../errors.js'
 import { remember } from '../util/bounded-map.js'
@@ -15,7 +14,6 @@ type PublicKey = Exclude<Awaited<ReturnType<typeof importJWK>>, Uint8Array>
 
 const thumbprints = new Map<string, Promise<string>>()
 const keys = new Map<string, Promise<PublicKey>>()
-const keyObjects = new Map<string, KeyObject>()
 
 /** The members that define a public key (RFC 7638 §3.2 plus the kty), as a cache key. */
 function publicMembers(jwk: JWK): string {
@@ -41,24 +39,6 @@ export function cachedThumbprint(jwk: JWK): Promise<string> {
 const refusePrivate = (jwk: JWK): void => {
   if (jwk.d !== undefined || jwk.p !== undefined || jwk.k !== undefined) throw new KeywardError('ERR_KEY_UNSUPPORTED', 'a public key was expected')
   if (jwk.kty !== 'EC' && jwk.kty !== 'RSA') throw new KeywardError('ERR_KEY_UNSUPPORTED', 'an EC or RSA public key was expected')
-}
-
-/**
- * The JWK as a node:crypto public KeyObject, for the synchronous JWE of src/broker/jwe.ts; a
- * private JWK is refused before any lookup, and a point off its curve fails OpenSSL's import.
- */
-export function cachedKeyObject(jwk: JWK): KeyObject {
-  refusePrivate(jwk)
-  const k = publicMembers(jwk)
-  const hit = keyObjects.get(k)
-  if (hit) return hit
-  let key: KeyObject
-  try {
-    key = createPublicKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y, n: jwk.n, e: jwk.e } as JsonWebKey, format: 'jwk' })
-  } catch {
-    throw new KeywardError('ERR_KEY_UNSUPPORTED', 'the key is not a valid EC or RSA public key')
-  }
-  return remember(keyObjects, k, key, MAX_ENTRIES)
 }
 
 /** The JWK imported as a public key for `alg`; a private JWK is refused before any lookup. */

@@ -4,7 +4,7 @@
 // (secret, Vault token, tool credential) and audits each outcome; routes/{secrets,vault,
 // credentials}.ts only read the request into a ReleaseCaller and answer with the body.
 import { decodeJwt, type JWK } from 'jose'
-import { cachedKeyObject } from './jwk-cache.js'
+import type { KeyObject } from 'node:crypto'
 import { compactJwe, encryptJwe } from './jwe.js'
 import { KeywardError, isKeywardError } from '../errors.js'
 import type { BrokerDeps, Grants } from './deps.js'
@@ -22,7 +22,10 @@ import { inSpan } from './tracing.js'
 export interface Attested {
   claims: EarClaims
   attestation: AttestationRow
+  /** The bound key, as the DPoP proof carried it. */
   key: JWK
+  /** The same key for node:crypto: every release is encrypted to it. */
+  publicKey: KeyObject
   grants: Grants
 }
 
@@ -43,7 +46,7 @@ export function createAuthenticator(deps: BrokerDeps) {
     if (!a.dpop) throw new KeywardError('ERR_DPOP_INVALID', 'a DPoP proof header is required')
     const token = m[1]!
     const claims = await deps.tokens.verify(token)
-    const key = await verifyDpopProof(
+    const proofKey = await verifyDpopProof(
       { proof: a.dpop, method: a.method, url: a.url, accessToken: token, jkt: claims.cnf.jkt, now: deps.clock(), ...(nonces ? { nonceValid: nonces.valid } : {}) },
       useProofId,
     )
@@ -56,13 +59,8 @@ export function createAuthenticator(deps: BrokerDeps) {
     if (attestation.revokedAt !== null) throw new KeywardError('ERR_TOKEN_INVALID', 'attestation revoked', caller)
     const grants = await deps.appraiser.grantsFor(attestation.policy, attestation.policyVersion)
     if (!grants) throw new KeywardError('ERR_NOT_GRANTED', 'the policy that admitted this token is no longer active', caller)
-    return { claims, attestation, key, grants }
+    return { claims, attestation, key: proofKey.jwk, publicKey: proofKey.publicKey, grants }
   }
-}
-
-/** Encrypts to the workload key as a compact JWE: ECDH-ES+A256KW for EC keys, RSA-OAEP-256 for RSA, A256GCM content (src/broker/jwe.ts). */
-export function encryptToKey(key: JWK, plaintext: Uint8Array, headers: Record<string, string> = {}): string {
-  return compactJwe(encryptJwe(cachedKeyObject(key), plaintext, headers))
 }
 
 export interface ReleaseLabel {
@@ -86,7 +84,8 @@ export async function sealRelease(deps: BrokerDeps, a: Attested, dpopProof: stri
     { keyward_release: label, dpop_jti: jti, value: toB64url(value) },
     { audience: releaseAudience(jkt), ttlSeconds: 300, typ: RELEASE_TYP },
   )
-  return encryptToKey(a.key, new TextEncoder().encode(signed.token), { kid: jkt, cty: RELEASE_TYP })
+  // A compact JWE to the bound key: ECDH-ES+A256KW for EC keys, RSA-OAEP-256 for RSA, A256GCM content.
+  return compactJwe(encryptJwe(a.publicKey, new TextEncoder().encode(signed.token), { kid: jkt, cty: RELEASE_TYP }))
 }
 
 /** Reads the newest version of a granted secret (a stored value or a Vault KV reference). */

@@ -54,6 +54,17 @@ describe.each(['sqlite', 'postgres'] as const)('broker flow on %s', (backend) =>
     await client.close()
   })
 
+  // The JWE and the signed release inside it are written by keyward itself (src/broker/jwe.ts, jws.ts):
+  // the client opens and checks them with jose for every key kind it can hold.
+  it.each(['ES256', 'ES384', 'RSA-OAEP-256'] as const)('a %s session key: attest, then a secret and a tool credential release open with the client', async (keyAlg) => {
+    const client = createClient({ broker: h.url, collector: testOnlyNitroCollector(h.pki), retries: 0, keyAlg })
+    await client.attest()
+    expect(new TextDecoder().decode(await client.getSecret('db-password'))).toBe('testOnly-db-password-9f2c')
+    const cred = await client.credential('github')
+    expect(decodeJwt(cred.token)).toMatchObject({ aud: 'https://api.github.com', scope: 'repo:read' })
+    await client.close()
+  })
+
   it('a nonce is single use, and unknown or expired nonces are refused', async () => {
     const { body } = await attestBody(h)
     expect((await post(h, '/v1/attest', body)).status).toBe(200)

@@ -1,13 +1,13 @@
-// keyward's own JOSE sender side (src/broker/jwe.ts, src/broker/jws.ts, cachedKeyObject in
-// jwk-cache.ts): everything it writes must open or verify with jose, only for the key it was
-// meant for, and with the header members keyward sets, whatever a caller passes beside them.
+// keyward's own JOSE sender side (src/broker/jwe.ts, src/broker/jws.ts): everything it writes
+// must open or verify with jose, only for the key it was meant for, and with the header members
+// keyward sets, whatever a caller passes beside them. The release encrypts to the KeyObject of
+// the CryptoKey that verified the DPoP proof (dpop.ts), which is what these tests use too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { generateKeyPairSync } from 'node:crypto'
+import { generateKeyPairSync, KeyObject } from 'node:crypto'
 import { compactDecrypt, createLocalJWKSet, decodeProtectedHeader, exportJWK, flattenedDecrypt, generateKeyPair, jwtVerify, type JWK } from 'jose'
 import { compactJwe, encryptJwe } from '../../src/broker/jwe.js'
 import { signEs256 } from '../../src/broker/jws.js'
-import { cachedKeyObject } from '../../src/broker/jwk-cache.js'
-import { encryptToKey } from '../../src/broker/release.js'
+import { cachedPublicKey } from '../../src/broker/jwk-cache.js'
 import { startHarness, type Harness } from './harness.js'
 
 const text = (b: Uint8Array) => new TextDecoder().decode(b)
@@ -18,6 +18,14 @@ async function recipient(alg: 'ECDH-ES+A256KW' | 'RSA-OAEP-256', crv?: 'P-256' |
   return { privateKey, jwk: await exportJWK(publicKey) }
 }
 
+/** As the release path gets it: the DPoP proof's key (imported for its signature algorithm), as a KeyObject. */
+async function proofKey(jwk: JWK): Promise<KeyObject> {
+  const alg = jwk.kty === 'RSA' ? 'PS256' : jwk.crv === 'P-256' ? 'ES256' : jwk.crv === 'P-384' ? 'ES384' : 'ES512'
+  return KeyObject.from(await cachedPublicKey(jwk, alg))
+}
+
+const encryptToKey = async (jwk: JWK, pt: Uint8Array, headers?: Record<string, string>) => compactJwe(encryptJwe(await proofKey(jwk), pt, headers))
+
 describe('JWE to a workload key (jwe.ts)', () => {
   it.each([
     ['ECDH-ES+A256KW', 'P-256'],
@@ -26,7 +34,7 @@ describe('JWE to a workload key (jwe.ts)', () => {
     ['RSA-OAEP-256', undefined],
   ] as const)('%s %s: jose decrypts it with the recipient key, and the header says what was used', async (alg, crv) => {
     const r = await recipient(alg, crv)
-    const jwe = encryptToKey(r.jwk, plaintext, { kid: 'the-jkt', cty: 'keyward-release+jwt' })
+    const jwe = await encryptToKey(r.jwk, plaintext, { kid: 'the-jkt', cty: 'keyward-release+jwt' })
     const { plaintext: opened, protectedHeader } = await compactDecrypt(jwe, r.privateKey)
     expect(text(opened)).toBe(text(plaintext))
     expect(protectedHeader).toMatchObject({ alg, enc: 'A256GCM', kid: 'the-jkt', cty: 'keyward-release+jwt' })
@@ -37,8 +45,8 @@ describe('JWE to a workload key (jwe.ts)', () => {
   it('another key cannot open it, and a fresh ephemeral key and CEK make every message different', async () => {
     const r = await recipient('ECDH-ES+A256KW', 'P-256')
     const other = await recipient('ECDH-ES+A256KW', 'P-256')
-    const a = encryptToKey(r.jwk, plaintext)
-    const b = encryptToKey(r.jwk, plaintext)
+    const a = await encryptToKey(r.jwk, plaintext)
+    const b = await encryptToKey(r.jwk, plaintext)
     await expect(compactDecrypt(a, other.privateKey)).rejects.toThrow()
     const [ha, eka, iva, cta] = a.split('.')
     const [hb, ekb, ivb, ctb] = b.split('.')
@@ -49,7 +57,7 @@ describe('JWE to a workload key (jwe.ts)', () => {
 
   it('the protected header is authenticated: changing one member of it fails decryption', async () => {
     const r = await recipient('ECDH-ES+A256KW', 'P-256')
-    const jwe = encryptToKey(r.jwk, plaintext, { kid: 'mine' })
+    const jwe = await encryptToKey(r.jwk, plaintext, { kid: 'mine' })
     const [h, ...rest] = jwe.split('.')
     const header = JSON.parse(Buffer.from(h!, 'base64url').toString()) as Record<string, unknown>
     const forged = Buffer.from(JSON.stringify({ ...header, kid: 'theirs' })).toString('base64url')
@@ -58,7 +66,7 @@ describe('JWE to a workload key (jwe.ts)', () => {
 
   it('caller headers cannot replace alg, enc or epk', async () => {
     const r = await recipient('ECDH-ES+A256KW', 'P-256')
-    const jwe = encryptToKey(r.jwk, plaintext, { alg: 'dir', enc: 'A128CBC-HS256', epk: 'x' })
+    const jwe = await encryptToKey(r.jwk, plaintext, { alg: 'dir', enc: 'A128CBC-HS256', epk: 'x' })
     const h = decodeProtectedHeader(jwe)
     expect(h.alg).toBe('ECDH-ES+A256KW')
     expect(h.enc).toBe('A256GCM')
@@ -68,7 +76,7 @@ describe('JWE to a workload key (jwe.ts)', () => {
 
   it('writes the header as canonical JSON (sorted members, epk as crv, kty, x, y), as KBS clients rebuild it', async () => {
     const r = await recipient('ECDH-ES+A256KW', 'P-256')
-    const f = encryptJwe(cachedKeyObject(r.jwk), plaintext, { kid: 'k', cty: 'c' })
+    const f = encryptJwe(await proofKey(r.jwk), plaintext, { kid: 'k', cty: 'c' })
     const header = Buffer.from(f.protected, 'base64url').toString()
     expect(header).toMatch(/^\{"alg":"ECDH-ES\+A256KW","cty":"c","enc":"A256GCM","epk":\{"crv":"P-256","kty":"EC","x":"[\w-]+","y":"[\w-]+"\},"kid":"k"\}$/)
     expect(text((await flattenedDecrypt(f, r.privateKey)).plaintext)).toBe(text(plaintext))
@@ -85,29 +93,13 @@ describe('JWE to a workload key (jwe.ts)', () => {
   })
 })
 
-describe('workload keys as KeyObjects (cachedKeyObject)', () => {
-  it('keeps each key its own on a hit, whatever else the JWK carries', async () => {
-    const a = await recipient('ECDH-ES+A256KW', 'P-256')
-    const b = await recipient('ECDH-ES+A256KW', 'P-256')
-    cachedKeyObject(a.jwk)
-    const hitA = cachedKeyObject({ ...a.jwk, kid: 'b', use: 'enc' })
-    expect(hitA.export({ format: 'jwk' })).toMatchObject({ x: a.jwk.x, y: a.jwk.y })
-    expect(cachedKeyObject(b.jwk).export({ format: 'jwk' })).toMatchObject({ x: b.jwk.x, y: b.jwk.y })
-  })
-
-  it('refuses a private JWK even when its public half is cached, a symmetric key, and a point off the curve', async () => {
-    const { privateKey, publicKey } = await generateKeyPair('ECDH-ES+A256KW', { extractable: true })
-    const pub = await exportJWK(publicKey)
-    cachedKeyObject(pub)
-    const privateJwk = await exportJWK(privateKey)
-    expect(() => cachedKeyObject(privateJwk)).toThrow(expect.objectContaining({ code: 'ERR_KEY_UNSUPPORTED' }))
-    expect(() => cachedKeyObject({ kty: 'oct', k: 'AAAA' } as JWK)).toThrow(expect.objectContaining({ code: 'ERR_KEY_UNSUPPORTED' }))
+describe('workload keys (jwk-cache.ts)', () => {
+  it('a point off its curve is refused before any key agreement could use it', async () => {
+    const { jwk } = await recipient('ECDH-ES+A256KW', 'P-256')
     // The same x with y + 1: no longer on P-256 (an invalid-curve point must never reach ECDH).
-    const y = Buffer.from(pub.y!, 'base64url')
+    const y = Buffer.from(jwk.y!, 'base64url')
     y[y.length - 1] = (y[y.length - 1]! + 1) & 0xff
-    const offCurve = { ...pub, y: y.toString('base64url') }
-    expect(() => cachedKeyObject(offCurve)).toThrow(expect.objectContaining({ code: 'ERR_KEY_UNSUPPORTED' }))
-    expect(() => encryptToKey(offCurve, plaintext)).toThrow(expect.objectContaining({ code: 'ERR_KEY_UNSUPPORTED' }))
+    await expect(proofKey({ ...jwk, y: y.toString('base64url') })).rejects.toThrow()
   })
 })
 
