@@ -1,14 +1,17 @@
 // Adapts the policy engine (src/policy) to the broker: active policies and reference values
-// come from the store on every decision (so an applied policy or a revoked reference value
-// takes effect on the next request, on every replica); compiled policies are cached by their
-// source hash, so nothing is re-parsed on the hot path.
+// are read as they stand for every decision (src/broker/decision-state.ts checks the store's
+// version token each time, so an applied policy or a revoked reference value takes effect on the
+// next request, on every replica); compiled policies are cached by their source hash, so nothing
+// is re-parsed on the hot path.
 import { KeywardError } from '../errors.js'
 import type { Store } from '../store/types.js'
 import { compilePolicy, decide, emptyGrants, toPolicyClaims, type CompiledPolicy } from '../policy/engine.js'
 import { activeRefs } from '../policy/reference-values.js'
 import type { Appraiser, Appraisal } from './deps.js'
+import { createDecisionStateReader } from './decision-state.js'
 
 export function createAppraiser(store: Store): Appraiser {
+  const state = createDecisionStateReader(store)
   const compiled = new Map<string, CompiledPolicy>()
   const compileCached = (sha: string, source: string): CompiledPolicy => {
     let p = compiled.get(sha)
@@ -25,10 +28,12 @@ export function createAppraiser(store: Store): Appraiser {
       return { name: compilePolicy(source).name }
     },
 
-    async appraise({ claims, allowlist, now }): Promise<Appraisal> {
-      const rows = await store.getActivePolicies()
-      const policies = rows.map((r) => ({ row: r, p: compileCached(r.sha256, r.source) }))
-      const refRows = await store.listReferenceValues()
+    state,
+
+    async appraise({ claims, allowlist, now }, given): Promise<Appraisal> {
+      const s = given ?? (await state())
+      const policies = s.policies.map((r) => ({ row: r, p: compileCached(r.sha256, r.source) }))
+      const refRows = s.referenceValues
       const refs = activeRefs(refRows, now, claims.tee)
       const d = decide(
         policies.map((x) => x.p),
@@ -46,7 +51,7 @@ export function createAppraiser(store: Store): Appraiser {
     },
 
     async containmentFor(policy) {
-      const row = (await store.getActivePolicies()).find((r) => r.name === policy)
+      const row = (await state()).policies.find((r) => r.name === policy)
       if (!row) return []
       try {
         return [...compileCached(row.sha256, row.source).containment]
@@ -54,8 +59,8 @@ export function createAppraiser(store: Store): Appraiser {
         throw new KeywardError('ERR_INTERNAL', 'stored policy no longer compiles', { cause: e })
       }
     },
-    async grantsFor(policy, version) {
-      const row = (await store.getActivePolicies()).find((r) => r.name === policy)
+    async grantsFor(policy, version, given) {
+      const row = (given ?? (await state())).policies.find((r) => r.name === policy)
       // A changed policy invalidates what its older versions granted: re-attest under the new one.
       if (!row || row.version !== version) return null
       try {

@@ -125,7 +125,9 @@ export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOpt
   let allowlist: AllowlistFacts | undefined
   if (allowlistEv) allowlist = allowlistFactsFor(claims, allowlistEv, deps.config.tpm.allowlistPcr, { nonce, jkt: jktBytes })
 
-  const appraisal = await inSpan('keyward.appraise', { 'keyward.tee': req.tee }, () => deps.appraiser.appraise({ claims, ...(allowlist ? { allowlist } : {}), now }))
+  // One read of policies, reference values and quarantines serves the appraisal and the quarantine check.
+  const decisionState = await deps.appraiser.state()
+  const appraisal = await inSpan('keyward.appraise', { 'keyward.tee': req.tee }, () => deps.appraiser.appraise({ claims, ...(allowlist ? { allowlist } : {}), now }, decisionState))
   const workload = workloadId(claims)
   const items = measuredItems(claims, allowlist)
   if (!appraisal.allow) {
@@ -135,7 +137,7 @@ export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOpt
   }
 
   // Containment (src/broker/containment.ts): a quarantined workload gets no attestation result.
-  await assertNotQuarantined(deps, workload, { jkt })
+  await assertNotQuarantined(decisionState, workload, { jkt })
 
   const policyId = `keyward:policy:${appraisal.policy}@${appraisal.policyVersion}`
   const submods: EarInput['submods'] = {

@@ -9,6 +9,7 @@ import type { WorkloadRow } from '../store/types.js'
 import type { BrokerDeps } from './deps.js'
 import { emitAlert } from './alerts.js'
 import type { MeasuredItems } from './measured-items.js'
+import type { DecisionState } from './decision-state.js'
 
 export interface WorkloadDecision {
   workload: string
@@ -77,9 +78,9 @@ async function revokeWorkloadLeases(deps: BrokerDeps, workload: string): Promise
   return { vaultTokens: n }
 }
 
-/** Refuses a quarantined workload (attestation results and releases). */
-export async function assertNotQuarantined(deps: Pick<BrokerDeps, 'store'>, workload: string, detail: Record<string, unknown> = {}): Promise<void> {
-  const q = await deps.store.getQuarantine(workload)
+/** Refuses a quarantined workload (attestation results and releases), as `state` (the request's one read) records it. */
+export async function assertNotQuarantined(state: DecisionState, workload: string, detail: Record<string, unknown> = {}): Promise<void> {
+  const q = await state.quarantine(workload)
   if (q) throw new KeywardError('ERR_QUARANTINED', 'this workload is quarantined after drift until an administrator releases it', { detail: { workload, ...detail } })
 }
 

@@ -1,5 +1,6 @@
 // What the HTTP app and the CLI are built from. Everything is injected: no module-level
 // singletons, so tests build an app over any store, clock and verifier set.
+import type { DecisionState } from './decision-state.js'
 import type { Logger } from 'pino'
 import type { X509Certificate } from 'node:crypto'
 import type { BrokerConfig } from './config.js'
@@ -31,9 +32,11 @@ export interface Appraisal {
 
 /** The policy engine as the broker sees it (src/broker/appraiser.ts adapts src/policy). */
 export interface Appraiser {
-  appraise(input: { claims: VerifiedClaims; allowlist?: AllowlistFacts; now: Date }): Promise<Appraisal>
-  /** Grants of a policy version as applied now; null when the policy is gone or inactive. */
-  grantsFor(policy: string, version: number): Promise<Grants | null>
+  /** Policies, reference values and quarantines as they stand now (src/broker/decision-state.ts); a request reads them once. */
+  state(): Promise<DecisionState>
+  appraise(input: { claims: VerifiedClaims; allowlist?: AllowlistFacts; now: Date }, state?: DecisionState): Promise<Appraisal>
+  /** Grants of a policy version as applied now (or in `state`); null when the policy is gone or inactive. */
+  grantsFor(policy: string, version: number, state?: DecisionState): Promise<Grants | null>
   /** The containment actions of a policy as applied now; none when the policy is gone or inactive. */
   containmentFor(policy: string): Promise<ContainmentAction[]>
   /** Validates a policy document; throws ERR_POLICY_INVALID with a line-level message. Returns its name. */

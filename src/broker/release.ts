@@ -55,9 +55,10 @@ export function createAuthenticator(deps: BrokerDeps) {
     const attestation = await deps.store.getAttestation(claims.jti!)
     if (!attestation) throw new KeywardError('ERR_TOKEN_INVALID', 'attestation revoked', caller)
     // Before the revocation check: containment revokes the tokens it quarantines, and says why.
-    await assertNotQuarantined(deps, attestation.workload, caller.detail)
+    const state = await deps.appraiser.state()
+    await assertNotQuarantined(state, attestation.workload, caller.detail)
     if (attestation.revokedAt !== null) throw new KeywardError('ERR_TOKEN_INVALID', 'attestation revoked', caller)
-    const grants = await deps.appraiser.grantsFor(attestation.policy, attestation.policyVersion)
+    const grants = await deps.appraiser.grantsFor(attestation.policy, attestation.policyVersion, state)
     if (!grants) throw new KeywardError('ERR_NOT_GRANTED', 'the policy that admitted this token is no longer active', caller)
     return { claims, attestation, key: proofKey.jwk, publicKey: proofKey.publicKey, grants }
   }

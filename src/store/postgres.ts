@@ -159,6 +159,7 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
       .onConflictDoUpdate({ target: t.workloads.id, set: workloadUpsertSet }).prepare('kw_upsert_workload'),
     getWorkload: db.select().from(t.workloads).where(eq(t.workloads.id, ph('id'))).prepare('kw_get_workload'),
     getQuarantine: db.select().from(t.quarantines).where(eq(t.quarantines.workload, ph('workload'))).prepare('kw_get_quarantine'),
+    decisionStateVersion: db.select({ token: t.decisionStateVersion.token }).from(t.decisionStateVersion).where(eq(t.decisionStateVersion.id, 1)).prepare('kw_decision_state_version'),
   }
 
   // The chain's head as this process last wrote or read it; undefined when it must be read again
@@ -326,6 +327,7 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
       return version
     }),
     getActivePolicies: () => run('getActivePolicies', () => hot.activePolicies.execute()),
+    decisionStateVersion: () => run('decisionStateVersion', async () => (await hot.decisionStateVersion.execute())[0]?.token ?? null),
     getPolicy: (name, version) => run('getPolicy', async () => {
       const [r] = version === undefined
         ? await db.select().from(t.policies).where(eq(t.policies.name, name)).orderBy(desc(t.policies.version)).limit(1)

@@ -396,6 +396,20 @@ export const pgQuarantines = pgTable('quarantines', {
   reason: pText('reason').notNull(),
 })
 
+// --- What the decision path caches (src/broker/decision-state.ts): policies, reference values and
+// quarantines. One row whose token triggers (migration 0007) replace with a random one on every
+// insert, update or delete of those tables, whoever makes it (any replica, an operator's SQL),
+// so a reader that sees the same token knows those tables are as it last read them. Random, not a
+// counter: a restored backup cannot repeat a token with different contents.
+export const sqliteDecisionStateVersion = sqliteTable('decision_state_version', {
+  id: sInt('id').primaryKey(),
+  token: sText('token').notNull(),
+})
+export const pgDecisionStateVersion = pgTable('decision_state_version', {
+  id: pInt('id').primaryKey(),
+  token: pText('token').notNull(),
+})
+
 // --- TPM enrolment: single-use tokens an admin issued for a name, and the EK allow/deny list ---
 export const sqliteEnrolmentTokens = sqliteTable('enrolment_tokens', {
   /** SHA-256 of the token, hex: the token itself is never stored. */
@@ -484,6 +498,7 @@ export const sqliteSchema = {
   oauthTokens: sqliteOAuthTokens,
   alertOutbox: sqliteAlertOutbox,
   quarantines: sqliteQuarantines,
+  decisionStateVersion: sqliteDecisionStateVersion,
 } as const
 
 /** The PostgreSQL tables by the same logical names. */
@@ -508,4 +523,5 @@ export const pgSchema = {
   oauthTokens: pgOAuthTokens,
   alertOutbox: pgAlertOutbox,
   quarantines: pgQuarantines,
+  decisionStateVersion: pgDecisionStateVersion,
 } as const

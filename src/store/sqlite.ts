@@ -120,6 +120,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
       .onConflictDoUpdate({ target: t.workloads.id, set: workloadUpsertSet }).prepare(),
     getAk: db.select().from(t.aks).where(eq(t.aks.name, ph('name'))).prepare(),
     getQuarantine: db.select().from(t.quarantines).where(eq(t.quarantines.workload, ph('workload'))).prepare(),
+    decisionStateVersion: db.select({ token: t.decisionStateVersion.token }).from(t.decisionStateVersion).where(eq(t.decisionStateVersion.id, 1)).prepare(),
   }
 
   const auditHead = db.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog).orderBy(desc(t.auditLog.seq)).limit(1).prepare()
@@ -286,6 +287,7 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
       return version
     }),
     getActivePolicies: () => run('getActivePolicies', () => hot.activePolicies.all()),
+    decisionStateVersion: () => run('decisionStateVersion', () => hot.decisionStateVersion.get()?.token ?? null),
     getPolicy: (name, version) => run('getPolicy', () => {
       const r = version === undefined
         ? db.select().from(t.policies).where(eq(t.policies.name, name)).orderBy(desc(t.policies.version)).limit(1).get()

@@ -326,6 +326,12 @@ export interface Store {
   // same transaction).
   putPolicy(row: Omit<PolicyRow, 'version' | 'active'>, audit?: AuditWith): Promise<number>
   getActivePolicies(): Promise<PolicyRow[]>
+  /**
+   * A token that changes (to a random value, by a trigger in the same transaction) with every
+   * change to policies, reference values or quarantines, by anyone; null when the row is missing
+   * (then nothing may be cached).
+   */
+  decisionStateVersion(): Promise<string | null>
   getPolicy(name: string, version?: number): Promise<PolicyRow | null>
   deactivatePolicy(name: string): Promise<boolean>
 
