@@ -26,3 +26,13 @@ await runServe(config, createLogger(config.logLevel), {
     }
   },
 })
+
+// BENCH_MEMORY=1: every 5 s, this process's memory on stderr (V8 heap apart from native and
+// ArrayBuffer memory), to tell what a growing RSS is made of.
+if (process.env.BENCH_MEMORY) {
+  const mb = (n) => (n / 2 ** 20).toFixed(0)
+  setInterval(() => {
+    const m = process.memoryUsage()
+    process.stderr.write(`memory pid ${process.pid}: rss ${mb(m.rss)} heapTotal ${mb(m.heapTotal)} heapUsed ${mb(m.heapUsed)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)} MB\n`)
+  }, 5000).unref()
+}
