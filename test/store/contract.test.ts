@@ -428,6 +428,46 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       expect(await store.listAuditSince(T0 + 1000, 10)).toEqual([])
     })
   })
+  // Last in this store: the writes below would show up in the earlier tests' exact lists.
+  describe('decision-state version', () => {
+    // The broker caches policies, reference values and quarantines under this token
+    // (src/broker/decision-state.ts): every change to them, by any path, must change it.
+    it('changes with every change to policies, reference values or quarantines, through the store or in SQL, and with nothing else', async () => {
+      let last = await store.decisionStateVersion()
+      expect(last).toMatch(/^[0-9a-f-]{32,36}$/)
+      const changed = async (what: string, f: () => Promise<unknown>): Promise<void> => {
+        await f()
+        const now = await store.decisionStateVersion()
+        expect(now, what).not.toBe(last)
+        last = now
+      }
+      const unchanged = async (what: string, f: () => Promise<unknown>): Promise<void> => {
+        await f()
+        expect(await store.decisionStateVersion(), what).toBe(last)
+      }
+      const base = { name: 'pv', source: 'a: 1', sha256: 'aa', createdAt: T0, createdBy: 'admin:test' }
+      await changed('putPolicy', () => store.putPolicy(base))
+      await changed('deactivatePolicy', () => store.deactivatePolicy('pv'))
+      await changed('putReferenceValue', () => store.putReferenceValue(refValue('rv1', 'v')))
+      await changed('revokeReferenceValue', () => store.revokeReferenceValue('rv1', 'admin:x', T0 + 1))
+      await changed('quarantineWorkload', () => store.quarantineWorkload({ workload: 'wv', at: T0, reason: 'drift' }))
+      await changed('clearQuarantine', () => store.clearQuarantine('wv'))
+      // An operator's SQL, a restore script: not through the store, still seen.
+      await changed('UPDATE policies in SQL', () => loc.exec(`UPDATE policies SET source = 'b: 2' WHERE name = 'pv'`))
+      await changed('UPDATE reference_values in SQL', () => loc.exec(`UPDATE reference_values SET value = 'ee' WHERE id = 'rv1'`))
+      await changed('DELETE FROM quarantines in SQL', async () => {
+        await store.quarantineWorkload({ workload: 'wv2', at: T0, reason: 'drift' })
+        await loc.exec(`DELETE FROM quarantines WHERE workload = 'wv2'`)
+      })
+      // The hot path's own writes leave it alone, or nothing could stay cached.
+      await unchanged('attestation, workload, nonce, audit', async () => {
+        await store.insertAttestation(attestation('jv1', 'pv', ['rv1']))
+        await store.upsertWorkload({ id: 'wv3', tee: 'tpm', lastAttestedAt: T0, lastDecision: 'allow', actual: '{}', divergedAt: null, baseline: null })
+        await store.insertNonce({ id: 'nv1', createdAt: T0, expiresAt: T0 + 1000 })
+        await store.appendAudit({ type: 'release', subject: 'sv', decision: 'allow', detail: {} }, T0)
+      })
+    })
+  })
 })
 
 // Direct edits of the database, as an attacker with write access would make them.
@@ -611,57 +651,5 @@ describe.each<Backend>(['sqlite', 'postgres'])('a change and its audit row commi
     expect(verifyAuditChain(rows)).toMatchObject({ ok: true, count: rows.length })
     expect((await auditOf('secret.put')).filter((k) => k.startsWith('race@')).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `race@${i + 1}`).sort())
     expect((await auditOf('policy.apply')).filter((k) => k.startsWith('prace@')).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `prace@${i + 1}`).sort())
-  })
-})
-
-describe.each<Backend>(['sqlite', 'postgres'])('Store decision-state version (%s)', (backend) => {
-  // Its own store: the writes below would otherwise show up in the contract tests' exact lists.
-  let loc: TestLocation
-  let store: Store
-  beforeAll(async () => {
-    loc = await createLocation(backend)
-    store = await loc.open()
-  })
-  afterAll(async () => {
-    await store?.close()
-    await loc?.cleanup()
-  })
-
-  // The broker caches policies, reference values and quarantines under this token
-  // (src/broker/decision-state.ts): every change to them, by any path, must change it.
-  it('changes with every change to policies, reference values or quarantines, through the store or in SQL, and with nothing else', async () => {
-    let last = await store.decisionStateVersion()
-    expect(last).toMatch(/^[0-9a-f-]{32,36}$/)
-    const changed = async (what: string, f: () => Promise<unknown>): Promise<void> => {
-      await f()
-      const now = await store.decisionStateVersion()
-      expect(now, what).not.toBe(last)
-      last = now
-    }
-    const unchanged = async (what: string, f: () => Promise<unknown>): Promise<void> => {
-      await f()
-      expect(await store.decisionStateVersion(), what).toBe(last)
-    }
-    const base = { name: 'pv', source: 'a: 1', sha256: 'aa', createdAt: T0, createdBy: 'admin:test' }
-    await changed('putPolicy', () => store.putPolicy(base))
-    await changed('deactivatePolicy', () => store.deactivatePolicy('pv'))
-    await changed('putReferenceValue', () => store.putReferenceValue(refValue('rv1', 'v')))
-    await changed('revokeReferenceValue', () => store.revokeReferenceValue('rv1', 'admin:x', T0 + 1))
-    await changed('quarantineWorkload', () => store.quarantineWorkload({ workload: 'wv', at: T0, reason: 'drift' }))
-    await changed('clearQuarantine', () => store.clearQuarantine('wv'))
-    // An operator's SQL, a restore script: not through the store, still seen.
-    await changed('UPDATE policies in SQL', () => loc.exec(`UPDATE policies SET source = 'b: 2' WHERE name = 'pv'`))
-    await changed('UPDATE reference_values in SQL', () => loc.exec(`UPDATE reference_values SET value = 'ee' WHERE id = 'rv1'`))
-    await changed('DELETE FROM quarantines in SQL', async () => {
-      await store.quarantineWorkload({ workload: 'wv2', at: T0, reason: 'drift' })
-      await loc.exec(`DELETE FROM quarantines WHERE workload = 'wv2'`)
-    })
-    // The hot path's own writes leave it alone, or nothing could stay cached.
-    await unchanged('attestation, workload, nonce, audit', async () => {
-      await store.insertAttestation(attestation('jv1', 'pv', ['rv1']))
-      await store.upsertWorkload({ id: 'wv3', tee: 'tpm', lastAttestedAt: T0, lastDecision: 'allow', actual: '{}', divergedAt: null, baseline: null })
-      await store.insertNonce({ id: 'nv1', createdAt: T0, expiresAt: T0 + 1000 })
-      await store.appendAudit({ type: 'release', subject: 'sv', decision: 'allow', detail: {} }, T0)
-    })
   })
 })
