@@ -44,6 +44,12 @@ export default tseslint.config(
     files: ['src/protocol/**/*.ts'],
     rules: { 'no-restricted-imports': forbid('src/protocol imports only src/util', '../*', '!../util', '../*/**', '!../util/**') },
   },
+  {
+    // Node 20 can deadlock exporting a key that generateKeyPairSync made (src/broker/jwe.ts says how):
+    // the shipped code makes ephemeral EC keys with createECDH, and long-lived ones with WebCrypto.
+    files: ['src/**/*.ts', 'enclave-client/src/**/*.ts'],
+    rules: { 'no-restricted-syntax': ['error', { selector: "ImportSpecifier[imported.name='generateKeyPairSync'], MemberExpression[property.name='generateKeyPairSync']", message: 'generateKeyPairSync keys can deadlock Node 20 on export; use createECDH (ephemeral) or WebCrypto (see src/broker/jwe.ts)' }] },
+  },
   // Tests, benches and scripts: the rules of the code, minus the ones that only make sense for it.
   {
     files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],

@@ -11,7 +11,7 @@
 //
 // The protected header is canonical JSON (sorted members, no spaces): guest-components rebuild
 // the AAD from the parsed header (kbs/jwe.ts says why), and any other receiver takes it as sent.
-import { createCipheriv, diffieHellman, generateKeyPairSync, publicEncrypt, randomBytes, constants, type KeyObject } from 'node:crypto'
+import { createCipheriv, createECDH, publicEncrypt, randomBytes, constants, type KeyObject } from 'node:crypto'
 import { canonicalJson } from '../audit/chain.js'
 import { KeywardError } from '../errors.js'
 import { concatBytes, sha256, toB64url } from '../util/bytes.js'
@@ -46,6 +46,13 @@ function aesKeyWrap(kek: Uint8Array, cek: Uint8Array): Uint8Array {
   return new Uint8Array(Buffer.concat([c.update(cek), c.final()]))
 }
 
+/** An EC public KeyObject's point, uncompressed, for ECDH.computeSecret (which checks that it is on the curve). */
+function uncompressedPoint(key: KeyObject): Buffer {
+  const { x, y } = key.export({ format: 'jwk' })
+  if (typeof x !== 'string' || typeof y !== 'string') throw new KeywardError('ERR_KEY_UNSUPPORTED', 'an EC public key was expected')
+  return Buffer.concat([Buffer.from([4]), Buffer.from(x, 'base64url'), Buffer.from(y, 'base64url')])
+}
+
 /**
  * Encrypts `plaintext` to `recipient` (a public KeyObject: EC on P-256/P-384/P-521, or RSA).
  * `headers` join alg, enc (and epk) in the protected header; they cannot replace them.
@@ -60,14 +67,20 @@ export function encryptJwe(recipient: KeyObject, plaintext: Uint8Array, headers:
     const crv = JOSE_CURVES[namedCurve]
     if (!crv) throw new KeywardError('ERR_KEY_UNSUPPORTED', `EC curve ${namedCurve} is not supported`)
     // A fresh ephemeral key per message (ECDH-ES): nothing the recipient's key does can reveal another message's key.
-    const eph = generateKeyPairSync('ec', { namedCurve })
-    const z = new Uint8Array(diffieHellman({ privateKey: eph.privateKey, publicKey: recipient }))
+    // node:crypto's ECDH class, not generateKeyPairSync + export: on Node 20 exporting a key made by
+    // generateKeyPairSync can deadlock the process (the export holds the key's mutex while it
+    // allocates; a GC then finalizes the key's generation job, whose destructor takes the same
+    // mutex). A loop of both hung about one run in three within 200,000 keys here.
+    const eph = createECDH(namedCurve)
+    const ephPoint = eph.generateKeys() // uncompressed: 0x04 || X || Y, each the curve's full size
+    const z = new Uint8Array(eph.computeSecret(uncompressedPoint(recipient)))
     const kek = concatKdf(z, ECDH_ES_A256KW)
     encryptedKey = aesKeyWrap(kek, cek)
     z.fill(0)
     kek.fill(0)
-    const epk = eph.publicKey.export({ format: 'jwk' })
-    header = { ...headers, alg: ECDH_ES_A256KW, enc: 'A256GCM', epk: { crv, kty: 'EC', x: epk.x, y: epk.y } }
+    const size = (ephPoint.length - 1) / 2
+    const epk = { crv, kty: 'EC', x: toB64url(ephPoint.subarray(1, 1 + size)), y: toB64url(ephPoint.subarray(1 + size)) }
+    header = { ...headers, alg: ECDH_ES_A256KW, enc: 'A256GCM', epk }
   } else if (recipient.asymmetricKeyType === 'rsa') {
     encryptedKey = new Uint8Array(publicEncrypt({ key: recipient, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, cek))
     header = { ...headers, alg: 'RSA-OAEP-256', enc: 'A256GCM' }
