@@ -14,7 +14,7 @@
 //            flows' binding digests, made in one batch per cell ahead of the run; the AK is pinned
 //            (keyward's admin AK pinning) before the run. Needs swtpm and tpm2-tools.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { generateKeyPairSync, sign, createHash, randomUUID, type KeyObject, type JsonWebKey } from 'node:crypto'
+import { createECDH, createPrivateKey, sign, createHash, randomUUID, type KeyObject, type JsonWebKey } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, readdirSync, existsSync, mkdirSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { cpus, totalmem, tmpdir } from 'node:os'
@@ -131,8 +131,7 @@ async function pinAk(dataDir: string, databaseUrl: string | undefined, akPub: Ui
 async function makeTpmFlows(dir: string, store: { dataDir: string; databaseUrl: string | undefined }, nonces: string[]): Promise<Flow[]> {
   const keys = await Promise.all(
     nonces.map(async (nonce) => {
-      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-      const jwk = publicKey.export({ format: 'jwk' })
+      const { privateKey, jwk } = sessionKey()
       const binding = bindingDigest(Buffer.from(nonce, 'base64url'), thumbprintBytes(await jwkThumbprint(jwk as Parameters<typeof jwkThumbprint>[0])))
       return { nonce, privateKey, jwk, binding: toHex(binding) }
     }),
@@ -221,9 +220,22 @@ async function challenge(url: string): Promise<string> {
   return ((await r.json()) as { nonce: string }).nonce
 }
 
+/**
+ * A workload's P-256 session key: the private KeyObject and the public JWK. Made with createECDH
+ * and imported, not with generateKeyPairSync: exporting a generateKeyPairSync key can deadlock
+ * Node 20 (src/broker/jwe.ts says how), and the bench makes thousands of them.
+ */
+function sessionKey(): { privateKey: KeyObject; jwk: JsonWebKey } {
+  const ecdh = createECDH('prime256v1')
+  const point = ecdh.generateKeys()
+  const jwk = { kty: 'EC', crv: 'P-256', x: point.subarray(1, 33).toString('base64url'), y: point.subarray(33).toString('base64url') }
+  const d = ecdh.getPrivateKey() // leading zero bytes dropped: a JWK's d is the full 32
+  const privateKey = createPrivateKey({ key: { ...jwk, d: Buffer.concat([Buffer.alloc(32 - d.length), d]).toString('base64url') }, format: 'jwk' })
+  return { privateKey, jwk }
+}
+
 async function makeFlow(trust: Trust, tee: Exclude<FloorTee, 'tpm'>, nonce: string): Promise<Flow> {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-  const jwk = publicKey.export({ format: 'jwk' })
+  const { privateKey, jwk } = sessionKey()
   const jktBytes = thumbprintBytes(await jwkThumbprint(jwk as Parameters<typeof jwkThumbprint>[0]))
   const n = Buffer.from(nonce, 'base64url')
   const binding = bindingDigest(n, jktBytes)
