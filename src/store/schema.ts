@@ -397,7 +397,7 @@ export const pgQuarantines = pgTable('quarantines', {
 })
 
 // --- What the decision path caches (src/broker/decision-state.ts): policies, reference values and
-// quarantines. One row whose token triggers (migration 0007) replace with a random one on every
+// quarantines. One row whose token triggers (migrations sqlite/0007, postgres/0008) replace with a random one on every
 // insert, update or delete of those tables, whoever makes it (any replica, an operator's SQL),
 // so a reader that sees the same token knows those tables are as it last read them. Random, not a
 // counter: a restored backup cannot repeat a token with different contents.
