@@ -39,15 +39,21 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
     deps.metrics.httpDuration.observe({ method: c.req.method, route, status: String(c.res.status) }, dur)
     deps.logger.info({ reqId: c.get('requestId'), method: c.req.method, route, status: c.res.status, ms: Math.round(dur * 1000) }, 'request')
   })
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: deps.config.maxBodyBytes,
-      onError: () => {
-        throw new KeywardError('ERR_BODY_TOO_LARGE', `request body exceeds ${deps.config.maxBodyBytes} bytes`)
-      },
-    }),
-  )
+  const tooLarge = (): never => {
+    throw new KeywardError('ERR_BODY_TOO_LARGE', `request body exceeds ${deps.config.maxBodyBytes} bytes`)
+  }
+  const countedBodyLimit = bodyLimit({ maxSize: deps.config.maxBodyBytes, onError: tooLarge })
+  app.use('*', async (c, next) => {
+    // A declared length is decided from the header alone, as bodyLimit itself decides it, but
+    // without first touching `c.req.raw.body`: on the Node adapter that builds a WHATWG Request
+    // and a web stream for every request, and the route then reads its body through them (in
+    // the e2e bench, about a tenth of the allocations). Node's parser reads exactly
+    // Content-Length bytes and refuses a request that also has Transfer-Encoding. A chunked
+    // body is counted as it streams, by bodyLimit.
+    const declared = c.req.header('content-length')
+    if (declared !== undefined && /^\d{1,15}$/.test(declared) && c.req.header('transfer-encoding') === undefined) return Number(declared) > deps.config.maxBodyBytes ? tooLarge() : next()
+    return countedBodyLimit(c, next)
+  })
   app.use('/v1/*', async (c, next) => {
     try {
       ctx.perAddress.take(clientAddress(c))
