@@ -36,3 +36,20 @@ if (process.env.BENCH_MEMORY) {
     process.stderr.write(`memory pid ${process.pid}: rss ${mb(m.rss)} heapTotal ${mb(m.heapTotal)} heapUsed ${mb(m.heapUsed)} external ${mb(m.external)} arrayBuffers ${mb(m.arrayBuffers)} MB\n`)
   }, 5000).unref()
 }
+
+// BENCH_HEAP_PROFILE_DIR=DIR: every broker process samples its allocations, including those the
+// garbage collector has since freed, and writes them there as a .heapprofile when it exits
+// (summarize with scripts/cpuprofile-summary.mjs). What a request allocates, not what stays live:
+// garbage promoted past young-generation collections is what sizes the heap under load.
+if (process.env.BENCH_HEAP_PROFILE_DIR) {
+  const [{ Session }, { writeFileSync }, { join }] = await Promise.all([import('node:inspector'), import('node:fs'), import('node:path')])
+  const session = new Session()
+  session.connect()
+  session.post('HeapProfiler.startSampling', { samplingInterval: 32768, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+  process.once('exit', () => {
+    // A same-thread inspector session answers synchronously, so this runs to the end inside 'exit'.
+    session.post('HeapProfiler.stopSampling', (err, res) => {
+      if (!err) writeFileSync(join(process.env.BENCH_HEAP_PROFILE_DIR, `alloc-${process.pid}.heapprofile`), JSON.stringify(res.profile))
+    })
+  })
+}

@@ -181,7 +181,12 @@ function writeConfig(dir: string, o: { port: number; dataDir: string; databaseUr
 
 // BENCH_PROFILE_DIR=DIR: each broker process writes a V8 CPU profile there when it stops
 // (summarize with scripts/cpuprofile-summary.mjs).
-const profileArgs = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []
+// BENCH_BROKER_NODE_ARGS='--flag …': node flags for the broker processes only (V8 heap settings,
+// say), not for the load generator.
+const profileArgs = [
+  ...(process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []),
+  ...(process.env.BENCH_BROKER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+]
 
 function spawnBroker(config: string, trustFile: string, port: number): Broker {
   const proc = spawn(process.execPath, [...profileArgs, join(REPO_ROOT, 'bench/e2e-serve.mjs'), config, trustFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env } })

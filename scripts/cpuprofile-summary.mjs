@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Summarizes a V8 .cpuprofile (node --cpu-prof): self time by function and by module, so a
-// before/after comparison fits in an issue note. Usage: node scripts/cpuprofile-summary.mjs FILE [TOP]
+// before/after comparison fits in an issue note. A .heapprofile (sampled allocations, as
+// BENCH_HEAP_PROFILE_DIR writes) is summarized the same way, in bytes allocated instead of time.
+// Usage: node scripts/cpuprofile-summary.mjs FILE [TOP] [INCLUSIVE_REGEX]
 import { readFileSync } from 'node:fs'
 
 const [file, topArg, inclusiveArg] = process.argv.slice(2)
@@ -9,12 +11,25 @@ if (!file) {
   process.exit(2)
 }
 const top = Number(topArg ?? 25) || 25
-const prof = JSON.parse(readFileSync(file, 'utf8'))
+const raw = JSON.parse(readFileSync(file, 'utf8'))
+const isHeap = raw.head !== undefined
+const prof = isHeap ? flattenHeapProfile(raw) : raw
 const byId = new Map(prof.nodes.map((n) => [n.id, n]))
 const self = new Map()
-const dt = prof.timeDeltas
-for (let i = 0; i < prof.samples.length; i++) self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + (dt[i] ?? 0))
+if (isHeap) for (const s of raw.samples) self.set(s.nodeId, (self.get(s.nodeId) ?? 0) + s.size)
+else for (let i = 0; i < prof.samples.length; i++) self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + (prof.timeDeltas[i] ?? 0))
 const total = [...self.values()].reduce((a, b) => a + b, 0)
+
+/** A heap profile is a tree of call frames; the CPU profile's shape is a flat list with child ids. */
+function flattenHeapProfile(heap) {
+  const nodes = []
+  const walk = (n) => {
+    nodes.push({ id: n.id, callFrame: n.callFrame, children: n.children.map((c) => c.id) })
+    for (const c of n.children) walk(c)
+  }
+  walk(heap.head)
+  return { nodes }
+}
 
 function moduleOf(url) {
   if (!url) return '(native/idle)'
@@ -35,10 +50,11 @@ for (const [id, t] of self) {
   mod.set(m, (mod.get(m) ?? 0) + t)
 }
 const pct = (t) => ((100 * t) / total).toFixed(1).padStart(5) + '%'
-console.log(`total ${(total / 1000).toFixed(0)} ms sampled`)
-console.log('-- self time by module')
+const unit = isHeap ? 'bytes allocated' : 'time'
+console.log(isHeap ? `total ${(total / 2 ** 20).toFixed(0)} MB allocated (sampled)` : `total ${(total / 1000).toFixed(0)} ms sampled`)
+console.log(`-- self ${unit} by module`)
 for (const [k, t] of [...mod].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(pct(t), k)
-console.log('-- self time by function')
+console.log(`-- self ${unit} by function`)
 for (const [k, t] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(pct(t), k)
 
 if (inclusiveArg) {
@@ -58,6 +74,6 @@ if (inclusiveArg) {
       }
     }
   }
-  console.log(`-- inclusive time of /${inclusiveArg}/ (synchronous stacks only)`)
+  console.log(`-- inclusive ${unit} of /${inclusiveArg}/ (synchronous stacks only)`)
   for (const [k, t] of [...incl].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(pct(t), k)
 }
