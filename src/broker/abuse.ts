@@ -69,3 +69,42 @@ export async function enforceCap(count: () => Promise<number>, prune: () => Prom
   if ((await count()) < cap) return
   throw new KeywardError('ERR_TOO_MANY_PENDING', `too many outstanding ${what}; retry later`, { detail: { retryAfterSeconds } })
 }
+
+export interface Admission {
+  /**
+   * Runs fn once fewer than `maxInflight` admitted calls are running, first come first served;
+   * throws ERR_OVERLOADED (Retry-After 1) without waiting when `maxQueued` calls already wait.
+   */
+  run<T>(fn: () => Promise<T>): Promise<T>
+  /** Calls running and waiting now (metrics, tests). */
+  load(): { inflight: number; queued: number }
+}
+
+/**
+ * Admission control of one process: what a flood can hold at once is bounded by what is admitted
+ * (a waiting HTTP request has not read its body), so a heap limit cannot be reached by numbers alone.
+ */
+export function createAdmission(maxInflight: number, maxQueued: number): Admission {
+  let inflight = 0
+  const waiting: (() => void)[] = []
+  // A finishing call hands its slot to the first waiter, so `inflight` never drops in between and
+  // a newcomer cannot overtake the queue.
+  const release = (): void => {
+    const next = waiting.shift()
+    if (next) next()
+    else inflight--
+  }
+  return {
+    async run(fn) {
+      if (inflight < maxInflight) inflight++
+      else if (waiting.length < maxQueued) await new Promise<void>((admit) => waiting.push(admit))
+      else throw new KeywardError('ERR_OVERLOADED', 'the broker is at its limit of requests in flight; retry later', { detail: { retryAfterSeconds: 1 } })
+      try {
+        return await fn()
+      } finally {
+        release()
+      }
+    },
+    load: () => ({ inflight, queued: waiting.length }),
+  }
+}

@@ -1,5 +1,5 @@
 // The broker's HTTP API v1 on Hono: composition only. createApp(deps) adds the request id, the
-// access log and metrics, the body limit, the per-address rate limit on /v1, the one error
+// access log and metrics, admission (a bound on requests in flight), the body limit, the per-address rate limit on /v1, the one error
 // handler (src/broker/http/errors.ts maps codes to statuses; nothing else reaches the client),
 // and mounts one route module per resource. A route module is a factory taking the RouteContext
 // (src/broker/http/context.ts) and returning a Hono<Env> sub-app: adding one is one line below.
@@ -38,6 +38,18 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
     const dur = (performance.now() - start) / 1000
     deps.metrics.httpDuration.observe({ method: c.req.method, route, status: String(c.res.status) }, dur)
     deps.logger.info({ reqId: c.get('requestId'), method: c.req.method, route, status: c.res.status, ms: Math.round(dur * 1000) }, 'request')
+  })
+  // Health and metrics answer even when the broker is at its limit: a probe must see a busy
+  // broker as alive, not restart it. Everything else is admitted before its body is read.
+  const unqueued = new Set(['/healthz', '/readyz', '/metrics'])
+  app.use('*', async (c, next) => {
+    if (unqueued.has(c.req.path)) return next()
+    try {
+      await ctx.admission.run(next)
+    } catch (e) {
+      if (e instanceof KeywardError && e.code === 'ERR_OVERLOADED') ctx.noise('*', e.code, c.get('requestId'))
+      throw e
+    }
   })
   const tooLarge = (): never => {
     throw new KeywardError('ERR_BODY_TOO_LARGE', `request body exceeds ${deps.config.maxBodyBytes} bytes`)

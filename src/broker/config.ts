@@ -83,6 +83,14 @@ export const ConfigSchema = z
         maxOutstandingNonces: z.coerce.number().int().min(1).default(10_000),
         /** Unexpired TPM credential activations kept at once. */
         maxPendingActivations: z.coerce.number().int().min(1).default(1_000),
+        /**
+         * Requests handled at once by this process (health and metrics apart). The rest wait, their
+         * bodies unread, in a queue of at most maxQueuedRequests; beyond it ERR_OVERLOADED (503).
+         * Bounds the memory a flood can hold: about maxInflightRequests × 4 × maxBodyBytes at worst
+         * (docs/operations.md §Memory).
+         */
+        maxInflightRequests: z.coerce.number().int().min(1).max(100_000).default(128),
+        maxQueuedRequests: z.coerce.number().int().min(0).max(1_000_000).default(1_024),
       })
       .prefault({}),
     /** SPIFFE identities for attested workloads (docs/spiffe.md); absent: the /v1/spiffe endpoints answer ERR_NOT_FOUND. */

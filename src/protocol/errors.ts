@@ -17,6 +17,8 @@ export const ERROR_CODES = [
   // abuse controls: a client over its rate, or the broker at its cap of outstanding challenges/activations
   'ERR_RATE_LIMITED',
   'ERR_TOO_MANY_PENDING',
+  /** The broker is at its cap of requests in flight and queued (limits.maxInflightRequests): retry later. */
+  'ERR_OVERLOADED',
   // authentication of callers
   'ERR_UNAUTHORIZED',
   'ERR_FORBIDDEN',

@@ -179,6 +179,52 @@ describe.each(['sqlite', 'postgres'] as const)('abuse controls on %s', (backend)
     }
   })
 
+  it('admission: past maxInflightRequests a request waits with its body unread, past maxQueuedRequests it gets 503 ERR_OVERLOADED with Retry-After; health and metrics still answer; waiters run in arrival order', async () => {
+    const app = appWith(h, { maxInflightRequests: 1, maxQueuedRequests: 2 })
+    // A body the test ends: the route holds its request in flight until then. `read` resolves
+    // when the route first asks for the body, that is, once the request has been admitted.
+    const heldAttest = () => {
+      let end!: () => void
+      let reading!: () => void
+      const held = { read: false }
+      const read = new Promise<void>((r) => (reading = r)).then(() => void (held.read = true))
+      const body = new ReadableStream<Uint8Array>({
+        async pull(ctl) {
+          reading()
+          await new Promise<void>((r) => (end = r))
+          ctl.enqueue(new TextEncoder().encode('{}'))
+          ctl.close()
+        },
+      }, { highWaterMark: 0 }) // pulled only when read
+      const res = app.request(new Request('http://localhost/v1/attest', { method: 'POST', headers: json, body, duplex: 'half' } as RequestInit), undefined, from('198.51.100.7'))
+      return { res, read, held, end: () => end() }
+    }
+    const first = heldAttest()
+    await first.read
+    const second = heldAttest()
+    const third = heldAttest()
+
+    const refused = await app.request('/v1/challenge', { method: 'POST' }, from('198.51.100.8'))
+    expect(refused.status).toBe(503)
+    expect(refused.headers.get('retry-after')).toBe('1')
+    expect(((await refused.json()) as any).error.code).toBe('ERR_OVERLOADED')
+    expect((await app.request('/healthz')).status).toBe(200)
+    expect((await app.request('/readyz')).status).toBe(200)
+    expect(await (await app.request('/metrics')).text()).toContain('code="ERR_OVERLOADED"')
+    expect([second.held.read, third.held.read], 'waiting requests have not started reading their bodies').toEqual([false, false])
+
+    first.end()
+    expect((await first.res).status).toBe(400) // {} is not an attest request
+    expect(await Promise.race([second.read.then(() => 'second'), third.read.then(() => 'third')]), 'the first waiter goes first').toBe('second')
+    expect(third.held.read).toBe(false)
+    second.end()
+    expect((await second.res).status).toBe(400)
+    await third.read
+    third.end()
+    expect((await third.res).status).toBe(400)
+    expect((await app.request('/v1/challenge', { method: 'POST' }, from('198.51.100.8'))).status, 'the slots are free again').toBe(200)
+  })
+
   it('releases are rate-limited per attested key: 429 with Retry-After, not audited; another key is served', async () => {
     // The bucket refills with the broker's clock: hold it still, so a slow machine cannot refill it mid-test.
     const at = h.deps.clock()

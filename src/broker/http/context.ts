@@ -4,7 +4,7 @@
 // new module is `export function xRoutes(ctx: RouteContext): Hono<Env>` and one app.route line.
 import type { MiddlewareHandler } from 'hono'
 import type { BrokerDeps } from '../deps.js'
-import { createNoiseRecorder, createRateLimiter, type Noise, type RateLimiter } from '../abuse.js'
+import { createAdmission, createNoiseRecorder, createRateLimiter, type Admission, type Noise, type RateLimiter } from '../abuse.js'
 import { createAdminAuth, type RequireCredential } from '../admin.js'
 import { createReleases, type Releases } from '../release.js'
 import { dpopNonces } from '../dpop.js'
@@ -21,6 +21,8 @@ export interface RouteContext {
   readonly noise: Noise
   /** Token bucket per client address, taken by every /v1 request (app.ts). */
   readonly perAddress: RateLimiter
+  /** Bounds the requests this process works on at once (app.ts; health and metrics apart). */
+  readonly admission: Admission
   /** Token bucket per attested key, charged by every release (the /v1 flows and the KBS resource). */
   readonly perWorkload: RateLimiter
   /** Checks an `Authorization: Bearer kw.…` admin or relying-party credential; resolves to its id. */
@@ -39,6 +41,7 @@ export function createRouteContext(deps: BrokerDeps): RouteContext {
     deps,
     noise,
     perAddress: createRateLimiter(deps.config.limits.perAddress, deps.clock, 'from this address'),
+    admission: createAdmission(deps.config.limits.maxInflightRequests, deps.config.limits.maxQueuedRequests),
     perWorkload,
     requireCredential: createAdminAuth(deps),
     releases: createReleases(deps, { noise, perWorkload }),

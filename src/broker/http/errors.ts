@@ -22,6 +22,7 @@ export const ERROR_STATUS: { readonly [C in ErrorCode]: number } = {
   // abuse controls: a client over its rate, or the broker at its cap of outstanding challenges/activations
   ERR_RATE_LIMITED: 429,
   ERR_TOO_MANY_PENDING: 429,
+  ERR_OVERLOADED: 503,
   // authentication of callers
   ERR_UNAUTHORIZED: 401,
   ERR_FORBIDDEN: 403,
@@ -106,7 +107,9 @@ export function errorHandler(log: Logger): ErrorHandler<Env> {
     const e = isKeywardError(err) ? err : new KeywardError('ERR_INTERNAL', 'internal error')
     const retryAfter = e.detail?.retryAfterSeconds
     if (typeof retryAfter === 'number') c.header('Retry-After', String(retryAfter))
-    if (!isKeywardError(err) || httpStatus(e) >= 500) {
+    // ERR_OVERLOADED is noise (counted, and sampled in the log, by app.ts): a line per refusal would
+    // turn a flood into a log flood.
+    if (!isKeywardError(err) || (httpStatus(e) >= 500 && e.code !== 'ERR_OVERLOADED')) {
       log.error({ reqId: c.get('requestId'), code: e.code, err: err instanceof Error ? { name: err.name, message: err.message } : String(err) }, 'request failed')
     }
     const failures = e.detail?.failures
