@@ -181,11 +181,19 @@ function writeConfig(dir: string, o: { port: number; dataDir: string; databaseUr
 
 // BENCH_PROFILE_DIR=DIR: each broker process writes a V8 CPU profile there when it stops
 // (summarize with scripts/cpuprofile-summary.mjs).
-// BENCH_BROKER_NODE_ARGS='--flag …': node flags for the broker processes only (V8 heap settings,
-// say), not for the load generator.
+// The broker runs with the node flags the container image gives it (docker/Dockerfile's
+// ENTRYPOINT: the heap limit), so that its memory is the shipped broker's.
+// BENCH_BROKER_NODE_ARGS='--flag …' replaces them (V8 heap settings, say; '' for none), for the
+// broker processes only, not for the load generator.
+function imageNodeFlags(): string[] {
+  const m = /^ENTRYPOINT \["node", ((?:"--[^"]+", )*)"bin\/keyward\.js"\]$/m.exec(readFileSync(join(REPO_ROOT, 'docker/Dockerfile'), 'utf8'))
+  if (!m) throw new Error('docker/Dockerfile: no ENTRYPOINT ["node", <flags>, "bin/keyward.js"] to take the node flags from')
+  return [...m[1]!.matchAll(/"([^"]+)"/g)].map((f) => f[1]!)
+}
+const brokerNodeArgs = process.env.BENCH_BROKER_NODE_ARGS !== undefined ? process.env.BENCH_BROKER_NODE_ARGS.split(' ').filter(Boolean) : imageNodeFlags()
 const profileArgs = [
   ...(process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []),
-  ...(process.env.BENCH_BROKER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+  ...brokerNodeArgs,
 ]
 
 function spawnBroker(config: string, trustFile: string, port: number): Broker {
@@ -411,7 +419,7 @@ async function main(): Promise<void> {
     const trust = await makeTrust(dir)
     // Measured right after each cell, so that both see the same load on a shared machine.
     const floor = (tee: FloorTee, threads: number): Promise<number> => floorFlowsPerSecond(tee, threads, FLOOR_MS)
-    console.log(`keyward e2e over HTTP (${mode}): node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}; flows = attest + release; latency per request`)
+    console.log(`keyward e2e over HTTP (${mode}): node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}; flows = attest + release; latency per request; broker node flags: ${brokerNodeArgs.join(' ') || '(none)'}`)
     console.log('tee      store     workers clients   flows/s  floor/s  ratio   p50ms   p99ms p99.9ms  rssMB errors')
     for (const store of STORES) {
       const loc = await createLocation(store)
