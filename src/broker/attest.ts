@@ -197,10 +197,8 @@ export async function recordWorkload(
   actual: { measurement?: unknown; policy?: string; failures?: unknown; items?: MeasuredItems },
 ): Promise<void> {
   const now = deps.clock().getTime()
-  const prev = await deps.store.getWorkload(workload)
-  const divergedAt = decision === 'allow' ? null : (prev?.divergedAt ?? now)
-  const baseline = decision === 'allow' ? JSON.stringify({ at: now, policy: actual.policy ?? null, items: actual.items ?? {} }) : (prev?.baseline ?? null)
-  await deps.store.upsertWorkload({ id: workload, tee, lastAttestedAt: now, lastDecision: decision, actual: JSON.stringify(actual), divergedAt, baseline })
+  const baseline = decision === 'allow' ? JSON.stringify({ at: now, policy: actual.policy ?? null, items: actual.items ?? {} }) : null
+  const prev = await deps.store.recordWorkloadDecision({ id: workload, tee, at: now, decision, actual: JSON.stringify(actual), baseline })
   await onWorkloadDecision(deps, prev, { workload, tee, decision, policy: actual.policy, items: actual.items, failures: actual.failures })
 }
 

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DrizzleQueryError, sql, type Placeholder, type SQL, type SQLWrapper } from 'drizzle-orm'
 import { KeywardError } from '../errors.js'
-import type { AttestationRow, AuditInput, AuditRow, ReferenceValueRow, SecretSummary, SecretVersionRow, WorkloadRow } from './types.js'
+import type { AttestationRow, AuditInput, AuditRow, ReferenceValueRow, SecretSummary, SecretVersionRow, WorkloadDecision, WorkloadRow } from './types.js'
 
 /** The driver's own error under drizzle's DrizzleQueryError (whose message carries query params). */
 export function driverError(e: unknown): unknown {
@@ -212,11 +212,20 @@ function rowPlaceholders<K extends string>(fields: readonly K[]): { [F in K]: Pl
 // postgres.ts prepare the same INSERTs on their own dialect). Each name must be a field of the row
 // type; drizzle's typing of values() refuses a list that lacks a NOT NULL column.
 const ATTESTATION_FIELDS = ['jti', 'jkt', 'tee', 'policy', 'policyVersion', 'measurement', 'referenceIds', 'workload', 'issuedAt', 'expiresAt', 'revokedAt', 'akName'] as const satisfies readonly (keyof AttestationRow)[]
-const WORKLOAD_FIELDS = ['id', 'tee', 'lastAttestedAt', 'lastDecision', 'actual', 'divergedAt', 'baseline'] as const satisfies readonly (keyof WorkloadRow)[]
+export const WORKLOAD_FIELDS = ['id', 'tee', 'lastAttestedAt', 'lastDecision', 'actual', 'divergedAt', 'baseline'] as const satisfies readonly (keyof WorkloadRow)[]
 export const attestationParams = rowPlaceholders(ATTESTATION_FIELDS)
 export const workloadParams = rowPlaceholders(WORKLOAD_FIELDS)
-/** ON CONFLICT (id) DO UPDATE SET: every other column of the workload takes the proposed row's value. */
-export const workloadUpsertSet = {
-  tee: sql`excluded.tee`, lastAttestedAt: sql`excluded.last_attested_at`, lastDecision: sql`excluded.last_decision`,
-  actual: sql`excluded.actual`, divergedAt: sql`excluded.diverged_at`, baseline: sql`excluded.baseline`,
+/** The row a decision inserts for a workload not seen before. */
+export function workloadDecisionRow(d: WorkloadDecision): WorkloadRow {
+  const allow = d.decision === 'allow'
+  return { id: d.id, tee: d.tee, lastAttestedAt: d.at, lastDecision: d.decision, actual: d.actual, divergedAt: allow ? null : d.at, baseline: allow ? d.baseline : null }
+}
+/**
+ * ON CONFLICT (id) DO UPDATE SET of a decision (Store.recordWorkloadDecision), the same SQL on both
+ * dialects: a deny keeps the stored baseline and first divergence, read from the row being replaced.
+ */
+export const workloadDecisionSet = {
+  tee: sql`excluded.tee`, lastAttestedAt: sql`excluded.last_attested_at`, lastDecision: sql`excluded.last_decision`, actual: sql`excluded.actual`,
+  divergedAt: sql`CASE WHEN excluded.last_decision = 'deny' THEN COALESCE(workloads.diverged_at, excluded.diverged_at) END`,
+  baseline: sql`CASE WHEN excluded.last_decision = 'allow' THEN excluded.baseline ELSE workloads.baseline END`,
 }

@@ -16,11 +16,11 @@ import { KeywardError } from '../errors.js'
 import { buildAuditRows, canonicalJson, normalizeAuditEntry } from '../audit/chain.js'
 import {
   AUDIT_BATCH_MAX, MAX_TX_ATTEMPTS, attestationParams, backoff, type PendingAudit, clampLimit, isRetryable, isUniqueViolation, migrationsFolder, parseIdList, summarizeSecrets,
-  workloadParams, workloadUpsertSet,
+  workloadParams, workloadDecisionSet, workloadDecisionRow, WORKLOAD_FIELDS,
   containsLiteral, toAuditRow, toBuffer, toReferenceRow, toSecretRow, toStoreError,
 } from './common.js'
 import { pgSchema as t } from './schema.js'
-import type { AttestationRow, AuditInput, AuditRow, Store } from './types.js'
+import type { AttestationRow, AuditInput, AuditRow, Store, WorkloadRow } from './types.js'
 
 // Advisory lock keys (two-int form: class, object). Class 0x6b77 ("kw") is keyward's.
 const LOCK_CLASS = 0x6b77
@@ -155,8 +155,6 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
     getAk: db.select().from(t.aks).where(eq(t.aks.name, ph('name'))).prepare('kw_get_ak'),
     insertAttestation: relaxedDb.insert(t.attestations).values(attestationParams).prepare('kw_insert_attestation'),
     getAttestation: db.select().from(t.attestations).where(eq(t.attestations.jti, ph('jti'))).prepare('kw_get_attestation'),
-    upsertWorkload: relaxedDb.insert(t.workloads).values(workloadParams)
-      .onConflictDoUpdate({ target: t.workloads.id, set: workloadUpsertSet }).prepare('kw_upsert_workload'),
     getWorkload: db.select().from(t.workloads).where(eq(t.workloads.id, ph('id'))).prepare('kw_get_workload'),
     getQuarantine: db.select().from(t.quarantines).where(eq(t.quarantines.workload, ph('workload'))).prepare('kw_get_quarantine'),
     decisionStateVersion: db.select({ token: t.decisionStateVersion.token }).from(t.decisionStateVersion).where(eq(t.decisionStateVersion.id, 1)).prepare('kw_decision_state_version'),
@@ -167,6 +165,21 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
   let auditHead: { seq: number; hash: string } | null | undefined
   const auditHeadQuery = db.select({ seq: t.auditLog.seq, hash: t.auditLog.hash }).from(t.auditLog)
     .orderBy(desc(t.auditLog.seq)).limit(1).prepare('kw_audit_head')
+  // A workload's decision in one round trip: the upsert (drizzle's SQL, so both stores share the
+  // ON CONFLICT rules of common.ts) runs as a data-modifying CTE beside a read of the row it
+  // replaces. Both see the statement's snapshot, so `prev` is the row before this write.
+  const decisionUpsert = relaxedDb.insert(t.workloads).values(workloadParams).onConflictDoUpdate({ target: t.workloads.id, set: workloadDecisionSet }).toSQL()
+  // Each parameter is drizzle's Param around the placeholder of one field of the row.
+  const decisionParams = decisionUpsert.params.map((p) => {
+    const name = ((p as { value?: unknown }).value as { name?: unknown } | undefined)?.name
+    if (typeof name !== 'string' || !(WORKLOAD_FIELDS as readonly string[]).includes(name)) throw new Error('recordWorkloadDecision: unexpected parameter in the upsert')
+    return name as keyof WorkloadRow
+  })
+  const RECORD_WORKLOAD_DECISION_SQL = `WITH prev AS (SELECT id, tee, last_attested_at, last_decision, actual, diverged_at, baseline FROM workloads WHERE id = $${decisionParams.indexOf('id') + 1}),
+  up AS (${decisionUpsert.sql})
+SELECT * FROM prev`
+  const msOrNull = (v: unknown): number | null => (v === null ? null : Number(v))
+
   const appendBatch = async (batch: readonly PendingAudit[]): Promise<AuditRow[]> => {
     for (let attempt = 1; ; attempt++) {
       if (auditHead === undefined) auditHead = (await auditHeadQuery.execute())[0] ?? null
@@ -424,8 +437,15 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
       revokeAttestations('revokeAttestationsByAk', at, inArray(t.attestations.akName, akNames), () => true),
     revokeAttestationsByKey: (jkt, workload, at) =>
       revokeAttestations('revokeAttestationsByKey', at, and(eq(t.attestations.jkt, jkt), eq(t.attestations.workload, workload))!, () => true),
-    upsertWorkload: (row) => run('upsertWorkload', async () => {
-      await hot.upsertWorkload.execute({ ...row })
+    recordWorkloadDecision: (d) => run('recordWorkloadDecision', async () => {
+      const row = workloadDecisionRow(d)
+      const r = await relaxedPool.query<{ id: string; tee: string; last_attested_at: string; last_decision: 'allow' | 'deny'; actual: string; diverged_at: string | null; baseline: string | null }>({
+        name: 'kw_record_workload_decision',
+        text: RECORD_WORKLOAD_DECISION_SQL,
+        values: decisionParams.map((f) => row[f]),
+      })
+      const p = r.rows[0]
+      return p ? { id: p.id, tee: p.tee, lastAttestedAt: Number(p.last_attested_at), lastDecision: p.last_decision, actual: p.actual, divergedAt: msOrNull(p.diverged_at), baseline: p.baseline } : null
     }),
     getWorkload: (id) => run('getWorkload', async () => (await hot.getWorkload.execute({ id }))[0] ?? null),
     listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id))),

@@ -13,7 +13,7 @@ import { KeywardError } from '../errors.js'
 import { buildAuditRow, canonicalJson } from '../audit/chain.js'
 import {
   parseIdList, summarizeSecrets, toAuditRow, toBuffer, toReferenceRow, toSecretRow, toStoreError,
-  migrationsFolder, clampLimit, containsLiteral, AUDIT_BATCH_MAX, type PendingAudit, attestationParams, workloadParams, workloadUpsertSet,
+  migrationsFolder, clampLimit, containsLiteral, AUDIT_BATCH_MAX, type PendingAudit, attestationParams, workloadParams, workloadDecisionSet, workloadDecisionRow,
 } from './common.js'
 import { sqliteSchema as t } from './schema.js'
 import type { AttestationRow, AuditInput, AuditRow, Store } from './types.js'
@@ -116,8 +116,8 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
     getWorkload: db.select().from(t.workloads).where(eq(t.workloads.id, ph('id'))).prepare(),
     // Written or read on every attestation (the decision's rows, the AK, containment) and release.
     insertAttestation: db.insert(t.attestations).values(attestationParams).prepare(),
-    upsertWorkload: db.insert(t.workloads).values(workloadParams)
-      .onConflictDoUpdate({ target: t.workloads.id, set: workloadUpsertSet }).prepare(),
+    recordWorkloadDecision: db.insert(t.workloads).values(workloadParams)
+      .onConflictDoUpdate({ target: t.workloads.id, set: workloadDecisionSet }).prepare(),
     getAk: db.select().from(t.aks).where(eq(t.aks.name, ph('name'))).prepare(),
     getQuarantine: db.select().from(t.quarantines).where(eq(t.quarantines.workload, ph('workload'))).prepare(),
     decisionStateVersion: db.select({ token: t.decisionStateVersion.token }).from(t.decisionStateVersion).where(eq(t.decisionStateVersion.id, 1)).prepare(),
@@ -383,9 +383,12 @@ function createSqliteStore(sqlite: Database.Database, db: BetterSQLite3Database,
       revokeAttestations('revokeAttestationsByAk', at, inArray(t.attestations.akName, akNames), () => true),
     revokeAttestationsByKey: (jkt, workload, at) =>
       revokeAttestations('revokeAttestationsByKey', at, and(eq(t.attestations.jkt, jkt), eq(t.attestations.workload, workload))!, () => true),
-    upsertWorkload: (row) => relaxed('upsertWorkload', () => {
-      hot.upsertWorkload.run({ ...row })
-    }),
+    // One transaction: the row returned is exactly the one the write replaced.
+    recordWorkloadDecision: (d) => relaxed('recordWorkloadDecision', () => db.transaction(() => {
+      const prev = hot.getWorkload.get({ id: d.id }) ?? null
+      hot.recordWorkloadDecision.run({ ...workloadDecisionRow(d) })
+      return prev
+    }, { behavior: 'immediate' })),
     getWorkload: (id) => run('getWorkload', () => hot.getWorkload.get({ id }) ?? null),
     listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id)).all()),
 

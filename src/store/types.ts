@@ -195,6 +195,18 @@ export interface WorkloadRow {
   baseline: string | null
 }
 
+/** What an appraisal writes of its workload (Store.recordWorkloadDecision). */
+export interface WorkloadDecision {
+  id: string
+  tee: string
+  at: number
+  decision: 'allow' | 'deny'
+  /** Actual measured state (JSON). */
+  actual: string
+  /** The new baseline (JSON); written on allow, null on deny (the stored one is kept). */
+  baseline: string | null
+}
+
 /** One webhook delivery of one alert (src/broker/alerts.ts): retried until delivered or failed. */
 export interface AlertOutboxRow {
   id: string
@@ -379,7 +391,13 @@ export interface Store {
   revokeAttestationsByAk(akNames: string[], at: number): Promise<AttestationRow[]>
   /** Revokes the live attestations of one key admitted as one workload (a failed re-attestation). */
   revokeAttestationsByKey(jkt: string, workload: string, at: number): Promise<AttestationRow[]>
-  upsertWorkload(row: WorkloadRow): Promise<void>
+  /**
+   * Writes a workload's appraised decision in one statement and returns the row as it was before
+   * (null for a new workload). An allow sets the baseline and clears divergedAt; a deny keeps the
+   * stored baseline and the time the workload first diverged (else `at`). Both are computed from
+   * the row as the write finds it, so decisions of other replicas in between are not overwritten.
+   */
+  recordWorkloadDecision(d: WorkloadDecision): Promise<WorkloadRow | null>
   getWorkload(id: string): Promise<WorkloadRow | null>
   listWorkloads(): Promise<WorkloadRow[]>
 

@@ -321,15 +321,26 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       expect(await store.revokeAttestationsByReference('50%', T0 + 11)).toEqual([])
     })
 
-    it('upserts workloads', async () => {
-      const w = { id: 'w1', tee: 'tpm', lastAttestedAt: T0, lastDecision: 'allow' as const, actual: '{}', divergedAt: null, baseline: '{"at":1}' as string | null }
-      // The second write changes every column but the key: each must take the new value.
-      const w2 = { ...w, tee: 'sev-snp', lastAttestedAt: T0 + 5, lastDecision: 'deny' as const, actual: '{"x":2}', divergedAt: T0 + 5, baseline: '{"at":2}' }
-      await store.upsertWorkload(w)
-      await store.upsertWorkload(w2)
-      await store.upsertWorkload({ ...w, id: 'w0', baseline: null })
-      expect(await store.listWorkloads()).toEqual([{ ...w, id: 'w0', baseline: null }, w2])
-      expect(await store.getWorkload('w1')).toEqual(w2)
+    it('records workload decisions: returns the row replaced; an allow sets the baseline and clears divergence, a deny keeps the stored baseline and first divergence', async () => {
+      const rec = (id: string, at: number, decision: 'allow' | 'deny', baseline: string | null = null, tee = 'tpm') =>
+        store.recordWorkloadDecision({ id, tee, at, decision, actual: `{"at":${at}}`, baseline })
+      expect(await rec('w1', T0, 'allow', '{"b":1}')).toBeNull()
+      const allowed = { id: 'w1', tee: 'tpm', lastAttestedAt: T0, lastDecision: 'allow', actual: `{"at":${T0}}`, divergedAt: null, baseline: '{"b":1}' }
+      expect(await store.getWorkload('w1')).toEqual(allowed)
+      // Every column but the key and the kept ones takes the new value.
+      expect(await rec('w1', T0 + 5, 'deny', '{"ignored":1}', 'sev-snp')).toEqual(allowed)
+      const denied = { id: 'w1', tee: 'sev-snp', lastAttestedAt: T0 + 5, lastDecision: 'deny', actual: `{"at":${T0 + 5}}`, divergedAt: T0 + 5, baseline: '{"b":1}' }
+      expect(await store.getWorkload('w1')).toEqual(denied)
+      expect(await rec('w1', T0 + 9, 'deny', null, 'sev-snp')).toEqual(denied)
+      expect(await store.getWorkload('w1')).toMatchObject({ lastAttestedAt: T0 + 9, divergedAt: T0 + 5, baseline: '{"b":1}' })
+      await rec('w1', T0 + 12, 'allow', '{"b":2}')
+      expect(await store.getWorkload('w1')).toMatchObject({ lastDecision: 'allow', divergedAt: null, baseline: '{"b":2}' })
+      // A workload first seen denied diverged then and has no baseline.
+      expect(await rec('w0', T0 + 3, 'deny', '{"ignored":1}')).toBeNull()
+      expect(await store.listWorkloads()).toEqual([
+        { id: 'w0', tee: 'tpm', lastAttestedAt: T0 + 3, lastDecision: 'deny', actual: `{"at":${T0 + 3}}`, divergedAt: T0 + 3, baseline: null },
+        expect.objectContaining({ id: 'w1', baseline: '{"b":2}' }),
+      ])
       expect(await store.getWorkload('nope')).toBeNull()
     })
   })
@@ -462,7 +473,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       // The hot path's own writes leave it alone, or nothing could stay cached.
       await unchanged('attestation, workload, nonce, audit', async () => {
         await store.insertAttestation(attestation('jv1', 'pv', ['rv1']))
-        await store.upsertWorkload({ id: 'wv3', tee: 'tpm', lastAttestedAt: T0, lastDecision: 'allow', actual: '{}', divergedAt: null, baseline: null })
+        await store.recordWorkloadDecision({ id: 'wv3', tee: 'tpm', at: T0, decision: 'allow', actual: '{}', baseline: null })
         await store.insertNonce({ id: 'nv1', createdAt: T0, expiresAt: T0 + 1000 })
         await store.appendAudit({ type: 'release', subject: 'sv', decision: 'allow', detail: {} }, T0)
       })
