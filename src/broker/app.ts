@@ -42,6 +42,7 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   // Health and metrics answer even when the broker is at its limit: a probe must see a busy
   // broker as alive, not restart it. Everything else is admitted before its body is read.
   const unqueued = new Set(['/healthz', '/readyz', '/metrics'])
+  deps.metrics.setAdmissionSource(() => ctx.admission.load())
   app.use('*', async (c, next) => {
     if (unqueued.has(c.req.path)) return next()
     try {

@@ -27,16 +27,36 @@ export interface Metrics {
   alertDeliveries: Counter<'type' | 'result'>
   /** How the drifted gauge reads its value at scrape time (the store). */
   setDriftSource(read: () => Promise<number>): void
+  /** Requests of this process being worked on (`running`) and waiting for admission (`queued`), read at scrape. */
+  admission: Gauge<'state'>
+  /** How the admission gauge reads its values at scrape time (app.ts: the process's admission). */
+  setAdmissionSource(read: () => { inflight: number; queued: number }): void
 }
 
 export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
   const registry = new Registry()
   if (opts.defaults) collectDefaultMetrics({ register: registry, prefix: 'keyward_' })
   let driftSource: (() => Promise<number>) | undefined
+  let admissionSource: (() => { inflight: number; queued: number }) | undefined
   return {
     setDriftSource(read) {
       driftSource = read
     },
+    setAdmissionSource(read) {
+      admissionSource = read
+    },
+    admission: new Gauge({
+      name: 'keyward_http_requests_admitted',
+      help: 'HTTP requests of this process being worked on (running) and waiting for admission (queued); see limits.maxInflightRequests',
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        if (!admissionSource) return
+        const { inflight, queued } = admissionSource()
+        this.set({ state: 'running' }, inflight)
+        this.set({ state: 'queued' }, queued)
+      },
+    }),
     policyFailures: new Counter({
       name: 'keyward_policy_failures_total',
       help: 'Failing policy conditions of denied attestations, by TEE and condition',
