@@ -1,8 +1,9 @@
 // The broker's HTTP API v1 on Hono: composition only. createApp(deps) adds the request id, the
-// access log and metrics, admission (a bound on requests in flight), the body limit, the per-address rate limit on /v1, the one error
-// handler (src/broker/http/errors.ts maps codes to statuses; nothing else reaches the client),
-// and mounts one route module per resource. A route module is a factory taking the RouteContext
-// (src/broker/http/context.ts) and returning a Hono<Env> sub-app: adding one is one line below.
+// access log and metrics, admission (a bound on requests in flight), the body limit, the
+// per-address rate limit on /v1, the one error handler (src/broker/http/errors.ts maps codes to
+// statuses; nothing else reaches the client), and mounts one route module per resource. A route
+// module is a factory taking the RouteContext (src/broker/http/context.ts) and returning a
+// Hono<Env> sub-app: adding one is one line below.
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { requestId } from 'hono/request-id'
