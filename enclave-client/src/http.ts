@@ -46,8 +46,9 @@ export interface RequestSpec {
   retries?: number
   /**
    * false: the request mints something (a Vault token, a credential), so it is retried only when
-   * it certainly never reached the broker (connection refused, no route, DNS); never after a
-   * timeout, a reset or a 5xx, when the broker may have acted on it. Default true.
+   * it certainly never reached the broker (connection refused, no route, DNS) or the broker
+   * refused it unread (503 ERR_OVERLOADED); never after a timeout, a reset or another 5xx, when
+   * the broker may have acted on it. Default true.
    */
   idempotent?: boolean
 }
@@ -89,9 +90,12 @@ export function isRetryable(e: unknown): boolean {
 /** Connection errors that happen before a single byte of the request was sent. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
 
-/** Retryable for a request that must not run twice: it never left this host. */
-export function neverSent(e: unknown): boolean {
-  return e instanceof NetworkError && !e.requestMayBeSent
+/**
+ * Retryable for a request that must not run twice: it never left this host, or the broker
+ * refused it before reading it (503 ERR_OVERLOADED: at its limit of requests in flight).
+ */
+export function neverRan(e: unknown): boolean {
+  return (e instanceof NetworkError && !e.requestMayBeSent) || (e instanceof BrokerError && e.brokerCode === 'ERR_OVERLOADED')
 }
 
 /** Backoff before retry `attempt` (1-based): full jitter over min(max, base·2^(attempt-1)). */
@@ -209,7 +213,7 @@ export function createHttpClient(o: HttpOptions): HttpClient {
 
   return {
     broker: base.toString(),
-    request: (spec, schema) => withRetries(spec.path, () => once(spec, schema), spec.retries, spec.idempotent === false ? neverSent : isRetryable),
+    request: (spec, schema) => withRetries(spec.path, () => once(spec, schema), spec.retries, spec.idempotent === false ? neverRan : isRetryable),
     dpopNonce: () => dpopNonce,
     withRetries,
     async close() {

@@ -43,6 +43,20 @@ describe('HTTP client against a local server', () => {
     await h.close()
   })
 
+  it('a request that must not run twice is retried after 503 ERR_OVERLOADED (refused unread), not after another 5xx', async () => {
+    srv = await startServer((_r, n) => (n === 1 ? { status: 503, body: { error: { code: 'ERR_OVERLOADED', message: 'at its limit' } } } : { status: 200, body: { ok: true } }))
+    const h = createHttpClient({ broker: srv.url, retries: 3, ...fast })
+    await expect(h.request({ method: 'POST', path: '/token', body: {}, idempotent: false }, Ok)).resolves.toEqual({ ok: true })
+    expect(srv.requests).toHaveLength(2)
+    await h.close()
+    await srv.close()
+    srv = await startServer(() => ({ status: 503, body: { error: { code: 'ERR_STORE_UNAVAILABLE', message: 'store down' } } }))
+    const h2 = createHttpClient({ broker: srv.url, retries: 3, ...fast })
+    await expect(h2.request({ method: 'POST', path: '/token', body: {}, idempotent: false }, Ok)).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' })
+    expect(srv.requests, 'it may have run: not sent again').toHaveLength(1)
+    await h2.close()
+  })
+
   it('gives up after the configured retries with the broker error', async () => {
     srv = await startServer(() => ({ status: 502, body: { error: { code: 'ERR_VAULT_ERROR', message: 'vault said no' } } }))
     const h = createHttpClient({ broker: srv.url, retries: 2, ...fast })
