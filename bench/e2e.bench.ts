@@ -170,11 +170,12 @@ interface Broker {
 function writeConfig(dir: string, o: { port: number; dataDir: string; databaseUrl?: string; workers: number }): string {
   const file = join(dir, `config-${o.port}.json`)
   const big = { ratePerSecond: 1e6, burst: 1e6 }
-  // All load comes from one address and few keys, so the rate limits are lifted; the challenge cap
+  // All load comes from one address and few keys, so the rate limits (and the per-address bound on
+  // requests in flight) are lifted; the challenge cap
   // stays at its default (a cell fetches at most 4,000 challenges ahead, and spent ones are pruned).
   writeFileSync(
     file,
-    JSON.stringify({ host: '127.0.0.1', port: o.port, dataDir: o.dataDir, ...(o.databaseUrl ? { databaseUrl: o.databaseUrl } : {}), workers: o.workers, logLevel: 'warn', nonceTtlSeconds: 3600, limits: { perAddress: big, perWorkload: big } }),
+    JSON.stringify({ host: '127.0.0.1', port: o.port, dataDir: o.dataDir, ...(o.databaseUrl ? { databaseUrl: o.databaseUrl } : {}), workers: o.workers, logLevel: 'warn', nonceTtlSeconds: 3600, limits: { perAddress: big, perWorkload: big, maxInflightPerAddress: 1e6 } }),
   )
   return file
 }

@@ -72,21 +72,25 @@ export async function enforceCap(count: () => Promise<number>, prune: () => Prom
 
 export interface Admission {
   /**
-   * Runs fn once fewer than `maxInflight` admitted calls are running, first come first served;
-   * throws ERR_OVERLOADED (Retry-After 1) without waiting when `maxQueued` calls already wait.
+   * Runs fn once fewer than `maxInflight` admitted calls are running, first come first served.
+   * Refuses without waiting: ERR_RATE_LIMITED when `key` (the client address) already has
+   * `maxPerKey` calls running or waiting, ERR_OVERLOADED when `maxQueued` calls wait (Retry-After 1).
    */
-  run<T>(fn: () => Promise<T>): Promise<T>
+  run<T>(key: string, fn: () => Promise<T>): Promise<T>
   /** Calls running and waiting now (metrics, tests). */
   load(): { inflight: number; queued: number }
 }
 
 /**
  * Admission control of one process: what a flood can hold at once is bounded by what is admitted
- * (a waiting HTTP request has not read its body), so a heap limit cannot be reached by numbers alone.
+ * (a waiting HTTP request has not read its body), so a heap limit cannot be reached by numbers
+ * alone. The per-key bound keeps one client (slow bodies, say) from taking every slot.
  */
-export function createAdmission(maxInflight: number, maxQueued: number): Admission {
+export function createAdmission(o: { maxInflight: number; maxQueued: number; maxPerKey: number }): Admission {
   let inflight = 0
   const waiting: (() => void)[] = []
+  /** Calls running or waiting per key; a key leaves the map with its last call, so it stays bounded. */
+  const perKey = new Map<string, number>()
   // A finishing call hands its slot to the first waiter, so `inflight` never drops in between and
   // a newcomer cannot overtake the queue.
   const release = (): void => {
@@ -95,14 +99,24 @@ export function createAdmission(maxInflight: number, maxQueued: number): Admissi
     else inflight--
   }
   return {
-    async run(fn) {
-      if (inflight < maxInflight) inflight++
-      else if (waiting.length < maxQueued) await new Promise<void>((admit) => waiting.push(admit))
-      else throw new KeywardError('ERR_OVERLOADED', 'the broker is at its limit of requests in flight; retry later', { detail: { retryAfterSeconds: 1 } })
+    async run(key, fn) {
+      const mine = perKey.get(key) ?? 0
+      if (mine >= o.maxPerKey) throw new KeywardError('ERR_RATE_LIMITED', 'too many requests in flight from this address; retry later', { detail: { retryAfterSeconds: 1 } })
+      const now = inflight < o.maxInflight
+      if (!now && waiting.length >= o.maxQueued) throw new KeywardError('ERR_OVERLOADED', 'the broker is at its limit of requests in flight; retry later', { detail: { retryAfterSeconds: 1 } })
+      perKey.set(key, mine + 1)
       try {
-        return await fn()
+        if (now) inflight++
+        else await new Promise<void>((admit) => waiting.push(admit))
+        try {
+          return await fn()
+        } finally {
+          release()
+        }
       } finally {
-        release()
+        const left = perKey.get(key)! - 1
+        if (left === 0) perKey.delete(key)
+        else perKey.set(key, left)
       }
     },
     load: () => ({ inflight, queued: waiting.length }),

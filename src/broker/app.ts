@@ -46,10 +46,14 @@ export function createApp(deps: BrokerDeps): Hono<Env> {
   deps.metrics.setAdmissionSource(() => ctx.admission.load())
   app.use('*', async (c, next) => {
     if (unqueued.has(c.req.path)) return next()
+    let admitted = false
     try {
-      await ctx.admission.run(next)
+      await ctx.admission.run(clientAddress(c), () => {
+        admitted = true
+        return next()
+      })
     } catch (e) {
-      if (e instanceof KeywardError && e.code === 'ERR_OVERLOADED') ctx.noise('*', e.code, c.get('requestId'))
+      if (!admitted && e instanceof KeywardError) ctx.noise('*', e.code, c.get('requestId'))
       throw e
     }
   })

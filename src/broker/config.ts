@@ -91,6 +91,8 @@ export const ConfigSchema = z
          */
         maxInflightRequests: z.coerce.number().int().min(1).max(100_000).default(128),
         maxQueuedRequests: z.coerce.number().int().min(0).max(1_000_000).default(1_024),
+        /** Requests running or waiting from one client address; beyond it ERR_RATE_LIMITED (429), so one client cannot take every slot. */
+        maxInflightPerAddress: z.coerce.number().int().min(1).max(1_000_000).default(32),
       })
       .prefault({}),
     /** SPIFFE identities for attested workloads (docs/spiffe.md); absent: the /v1/spiffe endpoints answer ERR_NOT_FOUND. */

@@ -49,6 +49,27 @@ async function auditRows(h: Harness) {
   return A.allAuditRows(h.deps)
 }
 
+/**
+ * An attest request whose body the test ends: the route holds it in flight until then. `read`
+ * resolves when the route first asks for the body, that is, once the request has been admitted.
+ */
+function heldAttest(app: App, addr = '198.51.100.7') {
+  let end!: () => void
+  let reading!: () => void
+  const held = { read: false }
+  const read = new Promise<void>((r) => (reading = r)).then(() => void (held.read = true))
+  const body = new ReadableStream<Uint8Array>({
+    async pull(ctl) {
+      reading()
+      await new Promise<void>((r) => (end = r))
+      ctl.enqueue(new TextEncoder().encode('{}'))
+      ctl.close()
+    },
+  }, { highWaterMark: 0 }) // pulled only when read
+  const res = app.request(new Request('http://localhost/v1/attest', { method: 'POST', headers: json, body, duplex: 'half' } as RequestInit), undefined, from(addr))
+  return { res, read, held, end: () => end() }
+}
+
 describe.each(['sqlite', 'postgres'] as const)('abuse controls on %s', (backend) => {
   let h: Harness
   beforeAll(async () => {
@@ -181,28 +202,10 @@ describe.each(['sqlite', 'postgres'] as const)('abuse controls on %s', (backend)
 
   it('admission: past maxInflightRequests a request waits with its body unread, past maxQueuedRequests it gets 503 ERR_OVERLOADED with Retry-After; health and metrics still answer; waiters run in arrival order', async () => {
     const app = appWith(h, { maxInflightRequests: 1, maxQueuedRequests: 2 })
-    // A body the test ends: the route holds its request in flight until then. `read` resolves
-    // when the route first asks for the body, that is, once the request has been admitted.
-    const heldAttest = () => {
-      let end!: () => void
-      let reading!: () => void
-      const held = { read: false }
-      const read = new Promise<void>((r) => (reading = r)).then(() => void (held.read = true))
-      const body = new ReadableStream<Uint8Array>({
-        async pull(ctl) {
-          reading()
-          await new Promise<void>((r) => (end = r))
-          ctl.enqueue(new TextEncoder().encode('{}'))
-          ctl.close()
-        },
-      }, { highWaterMark: 0 }) // pulled only when read
-      const res = app.request(new Request('http://localhost/v1/attest', { method: 'POST', headers: json, body, duplex: 'half' } as RequestInit), undefined, from('198.51.100.7'))
-      return { res, read, held, end: () => end() }
-    }
-    const first = heldAttest()
+    const first = heldAttest(app)
     await first.read
-    const second = heldAttest()
-    const third = heldAttest()
+    const second = heldAttest(app)
+    const third = heldAttest(app)
 
     const refused = await app.request('/v1/challenge', { method: 'POST' }, from('198.51.100.8'))
     expect(refused.status).toBe(503)
@@ -226,6 +229,22 @@ describe.each(['sqlite', 'postgres'] as const)('abuse controls on %s', (backend)
     third.end()
     expect((await third.res).status).toBe(400)
     expect((await app.request('/v1/challenge', { method: 'POST' }, from('198.51.100.8'))).status, 'the slots are free again').toBe(200)
+  })
+
+  it('one address gets at most maxInflightPerAddress requests running or waiting: the next is 429 ERR_RATE_LIMITED with Retry-After; other addresses are served', async () => {
+    const app = appWith(h, { maxInflightRequests: 10, maxInflightPerAddress: 2 })
+    const held = [heldAttest(app, '198.51.100.20'), heldAttest(app, '198.51.100.20')]
+    await Promise.all(held.map((r) => r.read))
+    const third = await app.request('/v1/challenge', { method: 'POST' }, from('198.51.100.20'))
+    expect(third.status).toBe(429)
+    expect(third.headers.get('retry-after')).toBe('1')
+    expect(((await third.json()) as any).error.code).toBe('ERR_RATE_LIMITED')
+    expect((await app.request('/v1/challenge', { method: 'POST' }, from('198.51.100.21'))).status, 'another address').toBe(200)
+    held[0]!.end()
+    expect((await held[0]!.res).status).toBe(400)
+    expect((await app.request('/v1/challenge', { method: 'POST' }, from('198.51.100.20'))).status, 'a slot of its own again').toBe(200)
+    held[1]!.end()
+    await held[1]!.res
   })
 
   it('releases are rate-limited per attested key: 429 with Retry-After, not audited; another key is served', async () => {

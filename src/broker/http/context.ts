@@ -41,7 +41,7 @@ export function createRouteContext(deps: BrokerDeps): RouteContext {
     deps,
     noise,
     perAddress: createRateLimiter(deps.config.limits.perAddress, deps.clock, 'from this address'),
-    admission: createAdmission(deps.config.limits.maxInflightRequests, deps.config.limits.maxQueuedRequests),
+    admission: createAdmission({ maxInflight: deps.config.limits.maxInflightRequests, maxQueued: deps.config.limits.maxQueuedRequests, maxPerKey: deps.config.limits.maxInflightPerAddress }),
     perWorkload,
     requireCredential: createAdminAuth(deps),
     releases: createReleases(deps, { noise, perWorkload }),
