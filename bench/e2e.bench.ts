@@ -192,13 +192,20 @@ function imageNodeFlags(): string[] {
   return [...m[1]!.matchAll(/"([^"]+)"/g)].map((f) => f[1]!)
 }
 const brokerNodeArgs = process.env.BENCH_BROKER_NODE_ARGS !== undefined ? process.env.BENCH_BROKER_NODE_ARGS.split(' ').filter(Boolean) : imageNodeFlags()
+/** The image's glibc malloc setting (ENV MALLOC_ARENA_MAX in docker/Dockerfile); the bench's own environment wins. */
+const brokerEnv: Record<string, string> = (() => {
+  const m = /^ENV MALLOC_ARENA_MAX=(\d+)$/m.exec(readFileSync(join(REPO_ROOT, 'docker/Dockerfile'), 'utf8'))
+  const env: Record<string, string> = {}
+  if (m && process.env.MALLOC_ARENA_MAX === undefined) env.MALLOC_ARENA_MAX = m[1]!
+  return env
+})()
 const profileArgs = [
   ...(process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []),
   ...brokerNodeArgs,
 ]
 
 function spawnBroker(config: string, trustFile: string, port: number): Broker {
-  const proc = spawn(process.execPath, [...profileArgs, join(REPO_ROOT, 'bench/e2e-serve.mjs'), config, trustFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env } })
+  const proc = spawn(process.execPath, [...profileArgs, join(REPO_ROOT, 'bench/e2e-serve.mjs'), config, trustFile], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...brokerEnv } })
   const killOnExit = (): void => void proc.kill('SIGTERM')
   process.once('exit', killOnExit)
   return {
@@ -420,7 +427,7 @@ async function main(): Promise<void> {
     const trust = await makeTrust(dir)
     // Measured right after each cell, so that both see the same load on a shared machine.
     const floor = (tee: FloorTee, threads: number): Promise<number> => floorFlowsPerSecond(tee, threads, FLOOR_MS)
-    console.log(`keyward e2e over HTTP (${mode}): node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}; flows = attest + release; latency per request; broker node flags: ${brokerNodeArgs.join(' ') || '(none)'}`)
+    console.log(`keyward e2e over HTTP (${mode}): node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}; flows = attest + release; latency per request; broker node flags: ${brokerNodeArgs.join(' ') || '(none)'}${brokerEnv.MALLOC_ARENA_MAX ? `, MALLOC_ARENA_MAX=${brokerEnv.MALLOC_ARENA_MAX}` : ''}`)
     console.log('tee      store     workers clients   flows/s  floor/s  ratio   p50ms   p99ms p99.9ms  rssMB errors')
     for (const store of STORES) {
       const loc = await createLocation(store)
