@@ -171,8 +171,8 @@ function writeConfig(dir: string, o: { port: number; dataDir: string; databaseUr
   const file = join(dir, `config-${o.port}.json`)
   const big = { ratePerSecond: 1e6, burst: 1e6 }
   // All load comes from one address and few keys, so the rate limits (and the per-address bound on
-  // requests in flight) are lifted; the challenge cap
-  // stays at its default (a cell fetches at most 4,000 challenges ahead, and spent ones are pruned).
+  // requests in flight) are lifted; the challenge cap stays at its default (a cell fetches at most
+  // 4,000 challenges ahead, and spent ones are pruned).
   writeFileSync(
     file,
     JSON.stringify({ host: '127.0.0.1', port: o.port, dataDir: o.dataDir, ...(o.databaseUrl ? { databaseUrl: o.databaseUrl } : {}), workers: o.workers, logLevel: 'warn', nonceTtlSeconds: 3600, limits: { perAddress: big, perWorkload: big, maxInflightPerAddress: 1e6 } }),
@@ -186,15 +186,16 @@ function writeConfig(dir: string, o: { port: number; dataDir: string; databaseUr
 // ENTRYPOINT: the heap limit), so that its memory is the shipped broker's.
 // BENCH_BROKER_NODE_ARGS='--flag …' replaces them (V8 heap settings, say; '' for none), for the
 // broker processes only, not for the load generator.
+const dockerfile = readFileSync(join(REPO_ROOT, 'docker/Dockerfile'), 'utf8')
 function imageNodeFlags(): string[] {
-  const m = /^ENTRYPOINT \["node", ((?:"--[^"]+", )*)"bin\/keyward\.js"\]$/m.exec(readFileSync(join(REPO_ROOT, 'docker/Dockerfile'), 'utf8'))
+  const m = /^ENTRYPOINT \["node", ((?:"--[^"]+", )*)"bin\/keyward\.js"\]$/m.exec(dockerfile)
   if (!m) throw new Error('docker/Dockerfile: no ENTRYPOINT ["node", <flags>, "bin/keyward.js"] to take the node flags from')
   return [...m[1]!.matchAll(/"([^"]+)"/g)].map((f) => f[1]!)
 }
 const brokerNodeArgs = process.env.BENCH_BROKER_NODE_ARGS !== undefined ? process.env.BENCH_BROKER_NODE_ARGS.split(' ').filter(Boolean) : imageNodeFlags()
 /** The image's glibc malloc setting (ENV MALLOC_ARENA_MAX in docker/Dockerfile); the bench's own environment wins. */
 const brokerEnv: Record<string, string> = (() => {
-  const m = /^ENV MALLOC_ARENA_MAX=(\d+)$/m.exec(readFileSync(join(REPO_ROOT, 'docker/Dockerfile'), 'utf8'))
+  const m = /^ENV MALLOC_ARENA_MAX=(\d+)$/m.exec(dockerfile)
   const env: Record<string, string> = {}
   if (m && process.env.MALLOC_ARENA_MAX === undefined) env.MALLOC_ARENA_MAX = m[1]!
   return env

@@ -178,7 +178,6 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
   const RECORD_WORKLOAD_DECISION_SQL = `WITH prev AS (SELECT id, tee, last_attested_at, last_decision, actual, diverged_at, baseline FROM workloads WHERE id = $${decisionParams.indexOf('id') + 1}),
   up AS (${decisionUpsert.sql})
 SELECT * FROM prev`
-  const msOrNull = (v: unknown): number | null => (v === null ? null : Number(v))
 
   const appendBatch = async (batch: readonly PendingAudit[]): Promise<AuditRow[]> => {
     for (let attempt = 1; ; attempt++) {
@@ -445,7 +444,7 @@ SELECT * FROM prev`
         values: decisionParams.map((f) => row[f]),
       })
       const p = r.rows[0]
-      return p ? { id: p.id, tee: p.tee, lastAttestedAt: Number(p.last_attested_at), lastDecision: p.last_decision, actual: p.actual, divergedAt: msOrNull(p.diverged_at), baseline: p.baseline } : null
+      return p ? { id: p.id, tee: p.tee, lastAttestedAt: Number(p.last_attested_at), lastDecision: p.last_decision, actual: p.actual, divergedAt: p.diverged_at === null ? null : Number(p.diverged_at), baseline: p.baseline } : null
     }),
     getWorkload: (id) => run('getWorkload', async () => (await hot.getWorkload.execute({ id }))[0] ?? null),
     listWorkloads: () => run('listWorkloads', () => db.select().from(t.workloads).orderBy(asc(t.workloads.id))),
