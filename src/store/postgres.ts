@@ -19,7 +19,7 @@ import {
   workloadParams, workloadDecisionSet, workloadDecisionRow, WORKLOAD_FIELDS,
   containsLiteral, toAuditRow, toBuffer, toReferenceRow, toSecretRow, toStoreError,
 } from './common.js'
-import { pgSchema as t } from './schema.js'
+import { pgNonceCount, pgSchema as t } from './schema.js'
 import type { AttestationRow, AuditInput, AuditRow, Store, WorkloadRow } from './types.js'
 
 // Advisory lock keys (two-int form: class, object). Class 0x6b77 ("kw") is keyward's.
@@ -145,7 +145,8 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
       .where(and(eq(t.nonces.id, ph('id')), isNull(t.nonces.usedAt), gt(t.nonces.expiresAt, ph('now'))))
       .returning({ id: t.nonces.id }).prepare('kw_consume_nonce'),
     getNonce: db.select().from(t.nonces).where(eq(t.nonces.id, ph('id'))).prepare('kw_get_nonce'),
-    countNonces: db.select({ n: count() }).from(t.nonces).prepare('kw_count_nonces'), // every challenge checks the cap
+    // Every challenge checks the cap: the trigger-kept row (migration 0009), not count(*) over the table.
+    countNonces: db.select({ n: pgNonceCount.n }).from(pgNonceCount).where(eq(pgNonceCount.id, 1)).prepare('kw_count_nonces'),
     useDpopProof: relaxedDb.insert(t.dpopProofs).values({ id: ph('id'), expiresAt: ph('expiresAt') }).onConflictDoNothing().prepare('kw_use_dpop_proof'),
     latestSecret: db.select().from(t.secretVersions).where(liveSecret).orderBy(desc(t.secretVersions.version)).limit(1).prepare('kw_latest_secret'),
     secretVersion: db.select().from(t.secretVersions).where(and(liveSecret, eq(t.secretVersions.version, ph('version')))).prepare('kw_secret_version'),

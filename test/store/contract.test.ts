@@ -109,6 +109,28 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
       expect(await store.consumeNonce('s-expired', 5)).toBe('unknown')
       expect(await store.consumeNonce('s-live', 20)).toBe('ok')
     })
+
+    // The outstanding-challenge cap reads countNonces on every challenge: it must be the exact
+    // number of stored rows (PostgreSQL keeps it in a trigger-maintained row) whoever changes them.
+    it('counts every stored nonce, spent or not, through concurrent inserts, prunes and SQL run by an operator', async () => {
+      const base = await store.countNonces()
+      await Promise.all(Array.from({ length: 20 }, (_, i) => store.insertNonce({ id: `c-${i}`, createdAt: 0, expiresAt: i < 5 ? 10 : 1000 })))
+      expect(await store.countNonces()).toBe(base + 20)
+      expect(await errorCodeOf(store.insertNonce({ id: 'c-0', createdAt: 0, expiresAt: 10 }))).toBe('ERR_CONFLICT')
+      expect(await store.consumeNonce('c-10', 5)).toBe('ok')
+      expect(await store.countNonces()).toBe(base + 20)
+      await loc.exec('DELETE FROM nonces WHERE id = ?', ['c-19'])
+      expect(await store.countNonces()).toBe(base + 19)
+      const pruned = await store.pruneSpentNonces(15)
+      expect(pruned).toBeGreaterThanOrEqual(6) // c-0..c-4 expired, c-10 spent
+      expect(await store.countNonces()).toBe(base + 19 - pruned)
+      expect(await store.pruneNonces(0)).toBe(0) // a prune that removes nothing changes nothing
+      expect(await store.countNonces()).toBe(base + 19 - pruned)
+      await loc.exec(backend === 'postgres' ? 'TRUNCATE nonces CASCADE' : 'DELETE FROM nonces')
+      expect(await store.countNonces()).toBe(0)
+      await store.insertNonce({ id: 'c-after', createdAt: 0, expiresAt: 1000 })
+      expect(await store.countNonces()).toBe(1)
+    })
   })
 
   describe('secrets', () => {

@@ -1,10 +1,13 @@
 // Opening stores: the SQLite file and its settings, openStore's backend choice, failures as
 // typed errors, migrations applied once and idempotent on restart.
 import { describe, it, expect, vi } from 'vitest'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
+import pg from 'pg'
+import { drizzle } from 'drizzle-orm/node-postgres'
+import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import { openStore } from '../../src/store/index.js'
 import { createLocation } from './helpers.js'
 import { errorCodeOf } from '../helpers/errors.js'
@@ -61,6 +64,39 @@ describe('opening stores', () => {
     } finally {
       prepare.mockRestore()
       rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('PostgreSQL: a database upgraded with challenges stored starts the nonce count at them (migration 0009)', async () => {
+    const loc = await createLocation('postgres')
+    const older = mkdtempSync(join(tmpdir(), 'keyward-migrations-'))
+    try {
+      // The migrations as they stood before 0009, applied by the same migrator the store uses.
+      const src = join(REPO_ROOT, 'drizzle', 'postgres')
+      cpSync(src, older, { recursive: true })
+      const journal = JSON.parse(readFileSync(join(src, 'meta', '_journal.json'), 'utf8')) as { entries: { tag: string }[] }
+      const at = journal.entries.findIndex((e) => e.tag.startsWith('0009_'))
+      expect(at).toBeGreaterThan(0)
+      writeFileSync(join(older, 'meta', '_journal.json'), JSON.stringify({ ...journal, entries: journal.entries.slice(0, at) }))
+      const client = new pg.Client({ connectionString: loc.where })
+      await client.connect()
+      try {
+        await migrate(drizzle({ client }), { migrationsFolder: older })
+        await client.query(`INSERT INTO nonces (id, created_at, expires_at, used_at) VALUES ('a', 0, 10, NULL), ('b', 0, 10, 5), ('c', 0, 10, NULL)`)
+      } finally {
+        await client.end()
+      }
+      const s = await openStore({ dataDir: '/nonexistent', databaseUrl: loc.where })
+      try {
+        expect(await s.countNonces()).toBe(3)
+        await s.insertNonce({ id: 'd', createdAt: 0, expiresAt: 10 })
+        expect(await s.countNonces()).toBe(4)
+      } finally {
+        await s.close()
+      }
+    } finally {
+      rmSync(older, { recursive: true, force: true })
+      await loc.cleanup()
     }
   })
 
