@@ -22,6 +22,27 @@ export interface E2eCell {
   rssMaxMb: number
 }
 
+/**
+ * A fixed-rate (open-loop) run of Nitro or SEV-SNP flows: `basis` says how its rate was chosen,
+ * 'goal' (half the floor, the throughput the goal asks for) or 'half-capacity' (half of what the
+ * closed loop reached at 64 clients). Reported, never compared: its latency is the point.
+ */
+export interface OpenLoopRow {
+  tee: string
+  store: string
+  workers: number
+  basis: 'goal' | 'half-capacity'
+  connections: number
+  offeredFlowsPerSec: number
+  flows: number
+  flowsPerSec: number
+  p50Ms: number
+  p99Ms: number
+  p999Ms: number
+  errors: number
+  rssMaxMb: number
+}
+
 export interface BenchResults {
   machineKind: string
   machine: { cpus: number; model: string; memGb: number; node: string; note: string }
@@ -29,6 +50,7 @@ export interface BenchResults {
   mode: 'quick' | 'full'
   coldStartMs: number
   cells: E2eCell[]
+  openLoop?: OpenLoopRow[]
 }
 
 export interface Regression {

@@ -16,6 +16,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { createECDH, createPrivateKey, sign, createHash, randomUUID, type KeyObject, type JsonWebKey } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, readdirSync, existsSync, mkdirSync } from 'node:fs'
+import { Agent, request } from 'node:http'
 import { createServer } from 'node:net'
 import { cpus, totalmem, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -33,13 +34,18 @@ import { REPO_ROOT, SHARED_TOOLS } from '../test/helpers/vectors.js'
 import { testOnlyPki as nitroPki, testOnlyPayload, signCose, type TestOnlyPki as NitroPki } from '../test/verifiers/nitro/fixtures.js'
 import { testOnlyPki as snpPki, signReport, snpFile, writeTcb } from '../test/verifiers/sev-snp/helpers.js'
 import { floorFlowsPerSecond, type FloorTee } from './floor.js'
-import { compareResults, machineKind, measureAgainstBaseline, cellKey, TOLERANCE, type BenchResults, type E2eCell } from './compare.js'
+import { percentile } from '../scripts/lib/percentile.js'
+import { compareResults, machineKind, measureAgainstBaseline, cellKey, TOLERANCE, type BenchResults, type E2eCell, type OpenLoopRow } from './compare.js'
 
 const args = new Set(process.argv.slice(2))
 const mode: 'quick' | 'full' = args.has('--full') ? 'full' : 'quick'
 const CLIENTS = [1, 16, 64] as const
 const FLOWS: Record<number, number> = mode === 'full' ? { 1: 400, 16: 2000, 64: 4000 } : { 1: 40, 16: 200, 64: 384 }
 const FLOOR_MS = mode === 'full' ? 2000 : 600
+/** Seconds of scheduled arrivals per open-loop run (runOpenLoop). */
+const OPEN_LOOP_S = mode === 'full' ? 10 : 3
+/** BENCH_OPEN_LOOP=0 skips the open-loop runs (they follow each TEE's 64-client cell). */
+const OPEN_LOOP = process.env.BENCH_OPEN_LOOP !== '0'
 /** The TPM cells need swtpm and tpm2-tools (scripts/ensure-deps.sh installs them). */
 const HAVE_SWTPM = ['swtpm', 'tpm2_quote'].every((bin) => {
   try {
@@ -386,6 +392,83 @@ async function runCell(b: Broker, trust: Trust, at: CellStore, tee: FloorTee, cl
   }
 }
 
+/** One HTTP/1.1 request on `agent`; the body read whole. */
+function send(agent: Agent, url: string, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+/**
+ * Open loop: flows (attest, then its release at once) start on a fixed schedule, `rate` per
+ * second, whatever the broker answers, over at most `connections` keep-alive connections. An
+ * attest's latency runs from the moment its flow was due, so a wait for a free connection or
+ * behind a backlog counts: a slow broker cannot slow down the arrivals that measure it, as it
+ * does a closed loop's (coordinated omission). Evidence is made before the run, as in runCell.
+ */
+async function runOpenLoop(b: Broker, trust: Trust, tee: Exclude<FloorTee, 'tpm'>, rate: number, connections: number): Promise<Omit<OpenLoopRow, 'store' | 'workers' | 'basis'>> {
+  const n = Math.max(20, Math.round(rate * OPEN_LOOP_S))
+  const nonces: string[] = []
+  for (let i = 0; i < n; i += 16) nonces.push(...(await Promise.all(Array.from({ length: Math.min(16, n - i) }, () => challenge(b.url)))))
+  const flows: Flow[] = []
+  for (const nonce of nonces) flows.push(await makeFlow(trust, tee, nonce))
+  const agent = new Agent({ keepAlive: true, maxSockets: connections })
+  const secretUrl = `${b.url}/v1/secrets/bench-secret`
+  const latencies: number[] = []
+  let errors = 0
+  let failure = ''
+  const rss: number[] = []
+  const sampler = setInterval(() => rss.push(Math.max(...rssOf(b.proc.pid!))), 100)
+  const flow = async (f: Flow, due: number): Promise<void> => {
+    try {
+      const a = await send(agent, `${b.url}/v1/attest`, 'POST', { 'content-type': 'application/json' }, f.body)
+      const attested = performance.now()
+      latencies.push(attested - due)
+      if (a.status !== 200) throw new Error(`attest ${a.status}: ${a.body}`)
+      const token = (JSON.parse(a.body) as { token: string }).token
+      const r = await send(agent, secretUrl, 'GET', { authorization: `DPoP ${token}`, dpop: dpopProof(f, secretUrl, token) })
+      latencies.push(performance.now() - attested)
+      if (r.status !== 200) throw new Error(`release ${r.status}: ${r.body}`)
+    } catch (e) {
+      errors++
+      failure ||= e instanceof Error ? e.message : String(e)
+    }
+  }
+  const t0 = performance.now() + 20
+  const running: Promise<void>[] = []
+  for (let i = 0; i < n; i++) {
+    const due = t0 + (i * 1000) / rate
+    const wait = due - performance.now()
+    if (wait >= 1) await new Promise((r) => setTimeout(r, wait))
+    running.push(flow(flows[i]!, due))
+  }
+  await Promise.all(running)
+  const seconds = (performance.now() - t0) / 1000
+  clearInterval(sampler)
+  agent.destroy()
+  if (errors > 0) console.error(`  open loop ${tee} at ${rate.toFixed(0)}/s: ${errors} errors; first: ${failure.slice(0, 300)}`)
+  const sorted = latencies.sort((x, y) => x - y)
+  return {
+    tee,
+    connections,
+    offeredFlowsPerSec: rate,
+    flows: n,
+    flowsPerSec: n / seconds,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    p999Ms: percentile(sorted, 99.9),
+    errors,
+    rssMaxMb: Math.round(Math.max(...rss, ...rssOf(b.proc.pid!))),
+  }
+}
+
 /** Spawn → first successful release (Nitro), on a provisioned data dir. */
 async function coldStart(trust: Trust, config: string, port: number): Promise<number> {
   const t0 = performance.now()
@@ -413,6 +496,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'keyward-e2e-bench-'))
   const locations: TestLocation[] = []
   const cells: E2eCell[] = []
+  const openLoop: OpenLoopRow[] = []
   let coldStartMs = NaN
   try {
     const kind = machineKind()
@@ -458,10 +542,23 @@ async function main(): Promise<void> {
                 `${tee.padEnd(8)} ${store.padEnd(9)} ${String(workers).padStart(7)} ${String(clients).padStart(7)} ${fmt(cell.flowsPerSec, 9)} ${fmt(cell.floorFlowsPerSec, 8)} ${fmt(cell.ratio, 6, 3)} ${fmt(cell.p50Ms, 7, 1)} ${fmt(cell.p99Ms, 7, 1)} ${fmt(cell.p999Ms, 7, 1)} ${fmt(cell.rssMaxMb, 6)} ${String(cell.errors).padStart(6)}${attempts > 1 ? `  (best of ${attempts})` : ''}`,
               )
             }
+            // TPM quotes cost the workload ~75 ms each, too many to make ahead at these rates.
+            const busiest = cells.at(-1)
+            if (OPEN_LOOP && tee !== 'tpm' && busiest?.clients === 64) {
+              const bases = [['goal', busiest.floorFlowsPerSec / 2], ['half-capacity', busiest.flowsPerSec / 2]] as const
+              for (const [basis, rate] of bases) openLoop.push({ ...(await runOpenLoop(b, trust, tee, rate, 64)), store, workers, basis })
+            }
           }
         } finally {
           await b.stop()
         }
+      }
+    }
+    if (openLoop.length > 0) {
+      console.log(`open loop: flows due at a fixed rate for ${OPEN_LOOP_S} s over ≤ 64 connections; latency per request, an attest's from when its flow was due`)
+      console.log('tee      store     workers basis          offered/s  done/s   p50ms   p99ms p99.9ms  rssMB errors')
+      for (const o of openLoop) {
+        console.log(`${o.tee.padEnd(8)} ${o.store.padEnd(9)} ${String(o.workers).padStart(7)} ${o.basis.padEnd(14)} ${fmt(o.offeredFlowsPerSec, 9)} ${fmt(o.flowsPerSec, 7)} ${fmt(o.p50Ms, 7, 1)} ${fmt(o.p99Ms, 7, 1)} ${fmt(o.p999Ms, 7, 1)} ${fmt(o.rssMaxMb, 6)} ${String(o.errors).padStart(6)}`)
       }
     }
     // Measured only in the SQLite one-worker configuration (the embedded default the goal names).
@@ -473,6 +570,7 @@ async function main(): Promise<void> {
       mode,
       coldStartMs: Math.round(coldStartMs),
       cells,
+      openLoop,
     }
     writeFileSync(join(dir, 'latest.json'), JSON.stringify(results, null, 2))
     if (args.has('--save')) {
@@ -480,6 +578,7 @@ async function main(): Promise<void> {
       writeFileSync(committed, JSON.stringify(results, null, 2) + '\n')
       console.log(`saved ${committed}`)
     }
+    if (openLoop.some((o) => o.errors > 0)) process.exitCode = 1
     if (baseline) {
       const { regressions, compared } = compareResults(baseline, results)
       console.log(`compared ${compared} ratios with ${committed} (a cell below its own was measured up to 3 times)`)

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createLocation, type TestLocation } from '../test/store/helpers.js'
 import { startSwtpm } from './lib/swtpm.js'
+import { percentile } from './lib/percentile.js'
 import { startBrokerProcess, type BrokerProcess } from '../test/helpers/broker-process.js'
 import { runBin } from '../test/enclave-client/helpers/proc.js'
 import { createClient, type KeywardClient } from '../enclave-client/src/index.js'
@@ -55,10 +56,7 @@ function rssMiB(pid: number): number {
   return m ? Math.round(Number(m[1]) / 1024) : 0
 }
 
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0
-  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! * 10) / 10
-}
+const pct = (sorted: number[], p: number): number => Math.round(percentile(sorted, p) * 10) / 10
 
 async function soak(mode: 'single' | 'replicas', minutes: number) {
   const dir = await mkdtemp(join(tmpdir(), 'kw-soak-'))
