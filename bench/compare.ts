@@ -20,6 +20,9 @@ export interface E2eCell {
   p999Ms: number
   errors: number
   rssMaxMb: number
+  /** CPU ms per flow of the broker's processes (every thread), and of PostgreSQL's (0 on SQLite): measured, not compared. Absent in results saved before 2026-12-03. */
+  brokerCpuMsPerFlow?: number
+  dbCpuMsPerFlow?: number
 }
 
 /**

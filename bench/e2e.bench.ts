@@ -39,7 +39,7 @@ import { compareResults, machineKind, measureAgainstBaseline, cellKey, TOLERANCE
 
 const args = new Set(process.argv.slice(2))
 const mode: 'quick' | 'full' = args.has('--full') ? 'full' : 'quick'
-const CLIENTS = [1, 16, 64] as const
+const CLIENTS = (process.env.BENCH_CLIENTS?.split(',').map(Number) ?? [1, 16, 64]).filter((c) => [1, 16, 64].includes(c))
 const FLOWS: Record<number, number> = mode === 'full' ? { 1: 400, 16: 2000, 64: 4000 } : { 1: 40, 16: 200, 64: 384 }
 const FLOOR_MS = mode === 'full' ? 2000 : 600
 /** Seconds of scheduled arrivals per open-loop run (runOpenLoop). */
@@ -287,16 +287,8 @@ function dpopProof(f: Flow, url: string, token: string): string {
   return `${h}.${p}.${b64url(sign('sha256', Buffer.from(`${h}.${p}`), { key: f.key, dsaEncoding: 'ieee-p1363' }))}`
 }
 
-/** RSS (MB) of the broker process and its cluster workers, read from /proc. */
-function rssOf(pid: number): number[] {
-  const read = (p: number): number => {
-    try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))
-      return m ? Number(m[1]) / 1024 : 0
-    } catch {
-      return 0
-    }
-  }
+/** The broker process and its cluster workers (from /proc; Linux only, else the process alone). */
+function brokerPids(pid: number): number[] {
   const kids: number[] = []
   try {
     for (const t of readdirSync(`/proc/${pid}/task`)) {
@@ -306,7 +298,57 @@ function rssOf(pid: number): number[] {
   } catch {
     /* gone */
   }
-  return [pid, ...kids].map(read)
+  return [pid, ...kids]
+}
+
+/** RSS (MB) of the broker process and its cluster workers, read from /proc. */
+function rssOf(pid: number): number[] {
+  return brokerPids(pid).map((p) => {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))
+      return m ? Number(m[1]) / 1024 : 0
+    } catch {
+      return 0
+    }
+  })
+}
+
+/** CPU ms (user + system, every thread) a process has used, from /proc/<pid>/stat; 0 once it is gone. */
+function cpuMsOf(pid: number): number {
+  try {
+    // Fields 14 and 15 after the parenthesized name: utime, stime in clock ticks (USER_HZ, 100 on Linux).
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(f[11]) + Number(f[12])) * 10
+  } catch {
+    return 0
+  }
+}
+
+/** CPU ms used by every PostgreSQL server process on this machine (the bench's database is the only load on it). */
+function postgresCpuMs(): number {
+  let ms = 0
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'postgres') ms += cpuMsOf(Number(d))
+    } catch {
+      /* gone */
+    }
+  }
+  return ms
+}
+
+/**
+ * CPU ms the broker and, on PostgreSQL, its database spend from now until the returned function
+ * is called: the broker's own cost per flow, apart from the load generator that shares the cores.
+ */
+function cpuMeter(pid: number, postgres: boolean): () => { brokerMs: number; dbMs: number } {
+  const pids = brokerPids(pid)
+  const brokerMs = (): number => pids.reduce((a, p) => a + cpuMsOf(p), 0)
+  const dbMs = (): number => (postgres ? postgresCpuMs() : 0)
+  const broker0 = brokerMs()
+  const db0 = dbMs()
+  return () => ({ brokerMs: brokerMs() - broker0, dbMs: dbMs() - db0 })
 }
 
 interface CellStore {
@@ -337,6 +379,7 @@ async function runCell(b: Broker, trust: Trust, at: CellStore, tee: FloorTee, cl
   let firstSentAt = 0
   let lastAnsweredAt = 0
   const answered = (): void => void (lastAnsweredAt = performance.now())
+  const cpu = cpuMeter(b.proc.pid!, at.databaseUrl !== undefined)
   const result = await autocannon({
     url: b.url,
     connections: clients,
@@ -374,16 +417,20 @@ async function runCell(b: Broker, trust: Trust, at: CellStore, tee: FloorTee, cl
       },
     ],
   })
+  const used = cpu()
   clearInterval(sampler)
   rss.push(Math.max(...rssOf(b.proc.pid!)))
   const errors = result.errors + result.timeouts + result.non2xx
+  const flowsDone = Math.floor(result.requests.total / 2)
   if (errors > 0) console.error(`  ${tee} c=${clients}: ${errors} errors; first: ${failure.slice(0, 300)}`)
   const lat = result.latency as unknown as Record<string, number>
   return {
     tee,
     clients,
-    flows: Math.floor(result.requests.total / 2),
+    flows: flowsDone,
     flowsPerSec: result.requests.total / 2 / ((lastAnsweredAt - firstSentAt) / 1000),
+    brokerCpuMsPerFlow: used.brokerMs / flowsDone,
+    dbCpuMsPerFlow: used.dbMs / flowsDone,
     p50Ms: lat['p50']!,
     p99Ms: lat['p99']!,
     p999Ms: lat['p99_9']!,
@@ -489,6 +536,16 @@ async function coldStart(trust: Trust, config: string, port: number): Promise<nu
 }
 
 const fmt = (x: number, w = 7, d = 0): string => x.toFixed(d).padStart(w)
+/**
+ * CPU per flow: the broker's processes, PostgreSQL's, and the floor's (its threads are busy the
+ * whole time: threads × 1000 / flows per second); their ratio is the broker's efficiency over
+ * HTTP whatever the load generator takes of the shared cores.
+ */
+function cpuColumns(c: E2eCell): string {
+  const floorMs = (c.workers * 1000) / c.floorFlowsPerSec
+  const spent = (c.brokerCpuMsPerFlow ?? NaN) + (c.dbCpuMsPerFlow ?? 0)
+  return `${fmt(c.brokerCpuMsPerFlow ?? NaN, 20, 2)} ${fmt(c.dbCpuMsPerFlow ?? 0, 4, 2)} ${fmt(floorMs, 6, 2)} ${fmt(floorMs / spent, 6, 3)}`
+}
 /** What the broker processes ran: bin/launch.js picks dist/ when built (scripts/ensure-deps.sh builds it). */
 const builtOrSources = (): string => (!process.env.KEYWARD_DEV && existsSync(join(REPO_ROOT, 'dist/src/broker/server.js')) ? 'built dist/' : 'sources through tsx')
 
@@ -513,7 +570,7 @@ async function main(): Promise<void> {
     // Measured right after each cell, so that both see the same load on a shared machine.
     const floor = (tee: FloorTee, threads: number): Promise<number> => floorFlowsPerSecond(tee, threads, FLOOR_MS)
     console.log(`keyward e2e over HTTP (${mode}): node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}; flows = attest + release; latency per request; broker node flags: ${brokerNodeArgs.join(' ') || '(none)'}${brokerEnv.MALLOC_ARENA_MAX ? `, MALLOC_ARENA_MAX=${brokerEnv.MALLOC_ARENA_MAX}` : ''}`)
-    console.log('tee      store     workers clients   flows/s  floor/s  ratio   p50ms   p99ms p99.9ms  rssMB errors')
+    console.log('tee      store     workers clients   flows/s  floor/s  ratio   p50ms   p99ms p99.9ms  rssMB errors  cpu ms/flow: broker   db  floor  ratio')
     for (const store of STORES) {
       const loc = await createLocation(store)
       locations.push(loc)
@@ -539,7 +596,7 @@ async function main(): Promise<void> {
               const { cell, attempts } = await measureAgainstBaseline(measure, baseRatio.get(cellKey({ tee, store, workers, clients })))
               cells.push(cell)
               console.log(
-                `${tee.padEnd(8)} ${store.padEnd(9)} ${String(workers).padStart(7)} ${String(clients).padStart(7)} ${fmt(cell.flowsPerSec, 9)} ${fmt(cell.floorFlowsPerSec, 8)} ${fmt(cell.ratio, 6, 3)} ${fmt(cell.p50Ms, 7, 1)} ${fmt(cell.p99Ms, 7, 1)} ${fmt(cell.p999Ms, 7, 1)} ${fmt(cell.rssMaxMb, 6)} ${String(cell.errors).padStart(6)}${attempts > 1 ? `  (best of ${attempts})` : ''}`,
+                `${tee.padEnd(8)} ${store.padEnd(9)} ${String(workers).padStart(7)} ${String(clients).padStart(7)} ${fmt(cell.flowsPerSec, 9)} ${fmt(cell.floorFlowsPerSec, 8)} ${fmt(cell.ratio, 6, 3)} ${fmt(cell.p50Ms, 7, 1)} ${fmt(cell.p99Ms, 7, 1)} ${fmt(cell.p999Ms, 7, 1)} ${fmt(cell.rssMaxMb, 6)} ${String(cell.errors).padStart(6)} ${cpuColumns(cell)}${attempts > 1 ? `  (best of ${attempts})` : ''}`,
               )
             }
             // TPM quotes cost the workload ~75 ms each, too many to make ahead at these rates.
