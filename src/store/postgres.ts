@@ -91,6 +91,9 @@ async function appendAuditIn(q: Db, entries: readonly { entry: AuditInput; at: n
  * appendAuditIn takes, so a transaction appending under it (putPolicy, putSecretVersion) is not
  * made to retry by a batch written between its head read and its insert.
  */
+/** Batches in a row that must find no other writer's row before appends try APPEND_AUDIT_SQL again. */
+const LOCKED_QUIET = 32
+
 const APPEND_AUDIT_SQL = `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($11, $12))
 INSERT INTO audit_log (seq, at, type, subject, decision, detail, prev_hash, hash)
 SELECT u.seq, u.at, u.type, u.subject, u.decision, u.detail, u.prev_hash, u.hash
@@ -180,33 +183,46 @@ function createPostgresStore(pool: pg.Pool, db: Db, relaxedPool: pg.Pool, relaxe
   up AS (${decisionUpsert.sql})
 SELECT * FROM prev`
 
+  // A batch chained from the head this process last saw fails when another process (a replica,
+  // a --workers sibling) appended since: a unique violation, an ERROR in the server's log, and a
+  // second try. So after one such collision, batches take the chain's lock before they read the
+  // head (appendAuditIn: four more round trips, but no failure), until LOCKED_QUIET batches in a
+  // row found nobody else's row since their own last one.
+  let lockedBatches = 0
+  const appendLocked = async (batch: readonly PendingAudit[]): Promise<AuditRow[]> => {
+    const own = auditHead
+    auditHead = undefined
+    const rows = await tx('appendAudit', (q) => appendAuditIn(q, batch))
+    auditHead = rows.at(-1)!
+    lockedBatches = own && rows[0]!.seq === own.seq + 1 ? lockedBatches - 1 : LOCKED_QUIET
+    return rows
+  }
   const appendBatch = async (batch: readonly PendingAudit[]): Promise<AuditRow[]> => {
-    for (let attempt = 1; ; attempt++) {
-      if (auditHead === undefined) auditHead = (await auditHeadQuery.execute())[0] ?? null
-      const head = auditHead
-      const rows = buildAuditRows(head, batch)
-      const col = <K extends keyof AuditRow>(k: K) => rows.map((r) => r[k])
-      auditHead = undefined
-      let inserted = 0
-      try {
-        const r = await pool.query({
-          name: 'kw_append_audit',
-          text: APPEND_AUDIT_SQL,
-          values: [col('seq'), col('at'), col('type'), col('subject'), col('decision'), rows.map((r) => canonicalJson(r.detail)), col('prevHash'), col('hash'),
-            head?.seq ?? null, head?.hash ?? null, LOCK_CLASS, LOCK_AUDIT],
-        })
-        inserted = r.rowCount ?? 0
-      } catch (e) {
-        if (!isUniqueViolation(e) || attempt >= MAX_TX_ATTEMPTS) throw e
-      }
-      if (inserted === rows.length) {
-        auditHead = rows.at(-1)!
-        return rows
-      }
-      // Another writer moved the head, or it is gone: chain the batch again from a fresh read.
-      if (attempt >= MAX_TX_ATTEMPTS) throw new Error('the audit head kept moving under every attempt')
-      await backoff(attempt)
+    if (lockedBatches > 0) return appendLocked(batch)
+    if (auditHead === undefined) auditHead = (await auditHeadQuery.execute())[0] ?? null
+    const head = auditHead
+    const rows = buildAuditRows(head, batch)
+    const col = <K extends keyof AuditRow>(k: K) => rows.map((r) => r[k])
+    auditHead = undefined
+    let inserted = 0
+    try {
+      const r = await pool.query({
+        name: 'kw_append_audit',
+        text: APPEND_AUDIT_SQL,
+        values: [col('seq'), col('at'), col('type'), col('subject'), col('decision'), rows.map((r) => canonicalJson(r.detail)), col('prevHash'), col('hash'),
+          head?.seq ?? null, head?.hash ?? null, LOCK_CLASS, LOCK_AUDIT],
+      })
+      inserted = r.rowCount ?? 0
+    } catch (e) {
+      if (!isUniqueViolation(e)) throw e
     }
+    if (inserted === rows.length) {
+      auditHead = rows.at(-1)!
+      return rows
+    }
+    // Another writer moved the head, or it is gone (a restore): chained again under the lock.
+    lockedBatches = LOCKED_QUIET
+    return appendLocked(batch)
   }
 
   // Appends waiting for the current audit batch are written together in the next one: one

@@ -5,6 +5,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { createLocation, type Backend, type TestLocation } from './helpers.js'
+import pg from 'pg'
 import { verifyAuditChain } from '../../src/audit/chain.js'
 
 const WORKER = fileURLToPath(new URL('./fixtures/store-worker.ts', import.meta.url))
@@ -98,5 +99,50 @@ describe.each<Backend>(['postgres', 'sqlite'])('two processes on one store (%s)'
     expect(rows).toHaveLength(50)
     expect(verifyAuditChain(rows)).toMatchObject({ ok: true, count: 50 })
     expect(new Set(rows.map((r) => r.subject)).size).toBe(50)
+  })
+})
+
+/** Transactions rolled back in the database at `url`, once every other session on it has exited (a backend flushes its statistics as it ends). */
+async function rolledBack(url: string): Promise<number> {
+  const c = new pg.Client({ connectionString: url })
+  await c.connect()
+  try {
+    while (Number((await c.query('SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')).rows[0].n) > 0) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    await c.query('SELECT pg_stat_clear_snapshot()')
+    return Number((await c.query('SELECT xact_rollback FROM pg_stat_database WHERE datname = current_database()')).rows[0].xact_rollback)
+  } finally {
+    await c.end()
+  }
+}
+
+describe('two processes appending to one PostgreSQL audit chain batch after batch', () => {
+  // Each batch is chained in the process from the head it last saw; a batch that finds the head
+  // moved by the other process fails (a unique violation, an ERROR in the server's log). Retried
+  // after a random sleep, such batches kept failing while the other process went on: it starved.
+  // Once they collide, batches now take the chain's lock before reading the head.
+  it('keeps one chain; after they first collide, the two take turns under the chain lock instead of failing and backing off', async () => {
+    const loc = await createLocation('postgres')
+    try {
+      const s = await loc.open()
+      await s.close()
+      const before = await rolledBack(loc.where)
+      const ws = await twoReady(loc)
+      for (const [i, w] of ws.entries()) w.child.send({ kind: 'audit', count: 2, tag: `p${i}`, at: T0, waves: 200 })
+      for (const r of await Promise.all(ws.map((w) => w.next()))) expect(r).toEqual({ done: true })
+      const failed = (await rolledBack(loc.where)) - before
+      const check = await loc.open()
+      const rows = await check.listAudit({})
+      await check.close()
+      expect(rows).toHaveLength(2 * 200 * 2)
+      expect(verifyAuditChain(rows)).toMatchObject({ ok: true, count: 800 })
+      // Turns: neighbours in the chain from different processes (the old retry gave 1: one starved).
+      const turns = rows.filter((r, i) => i > 0 && r.subject.slice(0, 2) !== rows[i - 1]!.subject.slice(0, 2)).length
+      expect(turns).toBeGreaterThanOrEqual(20)
+      expect(failed).toBeLessThanOrEqual(4)
+    } finally {
+      await loc.cleanup()
+    }
   })
 })
