@@ -7,7 +7,8 @@
 // - putSecretVersion and putPolicy append their audit row inside their own transaction;
 // - appendAudit: appends arriving together are group-committed by one INSERT chained from the
 //   head this process last saw (APPEND_AUDIT_SQL); the seq primary key and a guard on that head
-//   refuse it when another writer moved the head, and the batch is re-chained from a fresh read.
+//   refuse it when another writer moved the head, and the batch is chained again under the
+//   chain's advisory lock (appendAuditIn), as are the next ones while other writers append.
 import pg from 'pg'
 import { and, asc, count, desc, eq, gt, gte, inArray, isNotNull, isNull, lt, lte, max, or, sql, type SQL } from 'drizzle-orm'
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
@@ -82,6 +83,9 @@ async function appendAuditIn(q: Db, entries: readonly { entry: AuditInput; at: n
   return built
 }
 
+/** Batches in a row that must find no other writer's row before appends try APPEND_AUDIT_SQL again. */
+const LOCKED_QUIET = 32
+
 /**
  * One statement, so one round trip and one synchronous commit, for a batch of audit rows already
  * chained from the head ($9 seq, $10 hash; both null for an empty chain). It inserts only if that
@@ -91,9 +95,6 @@ async function appendAuditIn(q: Db, entries: readonly { entry: AuditInput; at: n
  * appendAuditIn takes, so a transaction appending under it (putPolicy, putSecretVersion) is not
  * made to retry by a batch written between its head read and its insert.
  */
-/** Batches in a row that must find no other writer's row before appends try APPEND_AUDIT_SQL again. */
-const LOCKED_QUIET = 32
-
 const APPEND_AUDIT_SQL = `WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock($11, $12))
 INSERT INTO audit_log (seq, at, type, subject, decision, detail, prev_hash, hash)
 SELECT u.seq, u.at, u.type, u.subject, u.decision, u.detail, u.prev_hash, u.hash
