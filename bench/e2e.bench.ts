@@ -313,6 +313,18 @@ function rssOf(pid: number): number[] {
   })
 }
 
+/** Samples the largest RSS (MB) of the broker's processes every 100 ms; the returned function stops and gives the peak. */
+function rssPeak(pid: number): () => number {
+  const rss: number[] = []
+  const sample = (): void => void rss.push(Math.max(...rssOf(pid)))
+  const sampler = setInterval(sample, 100)
+  return () => {
+    clearInterval(sampler)
+    sample()
+    return Math.round(Math.max(...rss))
+  }
+}
+
 /** Fields after the parenthesized name of /proc/<pid>/stat (field 3 is [0]); null once the process is gone. */
 function procStat(pid: number): string[] | null {
   try {
@@ -375,18 +387,22 @@ interface CellStore {
   databaseUrl: string | undefined
 }
 
-async function runCell(b: Broker, trust: Trust, at: CellStore, tee: FloorTee, clients: number, flowsWanted: number): Promise<Omit<E2eCell, 'store' | 'workers' | 'floorFlowsPerSec' | 'ratio'>> {
+/** `n` challenges, 16 at a time: fetched before a timed run, like the evidence (the workload's cost). */
+async function challenges(url: string, n: number): Promise<string[]> {
   const nonces: string[] = []
-  const total = flowsWanted + clients
-  for (let i = 0; i < total; i += 16) nonces.push(...(await Promise.all(Array.from({ length: Math.min(16, total - i) }, () => challenge(b.url)))))
+  for (let i = 0; i < n; i += 16) nonces.push(...(await Promise.all(Array.from({ length: Math.min(16, n - i) }, () => challenge(url)))))
+  return nonces
+}
+
+async function runCell(b: Broker, trust: Trust, at: CellStore, tee: FloorTee, clients: number, flowsWanted: number): Promise<Omit<E2eCell, 'store' | 'workers' | 'floorFlowsPerSec' | 'ratio'>> {
+  const nonces = await challenges(b.url, flowsWanted + clients)
   const flows: Flow[] = []
   if (tee === 'tpm') flows.push(...(await makeTpmFlows(at.dir, at, nonces)))
   else for (const n of nonces) flows.push(await makeFlow(trust, tee, n))
   let next = 0
   let failure = ''
   const secretUrl = `${b.url}/v1/secrets/bench-secret`
-  const rss: number[] = []
-  const sampler = setInterval(() => rss.push(Math.max(...rssOf(b.proc.pid!))), 100)
+  const rssMaxMb = rssPeak(b.proc.pid!)
   interface Ctx {
     flow?: Flow
     token?: string
@@ -436,8 +452,7 @@ async function runCell(b: Broker, trust: Trust, at: CellStore, tee: FloorTee, cl
     ],
   })
   const used = cpu()
-  clearInterval(sampler)
-  rss.push(Math.max(...rssOf(b.proc.pid!)))
+  const peakMb = rssMaxMb()
   const errors = result.errors + result.timeouts + result.non2xx
   const flowsDone = Math.floor(result.requests.total / 2)
   if (errors > 0) console.error(`  ${tee} c=${clients}: ${errors} errors; first: ${failure.slice(0, 300)}`)
@@ -453,7 +468,7 @@ async function runCell(b: Broker, trust: Trust, at: CellStore, tee: FloorTee, cl
     p99Ms: lat['p99']!,
     p999Ms: lat['p99_9']!,
     errors,
-    rssMaxMb: Math.round(Math.max(...rss)),
+    rssMaxMb: peakMb,
   }
 }
 
@@ -482,17 +497,14 @@ async function runOpenLoop(b: Broker, trust: Trust, tee: Exclude<FloorTee, 'tpm'
   // At most 4,000 challenges fetched ahead, as a closed-loop cell: they all count against the
   // broker's default cap on outstanding challenges (10,000) until spent.
   const n = Math.max(20, Math.min(4000, Math.round(rate * OPEN_LOOP_S)))
-  const nonces: string[] = []
-  for (let i = 0; i < n; i += 16) nonces.push(...(await Promise.all(Array.from({ length: Math.min(16, n - i) }, () => challenge(b.url)))))
   const flows: Flow[] = []
-  for (const nonce of nonces) flows.push(await makeFlow(trust, tee, nonce))
+  for (const nonce of await challenges(b.url, n)) flows.push(await makeFlow(trust, tee, nonce))
   const agent = new Agent({ keepAlive: true, maxSockets: connections })
   const secretUrl = `${b.url}/v1/secrets/bench-secret`
   const latencies: number[] = []
   let errors = 0
   let failure = ''
-  const rss: number[] = []
-  const sampler = setInterval(() => rss.push(Math.max(...rssOf(b.proc.pid!))), 100)
+  const rssMaxMb = rssPeak(b.proc.pid!)
   const flow = async (f: Flow, due: number): Promise<void> => {
     try {
       const a = await send(agent, `${b.url}/v1/attest`, 'POST', { 'content-type': 'application/json' }, f.body)
@@ -518,7 +530,7 @@ async function runOpenLoop(b: Broker, trust: Trust, tee: Exclude<FloorTee, 'tpm'
   }
   await Promise.all(running)
   const seconds = (performance.now() - t0) / 1000
-  clearInterval(sampler)
+  const peakMb = rssMaxMb()
   agent.destroy()
   if (errors > 0) console.error(`  open loop ${tee} at ${rate.toFixed(0)}/s: ${errors} errors; first: ${failure.slice(0, 300)}`)
   const sorted = latencies.sort((x, y) => x - y)
@@ -532,7 +544,7 @@ async function runOpenLoop(b: Broker, trust: Trust, tee: Exclude<FloorTee, 'tpm'
     p99Ms: percentile(sorted, 99),
     p999Ms: percentile(sorted, 99.9),
     errors,
-    rssMaxMb: Math.round(Math.max(...rss, ...rssOf(b.proc.pid!))),
+    rssMaxMb: peakMb,
   }
 }
 
