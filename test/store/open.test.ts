@@ -100,6 +100,34 @@ describe('opening stores', () => {
     }
   })
 
+  it('PostgreSQL: a serving process keeps its connections between bursts instead of opening new ones after 10 s idle', async () => {
+    const loc = await createLocation('postgres')
+    const s = await openStore({ dataDir: '/nonexistent', databaseUrl: loc.where })
+    const watch = new pg.Client({ connectionString: loc.where })
+    await watch.connect()
+    // node-postgres ends an idle connection from a setTimeout: faked, the idle time passes at once.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const backends = async (): Promise<Set<number>> =>
+        new Set((await watch.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')).rows.map((r) => r.pid))
+      // Both pools: challenges go through the relaxed one, AK lookups through the main one.
+      let n = 0
+      const burst = () => Promise.all(Array.from({ length: 24 }, (_, i) => (i % 2 ? s.getAk(`ak-${i}`) : s.insertNonce({ id: `n-${n++}`, createdAt: 0, expiresAt: 10 }))))
+      await burst()
+      const first = await backends()
+      expect(first.size).toBeGreaterThan(2)
+      vi.advanceTimersByTime(10 * 60_000)
+      await burst()
+      const second = await backends()
+      expect([...second].filter((pid) => !first.has(pid))).toEqual([])
+    } finally {
+      vi.useRealTimers()
+      await watch.end()
+      await s.close()
+      await loc.cleanup()
+    }
+  })
+
   it('selects PostgreSQL for a postgres:// URL and re-opening does not re-run migrations', async () => {
     const loc = await createLocation('postgres')
     try {
