@@ -31,6 +31,10 @@ export interface Metrics {
   admission: Gauge<'state'>
   /** How the admission gauge reads its values at scrape time (app.ts: the process's admission). */
   setAdmissionSource(read: () => { inflight: number; queued: number }): void
+  /** The text GET /metrics answers: this registry's, or, in a `--workers` process, every worker's merged (setExposition). */
+  exposition(): Promise<string>
+  /** How exposition() reads (server.ts: a cluster worker asks the primary, src/broker/cluster-metrics.ts). */
+  setExposition(read: () => Promise<string>): void
 }
 
 export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
@@ -38,7 +42,12 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
   if (opts.defaults) collectDefaultMetrics({ register: registry, prefix: 'keyward_' })
   let driftSource: (() => Promise<number>) | undefined
   let admissionSource: (() => { inflight: number; queued: number }) | undefined
+  let exposition = (): Promise<string> => registry.metrics()
   return {
+    exposition: () => exposition(),
+    setExposition(read) {
+      exposition = read
+    },
     setDriftSource(read) {
       driftSource = read
     },
@@ -47,7 +56,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
     },
     admission: new Gauge({
       name: 'keyward_http_requests_admitted',
-      help: 'HTTP requests of this process being worked on (running) and waiting for admission (queued); see limits.maxInflightRequests',
+      help: 'HTTP requests being worked on (running) and waiting for admission (queued), summed over --workers processes; see limits.maxInflightRequests (per process)',
       labelNames: ['state'],
       registers: [registry],
       collect() {
@@ -80,6 +89,8 @@ export function createMetrics(opts: { defaults?: boolean } = {}): Metrics {
       name: 'keyward_drifted_workloads',
       help: 'Workloads whose last attestation was denied after they had been allowed (read from the store at scrape)',
       registers: [registry],
+      // Every worker reads the same store: merged across `--workers`, one reading, not their sum.
+      aggregator: 'max',
       async collect() {
         if (driftSource) this.set(await driftSource().catch(() => Number.NaN))
       },

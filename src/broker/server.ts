@@ -15,6 +15,7 @@ import { createTransitKek } from '../sealing/kek-vault-transit.js'
 import { createTokenIssuer } from './tokens.js'
 import { createAppraiser } from './appraiser.js'
 import { createMetrics } from './metrics.js'
+import { clusterExposition, serveClusterMetrics } from './cluster-metrics.js'
 import { startTracing } from './tracing.js'
 import { createApp } from './app.js'
 import { defaultVerifiers } from '../verifiers/index.js'
@@ -147,11 +148,19 @@ export async function startServer(deps: BrokerDeps): Promise<RunningServer> {
  */
 export async function runServe(config: BrokerConfig, logger: Logger, opts: { prepareDeps?: (deps: BrokerDeps) => void; env?: Readonly<Record<string, string | undefined>> } = {}): Promise<void> {
   checkPublicOrigin(config)
-  if (config.workers > 1 && cluster.isPrimary) {
+  const workers = config.workers
+  if (workers > 1 && cluster.isPrimary) {
     // Initialise the store (migrations, signing key, keyring) once before workers race for it.
     const deps = await buildDeps(config, logger)
     await deps.store.close()
-    for (let i = 0; i < config.workers; i++) cluster.fork()
+    serveClusterMetrics()
+    // Ready once every worker listens (a supervisor or test harness waiting on IPC sees one signal).
+    const listening = new Set<number>()
+    cluster.on('listening', (w, address) => {
+      listening.add(w.id)
+      if (listening.size === workers) process.send?.({ keyward: 'listening', port: address.port, workers })
+    })
+    for (let i = 0; i < workers; i++) cluster.fork()
     cluster.on('exit', (w, code, signal) => {
       logger.warn({ worker: w.process.pid, code, signal }, 'worker exited')
       if (!shuttingDown) cluster.fork()
@@ -168,6 +177,7 @@ export async function runServe(config: BrokerConfig, logger: Logger, opts: { pre
   const stopTracing = config.tracing === 'otlp' ? await startTracing() : async () => {}
   const deps = await buildDeps(config, logger, { defaultMetrics: true, ...(opts.env ? { env: opts.env } : {}) })
   opts.prepareDeps?.(deps)
+  if (cluster.isWorker) deps.metrics.setExposition(clusterExposition(deps.metrics.registry))
   const feed = await openChangeFeed(config.databaseUrl, { onError: (e) => logger.warn({ err: String(e) }, 'change feed connection lost; caches dropped, reconnecting') }).catch(async (e: unknown) => {
     await deps.store.close()
     throw e

@@ -16,7 +16,7 @@ export function healthRoutes({ deps }: RouteContext): Hono<Env> {
   })
   r.get('/metrics', async (c) => {
     c.header('content-type', deps.metrics.registry.contentType)
-    return c.body(await deps.metrics.registry.metrics())
+    return c.body(await deps.metrics.exposition())
   })
   return r
 }
