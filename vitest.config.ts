@@ -49,6 +49,10 @@ export default defineConfig({
     testTimeout: 90_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // `workers: auto` (the default) forks a process per CPU on PostgreSQL: every broker a test
+    // spawns would be several, on a loaded two-core machine. Tests that mean several workers set
+    // them in their config and clear this (KEYWARD_WORKERS='' leaves the config file's value).
+    env: { KEYWARD_WORKERS: '1' },
     // Most of the suite waits on child processes (brokers, swtpm, CLIs): three workers keep two cores busy.
     maxWorkers: 3,
     sequence: { sequencer: SlowFirstSequencer },

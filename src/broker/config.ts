@@ -25,7 +25,8 @@ export const ConfigSchema = z
     requireDpopNonce: z.boolean().default(false),
     /** Peer addresses (reverse proxies) whose X-Forwarded-Proto/-Host count when publicUrl is not set. */
     trustedProxies: z.array(z.union([z.ipv4(), z.ipv6()])).default([]),
-    workers: z.coerce.number().int().min(1).max(64).default(1),
+    /** Serving processes sharing the port and the store; `auto`: one per CPU the host and the store allow (src/broker/workers.ts; one on SQLite). */
+    workers: z.union([z.literal('auto'), z.coerce.number().int().min(1).max(64)]).default('auto'),
     issuer: z.string().default('keyward'),
     audience: z.string().default('keyward'),
     /** Audiences a workload may ask POST /v1/attest for (field `audience`), e.g. "vault" for Vault's JWT auth (docs/vault.md). */

@@ -8,7 +8,7 @@ import type { Logger } from 'pino'
 import type { BrokerConfig } from './config.js'
 import type { BrokerDeps, VaultServices } from './deps.js'
 import { KeywardError } from '../errors.js'
-import { openStore } from '../store/index.js'
+import { freeConnectionSlots, openStore } from '../store/index.js'
 import { openLocalKeyring } from '../sealing/keyring.js'
 import { createSealer } from '../sealing/sealer.js'
 import { createTransitKek } from '../sealing/kek-vault-transit.js'
@@ -16,6 +16,7 @@ import { createTokenIssuer } from './tokens.js'
 import { createAppraiser } from './appraiser.js'
 import { createMetrics } from './metrics.js'
 import { clusterExposition, serveClusterMetrics } from './cluster-metrics.js'
+import { chooseWorkers, hostBudget, type WorkerBudget } from './workers.js'
 import { startTracing } from './tracing.js'
 import { createApp } from './app.js'
 import { defaultVerifiers } from '../verifiers/index.js'
@@ -141,6 +142,19 @@ export async function startServer(deps: BrokerDeps): Promise<RunningServer> {
   })
 }
 
+/** `config.workers`, with `auto` resolved against this host and the store (src/broker/workers.ts), and logged. */
+async function workerCount(config: BrokerConfig, logger: Logger): Promise<number> {
+  if (config.workers !== 'auto') return config.workers
+  const budget: WorkerBudget = config.databaseUrl
+    ? { store: 'postgres', ...hostBudget(), freeConnections: await freeConnectionSlots(config.databaseUrl).catch((e: unknown) => {
+        throw new KeywardError('ERR_STORE_UNAVAILABLE', 'workers: auto could not read the database\'s free connections', { cause: e })
+      }) }
+    : { store: 'sqlite', ...hostBudget() }
+  const choice = chooseWorkers(budget)
+  logger.info({ ...choice, budget }, 'workers: auto')
+  return choice.workers
+}
+
 /**
  * `keyward serve`: one process, or a primary that forks `workers` processes sharing the port and the store.
  * `prepareDeps` lets an embedding entry point (bench/e2e-serve.mjs: benchmark-only trust roots) adjust
@@ -148,8 +162,8 @@ export async function startServer(deps: BrokerDeps): Promise<RunningServer> {
  */
 export async function runServe(config: BrokerConfig, logger: Logger, opts: { prepareDeps?: (deps: BrokerDeps) => void; env?: Readonly<Record<string, string | undefined>> } = {}): Promise<void> {
   checkPublicOrigin(config)
-  const workers = config.workers
-  if (workers > 1 && cluster.isPrimary) {
+  const workers = cluster.isPrimary ? await workerCount(config, logger) : 1
+  if (workers > 1) {
     // Initialise the store (migrations, signing key, keyring) once before workers race for it.
     const deps = await buildDeps(config, logger)
     await deps.store.close()

@@ -21,5 +21,11 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   return openSqliteStore(opts.dataDir)
 }
 
+/** PostgreSQL: the server's connection slots not yet taken (src/store/postgres.ts). */
+export async function freeConnectionSlots(url: string): Promise<number> {
+  const pg = await import('./postgres.js')
+  return pg.freeConnectionSlots(url)
+}
+
 export { openSqliteStore } from './sqlite.js'
 export type * from './types.js'

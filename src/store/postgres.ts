@@ -39,6 +39,24 @@ type Db = NodePgDatabase
  */
 const POOL_SIZE = { max: 10, min: 10 } as const
 
+/**
+ * The server's connection slots not yet taken: max_connections, less the superuser-reserved ones
+ * and the client backends connected now (`workers: auto`, src/broker/workers.ts).
+ */
+export async function freeConnectionSlots(url: string): Promise<number> {
+  const c = new pg.Client({ connectionString: url })
+  await c.connect()
+  try {
+    const r = await c.query<{ free: number }>(
+      `SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int
+         - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS free`,
+    )
+    return r.rows[0]!.free
+  } finally {
+    await c.end()
+  }
+}
+
 /** Connects a pool to `url` and applies the migrations (serialized across processes). */
 export async function openPostgresStore(url: string): Promise<Store> {
   const pool = new pg.Pool({ connectionString: url, ...POOL_SIZE })

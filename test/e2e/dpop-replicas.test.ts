@@ -153,7 +153,7 @@ describe('a captured release request replayed', () => {
     const data = join(dir, 'sqlite-data')
     const config = join(dir, 'sqlite.yaml')
     await writeFile(config, `host: 127.0.0.1\nport: ${port}\nworkers: 2\npublicUrl: ${proxy.url}\ndataDir: ${data}\nlogLevel: warn\ntpm:\n  ekCaFiles: [${ca}]\n`)
-    const p: ChildProcess = spawn(process.execPath, [join(REPO_ROOT, 'bin/keyward.js'), 'serve', '--config', config], { env: { ...process.env, KEYWARD_DEV: '1' }, stdio: 'ignore' })
+    const p: ChildProcess = spawn(process.execPath, [join(REPO_ROOT, 'bin/keyward.js'), 'serve', '--config', config], { env: { ...process.env, KEYWARD_DEV: '1', KEYWARD_WORKERS: '' }, stdio: 'ignore' })
     const exited = new Promise((r) => p.once('exit', r))
     try {
       for (let i = 0; i < 600; i++) {

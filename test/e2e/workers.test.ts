@@ -33,7 +33,7 @@ describe('keyward serve --workers 2', () => {
     const config = join(dir, 'keyward.yaml')
     await writeFile(config, `host: 127.0.0.1\nport: 0\nworkers: 2\ndataDir: ${join(dir, 'data')}\nlogLevel: warn\n`)
     // Ready only once both workers listen (the primary reports then), so both take connections.
-    const b = await startBrokerProcess(config)
+    const b = await startBrokerProcess(config, { KEYWARD_WORKERS: '' }) // the config file's workers, not the suite's
     try {
       const sent = 20
       for (let i = 0; i < sent; i++) expect((await getOnNewConnection(b.port, '/healthz')).status).toBe(200)
@@ -43,6 +43,22 @@ describe('keyward serve --workers 2', () => {
         expect(healthzCount(r.body)).toBe(sent)
         expect(r.body.match(/^keyward_process_start_time_seconds /gm)).toBeNull() // per process: omitted when merged
       }
+    } finally {
+      await b.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
+
+  it('workers: auto on SQLite serves from one process (no change notification between processes sharing the file)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'keyward-workers-'))
+    const config = join(dir, 'keyward.yaml')
+    await writeFile(config, `host: 127.0.0.1\nport: 0\nworkers: auto\ndataDir: ${join(dir, 'data')}\nlogLevel: warn\n`)
+    const b = await startBrokerProcess(config, { KEYWARD_WORKERS: '' }) // the config file's workers, not the suite's
+    try {
+      const r = await getOnNewConnection(b.port, '/metrics')
+      expect(r.status).toBe(200)
+      // A single process answers from its own registry, per-process gauges included.
+      expect(r.body).toMatch(/^keyward_process_start_time_seconds /m)
     } finally {
       await b.stop()
       await rm(dir, { recursive: true, force: true })
