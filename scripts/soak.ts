@@ -74,7 +74,7 @@ async function soak(mode: 'single' | 'replicas', minutes: number) {
     const ca = join(dir, 'ek-ca.pem')
     await writeFile(ca, `${tpm.caIntermediate}\n${tpm.caRoot}`)
     const config = join(dir, 'keyward.yaml')
-    await writeFile(config, `host: 127.0.0.1\nport: 0\ndataDir: ${dataDir}\nlogLevel: warn\ntpm:\n  ekCaFiles: [${ca}]\nlimits:\n  perAddress: { ratePerSecond: 100000, burst: 100000 }\n  perWorkload: { ratePerSecond: 100000, burst: 100000 }\n`)  // load from one address: above the per-address abuse limit
+    await writeFile(config, `host: 127.0.0.1\nport: 0\nworkers: 1\ndataDir: ${dataDir}\nlogLevel: warn\ntpm:\n  ekCaFiles: [${ca}]\nlimits:\n  perAddress: { ratePerSecond: 100000, burst: 100000 }\n  perWorkload: { ratePerSecond: 100000, burst: 100000 }\n`)  // one process per broker (its RSS is what is watched); load from one address: above the per-address abuse limit
     const cred = await runBin('keyward', ['credential', 'create', 'admin', 'soak', '--data-dir', dataDir], { env })
     if (cred.code !== 0) throw new Error(cred.stderr)
     const token = cred.stdout.trim()
