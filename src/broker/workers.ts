@@ -41,7 +41,7 @@ export function chooseWorkers(b: WorkerBudget): WorkerChoice {
   return { workers: Math.min(64, Math.max(1, n)), limitedBy }
 }
 
-function readNumber(path: string): string | undefined {
+function readTrimmed(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8').trim()
   } catch {
@@ -49,25 +49,46 @@ function readNumber(path: string): string | undefined {
   }
 }
 
-/** The CPU quota and memory limit of this process's cgroup (v2 unified, else v1), each absent when none is set. */
-export function cgroupLimits(root = '/sys/fs/cgroup'): { cpuQuota?: number; memoryLimit?: number } {
-  const out: { cpuQuota?: number; memoryLimit?: number } = {}
-  const v2cpu = readNumber(join(root, 'cpu.max'))
-  if (v2cpu !== undefined) {
-    const [quota, period] = v2cpu.split(/\s+/)
-    if (quota !== 'max' && Number(quota) > 0 && Number(period) > 0) out.cpuQuota = Number(quota) / Number(period)
-  } else {
-    const quota = Number(readNumber(join(root, 'cpu', 'cpu.cfs_quota_us')))
-    const period = Number(readNumber(join(root, 'cpu', 'cpu.cfs_period_us')))
-    if (quota > 0 && period > 0) out.cpuQuota = quota / period
+/** The smaller of two optional limits. */
+const least = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined ? b : b === undefined ? a : Math.min(a, b))
+
+/**
+ * The CPU quota and memory limit that apply to this process, each absent when none is set. A
+ * limit may sit on any ancestor of the process's cgroup (a systemd slice, a pod), so cgroup v2 is
+ * read along the path /proc/self/cgroup names, from the process's own cgroup up to the root, and
+ * the least limit wins. cgroup v1 (no cgroup.controllers at the root) is read at the cpu and
+ * memory hierarchies' own paths, up to their roots.
+ */
+export function cgroupLimits(root = '/sys/fs/cgroup', selfCgroup = readTrimmed('/proc/self/cgroup') ?? ''): { cpuQuota?: number; memoryLimit?: number } {
+  const lines = selfCgroup.split('\n').map((l) => l.split(':'))
+  const pathOf = (controller: string): string => lines.find((f) => f.length >= 3 && f[1]!.split(',').includes(controller))?.[2] ?? '/'
+  const upFrom = (base: string, path: string): string[] => {
+    const parts = path.split('/').filter((p) => p !== '' && p !== '.' && p !== '..')
+    return parts.map((_, i) => join(base, ...parts.slice(0, parts.length - i))).concat(base)
   }
-  const mem = readNumber(join(root, 'memory.max')) ?? readNumber(join(root, 'memory', 'memory.limit_in_bytes'))
-  // v1 writes "no limit" as a page-rounded 2^63; anything beyond a petabyte is no limit.
-  if (mem !== undefined && /^\d+$/.test(mem) && Number(mem) < 2 ** 50) out.memoryLimit = Number(mem)
-  return out
+  const memory = (text: string | undefined): number | undefined =>
+    // "max" (v2) or a page-rounded 2^63 (v1) is no limit; anything beyond a petabyte is taken as none.
+    text !== undefined && /^\d+$/.test(text) && Number(text) < 2 ** 50 ? Number(text) : undefined
+  let cpuQuota: number | undefined
+  let memoryLimit: number | undefined
+  if (readTrimmed(join(root, 'cgroup.controllers')) !== undefined) {
+    for (const dir of upFrom(root, pathOf(''))) {
+      const [quota, period] = (readTrimmed(join(dir, 'cpu.max')) ?? 'max').split(/\s+/)
+      if (quota !== 'max' && Number(quota) > 0 && Number(period) > 0) cpuQuota = least(cpuQuota, Number(quota) / Number(period))
+      memoryLimit = least(memoryLimit, memory(readTrimmed(join(dir, 'memory.max'))))
+    }
+  } else {
+    for (const dir of upFrom(join(root, 'cpu'), pathOf('cpu'))) {
+      const quota = Number(readTrimmed(join(dir, 'cpu.cfs_quota_us')))
+      const period = Number(readTrimmed(join(dir, 'cpu.cfs_period_us')))
+      if (quota > 0 && period > 0) cpuQuota = least(cpuQuota, quota / period)
+    }
+    for (const dir of upFrom(join(root, 'memory'), pathOf('memory'))) memoryLimit = least(memoryLimit, memory(readTrimmed(join(dir, 'memory.limit_in_bytes'))))
+  }
+  return { ...(cpuQuota !== undefined ? { cpuQuota } : {}), ...(memoryLimit !== undefined ? { memoryLimit } : {}) }
 }
 
 /** This machine's side of the budget; the store's side (free connections) comes from the store. */
-export function hostBudget(root?: string): Pick<WorkerBudget, 'cpus' | 'cpuQuota' | 'memoryLimit'> {
-  return { cpus: availableParallelism(), ...cgroupLimits(root) }
+export function hostBudget(): Pick<WorkerBudget, 'cpus' | 'cpuQuota' | 'memoryLimit'> {
+  return { cpus: availableParallelism(), ...cgroupLimits() }
 }

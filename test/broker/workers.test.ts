@@ -40,27 +40,51 @@ describe('cgroupLimits', () => {
     }
     return dir
   }
-  const read = (files: Record<string, string>): ReturnType<typeof cgroupLimits> => {
+  const read = (files: Record<string, string>, selfCgroup: string): ReturnType<typeof cgroupLimits> => {
     const dir = root(files)
     try {
-      return cgroupLimits(dir)
+      return cgroupLimits(dir, selfCgroup)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
   }
+  const v2 = { 'cgroup.controllers': 'cpu memory' }
 
   it('reads cgroup v2 limits, and "max" as none', () => {
-    expect(read({ 'cpu.max': '150000 100000', 'memory.max': '1073741824' })).toEqual({ cpuQuota: 1.5, memoryLimit: 1073741824 })
-    expect(read({ 'cpu.max': 'max 100000', 'memory.max': 'max' })).toEqual({})
+    expect(read({ ...v2, 'cpu.max': '150000 100000', 'memory.max': '1073741824' }, '0::/')).toEqual({ cpuQuota: 1.5, memoryLimit: 1073741824 })
+    expect(read({ ...v2, 'cpu.max': 'max 100000', 'memory.max': 'max' }, '0::/')).toEqual({})
   })
 
-  it('reads cgroup v1 limits, and -1 or a page-rounded 2^63 as none', () => {
-    expect(read({ 'cpu/cpu.cfs_quota_us': '200000', 'cpu/cpu.cfs_period_us': '100000', 'memory/memory.limit_in_bytes': '536870912' })).toEqual({ cpuQuota: 2, memoryLimit: 536870912 })
-    expect(read({ 'cpu/cpu.cfs_quota_us': '-1', 'cpu/cpu.cfs_period_us': '100000', 'memory/memory.limit_in_bytes': '9223372036854771712' })).toEqual({})
+  it("reads cgroup v2 limits along the process's cgroup path up to the root: the least wins (a systemd slice's quota, a service's memory limit)", () => {
+    const files = {
+      ...v2,
+      'system.slice/cpu.max': '50000 100000',
+      'system.slice/memory.max': '4294967296',
+      'system.slice/keyward.service/cpu.max': 'max 100000',
+      'system.slice/keyward.service/memory.max': '1073741824',
+      'other.slice/cpu.max': '10000 100000',
+    }
+    expect(read(files, '0::/system.slice/keyward.service')).toEqual({ cpuQuota: 0.5, memoryLimit: 1073741824 })
+    expect(read(files, '0::/')).toEqual({})
+  })
+
+  it('reads cgroup v1 limits at each hierarchy\'s path, and -1 or a page-rounded 2^63 as none', () => {
+    const self = '11:memory:/\n4:cpu,cpuacct:/\n1:name=systemd:/'
+    expect(read({ 'cpu/cpu.cfs_quota_us': '200000', 'cpu/cpu.cfs_period_us': '100000', 'memory/memory.limit_in_bytes': '536870912' }, self)).toEqual({ cpuQuota: 2, memoryLimit: 536870912 })
+    expect(read({ 'cpu/cpu.cfs_quota_us': '-1', 'cpu/cpu.cfs_period_us': '100000', 'memory/memory.limit_in_bytes': '9223372036854771712' }, self)).toEqual({})
+    const pod = '11:memory:/kubepods/pod1\n4:cpu,cpuacct:/kubepods/pod1'
+    const nested = {
+      'cpu/kubepods/cpu.cfs_quota_us': '150000',
+      'cpu/kubepods/cpu.cfs_period_us': '100000',
+      'cpu/kubepods/pod1/cpu.cfs_quota_us': '-1',
+      'cpu/kubepods/pod1/cpu.cfs_period_us': '100000',
+      'memory/kubepods/pod1/memory.limit_in_bytes': '536870912',
+    }
+    expect(read(nested, pod)).toEqual({ cpuQuota: 1.5, memoryLimit: 536870912 })
   })
 
   it('reads no limits where there is no cgroup file system', () => {
-    expect(read({})).toEqual({})
+    expect(read({}, '')).toEqual({})
   })
 })
 
