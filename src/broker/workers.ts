@@ -12,6 +12,11 @@ export const CONNECTIONS_PER_PROCESS = 21
 export const MEMORY_PER_PROCESS = 256 * 1024 * 1024
 /** Connection slots left for `keyward` commands and an operator's psql. */
 export const CONNECTION_HEADROOM = 5
+/**
+ * The share of the free slots one `keyward serve` takes: half, so that replicas started next with
+ * the same defaults still find room (max_connections 100, nothing else connected: 2, 1, 1).
+ */
+export const CONNECTION_SHARE = 0.5
 
 export interface WorkerBudget {
   store: 'sqlite' | 'postgres'
@@ -21,7 +26,7 @@ export interface WorkerBudget {
   cpuQuota?: number
   /** The cgroup's memory limit in bytes, when one is set. */
   memoryLimit?: number
-  /** PostgreSQL: connection slots not yet taken (max_connections − reserved − in use). */
+  /** PostgreSQL: connection slots not yet taken (max_connections − reserved − in use); `auto` takes half of them (CONNECTION_SHARE). */
   freeConnections?: number
 }
 
@@ -36,7 +41,7 @@ export function chooseWorkers(b: WorkerBudget): WorkerChoice {
   const bounds: [WorkerChoice['limitedBy'], number][] = [['cpus', b.cpus]]
   if (b.cpuQuota !== undefined) bounds.push(['cpu-quota', Math.floor(b.cpuQuota)])
   if (b.memoryLimit !== undefined) bounds.push(['memory', Math.floor(b.memoryLimit / MEMORY_PER_PROCESS)])
-  if (b.freeConnections !== undefined) bounds.push(['connections', Math.floor((b.freeConnections - CONNECTION_HEADROOM) / CONNECTIONS_PER_PROCESS)])
+  if (b.freeConnections !== undefined) bounds.push(['connections', Math.floor(((b.freeConnections - CONNECTION_HEADROOM) * CONNECTION_SHARE) / CONNECTIONS_PER_PROCESS)])
   const [limitedBy, n] = bounds.reduce((a, c) => (c[1] < a[1] ? c : a))
   return { workers: Math.min(64, Math.max(1, n)), limitedBy }
 }

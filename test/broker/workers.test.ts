@@ -18,9 +18,12 @@ describe('chooseWorkers', () => {
     expect(chooseWorkers({ store: 'postgres', cpus: 8 })).toEqual({ workers: 8, limitedBy: 'cpus' })
     expect(chooseWorkers({ store: 'postgres', cpus: 8, cpuQuota: 2.5 })).toEqual({ workers: 2, limitedBy: 'cpu-quota' })
     expect(chooseWorkers({ store: 'postgres', cpus: 8, memoryLimit: 3 * MEMORY_PER_PROCESS + 1 })).toEqual({ workers: 3, limitedBy: 'memory' })
-    // PostgreSQL's default max_connections (100, 3 reserved) with nothing else connected: four processes.
-    expect(chooseWorkers({ store: 'postgres', cpus: 8, freeConnections: 97 })).toEqual({ workers: 4, limitedBy: 'connections' })
-    expect(chooseWorkers({ store: 'postgres', cpus: 8, freeConnections: 5 * CONNECTIONS_PER_PROCESS + CONNECTION_HEADROOM - 1 })).toEqual({ workers: 4, limitedBy: 'connections' })
+    // PostgreSQL's default max_connections (100, 3 reserved) with nothing else connected: two
+    // processes (42 connections), half the room, so that a replica started next gets as many.
+    expect(chooseWorkers({ store: 'postgres', cpus: 8, freeConnections: 97 })).toEqual({ workers: 2, limitedBy: 'connections' })
+    expect(chooseWorkers({ store: 'postgres', cpus: 8, freeConnections: 97 - 2 * CONNECTIONS_PER_PROCESS })).toEqual({ workers: 1, limitedBy: 'connections' })
+    expect(chooseWorkers({ store: 'postgres', cpus: 8, freeConnections: 8 * CONNECTIONS_PER_PROCESS + CONNECTION_HEADROOM - 1 })).toEqual({ workers: 3, limitedBy: 'connections' })
+    expect(chooseWorkers({ store: 'postgres', cpus: 8, freeConnections: 8 * CONNECTIONS_PER_PROCESS + CONNECTION_HEADROOM })).toEqual({ workers: 4, limitedBy: 'connections' })
   })
 
   it('never gives fewer than one process or more than 64', () => {
