@@ -18,10 +18,13 @@ interface ExpositionAnswer {
   error?: string
 }
 
-const isRequest = (m: unknown): m is ExpositionRequest =>
-  typeof m === 'object' && m !== null && (m as { keyward?: unknown }).keyward === 'metrics-request' && typeof (m as { id?: unknown }).id === 'number'
-const isAnswer = (m: unknown): m is ExpositionAnswer =>
-  typeof m === 'object' && m !== null && (m as { keyward?: unknown }).keyward === 'metrics-answer' && typeof (m as { id?: unknown }).id === 'number'
+/** Whether an IPC message is one of these (other messages share the channel: prom-client's, 'listening'). */
+const isMessage =
+  <T extends ExpositionRequest | ExpositionAnswer>(kind: T['keyward']) =>
+  (m: unknown): m is T =>
+    typeof m === 'object' && m !== null && (m as { keyward?: unknown }).keyward === kind && typeof (m as { id?: unknown }).id === 'number'
+const isRequest = isMessage<ExpositionRequest>('metrics-request')
+const isAnswer = isMessage<ExpositionAnswer>('metrics-answer')
 
 /** In the primary: answers each worker's request with the exposition of every worker's metrics. */
 export function serveClusterMetrics(): void {
