@@ -394,15 +394,24 @@ async function challenges(url: string, n: number): Promise<string[]> {
   return nonces
 }
 
+/**
+ * Flows run right before each timed run, on evidence made with the cell's, and not counted. Making
+ * a cell's evidence leaves the broker idle (a swtpm quote takes ~75 ms: ~20 s before a 64-client
+ * TPM cell), and a broker that has idled 20 s spends about a third more CPU per flow on its next
+ * few hundred flows (Nitro, SQLite, alternating cells: 4.0–5.0 ms against 3.0–3.8); only the TPM
+ * cells idled, so they looked dearer per flow than Nitro's although their verifier is cheaper.
+ */
+const warmFlows = (clients: number): number => Math.max(16, clients)
+
 async function runCell(b: Broker, trust: Trust, at: CellStore, tee: FloorTee, clients: number, flowsWanted: number): Promise<Omit<E2eCell, 'store' | 'workers' | 'floorFlowsPerSec' | 'ratio'>> {
-  const nonces = await challenges(b.url, flowsWanted + clients)
+  const warm = warmFlows(clients)
+  const nonces = await challenges(b.url, warm + flowsWanted + clients)
   const flows: Flow[] = []
   if (tee === 'tpm') flows.push(...(await makeTpmFlows(at.dir, at, nonces)))
   else for (const n of nonces) flows.push(await makeFlow(trust, tee, n))
   let next = 0
   let failure = ''
   const secretUrl = `${b.url}/v1/secrets/bench-secret`
-  const rssMaxMb = rssPeak(b.proc.pid!)
   interface Ctx {
     flow?: Flow
     token?: string
@@ -413,44 +422,50 @@ async function runCell(b: Broker, trust: Trust, at: CellStore, tee: FloorTee, cl
   let firstSentAt = 0
   let lastAnsweredAt = 0
   const answered = (): void => void (lastAnsweredAt = performance.now())
+  const drive = (amountFlows: number) =>
+    autocannon({
+      url: b.url,
+      connections: clients,
+      amount: amountFlows * 2,
+      timeout: 120, // a loaded machine: an attest timing out would turn its release into a 401
+      requests: [
+        {
+          method: 'POST',
+          path: '/v1/attest',
+          headers: { 'content-type': 'application/json' },
+          setupRequest: (req, context) => {
+            const f = flows[next++]
+            if (!f) throw new Error('out of prepared evidence')
+            if (firstSentAt === 0) firstSentAt = performance.now()
+            ;(context as Ctx).flow = f
+            return { ...req, body: f.body }
+          },
+          onResponse: (status, body, context) => {
+            answered()
+            if (status === 200) (context as Ctx).token = (JSON.parse(body) as { token: string }).token
+            else failure ||= `attest ${status}: ${body}`
+          },
+        },
+        {
+          method: 'GET',
+          path: '/v1/secrets/bench-secret',
+          setupRequest: (req, context) => {
+            const c = context as Ctx
+            return { ...req, headers: { ...req.headers, authorization: `DPoP ${c.token ?? ''}`, dpop: dpopProof(c.flow!, secretUrl, c.token ?? '') } }
+          },
+          onResponse: (status, body) => {
+            answered()
+            if (status !== 200) failure ||= `release ${status}: ${body}`
+          },
+        },
+      ],
+    })
+  const warmed = await drive(warm)
+  if (warmed.errors + warmed.timeouts + warmed.non2xx > 0) throw new Error(`${tee} c=${clients}: the warm-up failed: ${failure.slice(0, 300)}`)
+  firstSentAt = 0
+  const rssMaxMb = rssPeak(b.proc.pid!)
   const cpu = cpuMeter(b.proc.pid!, at.databaseUrl !== undefined)
-  const result = await autocannon({
-    url: b.url,
-    connections: clients,
-    amount: flowsWanted * 2,
-    timeout: 120, // a loaded machine: an attest timing out would turn its release into a 401
-    requests: [
-      {
-        method: 'POST',
-        path: '/v1/attest',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (req, context) => {
-          const f = flows[next++]
-          if (!f) throw new Error('out of prepared evidence')
-          if (firstSentAt === 0) firstSentAt = performance.now()
-          ;(context as Ctx).flow = f
-          return { ...req, body: f.body }
-        },
-        onResponse: (status, body, context) => {
-          answered()
-          if (status === 200) (context as Ctx).token = (JSON.parse(body) as { token: string }).token
-          else failure ||= `attest ${status}: ${body}`
-        },
-      },
-      {
-        method: 'GET',
-        path: '/v1/secrets/bench-secret',
-        setupRequest: (req, context) => {
-          const c = context as Ctx
-          return { ...req, headers: { ...req.headers, authorization: `DPoP ${c.token ?? ''}`, dpop: dpopProof(c.flow!, secretUrl, c.token ?? '') } }
-        },
-        onResponse: (status, body) => {
-          answered()
-          if (status !== 200) failure ||= `release ${status}: ${body}`
-        },
-      },
-    ],
-  })
+  const result = await drive(flowsWanted)
   const used = cpu()
   const peakMb = rssMaxMb()
   const errors = result.errors + result.timeouts + result.non2xx
