@@ -397,8 +397,8 @@ async function challenges(url: string, n: number): Promise<string[]> {
 /**
  * Flows run right before each timed run, on evidence made with the cell's, and not counted. Making
  * a cell's evidence leaves the broker idle (a swtpm quote takes ~75 ms: ~20 s before a 64-client
- * TPM cell), and a broker that has idled 20 s spends about a third more CPU per flow on its next
- * few hundred flows (Nitro, SQLite, alternating cells: 4.0–5.0 ms against 3.0–3.8); only the TPM
+ * TPM cell), and a broker that has idled 20 s spends a fifth to a third more CPU per flow on its
+ * next few hundred flows (Nitro, SQLite, alternating cells: 4.0–5.0 ms against 3.0–3.8); only the TPM
  * cells idled, so they looked dearer per flow than Nitro's although their verifier is cheaper.
  */
 const warmFlows = (clients: number): number => Math.max(16, clients)
