@@ -20,6 +20,7 @@ import { allowlistTrustVector, buildEarClaims, teeTrustVector, type EarInput } f
 import { claimsToJson, jsonSafe } from '../verifiers/claims-json.js'
 import { allowlistFactsFor } from './runtime-state.js'
 import { assertEkNotDenied, ENROLLED_NAME } from './enrolment.js'
+import type { DecisionState } from './decision-state.js'
 import { statementDigest } from '../protocol/allowlist-state.js'
 import { verifyDpopProof } from './dpop.js'
 import type { Noise } from './abuse.js'
@@ -83,6 +84,11 @@ export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOpt
     statement: fromHex(req.runtimeState.allowlist.statement)!,
   }
   const state = allowlistEv ? statementDigest(allowlistEv.statement) : ZERO_STATE
+  // One read of the decision state serves the AK lookup (TPM, during verification), the appraisal
+  // and the quarantine check; it is read when first needed, so evidence that fails to verify
+  // before its AK is asked for costs no read.
+  let stateRead: Promise<DecisionState> | undefined
+  const decisionState = (): Promise<DecisionState> => (stateRead ??= deps.appraiser.state())
   const jktBytes = thumbprintBytes(jkt)
   const binding = opts.binding ?? bindingDigest(nonce, jktBytes, state)
   const ctx: VerifyContext = {
@@ -95,13 +101,14 @@ export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOpt
       tpm: { ekRoots: deps.trust.ekRoots.map((c) => c.cert) },
     },
     resolveAk: async (name) => {
-      const row = await deps.store.getAk(name)
+      const decided = await decisionState()
+      const row = await decided.ak(name)
       if (!row) return null
       // Asked only after the quote verified under this AK: these answers go to its holder.
       if (row.revokedAt === null && row.status === 'pending') {
         throw new KeywardError('ERR_ENROLMENT_PENDING', 'this AK is registered but its enrolment waits for an authority (keyward enrol approve)', { detail: { akName: name } })
       }
-      await assertEkNotDenied(deps, row)
+      await assertEkNotDenied(decided, row)
       return { via: row.via, workload: row.workload, revoked: row.revokedAt !== null || row.status !== 'enrolled' }
     },
   }
@@ -125,9 +132,8 @@ export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOpt
   let allowlist: AllowlistFacts | undefined
   if (allowlistEv) allowlist = allowlistFactsFor(claims, allowlistEv, deps.config.tpm.allowlistPcr, { nonce, jkt: jktBytes })
 
-  // One read of policies, reference values and quarantines serves the appraisal and the quarantine check.
-  const decisionState = await deps.appraiser.state()
-  const appraisal = await inSpan('keyward.appraise', { 'keyward.tee': req.tee }, () => deps.appraiser.appraise({ claims, ...(allowlist ? { allowlist } : {}), now }, decisionState))
+  const decided = await decisionState()
+  const appraisal = await inSpan('keyward.appraise', { 'keyward.tee': req.tee }, () => deps.appraiser.appraise({ claims, ...(allowlist ? { allowlist } : {}), now }, decided))
   const workload = workloadId(claims)
   const items = measuredItems(claims, allowlist)
   if (!appraisal.allow) {
@@ -137,7 +143,7 @@ export async function attest(deps: BrokerDeps, req: AttestInput, opts: AttestOpt
   }
 
   // Containment (src/broker/containment.ts): a quarantined workload gets no attestation result.
-  await assertNotQuarantined(decisionState, workload, { jkt })
+  await assertNotQuarantined(decided, workload, { jkt })
 
   const policyId = `keyward:policy:${appraisal.policy}@${appraisal.policyVersion}`
   const submods: EarInput['submods'] = {

@@ -1,12 +1,13 @@
-// What every decision reads: the active policies, the reference values and the quarantines,
-// cached in this process under the store's decision-state version (migration 0007/0008: a
-// trigger gives it a new random token in the same transaction as any change to those tables,
-// whoever makes it). A decision reads the token, one single-row read, and the rows only when the
-// token changed, so an applied policy, a revoked reference value or a quarantine still takes
-// effect on the very next request on every replica. The change feed (src/store/changes.ts) is not
+// What every decision reads: the active policies, the reference values, the quarantines and, for
+// TPM evidence, the AK rows and EK list entries, cached in this process under the store's
+// decision-state version (SQLite migrations 0007 and 0008, PostgreSQL 0008 and 0010: a trigger
+// gives it a new random token in the same transaction as any change to those tables, whoever
+// makes it). A decision reads the token, one single-row read, and the rows only when the
+// token changed, so an applied policy, a revoked reference value or AK, a quarantine or an EK
+// denial still takes effect on the very next request on every replica. The change feed (src/store/changes.ts) is not
 // enough for that: its NOTIFY reaches other processes some time after the commit.
 // Order matters: the token is read before the rows, so rows are never older than their token.
-import type { PolicyRow, QuarantineRow, ReferenceValueRow, Store } from '../store/types.js'
+import type { AkRow, EkListRow, PolicyRow, QuarantineRow, ReferenceValueRow, Store } from '../store/types.js'
 import { remember } from '../util/bounded-map.js'
 
 /** One consistent view for one request: read once, used for its appraisal, grants and quarantine check. */
@@ -15,25 +16,37 @@ export interface DecisionState {
   referenceValues: readonly ReferenceValueRow[]
   /** The workload's quarantine, if any (looked up once per token and workload). */
   quarantine(workload: string): Promise<QuarantineRow | null>
+  /** A TPM attestation key's row, if registered (looked up once per token and name). */
+  ak(name: string): Promise<AkRow | null>
+  /** The EK list entries for any of these EK digests (looked up once per token and set of digests). */
+  listEkEntries(eks: string[]): Promise<EkListRow[]>
 }
 
-/** Quarantine lookups kept per token: more workloads than this are looked up again. */
-const MAX_QUARANTINE_LOOKUPS = 4096
+/** Lookups of each kind kept per token: more keys than this are looked up again. */
+const MAX_LOOKUPS = 4096
+
+/** One lookup per key while the token holds; a failed lookup is not kept, the next request reads again. */
+function lookups<T>(read: (key: string) => Promise<T>): (key: string) => Promise<T> {
+  const seen = new Map<string, Promise<T>>()
+  return (key) => {
+    const hit = seen.get(key)
+    if (hit) return hit
+    const p = read(key)
+    p.catch(() => seen.delete(key))
+    return remember(seen, key, p, MAX_LOOKUPS)
+  }
+}
 
 export function createDecisionStateReader(store: Store): () => Promise<DecisionState> {
   const load = async (): Promise<DecisionState> => {
     const [policies, referenceValues] = await Promise.all([store.getActivePolicies(), store.listReferenceValues()])
-    const quarantines = new Map<string, Promise<QuarantineRow | null>>()
+    const ekEntries = lookups((key) => store.listEkEntries(key.split('\n')))
     return {
       policies,
       referenceValues,
-      quarantine(workload) {
-        const hit = quarantines.get(workload)
-        if (hit) return hit
-        const p = store.getQuarantine(workload)
-        p.catch(() => quarantines.delete(workload))
-        return remember(quarantines, workload, p, MAX_QUARANTINE_LOOKUPS)
-      },
+      quarantine: lookups((workload) => store.getQuarantine(workload)),
+      ak: lookups((name) => store.getAk(name)),
+      listEkEntries: (eks) => ekEntries([...eks].sort().join('\n')),
     }
   }
   let cached: { token: string; state: Promise<DecisionState> } | undefined

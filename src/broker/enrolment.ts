@@ -45,10 +45,13 @@ function eksOf(row: { ekFingerprint: string | null; ekPubDigest: string | null }
 }
 
 /** Throws ERR_EK_DENIED when any digest of this EK is on the deny list. */
-export async function assertEkNotDenied(deps: Pick<Deps, 'store'>, ek: { ekFingerprint: string | null; ekPubDigest: string | null }): Promise<void> {
+export async function assertEkNotDenied(
+  ekList: { listEkEntries(eks: string[]): Promise<EkListRow[]> },
+  ek: { ekFingerprint: string | null; ekPubDigest: string | null },
+): Promise<void> {
   const eks = eksOf(ek)
   if (eks.length === 0) return
-  const denied = (await deps.store.listEkEntries(eks)).find((e) => e.kind === 'deny')
+  const denied = (await ekList.listEkEntries(eks)).find((e) => e.kind === 'deny')
   if (denied) throw new KeywardError('ERR_EK_DENIED', 'this TPM\'s endorsement key is denied', { detail: { ek: denied.ek } })
 }
 
@@ -84,7 +87,7 @@ export async function listPendingEnrolments(deps: Pick<Deps, 'store'>): Promise<
 export async function decideEnrolment(deps: Deps, akName: string, decision: 'approve' | 'reject', by: string): Promise<AkRow> {
   const row = await deps.store.getAk(akName)
   if (!row) throw new KeywardError('ERR_NOT_FOUND', 'no such enrolment')
-  if (decision === 'approve') await assertEkNotDenied(deps, row)
+  if (decision === 'approve') await assertEkNotDenied(deps.store, row)
   if (!(await deps.store.setAkStatus(akName, decision === 'approve' ? 'enrolled' : 'rejected', by))) {
     throw new KeywardError('ERR_CONFLICT', `the enrolment is ${row.status}, not pending`)
   }

@@ -29,7 +29,7 @@ export async function registerTpmAk(deps: BrokerDeps, body: z.infer<typeof S.Tpm
   )
   const ekFingerprint = ek.certificate.fingerprint
   const ekPubDigest = ekPublicDigest(publicKeyOf(ekPub))
-  await assertEkNotDenied(deps, { ekFingerprint, ekPubDigest })
+  await assertEkNotDenied(deps.store, { ekFingerprint, ekPubDigest })
   const name = akName(akPub)
   const secret = randomBytes(32)
   const credential = makeCredential(ekPub, name, secret).file
@@ -80,7 +80,7 @@ export async function activateTpmAk(
     await deps.audit({ type: 'tpm.activate', subject: row?.akName ?? body.activationId, decision: 'deny', detail: { code: 'ERR_CREDENTIAL_ACTIVATION' } })
     throw new KeywardError('ERR_CREDENTIAL_ACTIVATION', 'credential activation failed')
   }
-  await assertEkNotDenied(deps, row)
+  await assertEkNotDenied(deps.store, row)
   const existing = await deps.store.getAk(row.akName)
   if (existing) {
     // Re-registering a known AK changes nothing: its name and status stay what an authority set.

@@ -465,7 +465,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
   describe('decision-state version', () => {
     // The broker caches policies, reference values and quarantines under this token
     // (src/broker/decision-state.ts): every change to them, by any path, must change it.
-    it('changes with every change to policies, reference values or quarantines, through the store or in SQL, and with nothing else', async () => {
+    it('changes with every change to policies, reference values, quarantines, AKs or the EK list, through the store or in SQL, and with nothing else', async () => {
       let last = await store.decisionStateVersion()
       expect(last).toMatch(/^[0-9a-f-]{32,36}$/)
       const changed = async (what: string, f: () => Promise<unknown>): Promise<void> => {
@@ -492,6 +492,17 @@ describe.each<Backend>(['sqlite', 'postgres'])('Store contract (%s)', (backend) 
         await store.quarantineWorkload({ workload: 'wv2', at: T0, reason: 'drift' })
         await loc.exec(`DELETE FROM quarantines WHERE workload = 'wv2'`)
       })
+      // TPM attestation keys and the EK list (cached for the AK lookup of every TPM attestation).
+      const ak = { name: '000b' + 'dd'.repeat(32), publicArea: 'AQ', workload: 'svc', via: 'credential-activation' as const, ekFingerprint: null, createdAt: T0, revokedAt: null, status: 'pending' as const, enrolledBy: null, ekPubDigest: '33'.repeat(32) }
+      await changed('putAk', () => store.putAk(ak))
+      await changed('setAkStatus', () => store.setAkStatus(ak.name, 'enrolled', 'admin:a'))
+      await changed('revokeAk', () => store.revokeAk(ak.name, T0 + 1))
+      await changed('UPDATE aks in SQL', () => loc.exec(`UPDATE aks SET revoked_at = NULL WHERE name = '${ak.name}'`))
+      await changed('putEkEntry', () => store.putEkEntry({ id: 'ev1', kind: 'deny', ek: '33'.repeat(32), workload: null, createdAt: T0, createdBy: 'admin:a', note: null }))
+      await changed('removeEkEntries', () => store.removeEkEntries({ id: 'ev1' }))
+      await changed('INSERT INTO ek_list in SQL', () =>
+        loc.exec(`INSERT INTO ek_list (id, kind, ek, workload, created_at, created_by, note) VALUES ('ev2', 'deny', '${'44'.repeat(32)}', NULL, ${T0}, 'sql', NULL)`))
+      await changed('DELETE FROM aks in SQL', () => loc.exec(`DELETE FROM aks WHERE name = '${ak.name}'`))
       // The hot path's own writes leave it alone, or nothing could stay cached.
       await unchanged('attestation, workload, nonce, audit', async () => {
         await store.insertAttestation(attestation('jv1', 'pv', ['rv1']))
